@@ -1,0 +1,303 @@
+"""The compact stored state, schema v1 (MODEL.md section 2).
+
+Keys, in their fixed order: v c n nc m mp d h k g b dd, optionally A B::
+
+    v   int                     schema version (1)
+    c   int                     chapter 1..5
+    n   int                     messages processed in total
+    nc  int                     messages processed in the current chapter
+    m   {i,p,t,s: [alpha, beta]}  metric Beta posteriors
+    mp  {i,p,t,s: [alpha0, beta0]}  metric priors of the current chapter
+    d   [8 floats]              vice Dirichlet concentrations
+    h   [6 floats]              mood belief (sums to 1)
+    k   [a_skip, a_respond, consecutive_skips]
+    g   [mu, tau]               Normal posterior of the log reply gap
+    b   [4 spent floats, t]     evidence budget per metric at epoch second t
+    dd  [day, count]            UTC day number and messages on that day
+    A   6x6, B 6x14             optional personalised HMM matrices
+
+Rounding on :func:`encode` (keeps the text of a state without A/B within 512
+bytes; decoded values are plain Python floats/ints):
+
+- every float is written with 6 significant digits, integral floats without a
+  fraction (``2.5`` -> ``2.5``, ``2.0`` -> ``2``, ``1e-05`` -> ``1e-5``);
+- ``h`` and the rows of ``A`` are written in micro-units (multiples of 1e-6,
+  largest-remainder rounding) so that they sum to exactly 1; probabilities
+  below 1e-6 may become 0;
+- the spent amounts of ``b`` below 1e-6 are written as 0, and the bucket time
+  ``b[4]`` as a whole epoch second.
+
+``encode(decode(text)) == text`` for any text produced by ``encode``.
+"""
+
+import copy
+import json
+import math
+from typing import Any, Callable, Dict, List, Union
+
+from . import SCHEMA_VERSION, vocab
+from .errors import DATA_CORRUPTED, FEATURE_NOT_SUPPORTED, BayesError
+from .params import Params, int_value, real_value
+
+KEY_ORDER = ("v", "c", "n", "nc", "m", "mp", "d", "h", "k", "g", "b", "dd", "A", "B")
+OPTIONAL_KEYS = ("A", "B")
+MAX_BYTES = 512             # a state without A/B
+MAX_BYTES_WITH_HMM = 2048   # a state with A and/or B
+SIGNIFICANT_DIGITS = 6
+PROBABILITY_UNITS = 1_000_000  # h and rows of A are stored in multiples of 1e-6
+ROW_TOLERANCE = 1e-5           # h and rows of A must sum to 1 within this
+_STORED_HINT = "repair the row in public.user_bayesian_state; it is never reset automatically"
+
+# Upgrade steps: UPGRADES[v] turns a state of schema v into schema v + 1.
+# v1 is the first schema, so there are none yet. A step receives a deep copy
+# and returns the upgraded state (with "v" set to v + 1).
+UPGRADES: Dict[int, Callable[[dict], dict]] = {}
+
+
+# --------------------------------------------------------------------------
+# Defaults
+# --------------------------------------------------------------------------
+
+def default_state(chapter: int, params: Params) -> dict:
+    """A fresh state at the start of `chapter` (no messages yet)."""
+    cp = params.chapter(chapter)
+    prior = params.metric_prior(chapter)
+    return {
+        "v": SCHEMA_VERSION,
+        "c": cp.chapter,
+        "n": 0,
+        "nc": 0,
+        "m": {key: list(prior[key]) for key in vocab.METRIC_KEYS},
+        "mp": {key: list(prior[key]) for key in vocab.METRIC_KEYS},
+        "d": [float(params.g["vice_prior"])] * len(vocab.VICES),
+        "h": list(params.g["mood_start_belief"]),
+        "k": [cp.skip_prior_skip, cp.skip_prior_respond, 0],
+        "g": [math.log(cp.reply_baseline_s), 1.0],
+        "b": [0.0, 0.0, 0.0, 0.0, 0.0],
+        "dd": [0, 0],
+    }
+
+
+# --------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------
+
+class _Checker:
+    """Validates one state, building a normalised copy; errors name the JSON path."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def fail(self, path: str, problem: str) -> BayesError:
+        hint = _STORED_HINT if self.what == "stored state" else "the engine built an invalid state; nothing was written"
+        return BayesError(DATA_CORRUPTED, f"{self.what} is corrupt: {path} {problem}", hint)
+
+    def real(self, value: Any, path: str, minimum: float = -math.inf, strict: bool = False) -> float:
+        """A finite float, > minimum when strict, else >= minimum."""
+        try:
+            x = real_value(value)
+        except (TypeError, ValueError) as exc:
+            raise self.fail(path, str(exc)) from None
+        if (strict and not x > minimum) or x < minimum:
+            raise self.fail(path, f"must be {'>' if strict else '>='} {_num(minimum)}, got {x!r}")
+        return x
+
+    def integer(self, value: Any, path: str, minimum: int = 0) -> int:
+        try:
+            x = int_value(value)
+        except (TypeError, ValueError) as exc:
+            raise self.fail(path, str(exc)) from None
+        if x < minimum:
+            raise self.fail(path, f"must be >= {minimum}, got {x}")
+        return x
+
+    def array(self, value: Any, path: str, length: int) -> list:
+        if not isinstance(value, (list, tuple)):
+            raise self.fail(path, f"must be an array of {length}, got {type(value).__name__}")
+        if len(value) != length:
+            raise self.fail(path, f"must have {length} entries, got {len(value)}")
+        return list(value)
+
+    def probabilities(self, value: Any, path: str, length: int, sum_to_one: bool) -> List[float]:
+        """Non-negative entries summing to 1 (sum_to_one) or to a positive total."""
+        row = [self.real(x, f"{path}[{j}]", 0.0) for j, x in enumerate(self.array(value, path, length))]
+        total = math.fsum(row)
+        if sum_to_one and abs(total - 1.0) > ROW_TOLERANCE:
+            raise self.fail(path, f"must sum to 1 (within {ROW_TOLERANCE}), got {total!r}")
+        if not sum_to_one and not total > 0:
+            raise self.fail(path, "must have a positive sum")
+        return row
+
+    def metrics(self, value: Any, path: str) -> Dict[str, List[float]]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be an object, got {type(value).__name__}")
+        keys = set(value)
+        for key in vocab.METRIC_KEYS:
+            if key not in keys:
+                raise self.fail(f"{path}.{key}", "is missing")
+        extra = sorted(str(k) for k in keys - set(vocab.METRIC_KEYS))
+        if extra:
+            raise self.fail(f"{path}.{extra[0]}", "is not a metric (expected i, p, t, s)")
+        out = {}
+        for key in vocab.METRIC_KEYS:
+            pair = self.array(value[key], f"{path}.{key}", 2)
+            out[key] = [self.real(pair[0], f"{path}.{key}[0] (alpha)", 0.0, strict=True),
+                        self.real(pair[1], f"{path}.{key}[1] (beta)", 0.0, strict=True)]
+        return out
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if x == int(x) else repr(x)
+
+
+def validate(state: Any, what: str = "stored state") -> dict:
+    """Check a schema-v1 state and return a normalised copy (plain floats/ints).
+
+    Raises BayesError(DATA_CORRUPTED) naming the JSON path of the first problem.
+    `what` starts the message ("stored state is corrupt: ...").
+    """
+    ck = _Checker(what)
+    if not isinstance(state, dict):
+        raise ck.fail("(root)", f"must be a JSON object, got {type(state).__name__}")
+    for key in KEY_ORDER:
+        if key not in state and key not in OPTIONAL_KEYS:
+            raise ck.fail(key, "is missing")
+    unknown = sorted(str(k) for k in state if k not in KEY_ORDER)
+    if unknown:
+        raise ck.fail(unknown[0], "is not a key of schema v1")
+
+    out: Dict[str, Any] = {}
+    out["v"] = ck.integer(state["v"], "v")
+    if out["v"] != SCHEMA_VERSION:
+        raise ck.fail("v", f"must be {SCHEMA_VERSION}, got {out['v']}")
+    out["c"] = ck.integer(state["c"], "c")
+    if out["c"] not in vocab.CHAPTERS:
+        raise ck.fail("c", f"must be a chapter in 1..5, got {out['c']}")
+    out["n"] = ck.integer(state["n"], "n")
+    out["nc"] = ck.integer(state["nc"], "nc")
+    if out["nc"] > out["n"]:
+        raise ck.fail("nc", f"must be <= n ({out['n']}), got {out['nc']}")
+    out["m"] = ck.metrics(state["m"], "m")
+    out["mp"] = ck.metrics(state["mp"], "mp")
+    out["d"] = [ck.real(x, f"d[{j}]", 0.0, strict=True)
+                for j, x in enumerate(ck.array(state["d"], "d", len(vocab.VICES)))]
+    out["h"] = ck.probabilities(state["h"], "h", len(vocab.MOODS), sum_to_one=True)
+
+    k = ck.array(state["k"], "k", 3)
+    out["k"] = [ck.real(k[0], "k[0] (a_skip)", 0.0, strict=True),
+                ck.real(k[1], "k[1] (a_respond)", 0.0, strict=True),
+                ck.integer(k[2], "k[2] (consecutive_skips)")]
+    g = ck.array(state["g"], "g", 2)
+    out["g"] = [ck.real(g[0], "g[0] (mu)"), ck.real(g[1], "g[1] (tau)", 0.0, strict=True)]
+    b = ck.array(state["b"], "b", 5)
+    out["b"] = ([ck.real(x, f"b[{j}] (spent)", 0.0) for j, x in enumerate(b[:4])]
+                + [ck.real(b[4], "b[4] (epoch second)", 0.0)])
+    dd = ck.array(state["dd"], "dd", 2)
+    out["dd"] = [ck.integer(dd[0], "dd[0] (day)"), ck.integer(dd[1], "dd[1] (count)")]
+
+    n_moods = len(vocab.MOODS)
+    if "A" in state:
+        rows = ck.array(state["A"], "A", n_moods)
+        out["A"] = [ck.probabilities(row, f"A[{r}]", n_moods, sum_to_one=True) for r, row in enumerate(rows)]
+    if "B" in state:
+        rows = ck.array(state["B"], "B", n_moods)
+        out["B"] = [ck.probabilities(row, f"B[{r}]", len(vocab.SYMBOLS), sum_to_one=False)
+                    for r, row in enumerate(rows)]
+    return out
+
+
+# --------------------------------------------------------------------------
+# Upgrades
+# --------------------------------------------------------------------------
+
+def upgrade(state: dict) -> dict:
+    """Bring a stored state to SCHEMA_VERSION by applying the UPGRADES chain.
+
+    A state newer than this code raises FEATURE_NOT_SUPPORTED (never a reset);
+    a missing or unknown old version raises DATA_CORRUPTED.
+    """
+    ck = _Checker("stored state")
+    if not isinstance(state, dict):
+        raise ck.fail("(root)", f"must be a JSON object, got {type(state).__name__}")
+    if "v" not in state:
+        raise ck.fail("v", "is missing")
+    v = ck.integer(state["v"], "v", minimum=-(2 ** 63))
+    if v > SCHEMA_VERSION:
+        raise BayesError(
+            FEATURE_NOT_SUPPORTED,
+            f"stored state has schema v={v}, newer than this code (v{SCHEMA_VERSION}): deploy the newer code",
+            "a newer engine wrote this row; do not reset it",
+        )
+    while v < SCHEMA_VERSION:
+        step = UPGRADES.get(v)
+        if step is None:
+            raise ck.fail("v", f"is {v}, and there is no upgrade from schema v={v} (this code reads v{SCHEMA_VERSION})")
+        state = step(copy.deepcopy(state))
+        new_v = state.get("v") if isinstance(state, dict) else None
+        if new_v != v + 1:
+            raise ck.fail("v", f"was not advanced by the upgrade step from v={v} (got {new_v!r}, expected {v + 1})")
+        v = new_v
+    return state
+
+
+# --------------------------------------------------------------------------
+# Encoding
+# --------------------------------------------------------------------------
+
+def _fmt_float(x: float) -> str:
+    """A float as the shortest JSON text with 6 significant digits."""
+    if x == 0.0:
+        return "0"
+    text = format(x, f".{SIGNIFICANT_DIGITS}g")
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
+
+
+def _quantize_probabilities(row: List[float]) -> List[float]:
+    """Round a distribution to multiples of 1e-6 summing to exactly 1 (largest remainder)."""
+    total = math.fsum(row)
+    scaled = [x / total * PROBABILITY_UNITS for x in row]
+    units = [math.floor(x) for x in scaled]
+    missing = PROBABILITY_UNITS - sum(units)
+    by_remainder = sorted(range(len(row)), key=lambda j: (-(scaled[j] - units[j]), j))
+    for j in by_remainder[:missing]:
+        units[j] += 1
+    return [u / PROBABILITY_UNITS for u in units]
+
+
+def _write(value: Any) -> str:
+    """Compact JSON of a normalised state (dicts keep their insertion order)."""
+    if isinstance(value, bool):
+        raise TypeError("bool in state")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _fmt_float(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_write(x) for x in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(json.dumps(k) + ":" + _write(x) for k, x in value.items()) + "}"
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def encode(state: dict) -> str:
+    """Validate and serialise a state as compact JSON text (see the module docstring)."""
+    s = validate(state, what="state to store")
+    s["h"] = _quantize_probabilities(s["h"])
+    if "A" in s:
+        s["A"] = [_quantize_probabilities(row) for row in s["A"]]
+    spent = [0.0 if x < 1e-6 else x for x in s["b"][:4]]
+    s["b"] = spent + [int(round(s["b"][4]))]  # written as an int: a whole epoch second
+    return _write({key: s[key] for key in KEY_ORDER if key in s})
+
+
+def decode(data: Union[str, bytes, dict]) -> dict:
+    """Parse (if text), upgrade and validate a stored state; returns plain floats/ints."""
+    if isinstance(data, (str, bytes, bytearray)):
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise BayesError(DATA_CORRUPTED, f"stored state is corrupt: not valid JSON ({exc})", _STORED_HINT) from None
+    return validate(upgrade(data))

@@ -1,0 +1,420 @@
+"""Model parameters (MODEL.md sections 1-7, stored in the tables of section 9).
+
+At run time the parameters come from ``bayes.chapter_params`` (one row per
+chapter) and ``bayes.params`` (global constants) as one JSON snapshot::
+
+    {"chapters": [{"chapter": 1, "boss_threshold": 55, ...}, ... 5 rows],
+     "global": {"discount": 0.98, ..., "mood_emission": [[...]]}}
+
+:data:`DEFAULT_SNAPSHOT` holds the defaults of MODEL.md in exactly that shape;
+the SQL seed uses the same numbers. :meth:`Params.from_snapshot` validates a
+snapshot (every key present, finite, in range) and raises
+``BayesError('22023', ...)`` naming the offending key. Keys that are not part
+of the model (for example bookkeeping columns) are ignored.
+"""
+
+import json
+import math
+import numbers
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from . import vocab
+from .errors import INVALID_PARAMETER, BayesError
+
+_HINT_CHAPTER = "fix the row in bayes.chapter_params"
+_HINT_GLOBAL = "fix the row in bayes.params"
+_ROW_TOLERANCE = 1e-5  # rows of probabilities must sum to 1 within this
+
+
+# --------------------------------------------------------------------------
+# JSON number helpers (shared with the codec)
+# --------------------------------------------------------------------------
+
+def real_value(value: Any) -> float:
+    """Return a JSON number (int, float or Decimal; never bool) as a finite float.
+
+    Raises TypeError for a non-number and ValueError for NaN or infinity; the
+    exception text completes a sentence such as "key must be ...".
+    """
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
+        raise TypeError(f"must be a number, got {_show(value)}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"must be a finite number, got {_show(value)}")
+    return result
+
+
+def int_value(value: Any, allow_integral_float: bool = False) -> int:
+    """Return a JSON integer (never bool) as an int.
+
+    An integral Decimal is accepted; an integral float only when
+    ``allow_integral_float`` is true.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"must be an integer, got {_show(value)}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, Decimal) or (allow_integral_float and isinstance(value, numbers.Real)):
+        number = real_value(value)
+        if number == int(number):
+            return int(number)
+    raise TypeError(f"must be an integer, got {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    """Short printable form of a bad value for error messages."""
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+# --------------------------------------------------------------------------
+# Defaults (MODEL.md)
+# --------------------------------------------------------------------------
+
+# Section 2.1: chapter 1 uses the narrative priors; chapters 2..5 use
+# (mean * strength, (1 - mean) * strength), rounded to 10 decimals.
+_PRIOR_MEAN_STRENGTH = {
+    2: ((0.40, 12), (0.55, 10), (0.45, 11), (0.50, 10)),
+    3: ((0.55, 18), (0.60, 16), (0.58, 17), (0.60, 15)),
+    4: ((0.68, 25), (0.65, 22), (0.67, 24), (0.70, 20)),
+    5: ((0.78, 35), (0.72, 30), (0.75, 33), (0.80, 28)),
+}
+_PRIORS_CHAPTER_1 = ((1.5, 6), (3, 3), (2, 5), (2, 3))
+
+
+def _chapter_priors(chapter: int) -> dict:
+    """The prior_<metric>_alpha/beta keys of one chapter."""
+    if chapter == 1:
+        pairs = _PRIORS_CHAPTER_1
+    else:
+        pairs = tuple(
+            (round(mean * strength, 10), round((1 - mean) * strength, 10))
+            for mean, strength in _PRIOR_MEAN_STRENGTH[chapter]
+        )
+    out = {}
+    for name, (alpha, beta) in zip(vocab.METRIC_NAMES, pairs):
+        out[f"prior_{name}_alpha"] = alpha
+        out[f"prior_{name}_beta"] = beta
+    return out
+
+
+def _default_chapter(chapter: int) -> dict:
+    """One default row of bayes.chapter_params."""
+    j = chapter - 1
+    row = {"chapter": chapter, "boss_threshold": (55, 60, 65, 70, 75)[j]}
+    row.update(_chapter_priors(chapter))
+    row.update({
+        "skip_prior_skip": (3, 2, 1.5, 1, 0.5)[j],            # 2.1
+        "skip_prior_respond": (7, 8, 8.5, 9, 9.5)[j],         # 2.1
+        "skip_cap": (0.50, 0.35, 0.25, 0.15, 0.08)[j],        # 4.4
+        "reply_baseline_s": (300, 240, 180, 120, 90)[j],      # 2.1
+        "delay_coef": (0.15, 0.30, 0.50, 0.75, 1.0)[j],       # 4.2
+        "delay_cap_s": (10, 60, 300, 900, 1800)[j],           # 4.2
+        "fast_reply_s": (600, 300, 300, 300, 300)[j],         # 3
+        "slow_reply_s": (28800, 14400, 7200, 3600, 1800)[j],  # 3
+        "decay_grace_h": (8, 16, 24, 48, 72)[j],              # 5
+        "decay_rate_per_h": (0.008, 0.006, 0.004, 0.003, 0.002)[j],  # 5
+        "vice_decay_grace_h": (24, 48, 72, 96, 168)[j],       # 5
+        "mood_volatility": (1.3, 1.15, 1.0, 0.9, 0.85)[j],    # 4.2
+    })
+    return row
+
+
+DEFAULT_SNAPSHOT: dict = {
+    "chapters": [_default_chapter(c) for c in vocab.CHAPTERS],
+    "global": {
+        "discount": 0.98,
+        "cold_start_messages": 10,
+        "evidence_budget_per_hour": 5.0,
+        "variance_threshold_intimacy": 0.025,
+        "variance_threshold_passion": 0.025,
+        "variance_threshold_trust": 0.020,
+        "variance_threshold_secureness": 0.025,
+        "critical_zone": 5,
+        "ready_probability": 0.7,
+        "vice_prior": 1.0,
+        "vice_decay_rate_per_h": 0.002,
+        "timing_obs_precision": 1.0,
+        "timing_max_gap_s": 21600,
+        "max_consecutive_skips": 2,
+        "mood_start_belief": [0.40, 0.25, 0.10, 0.10, 0.05, 0.10],
+        "mood_transition": [
+            [0.55, 0.20, 0.08, 0.07, 0.03, 0.07],
+            [0.25, 0.50, 0.05, 0.05, 0.05, 0.10],
+            [0.10, 0.05, 0.50, 0.10, 0.15, 0.10],
+            [0.08, 0.02, 0.10, 0.55, 0.10, 0.15],
+            [0.05, 0.02, 0.15, 0.10, 0.55, 0.13],
+            [0.05, 0.02, 0.10, 0.15, 0.08, 0.60],
+        ],
+        "mood_emission": [
+            [0.12, 0.08, 0.12, 0.10, 0.02, 0.08, 0.08, 0.10, 0.05, 0.10, 0.08, 0.03, 0.02, 0.02],
+            [0.08, 0.05, 0.08, 0.08, 0.01, 0.05, 0.18, 0.12, 0.02, 0.08, 0.05, 0.10, 0.08, 0.02],
+            [0.10, 0.05, 0.18, 0.05, 0.05, 0.15, 0.02, 0.15, 0.02, 0.05, 0.08, 0.05, 0.02, 0.03],
+            [0.02, 0.18, 0.03, 0.02, 0.05, 0.03, 0.03, 0.03, 0.18, 0.08, 0.05, 0.15, 0.02, 0.13],
+            [0.15, 0.05, 0.05, 0.01, 0.18, 0.15, 0.02, 0.12, 0.03, 0.05, 0.05, 0.08, 0.01, 0.05],
+            [0.02, 0.22, 0.03, 0.01, 0.08, 0.05, 0.01, 0.02, 0.22, 0.05, 0.03, 0.12, 0.01, 0.13],
+        ],
+    },
+}
+
+
+# --------------------------------------------------------------------------
+# Validation rules
+# --------------------------------------------------------------------------
+
+# Range rules: "pos" > 0, "nonneg" >= 0, "unit" in [0, 1], "score" in [0, 100],
+# "discount" in (0, 1], "int_nonneg" an integer >= 0.
+_CHAPTER_RULES = {
+    "boss_threshold": "score",
+    **{f"prior_{name}_{ab}": "pos" for name in vocab.METRIC_NAMES for ab in ("alpha", "beta")},
+    "skip_prior_skip": "pos",
+    "skip_prior_respond": "pos",
+    "skip_cap": "unit",
+    "reply_baseline_s": "pos",
+    "delay_coef": "nonneg",
+    "delay_cap_s": "pos",
+    "fast_reply_s": "pos",
+    "slow_reply_s": "pos",
+    "decay_grace_h": "nonneg",
+    "decay_rate_per_h": "nonneg",
+    "vice_decay_grace_h": "nonneg",
+    "mood_volatility": "pos",
+}
+
+_GLOBAL_SCALAR_RULES = {
+    "discount": "discount",
+    "cold_start_messages": "int_nonneg",
+    "evidence_budget_per_hour": "pos",
+    **{f"variance_threshold_{name}": "pos" for name in vocab.METRIC_NAMES},
+    "critical_zone": "nonneg",
+    "ready_probability": "unit",
+    "vice_prior": "pos",
+    "vice_decay_rate_per_h": "nonneg",
+    "timing_obs_precision": "pos",
+    "timing_max_gap_s": "pos",
+    "max_consecutive_skips": "int_nonneg",
+}
+
+_RULE_TEXT = {
+    "pos": ("must be > 0", lambda x: x > 0),
+    "nonneg": ("must be >= 0", lambda x: x >= 0),
+    "unit": ("must be in [0, 1]", lambda x: 0 <= x <= 1),
+    "score": ("must be in [0, 100]", lambda x: 0 <= x <= 100),
+    "discount": ("must be in (0, 1]", lambda x: 0 < x <= 1),
+    "int_nonneg": ("must be >= 0", lambda x: x >= 0),
+}
+
+
+def _bad(where: str, problem: str, hint: str) -> BayesError:
+    return BayesError(INVALID_PARAMETER, f"invalid parameter snapshot: {where} {problem}", hint)
+
+
+def _scalar(container: Mapping, key: str, rule: str, where: str, hint: str) -> float:
+    """Fetch, type-check and range-check one scalar parameter."""
+    if key not in container:
+        raise _bad(where, "is missing", hint)
+    try:
+        if rule == "int_nonneg":
+            value: float = int_value(container[key], allow_integral_float=True)
+        else:
+            value = real_value(container[key])
+    except (TypeError, ValueError) as exc:
+        raise _bad(where, str(exc), hint) from None
+    text, ok = _RULE_TEXT[rule]
+    if not ok(value):
+        raise _bad(where, f"{text}, got {value!r}", hint)
+    return value
+
+
+def _vector(raw: Any, where: str, length: int, row_rule: str) -> tuple:
+    """Validate a list of `length` non-negative numbers as a tuple of floats.
+
+    row_rule "sum1": the entries sum to 1 (within 1e-5); "positive": they have
+    a positive sum.
+    """
+    if not isinstance(raw, (list, tuple)) or len(raw) != length:
+        raise _bad(where, f"must be a list of {length} numbers, got {_show(raw)}", _HINT_GLOBAL)
+    values = []
+    for pos, cell in enumerate(raw):
+        try:
+            x = real_value(cell)
+        except (TypeError, ValueError) as exc:
+            raise _bad(f"{where}[{pos}]", str(exc), _HINT_GLOBAL) from None
+        if x < 0:
+            raise _bad(f"{where}[{pos}]", f"must be >= 0, got {x!r}", _HINT_GLOBAL)
+        values.append(x)
+    total = math.fsum(values)
+    if row_rule == "sum1" and abs(total - 1.0) > _ROW_TOLERANCE:
+        raise _bad(where, f"must sum to 1, got {total!r}", _HINT_GLOBAL)
+    if row_rule == "positive" and not total > 0:
+        raise _bad(where, "must have a positive sum", _HINT_GLOBAL)
+    return tuple(values)
+
+
+def _matrix(raw: Any, where: str, rows: int, cols: int, row_rule: str) -> tuple:
+    """Validate a rows x cols matrix of non-negative numbers as nested tuples."""
+    if not isinstance(raw, (list, tuple)) or len(raw) != rows:
+        raise _bad(where, f"must be a list of {rows} rows, got {_show(raw)}", _HINT_GLOBAL)
+    return tuple(_vector(row, f"{where}[{r}]", cols, row_rule) for r, row in enumerate(raw))
+
+
+# --------------------------------------------------------------------------
+# Parameter objects
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ChapterParams:
+    """One row of bayes.chapter_params (all values plain Python numbers)."""
+
+    chapter: int
+    boss_threshold: float
+    prior_intimacy_alpha: float
+    prior_intimacy_beta: float
+    prior_passion_alpha: float
+    prior_passion_beta: float
+    prior_trust_alpha: float
+    prior_trust_beta: float
+    prior_secureness_alpha: float
+    prior_secureness_beta: float
+    skip_prior_skip: float
+    skip_prior_respond: float
+    skip_cap: float
+    reply_baseline_s: float
+    delay_coef: float
+    delay_cap_s: float
+    fast_reply_s: float
+    slow_reply_s: float
+    decay_grace_h: float
+    decay_rate_per_h: float
+    vice_decay_grace_h: float
+    mood_volatility: float
+
+
+CHAPTER_KEYS = tuple(f.name for f in fields(ChapterParams))
+GLOBAL_KEYS = tuple(_GLOBAL_SCALAR_RULES) + ("mood_start_belief", "mood_transition", "mood_emission")
+
+
+class Params:
+    """Validated, read-only model parameters.
+
+    ``params.g`` is a read-only mapping of the global constants (floats, ints
+    for cold_start_messages and max_consecutive_skips, tuples for
+    mood_start_belief and the nested tuples mood_transition (6x6) and
+    mood_emission (6x14)).
+    """
+
+    __slots__ = ("_chapters", "g")
+
+    def __init__(self, chapters: tuple, g: Mapping[str, Any]) -> None:
+        self._chapters = chapters
+        self.g = g
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Any) -> "Params":
+        """Validate a parameter snapshot (dict, or its JSON text) into Params."""
+        if isinstance(snapshot, str):
+            try:
+                snapshot = json.loads(snapshot)
+            except ValueError as exc:
+                raise BayesError(INVALID_PARAMETER, f"invalid parameter snapshot: not valid JSON ({exc})") from None
+        if not isinstance(snapshot, Mapping):
+            raise _bad("snapshot", f"must be an object, got {_show(snapshot)}", _HINT_GLOBAL)
+        return cls(_parse_chapters(snapshot), _parse_globals(snapshot))
+
+    def chapter(self, c: int) -> ChapterParams:
+        """Parameters of chapter c (1..5)."""
+        if isinstance(c, bool) or not isinstance(c, int) or c not in vocab.CHAPTERS:
+            raise BayesError(INVALID_PARAMETER, f"unknown chapter {c!r}: chapters are 1..5")
+        return self._chapters[c - 1]
+
+    def metric_prior(self, c: int) -> dict:
+        """Metric priors of chapter c: {"i": (alpha0, beta0), "p": ..., "t": ..., "s": ...}."""
+        cp = self.chapter(c)
+        return {
+            key: (getattr(cp, f"prior_{name}_alpha"), getattr(cp, f"prior_{name}_beta"))
+            for key, name in zip(vocab.METRIC_KEYS, vocab.METRIC_NAMES)
+        }
+
+    @property
+    def weights(self) -> tuple:
+        """Composite weights in METRIC_KEYS order (fixed: vocab.METRIC_WEIGHTS)."""
+        return vocab.METRIC_WEIGHTS
+
+    @property
+    def variance_thresholds(self) -> tuple:
+        """Fallback variance thresholds in METRIC_KEYS order."""
+        return tuple(self.g[f"variance_threshold_{name}"] for name in vocab.METRIC_NAMES)
+
+    def __repr__(self) -> str:
+        return f"Params(chapters={self._chapters!r}, g={dict(self.g)!r})"
+
+
+def _parse_chapters(snapshot: Mapping) -> tuple:
+    """Validate snapshot["chapters"]: exactly one row for each chapter 1..5."""
+    rows = snapshot.get("chapters")
+    if not isinstance(rows, (list, tuple)):
+        raise _bad("chapters", f"must be a list of 5 chapter rows, got {_show(rows)}", _HINT_CHAPTER)
+    by_chapter = {}
+    for pos, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise _bad(f"chapters[{pos}]", f"must be an object, got {_show(row)}", _HINT_CHAPTER)
+        if "chapter" not in row:
+            raise _bad(f"chapters[{pos}].chapter", "is missing", _HINT_CHAPTER)
+        try:
+            c = int_value(row["chapter"], allow_integral_float=True)
+        except (TypeError, ValueError) as exc:
+            raise _bad(f"chapters[{pos}].chapter", str(exc), _HINT_CHAPTER) from None
+        if c not in vocab.CHAPTERS:
+            raise _bad(f"chapters[{pos}].chapter", f"must be in 1..5, got {c}", _HINT_CHAPTER)
+        if c in by_chapter:
+            raise _bad(f"chapters[{pos}].chapter", f"duplicates chapter {c}", _HINT_CHAPTER)
+        by_chapter[c] = row
+    for c in vocab.CHAPTERS:
+        if c not in by_chapter:
+            raise _bad(f"chapter {c}", "is missing", _HINT_CHAPTER)
+    out = []
+    for c in vocab.CHAPTERS:
+        values = {
+            key: _scalar(by_chapter[c], key, rule, f"chapter {c} {key}", _HINT_CHAPTER)
+            for key, rule in _CHAPTER_RULES.items()
+        }
+        out.append(ChapterParams(chapter=c, **values))
+    return tuple(out)
+
+
+def _parse_globals(snapshot: Mapping) -> Mapping[str, Any]:
+    """Validate snapshot["global"] into a read-only mapping."""
+    raw = snapshot.get("global")
+    if not isinstance(raw, Mapping):
+        raise _bad("global", f"must be an object, got {_show(raw)}", _HINT_GLOBAL)
+    g: dict = {
+        key: _scalar(raw, key, rule, f"global.{key}", _HINT_GLOBAL)
+        for key, rule in _GLOBAL_SCALAR_RULES.items()
+    }
+    n_moods, n_symbols = len(vocab.MOODS), len(vocab.SYMBOLS)
+    for key in ("mood_start_belief", "mood_transition", "mood_emission"):
+        if key not in raw:
+            raise _bad(f"global.{key}", "is missing", _HINT_GLOBAL)
+    g["mood_start_belief"] = _vector(raw["mood_start_belief"], "global.mood_start_belief", n_moods, "sum1")
+    g["mood_transition"] = _matrix(raw["mood_transition"], "global.mood_transition", n_moods, n_moods, "sum1")
+    g["mood_emission"] = _matrix(raw["mood_emission"], "global.mood_emission", n_moods, n_symbols, "positive")
+    return MappingProxyType(g)
+
+
+DEFAULT_PARAMS = Params.from_snapshot(DEFAULT_SNAPSHOT)
+
+__all__ = [
+    "CHAPTER_KEYS",
+    "GLOBAL_KEYS",
+    "ChapterParams",
+    "DEFAULT_PARAMS",
+    "DEFAULT_SNAPSHOT",
+    "Params",
+    "int_value",
+    "real_value",
+]

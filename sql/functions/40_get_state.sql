@@ -1,0 +1,42 @@
+-- RPC: a player's decoded state (MODEL.md section 9).
+
+create or replace function public.bayes_get_state(p_user_id uuid)
+returns jsonb
+language plpgsql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_row public.user_bayesian_state;
+begin
+    if p_user_id is null then
+        raise exception 'p_user_id must not be null' using errcode = '22004';
+    end if;
+    perform bayes.assert_may_read(p_user_id);
+
+    select s.* into v_row
+    from public.user_bayesian_state as s
+    where s.user_id = p_user_id;
+    if not found then
+        perform bayes.raise_error(
+            'P0002',
+            format('no Bayesian state for player %s', p_user_id),
+            'A state is created by the first bayes_process_message of the player.'
+        );
+    end if;
+
+    return bayes.describe_state(v_row.state) || jsonb_build_object(
+        'user_id', v_row.user_id,
+        'version', v_row.version,
+        'last_message_at', v_row.last_message_at,
+        'decayed_at', v_row.decayed_at,
+        'updated_at', v_row.updated_at
+    );
+end
+$$;
+
+comment on function public.bayes_get_state(uuid) is
+'The decoded state of a player: metric means, variances, 95% intervals, composite, mood, vices. Callable by service_role or by the player himself; P0002 for an unknown player.';
+revoke all on function public.bayes_get_state(uuid) from public, anon, authenticated, service_role;
+grant execute on function public.bayes_get_state(uuid) to authenticated, service_role;

@@ -1,0 +1,84 @@
+-- The schema of MODEL.md sections 2 and 9, as the migrations create it.
+begin;
+select plan(27);
+
+select has_extension('plpython3u', 'plpython3u is installed');
+select has_extension('pg_cron', 'pg_cron is installed');
+select has_schema('bayes', 'internals live in schema bayes');
+
+select has_table('public', 'user_bayesian_state', 'the player state table exists');
+select columns_are(
+    'public', 'user_bayesian_state',
+    array['user_id', 'state', 'version', 'last_message_at', 'decayed_at', 'created_at', 'updated_at', 'chapter', 'composite'],
+    'user_bayesian_state has exactly the columns of MODEL.md section 2'
+);
+select col_is_pk('public', 'user_bayesian_state', 'user_id', 'user_id is the primary key');
+select col_type_is('public', 'user_bayesian_state', 'state', 'jsonb', 'state is jsonb');
+select col_not_null('public', 'user_bayesian_state', 'state', 'state is not null');
+select col_type_is('public', 'user_bayesian_state', 'version', 'bigint', 'version is bigint');
+select col_not_null('public', 'user_bayesian_state', 'version', 'version is not null');
+select fk_ok('public', 'user_bayesian_state', 'user_id', 'auth', 'users', 'id', 'user_id references auth.users');
+select is(
+    (select string_agg(attname || ':' || attgenerated::text, ',' order by attname)
+     from pg_attribute
+     where attrelid = 'public.user_bayesian_state'::regclass and attgenerated <> ''),
+    'chapter:s,composite:s',
+    'chapter and composite are generated stored columns'
+);
+select has_index('public', 'user_bayesian_state', 'user_bayesian_state_last_message_at_idx', 'decay index');
+select has_index('public', 'user_bayesian_state', 'user_bayesian_state_chapter_composite_idx', 'analytics index');
+
+select has_table('bayes', 'player_event', 'the event log exists');
+select index_is_unique('bayes', 'player_event', 'player_event_user_kind_message_uq', 'a message id is applied once per player and kind');
+select has_index('bayes', 'player_event', 'player_event_user_event_idx', 'events of a player in order');
+select has_table('bayes', 'chapter_params', 'per-chapter parameters');
+select has_table('bayes', 'params', 'global parameters');
+select results_eq(
+    'select chapter::int, boss_threshold from bayes.chapter_params order by chapter',
+    $$values (1, 55::float8), (2, 60), (3, 65), (4, 70), (5, 75)$$,
+    'five chapters with the boss thresholds of MODEL.md section 1'
+);
+
+select is(
+    (select count(*)::int from pg_class
+     where oid in ('public.user_bayesian_state'::regclass, 'bayes.player_event'::regclass,
+                   'bayes.chapter_params'::regclass, 'bayes.params'::regclass)
+       and relrowsecurity),
+    4,
+    'row level security is enabled on every table'
+);
+
+-- Deleting the auth user deletes his state (on delete cascade).
+insert into auth.users (id, email) values ('00000000-0000-4000-8000-0000000000c1', 'c1@players.test');
+insert into public.user_bayesian_state (user_id, state)
+values ('00000000-0000-4000-8000-0000000000c1', bayes.default_state(4));
+select is(
+    (select chapter::int from public.user_bayesian_state where user_id = '00000000-0000-4000-8000-0000000000c1'),
+    4, 'the generated chapter follows the state'
+);
+select cmp_ok(
+    (select composite from public.user_bayesian_state where user_id = '00000000-0000-4000-8000-0000000000c1'),
+    '>', 0::float8, 'the generated composite is computed'
+);
+select throws_ok(
+    $$insert into public.user_bayesian_state (user_id, state)
+      values ('00000000-0000-4000-8000-0000000000c1', '{"c": 2}')$$,
+    '23505', null, 'one row per player'
+);
+select throws_ok(
+    $$update public.user_bayesian_state set version = 0 where user_id = '00000000-0000-4000-8000-0000000000c1'$$,
+    '23514', null, 'version is at least 1'
+);
+delete from auth.users where id = '00000000-0000-4000-8000-0000000000c1';
+select is_empty(
+    $$select 1 from public.user_bayesian_state where user_id = '00000000-0000-4000-8000-0000000000c1'$$,
+    'deleting the auth user deletes his state'
+);
+select throws_ok(
+    $$insert into public.user_bayesian_state (user_id, state)
+      values ('00000000-0000-4000-8000-0000000000c2', bayes.default_state(1))$$,
+    '23503', null, 'a state belongs to an existing auth user'
+);
+
+select * from finish();
+rollback;

@@ -1,0 +1,76 @@
+-- The privilege matrix: who may execute each function of the engine, and who
+-- may do what on each table. Any new function or grant must be added here.
+begin;
+select plan(4);
+
+create temporary view engine_function as
+select p.oid, p.oid::regprocedure::text as signature
+from pg_proc as p
+where p.pronamespace = 'bayes'::regnamespace
+   or (p.pronamespace = 'public'::regnamespace and p.proname like 'bayes\_%');
+
+select set_eq(
+    $$select f.signature, r.role
+      from engine_function as f
+      cross join (values ('anon'), ('authenticated'), ('service_role')) as r (role)
+      where has_function_privilege(r.role, f.oid, 'execute')$$,
+    $$values
+      ('bayes.assert_may_read(uuid)', 'authenticated'),
+      ('bayes.assert_may_read(uuid)', 'service_role'),
+      ('bayes.decode_state(jsonb)', 'authenticated'),
+      ('bayes.decode_state(jsonb)', 'service_role'),
+      ('bayes.default_state(integer)', 'service_role'),
+      ('bayes.describe_state(jsonb)', 'authenticated'),
+      ('bayes.describe_state(jsonb)', 'service_role'),
+      ('bayes.loaded_build()', 'service_role'),
+      ('bayes.params_snapshot()', 'authenticated'),
+      ('bayes.params_snapshot()', 'service_role'),
+      ('bayes.py_load()', 'authenticated'),
+      ('bayes.raise_error(text,text,text)', 'authenticated'),
+      ('bayes.raise_error(text,text,text)', 'service_role'),
+      ('bayes.py_load()', 'service_role'),
+      ('bayes.state_composite(jsonb)', 'authenticated'),
+      ('bayes.state_composite(jsonb)', 'service_role'),
+      ('bayes_get_state(uuid)', 'authenticated'),
+      ('bayes_get_state(uuid)', 'service_role')$$,
+    'execute privileges of every engine function, per API role'
+);
+
+select is_empty(
+    $$select f.signature
+      from engine_function as f, aclexplode(coalesce((select proacl from pg_proc where oid = f.oid), acldefault('f', 10::oid))) as a
+      where a.grantee = 0$$,
+    'no engine function is executable by PUBLIC'
+);
+
+select set_eq(
+    $$select t.relname, r.role, priv.name
+      from (values ('public.user_bayesian_state'::regclass), ('bayes.player_event'), ('bayes.chapter_params'), ('bayes.params')) as t0 (rel)
+      cross join lateral (select t0.rel::text as relname) as t
+      cross join (values ('anon'), ('authenticated'), ('service_role')) as r (role)
+      cross join (values ('select'), ('insert'), ('update'), ('delete'), ('truncate'), ('references'), ('trigger')) as priv (name)
+      where has_table_privilege(r.role, t0.rel, priv.name)$$,
+    $$values
+      ('user_bayesian_state', 'authenticated', 'select'),
+      ('user_bayesian_state', 'service_role', 'select'),
+      ('user_bayesian_state', 'service_role', 'insert'),
+      ('user_bayesian_state', 'service_role', 'update'),
+      ('user_bayesian_state', 'service_role', 'delete'),
+      ('bayes.player_event', 'service_role', 'select'),
+      ('bayes.player_event', 'service_role', 'insert'),
+      ('bayes.chapter_params', 'authenticated', 'select'),
+      ('bayes.chapter_params', 'service_role', 'select'),
+      ('bayes.params', 'authenticated', 'select'),
+      ('bayes.params', 'service_role', 'select')$$,
+    'table privileges per API role'
+);
+
+select set_eq(
+    $$select r.role, has_schema_privilege(r.role, 'bayes', 'usage')
+      from (values ('anon'), ('authenticated'), ('service_role')) as r (role)$$,
+    $$values ('anon', false), ('authenticated', true), ('service_role', true)$$,
+    'usage of schema bayes'
+);
+
+select * from finish();
+rollback;

@@ -1,0 +1,211 @@
+"""The schema, the codec through SQL and bayes_get_state on a real cluster."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+
+import numpy as np
+import psycopg
+import pytest
+from psycopg import errors
+
+from bayes_engine import codec, describe, params
+from support import act_as, migration_files, new_player, psql
+
+pytestmark = pytest.mark.db
+
+
+def scalar(conn, sql, args=()):
+    return conn.execute(sql, args).fetchone()[0]
+
+
+def create_state(conn, user_id, chapter=1) -> dict:
+    state = scalar(conn, "select bayes.default_state(%s)", (chapter,))
+    conn.execute("insert into public.user_bayesian_state (user_id, state) values (%s, %s)", (user_id, json.dumps(state)))
+    return state
+
+
+def test_extensions_are_created_by_the_migrations(conn):
+    rows = dict(conn.execute("select extname, extnamespace::regnamespace::text from pg_extension").fetchall())
+    assert rows["plpython3u"] == "pg_catalog"
+    assert rows["pg_cron"] == "pg_catalog"
+
+
+def test_functions_migration_can_be_applied_again(dsn):
+    # create or replace throughout: re-running the newest migration changes nothing.
+    psql(dsn, "--single-transaction", "-f", str(migration_files()[-1]))
+
+
+def test_parameter_tables_hold_the_model_defaults(conn):
+    snapshot = scalar(conn, "select bayes.params_snapshot()")
+    expected = params.DEFAULT_SNAPSHOT
+    assert [c["chapter"] for c in snapshot["chapters"]] == [1, 2, 3, 4, 5]
+    for got, want in zip(snapshot["chapters"], expected["chapters"]):
+        assert got.keys() == want.keys()
+        for key in want:
+            assert got[key] == pytest.approx(want[key], rel=1e-12), (got["chapter"], key)
+    assert snapshot["global"].keys() == expected["global"].keys()
+    for key, want in expected["global"].items():
+        np.testing.assert_allclose(np.asarray(snapshot["global"][key]), np.asarray(want), rtol=1e-12, err_msg=key)
+
+
+@pytest.mark.parametrize("chapter", [1, 2, 3, 4, 5])
+def test_default_state_in_sql_is_the_python_default(conn, chapter):
+    text = scalar(conn, "select bayes.default_state(%s)::text", (chapter,))
+    assert len(text.encode()) <= 512
+    want = codec.default_state(chapter, params.DEFAULT_PARAMS)
+    assert codec.decode(text) == codec.decode(codec.encode(want))
+
+
+@pytest.mark.parametrize("chapter", [0, 6, -1])
+def test_default_state_rejects_an_unknown_chapter(conn, chapter):
+    with pytest.raises(errors.InvalidParameterValue, match="chapter"):
+        conn.execute("select bayes.default_state(%s)", (chapter,))
+
+
+def test_generated_columns_follow_the_state(conn):
+    user_id = new_player(conn)
+    state = create_state(conn, user_id, chapter=3)
+    chapter, composite = conn.execute(
+        "select chapter, composite from public.user_bayesian_state where user_id = %s", (user_id,)
+    ).fetchone()
+    assert chapter == 3
+    view = describe.describe_state(codec.decode(state), params.DEFAULT_PARAMS)
+    assert composite == pytest.approx(view["composite"], rel=1e-12)
+    # independent: 100 * sum w * alpha / (alpha + beta)
+    weights = {"i": 0.30, "p": 0.25, "t": 0.25, "s": 0.20}
+    assert composite == pytest.approx(100 * sum(w * a / (a + b) for k, w in weights.items() for a, b in [state["m"][k]]))
+
+
+def test_decode_state_refuses_a_corrupt_state(conn):
+    state = scalar(conn, "select bayes.default_state(1)")
+    state["m"]["i"][0] = -1.0
+    with pytest.raises(errors.DataCorrupted, match=r"m\.i"):
+        conn.execute("select bayes.decode_state(%s)", (json.dumps(state),))
+
+
+def test_decode_state_refuses_a_newer_schema_version(conn):
+    state = scalar(conn, "select bayes.default_state(1)")
+    state["v"] = 2
+    with pytest.raises(errors.FeatureNotSupported, match="newer"):
+        conn.execute("select bayes.decode_state(%s)", (json.dumps(state),))
+
+
+def test_get_state_as_service_role(conn):
+    user_id = new_player(conn)
+    create_state(conn, user_id, chapter=2)
+    act_as(conn, "service_role")
+    got = scalar(conn, "select public.bayes_get_state(%s)", (user_id,))
+    assert got["user_id"] == str(user_id)
+    assert got["chapter"] == 2 and got["n"] == 0 and got["version"] == 1
+    intimacy = got["metrics"]["intimacy"]
+    assert intimacy["mean"] == pytest.approx(0.40)
+    assert intimacy["var"] == pytest.approx(4.8 * 7.2 / (12**2 * 13))
+    assert intimacy["ci95"][0] < 0.40 < intimacy["ci95"][1]
+    assert got["boss"]["threshold"] == 60
+    assert math.isfinite(got["composite_sd"])
+
+
+def test_get_state_of_an_unknown_player_is_p0002(conn):
+    act_as(conn, "service_role")
+    with pytest.raises(errors.NoDataFound):
+        conn.execute("select public.bayes_get_state(%s)", (uuid.uuid4(),))
+
+
+def test_get_state_of_null_is_22004(conn):
+    act_as(conn, "service_role")
+    with pytest.raises(errors.NullValueNotAllowed):
+        conn.execute("select public.bayes_get_state(null)")
+
+
+def test_a_player_reads_his_own_state_and_no_other(conn):
+    alice, bob = new_player(conn), new_player(conn)
+    create_state(conn, alice)
+    create_state(conn, bob)
+    act_as(conn, "authenticated", alice)
+    assert scalar(conn, "select public.bayes_get_state(%s)", (alice,))["user_id"] == str(alice)
+    assert [r[0] for r in conn.execute("select user_id from public.user_bayesian_state").fetchall()] == [alice]
+    with pytest.raises(errors.InsufficientPrivilege, match="only his own"):
+        conn.execute("select public.bayes_get_state(%s)", (bob,))
+
+
+def test_anon_can_do_nothing(conn):
+    user_id = new_player(conn)
+    create_state(conn, user_id)
+    act_as(conn, "anon")
+    with pytest.raises(errors.InsufficientPrivilege):
+        conn.execute("select public.bayes_get_state(%s)", (user_id,))
+
+
+def test_anon_cannot_read_the_table(conn):
+    act_as(conn, "anon")
+    with pytest.raises(errors.InsufficientPrivilege):
+        conn.execute("select * from public.user_bayesian_state")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "update public.user_bayesian_state set version = version + 1",
+        "delete from public.user_bayesian_state",
+        "insert into public.user_bayesian_state (user_id, state) values (auth.uid(), '{}')",
+    ],
+)
+def test_a_player_never_writes_his_row(conn, statement):
+    user_id = new_player(conn)
+    create_state(conn, user_id)
+    act_as(conn, "authenticated", user_id)
+    with pytest.raises(errors.InsufficientPrivilege):
+        conn.execute(statement)
+
+
+def test_a_changed_parameter_changes_the_next_call(conn):
+    user_id = new_player(conn)
+    create_state(conn, user_id, chapter=1)
+    conn.execute("update bayes.chapter_params set boss_threshold = 58 where chapter = 1")
+    act_as(conn, "service_role")
+    assert scalar(conn, "select public.bayes_get_state(%s)", (user_id,))["boss"]["threshold"] == 58
+
+
+def test_an_invalid_parameter_is_a_clear_error(conn):
+    user_id = new_player(conn)
+    create_state(conn, user_id)
+    conn.execute("update bayes.params set value = '\"high\"' where name = 'discount'")
+    with pytest.raises(errors.InvalidParameterValue, match="discount"):
+        conn.execute("select public.bayes_get_state(%s)", (user_id,))
+
+
+def test_a_corrupt_row_is_an_error_never_a_reset(conn):
+    user_id = new_player(conn)
+    create_state(conn, user_id)
+    conn.execute(
+        "update public.user_bayesian_state set state = jsonb_set(state, '{h}', '[1, 1, 1, 1, 1, 1]') where user_id = %s",
+        (user_id,),
+    )
+    with pytest.raises(errors.DataCorrupted, match="h"), conn.transaction():
+        conn.execute("select public.bayes_get_state(%s)", (user_id,))
+    assert scalar(conn, "select state -> 'h' from public.user_bayesian_state where user_id = %s", (user_id,)) == [1] * 6
+
+
+def test_a_backend_reloads_the_code_of_a_new_build(dsn):
+    """A connection that holds an older copy of the package reloads it when the
+    functions migration of a newer build is applied (pooled PostgREST backends)."""
+    newest = migration_files()[-1].read_text()
+    build = newest.split("-- build ", 1)[1].split("\n", 1)[0]
+    with psycopg.connect(dsn, autocommit=True) as old_backend, psycopg.connect(dsn) as deployer:
+        assert scalar(old_backend, "select bayes.loaded_build()") is None
+        assert scalar(old_backend, "select bayes.default_state(1) ->> 'v'") == "1"
+        assert scalar(old_backend, "select bayes.loaded_build()") == build
+        fake_new = "f" * 16
+        deployer.execute(newest.replace(build, fake_new))
+        deployer.commit()
+        try:
+            scalar(old_backend, "select bayes.default_state(1)")
+            assert scalar(old_backend, "select bayes.loaded_build()") == fake_new
+        finally:
+            deployer.execute(newest)
+            deployer.commit()
+        assert scalar(old_backend, "select bayes.default_state(1) ->> 'v'") == "1"
+        assert scalar(old_backend, "select bayes.loaded_build()") == build

@@ -1,0 +1,89 @@
+"""bayes_get_state through the gateway with supabase-py: the whole path."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from postgrest.exceptions import APIError
+
+pytestmark = pytest.mark.e2e
+
+
+def test_service_role_reads_a_state(service, player):
+    res = service.rpc("bayes_get_state", {"p_user_id": str(player)})
+    assert service.status == 200
+    state = res.data
+    assert state["user_id"] == str(player)
+    assert state["chapter"] == 1 and state["n"] == 0
+    assert set(state["metrics"]) == {"intimacy", "passion", "trust", "secureness"}
+    assert state["metrics"]["intimacy"]["mean"] == pytest.approx(1.5 / 7.5)
+    assert 0 < state["composite"] < 100
+    assert state["boss"]["threshold"] == 55
+
+
+def test_anon_key_is_refused_never_500(anon, player):
+    with pytest.raises(APIError) as err:
+        anon.rpc("bayes_get_state", {"p_user_id": str(player)})
+    assert anon.status in (401, 403)
+    assert err.value.code == "42501"
+
+
+def test_player_reads_his_own_state(player_client, player):
+    client = player_client(player)
+    res = client.rpc("bayes_get_state", {"p_user_id": str(player)})
+    assert client.status == 200
+    assert res.data["user_id"] == str(player)
+
+
+def test_player_is_denied_another_players_state(player_client, player, db):
+    from support import new_player
+
+    other = new_player(db)
+    client = player_client(other)
+    with pytest.raises(APIError) as err:
+        client.rpc("bayes_get_state", {"p_user_id": str(player)})
+    assert client.status == 403
+    assert err.value.code == "42501"
+    assert "only his own" in err.value.message
+
+
+def test_unknown_player_is_404(service):
+    with pytest.raises(APIError) as err:
+        service.rpc("bayes_get_state", {"p_user_id": str(uuid.uuid4())})
+    assert service.status == 404
+    assert err.value.code == "P0002"
+
+
+def test_null_player_is_400(service):
+    with pytest.raises(APIError) as err:
+        service.rpc("bayes_get_state", {"p_user_id": None})
+    assert service.status == 400
+    assert err.value.code == "22004"
+
+
+def test_table_reads_go_through_rls(player_client, anon, player, db):
+    from support import new_player
+
+    other = new_player(db)
+    db.execute("insert into public.user_bayesian_state (user_id, state) values (%s, bayes.default_state(2))", (other,))
+    client = player_client(player)
+    rows = client.table("user_bayesian_state").select("user_id, chapter").execute().data
+    assert rows == [{"user_id": str(player), "chapter": 1}]
+    with pytest.raises(APIError):
+        anon.table("user_bayesian_state").select("user_id").execute()
+    assert anon.status in (401, 403)
+
+
+def test_players_cannot_write_their_row(player_client, player):
+    client = player_client(player)
+    with pytest.raises(APIError) as err:
+        client.table("user_bayesian_state").update({"version": 99}).eq("user_id", str(player)).execute()
+    assert client.status in (401, 403)
+    assert err.value.code == "42501"
+
+
+def test_internal_schema_is_not_exposed(service):
+    with pytest.raises(APIError):
+        service.rpc("py_load", {})
+    assert service.status == 404
