@@ -76,20 +76,21 @@ def main() -> int:
     as_ava.postgrest.auth(player_token(env["JWT_SECRET"], ava))
     mine = as_ava.rpc("bayes_get_state", {"p_user_id": str(ava)}).execute().data
     print(f"  her own state: composite {mine['composite']:.1f}")
-    try:
-        as_ava.rpc("bayes_get_state", {"p_user_id": str(ben)}).execute()
-        print("  ben's state: READ — this must not happen")
-        return 1
-    except APIError as err:
-        print(f"  ben's state: refused, {err.code} {err.message}")
+    refused = refuses("  ben's state", as_ava, ben)
     anon = create_client(env["API_URL"], env["ANON_KEY"])
+    refused &= refuses("anon key, ava's state", anon, ava)
+    return 0 if refused else 1
+
+
+def refuses(label: str, client, user_id: uuid.UUID) -> bool:
+    """Print how the API refuses this read; False if it (wrongly) answers."""
     try:
-        anon.rpc("bayes_get_state", {"p_user_id": str(ava)}).execute()
-        print("anon key: READ — this must not happen")
-        return 1
+        client.rpc("bayes_get_state", {"p_user_id": str(user_id)}).execute()
     except APIError as err:
-        print(f"anon key: refused, {err.code} {err.message}")
-    return 0
+        print(f"{label}: refused, {err.code} {err.message}")
+        return True
+    print(f"{label}: READ, which must never happen")
+    return False
 
 
 if __name__ == "__main__":
