@@ -87,3 +87,20 @@ def test_internal_schema_is_not_exposed(service):
     with pytest.raises(APIError):
         service.rpc("py_load", {})
     assert service.status == 404
+
+
+@pytest.mark.parametrize(
+    "corruption, code, status",
+    [
+        ("jsonb_set(state, '{v}', '2')", "0A000", 400),  # written by a newer engine: deploy it
+        ("jsonb_set(state, '{h}', '[1, 1, 1, 1, 1, 1]')", "XX001", 500),  # a corrupt row is a server fault
+    ],
+)
+def test_a_bad_stored_state_is_an_error_never_a_reset(service, player, db, corruption, code, status):
+    read = "select state, version from public.user_bayesian_state where user_id = %s"
+    db.execute(f"update public.user_bayesian_state set state = {corruption} where user_id = %s", (player,))
+    stored = db.execute(read, (player,)).fetchone()
+    with pytest.raises(APIError) as err:
+        service.rpc("bayes_get_state", {"p_user_id": str(player)})
+    assert (err.value.code, service.status) == (code, status)
+    assert db.execute(read, (player,)).fetchone() == stored, "the row is left as it was"
