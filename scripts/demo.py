@@ -8,17 +8,15 @@ bayes_get_state; it grows with the per-message RPC.
 from __future__ import annotations
 
 import sys
-import time
 import uuid
 from pathlib import Path
 
-import jwt
 import psycopg
 from postgrest.exceptions import APIError
 from supabase import create_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from support import stack_env  # noqa: E402  (the same reader the tests use)
+from support import player_jwt, stack_env  # noqa: E402  (the same helpers the tests use)
 
 # Three demo players, one per starting chapter. Their states are created the
 # way an operator would seed them (bayes.default_state); sign-up itself belongs
@@ -44,12 +42,6 @@ def seed(db_url: str) -> None:
             )
 
 
-def player_token(secret: str, user_id: uuid.UUID) -> str:
-    now = int(time.time())
-    claims = {"sub": str(user_id), "role": "authenticated", "aud": "authenticated", "iat": now, "exp": now + 600}
-    return jwt.encode(claims, secret, algorithm="HS256")
-
-
 def show(name: str, s: dict) -> None:
     print(f"\n{name}  (player {s['user_id']})")
     print(f"  chapter {s['chapter']}, messages {s['n']}, row version {s['version']}")
@@ -73,7 +65,7 @@ def main() -> int:
     ava, ben = PLAYERS[0][0], PLAYERS[1][0]
     print("\nava's own JWT (role authenticated):")
     as_ava = create_client(env["API_URL"], env["ANON_KEY"])
-    as_ava.postgrest.auth(player_token(env["JWT_SECRET"], ava))
+    as_ava.postgrest.auth(player_jwt(env["JWT_SECRET"], ava, ttl_s=600))
     mine = as_ava.rpc("bayes_get_state", {"p_user_id": str(ava)}).execute().data
     print(f"  her own state: composite {mine['composite']:.1f}")
     refused = refuses("  ben's state", as_ava, ben)

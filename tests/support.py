@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
+import jwt
 from supabase import ClientOptions, create_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +54,13 @@ def stack_env() -> dict[str, str]:
         [str(ROOT / "scripts" / "stack"), "env"], capture_output=True, text=True, check=True, env=os.environ
     ).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def player_jwt(secret: str, user_id: uuid.UUID, ttl_s: int = 3600) -> str:
+    """A player's access token, signed with the project's JWT secret as Supabase Auth signs it."""
+    now = int(time.time())
+    claims = {"sub": str(user_id), "role": "authenticated", "aud": "authenticated", "iat": now, "exp": now + ttl_s}
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def act_as(conn, role: str, user_id=None) -> None:

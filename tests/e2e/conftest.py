@@ -4,13 +4,11 @@ gateway, exactly as the game's backend reaches a Supabase project."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
-import jwt
 import psycopg
 import pytest
-from support import Client, new_player, stack_env
+from support import Client, new_player, player_jwt, stack_env
 
 
 @pytest.fixture(scope="session")
@@ -37,13 +35,7 @@ def player_client(stack):
     """A client holding a player's JWT, signed with the stack's secret as Supabase Auth signs it."""
 
     def make(user_id: uuid.UUID) -> Client:
-        now = int(time.time())
-        token = jwt.encode(
-            {"sub": str(user_id), "role": "authenticated", "aud": "authenticated", "iat": now, "exp": now + 3600},
-            stack["JWT_SECRET"],
-            algorithm="HS256",
-        )
-        return Client(stack["API_URL"], stack["ANON_KEY"], bearer=token)
+        return Client(stack["API_URL"], stack["ANON_KEY"], bearer=player_jwt(stack["JWT_SECRET"], user_id))
 
     return make
 

@@ -7,6 +7,8 @@ import uuid
 import pytest
 from postgrest.exceptions import APIError
 
+from support import new_player
+
 pytestmark = pytest.mark.e2e
 
 
@@ -37,8 +39,6 @@ def test_player_reads_his_own_state(player_client, player):
 
 
 def test_player_is_denied_another_players_state(player_client, player, db):
-    from support import new_player
-
     other = new_player(db)
     client = player_client(other)
     with pytest.raises(APIError) as err:
@@ -63,8 +63,6 @@ def test_null_player_is_400(service):
 
 
 def test_table_reads_go_through_rls(player_client, anon, player, db):
-    from support import new_player
-
     other = new_player(db)
     db.execute("insert into public.user_bayesian_state (user_id, state) values (%s, bayes.default_state(2))", (other,))
     client = player_client(player)
