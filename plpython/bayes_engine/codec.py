@@ -30,10 +30,12 @@ bytes; decoded values are plain Python floats/ints):
 ``encode(decode(text)) == text`` for any text produced by ``encode``.
 """
 
+from __future__ import annotations
+
 import copy
 import json
 import math
-from typing import Any, Callable, Dict, List, Union
+import re
 
 from . import SCHEMA_VERSION, vocab
 from .errors import DATA_CORRUPTED, FEATURE_NOT_SUPPORTED, BayesError
@@ -51,7 +53,7 @@ _STORED_HINT = "repair the row in public.user_bayesian_state; it is never reset 
 # Upgrade steps: UPGRADES[v] turns a state of schema v into schema v + 1.
 # v1 is the first schema, so there are none yet. A step receives a deep copy
 # and returns the upgraded state (with "v" set to v + 1).
-UPGRADES: Dict[int, Callable[[dict], dict]] = {}
+UPGRADES: dict = {}
 
 
 # --------------------------------------------------------------------------
@@ -92,7 +94,7 @@ class _Checker:
         hint = _STORED_HINT if self.what == "stored state" else "the engine built an invalid state; nothing was written"
         return BayesError(DATA_CORRUPTED, f"{self.what} is corrupt: {path} {problem}", hint)
 
-    def real(self, value: Any, path: str, minimum: float = -math.inf, strict: bool = False) -> float:
+    def real(self, value: object, path: str, minimum: float = -math.inf, strict: bool = False) -> float:
         """A finite float, > minimum when strict, else >= minimum."""
         try:
             x = real_value(value)
@@ -102,7 +104,7 @@ class _Checker:
             raise self.fail(path, f"must be {'>' if strict else '>='} {_num(minimum)}, got {x!r}")
         return x
 
-    def integer(self, value: Any, path: str, minimum: int = 0) -> int:
+    def integer(self, value: object, path: str, minimum: int = 0) -> int:
         try:
             x = int_value(value)
         except (TypeError, ValueError) as exc:
@@ -111,14 +113,14 @@ class _Checker:
             raise self.fail(path, f"must be >= {minimum}, got {x}")
         return x
 
-    def array(self, value: Any, path: str, length: int) -> list:
+    def array(self, value: object, path: str, length: int) -> list:
         if not isinstance(value, (list, tuple)):
             raise self.fail(path, f"must be an array of {length}, got {type(value).__name__}")
         if len(value) != length:
             raise self.fail(path, f"must have {length} entries, got {len(value)}")
         return list(value)
 
-    def probabilities(self, value: Any, path: str, length: int, sum_to_one: bool) -> List[float]:
+    def probabilities(self, value: object, path: str, length: int, sum_to_one: bool) -> list[float]:
         """Non-negative entries summing to 1 (sum_to_one) or to a positive total."""
         row = [self.real(x, f"{path}[{j}]", 0.0) for j, x in enumerate(self.array(value, path, length))]
         total = math.fsum(row)
@@ -128,7 +130,7 @@ class _Checker:
             raise self.fail(path, "must have a positive sum")
         return row
 
-    def metrics(self, value: Any, path: str) -> Dict[str, List[float]]:
+    def metrics(self, value: object, path: str) -> dict[str, list[float]]:
         if not isinstance(value, dict):
             raise self.fail(path, f"must be an object, got {type(value).__name__}")
         keys = set(value)
@@ -150,12 +152,90 @@ def _num(x: float) -> str:
     return str(int(x)) if x == int(x) else repr(x)
 
 
-def validate(state: Any, what: str = "stored state") -> dict:
+class _NotPlain(Exception):
+    """Raised inside _validate_plain: leave the state to the full validation."""
+
+
+_INF = math.inf
+_BASE_KEYS = frozenset(KEY_ORDER[:12])
+_METRIC_KEY_SET = frozenset(vocab.METRIC_KEYS)
+
+
+def _real(x: object, minimum: float, strict: bool) -> float:
+    """x as a float when it is a plain JSON number in range, else _NotPlain."""
+    t = type(x)
+    if t is not float and t is not int:
+        raise _NotPlain
+    x = float(x)
+    if not (x < _INF and (x > minimum if strict else x >= minimum)):
+        raise _NotPlain
+    return x
+
+
+def _uint(x: object) -> int:
+    if type(x) is not int or x < 0:
+        raise _NotPlain
+    return x
+
+
+def _pair(value: object) -> list[float]:
+    if type(value) is not list or len(value) != 2:
+        raise _NotPlain
+    return [_real(value[0], 0.0, True), _real(value[1], 0.0, True)]
+
+
+def _validate_plain(state: object) -> object:
+    """The fast path of :func:`validate` for a well-formed state without A/B.
+
+    It accepts only what the full validation accepts and returns the same
+    normalised copy; anything else (including every invalid state) returns
+    None, and the full validation then names the problem.
+    """
+    try:
+        if type(state) is not dict or state.keys() != _BASE_KEYS:
+            raise _NotPlain
+        n, nc = _uint(state["n"]), _uint(state["nc"])
+        c = state["c"]
+        if state["v"] != SCHEMA_VERSION or type(state["v"]) is not int or type(c) is not int or not 1 <= c <= 5 or nc > n:
+            raise _NotPlain
+        m, mp = state["m"], state["mp"]
+        if type(m) is not dict or type(mp) is not dict or m.keys() != _METRIC_KEY_SET or mp.keys() != _METRIC_KEY_SET:
+            raise _NotPlain
+        d, h, k, g, b, dd = state["d"], state["h"], state["k"], state["g"], state["b"], state["dd"]
+        if (type(d) is not list or len(d) != 8 or type(h) is not list or len(h) != 6
+                or type(k) is not list or len(k) != 3 or type(g) is not list or len(g) != 2
+                or type(b) is not list or len(b) != 5 or type(dd) is not list or len(dd) != 2):
+            raise _NotPlain
+        h_out = [_real(x, 0.0, False) for x in h]
+        if abs(math.fsum(h_out) - 1.0) > ROW_TOLERANCE:
+            raise _NotPlain
+        return {
+            "v": SCHEMA_VERSION,
+            "c": c,
+            "n": n,
+            "nc": nc,
+            "m": {key: _pair(m[key]) for key in vocab.METRIC_KEYS},
+            "mp": {key: _pair(mp[key]) for key in vocab.METRIC_KEYS},
+            "d": [_real(x, 0.0, True) for x in d],
+            "h": h_out,
+            "k": [_real(k[0], 0.0, True), _real(k[1], 0.0, True), _uint(k[2])],
+            "g": [_real(g[0], -_INF, True), _real(g[1], 0.0, True)],
+            "b": [_real(x, 0.0, False) for x in b],
+            "dd": [_uint(dd[0]), _uint(dd[1])],
+        }
+    except _NotPlain:
+        return None
+
+
+def validate(state: object, what: str = "stored state") -> dict:
     """Check a schema-v1 state and return a normalised copy (plain floats/ints).
 
     Raises BayesError(DATA_CORRUPTED) naming the JSON path of the first problem.
     `what` starts the message ("stored state is corrupt: ...").
     """
+    plain = _validate_plain(state)
+    if plain is not None:
+        return plain
     ck = _Checker(what)
     if not isinstance(state, dict):
         raise ck.fail("(root)", f"must be a JSON object, got {type(state).__name__}")
@@ -166,7 +246,7 @@ def validate(state: Any, what: str = "stored state") -> dict:
     if unknown:
         raise ck.fail(unknown[0], "is not a key of schema v1")
 
-    out: Dict[str, Any] = {}
+    out: dict[str, object] = {}
     out["v"] = ck.integer(state["v"], "v")
     if out["v"] != SCHEMA_VERSION:
         raise ck.fail("v", f"must be {SCHEMA_VERSION}, got {out['v']}")
@@ -216,6 +296,8 @@ def upgrade(state: dict) -> dict:
     A state newer than this code raises FEATURE_NOT_SUPPORTED (never a reset);
     a missing or unknown old version raises DATA_CORRUPTED.
     """
+    if type(state) is dict and type(state.get("v")) is int and state["v"] == SCHEMA_VERSION:
+        return state
     ck = _Checker("stored state")
     if not isinstance(state, dict):
         raise ck.fail("(root)", f"must be a JSON object, got {type(state).__name__}")
@@ -255,7 +337,7 @@ def _fmt_float(x: float) -> str:
     return text
 
 
-def _quantize_probabilities(row: List[float]) -> List[float]:
+def _quantize_probabilities(row: list[float]) -> list[float]:
     """Round a distribution to multiples of 1e-6 summing to exactly 1 (largest remainder)."""
     total = math.fsum(row)
     scaled = [x / total * PROBABILITY_UNITS for x in row]
@@ -267,19 +349,49 @@ def _quantize_probabilities(row: List[float]) -> List[float]:
     return [u / PROBABILITY_UNITS for u in units]
 
 
-def _write(value: Any) -> str:
+def _write(value: object) -> str:
     """Compact JSON of a normalised state (dicts keep their insertion order)."""
-    if isinstance(value, bool):
-        raise TypeError("bool in state")
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
+    t = type(value)
+    if t is float:
         return _fmt_float(value)
-    if isinstance(value, list):
-        return "[" + ",".join(_write(x) for x in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ",".join(json.dumps(k) + ":" + _write(x) for k, x in value.items()) + "}"
-    raise TypeError(f"cannot encode {type(value).__name__}")
+    if t is int:
+        return str(value)
+    if t is list:
+        return "[" + ",".join(map(_write, value)) + "]"
+    if t is dict:
+        return "{" + ",".join('"' + k + '":' + _write(x) for k, x in value.items()) + "}"
+    raise TypeError(f"cannot encode {t.__name__}")
+
+
+# The text of a state without A/B in one %-format: every float as %.6g, the
+# exponents then shortened as _fmt_float does ("1e-05" -> "1e-5").
+_PLAIN_TEMPLATE = (
+    '{"v":%d,"c":%d,"n":%d,"nc":%d,'
+    '"m":{"i":[%.6g,%.6g],"p":[%.6g,%.6g],"t":[%.6g,%.6g],"s":[%.6g,%.6g]},'
+    '"mp":{"i":[%.6g,%.6g],"p":[%.6g,%.6g],"t":[%.6g,%.6g],"s":[%.6g,%.6g]},'
+    '"d":[%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g],'
+    '"h":[%.6g,%.6g,%.6g,%.6g,%.6g,%.6g],'
+    '"k":[%.6g,%.6g,%d],"g":[%.6g,%.6g],"b":[%.6g,%.6g,%.6g,%.6g,%d],"dd":[%d,%d]}'
+)
+_EXPONENT = re.compile(r"e([+-])0*(\d)")
+
+
+def _short_exponent(match: "re.Match") -> str:
+    return "e" + ("-" if match.group(1) == "-" else "") + match.group(2)
+
+
+def _write_plain(s: dict) -> str:
+    m, mp, k = s["m"], s["mp"], s["k"]
+    values = (
+        s["v"], s["c"], s["n"], s["nc"],
+        *m["i"], *m["p"], *m["t"], *m["s"],
+        *mp["i"], *mp["p"], *mp["t"], *mp["s"],
+        *s["d"], *s["h"], k[0], k[1], k[2], s["g"][0] + 0.0, s["g"][1], *s["b"], *s["dd"],
+    )
+    text = _PLAIN_TEMPLATE % values
+    if "e" in text:
+        text = _EXPONENT.sub(_short_exponent, text)
+    return text
 
 
 def encode(state: dict) -> str:
@@ -290,10 +402,12 @@ def encode(state: dict) -> str:
         s["A"] = [_quantize_probabilities(row) for row in s["A"]]
     spent = [0.0 if x < 1e-6 else x for x in s["b"][:4]]
     s["b"] = spent + [int(round(s["b"][4]))]  # written as an int: a whole epoch second
+    if "A" not in s and "B" not in s:
+        return _write_plain(s)
     return _write({key: s[key] for key in KEY_ORDER if key in s})
 
 
-def decode(data: Union[str, bytes, dict]) -> dict:
+def decode(data: str | bytes | dict) -> dict:
     """Parse (if text), upgrade and validate a stored state; returns plain floats/ints."""
     if isinstance(data, (str, bytes, bytearray)):
         try:

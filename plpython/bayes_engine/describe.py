@@ -1,14 +1,15 @@
 """The human/API view of a state, as returned by the RPC ``bayes_get_state``."""
 
+from __future__ import annotations
+
 import math
-from typing import Any, Dict
 
 from . import SCHEMA_VERSION, stats, vocab
 from .codec import validate
 from .params import Params
 
 
-def describe_state(state: dict, params: Params) -> Dict[str, Any]:
+def describe_state(state: dict, params: Params) -> dict[str, object]:
     """Means, variances, 95% intervals, composite, mood, vices, skip and timing of a state.
 
     The result holds only plain Python numbers, strings, lists and dicts, so it
@@ -18,7 +19,7 @@ def describe_state(state: dict, params: Params) -> Dict[str, Any]:
     chapter = s["c"]
     weights = params.weights
 
-    metrics: Dict[str, Any] = {}
+    metrics: dict[str, object] = {}
     composite = 0.0
     composite_var = 0.0
     for key, name, w in zip(vocab.METRIC_KEYS, vocab.METRIC_NAMES, weights):

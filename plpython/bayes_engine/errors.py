@@ -5,7 +5,7 @@ PL/Python wrappers catch :class:`BayesError` and re-raise it with
 answers 4xx instead of 500.
 """
 
-from typing import Optional
+from __future__ import annotations
 
 INVALID_PARAMETER = "22023"       # bad argument or bad parameter value
 NULL_VALUE = "22004"              # NULL where a value is required
@@ -19,7 +19,7 @@ FEATURE_NOT_SUPPORTED = "0A000"   # a stored state newer than this code
 class BayesError(Exception):
     """An error meant for the client, with the SQLSTATE to raise it under."""
 
-    def __init__(self, sqlstate: str, message: str, hint: Optional[str] = None) -> None:
+    def __init__(self, sqlstate: str, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
         self.message = message

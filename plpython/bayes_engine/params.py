@@ -16,10 +16,9 @@ of the model (for example bookkeeping columns) are ignored.
 import json
 import math
 import numbers
-from dataclasses import dataclass, fields
-from decimal import Decimal
+import sys
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
 
 from . import vocab
 from .errors import INVALID_PARAMETER, BayesError
@@ -33,13 +32,18 @@ _ROW_TOLERANCE = 1e-5  # rows of probabilities must sum to 1 within this
 # JSON number helpers (shared with the codec)
 # --------------------------------------------------------------------------
 
-def real_value(value: Any) -> float:
+def real_value(value) -> float:
     """Return a JSON number (int, float or Decimal; never bool) as a finite float.
 
     Raises TypeError for a non-number and ValueError for NaN or infinity; the
     exception text completes a sentence such as "key must be ...".
     """
-    if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
+    if type(value) is float or type(value) is int:
+        result = float(value)
+        if not math.isfinite(result):
+            raise ValueError(f"must be a finite number, got {_show(value)}")
+        return result
+    if isinstance(value, bool) or not (isinstance(value, numbers.Real) or _is_decimal(value)):
         raise TypeError(f"must be a number, got {_show(value)}")
     result = float(value)
     if not math.isfinite(result):
@@ -47,7 +51,7 @@ def real_value(value: Any) -> float:
     return result
 
 
-def int_value(value: Any, allow_integral_float: bool = False) -> int:
+def int_value(value, allow_integral_float: bool = False) -> int:
     """Return a JSON integer (never bool) as an int.
 
     An integral Decimal is accepted; an integral float only when
@@ -57,14 +61,21 @@ def int_value(value: Any, allow_integral_float: bool = False) -> int:
         raise TypeError(f"must be an integer, got {_show(value)}")
     if isinstance(value, numbers.Integral):
         return int(value)
-    if isinstance(value, Decimal) or (allow_integral_float and isinstance(value, numbers.Real)):
+    if _is_decimal(value) or (allow_integral_float and isinstance(value, numbers.Real)):
         number = real_value(value)
         if number == int(number):
             return int(number)
     raise TypeError(f"must be an integer, got {_show(value)}")
 
 
-def _show(value: Any) -> str:
+def _is_decimal(value) -> bool:
+    """A decimal.Decimal (what jsonb numbers become under the jsonb_plpython3u
+    transform), tested without importing decimal on every backend's first call."""
+    decimal = sys.modules.get("decimal")
+    return decimal is not None and isinstance(value, decimal.Decimal)
+
+
+def _show(value) -> str:
     """Short printable form of a bad value for error messages."""
     text = repr(value)
     if len(text) > 40:
@@ -231,7 +242,7 @@ def _scalar(container: Mapping, key: str, rule: str, where: str, hint: str) -> f
     return value
 
 
-def _vector(raw: Any, where: str, length: int, row_rule: str) -> tuple:
+def _vector(raw, where: str, length: int, row_rule: str) -> tuple:
     """Validate a list of `length` non-negative numbers as a tuple of floats.
 
     row_rule "sum1": the entries sum to 1 (within 1e-5); "positive": they have
@@ -256,7 +267,7 @@ def _vector(raw: Any, where: str, length: int, row_rule: str) -> tuple:
     return tuple(values)
 
 
-def _matrix(raw: Any, where: str, rows: int, cols: int, row_rule: str) -> tuple:
+def _matrix(raw, where: str, rows: int, cols: int, row_rule: str) -> tuple:
     """Validate a rows x cols matrix of non-negative numbers as nested tuples."""
     if not isinstance(raw, (list, tuple)) or len(raw) != rows:
         raise _bad(where, f"must be a list of {rows} rows, got {_show(raw)}", _HINT_GLOBAL)
@@ -267,35 +278,39 @@ def _matrix(raw: Any, where: str, rows: int, cols: int, row_rule: str) -> tuple:
 # Parameter objects
 # --------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+CHAPTER_KEYS = ("chapter", *_CHAPTER_RULES)
+
+
 class ChapterParams:
-    """One row of bayes.chapter_params (all values plain Python numbers)."""
+    """One row of bayes.chapter_params (all values plain Python numbers), read-only.
 
-    chapter: int
-    boss_threshold: float
-    prior_intimacy_alpha: float
-    prior_intimacy_beta: float
-    prior_passion_alpha: float
-    prior_passion_beta: float
-    prior_trust_alpha: float
-    prior_trust_beta: float
-    prior_secureness_alpha: float
-    prior_secureness_beta: float
-    skip_prior_skip: float
-    skip_prior_respond: float
-    skip_cap: float
-    reply_baseline_s: float
-    delay_coef: float
-    delay_cap_s: float
-    fast_reply_s: float
-    slow_reply_s: float
-    decay_grace_h: float
-    decay_rate_per_h: float
-    vice_decay_grace_h: float
-    mood_volatility: float
+    Attributes: the keys of CHAPTER_KEYS (chapter, boss_threshold, the
+    prior_<metric>_alpha/beta pairs, skip_prior_skip, ..., mood_volatility).
+    A plain class rather than a dataclass: importing dataclasses costs a
+    fresh database backend milliseconds before its first message.
+    """
+
+    __slots__ = CHAPTER_KEYS
+
+    def __init__(self, **values):
+        if set(values) != set(CHAPTER_KEYS):
+            raise TypeError(f"ChapterParams needs exactly {CHAPTER_KEYS}")
+        for key in CHAPTER_KEYS:
+            object.__setattr__(self, key, values[key])
+
+    def __setattr__(self, key, value):
+        raise AttributeError("ChapterParams is read-only")
+
+    def __eq__(self, other):
+        return type(other) is ChapterParams and all(getattr(self, k) == getattr(other, k) for k in CHAPTER_KEYS)
+
+    def __hash__(self):
+        return hash(tuple(getattr(self, k) for k in CHAPTER_KEYS))
+
+    def __repr__(self):
+        return "ChapterParams(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in CHAPTER_KEYS) + ")"
 
 
-CHAPTER_KEYS = tuple(f.name for f in fields(ChapterParams))
 GLOBAL_KEYS = tuple(_GLOBAL_SCALAR_RULES) + ("mood_start_belief", "mood_transition", "mood_emission")
 
 
@@ -308,14 +323,17 @@ class Params:
     mood_emission (6x14)).
     """
 
-    __slots__ = ("_chapters", "g")
+    __slots__ = ("_chapters", "g", "derived")
 
-    def __init__(self, chapters: tuple, g: Mapping[str, Any]) -> None:
+    def __init__(self, chapters: tuple, g: Mapping) -> None:
         self._chapters = chapters
         self.g = g
+        # Values computed from these parameters and cached with them (for
+        # example the chapter transition matrices of the mood model).
+        self.derived: dict = {}
 
     @classmethod
-    def from_snapshot(cls, snapshot: Any) -> "Params":
+    def from_snapshot(cls, snapshot) -> "Params":
         """Validate a parameter snapshot (dict, or its JSON text) into Params."""
         if isinstance(snapshot, str):
             try:
@@ -387,7 +405,7 @@ def _parse_chapters(snapshot: Mapping) -> tuple:
     return tuple(out)
 
 
-def _parse_globals(snapshot: Mapping) -> Mapping[str, Any]:
+def _parse_globals(snapshot: Mapping) -> Mapping:
     """Validate snapshot["global"] into a read-only mapping."""
     raw = snapshot.get("global")
     if not isinstance(raw, Mapping):
@@ -406,7 +424,13 @@ def _parse_globals(snapshot: Mapping) -> Mapping[str, Any]:
     return MappingProxyType(g)
 
 
-DEFAULT_PARAMS = Params.from_snapshot(DEFAULT_SNAPSHOT)
+def __getattr__(name):
+    """DEFAULT_PARAMS, parsed on first use (a database backend never needs it)."""
+    if name == "DEFAULT_PARAMS":
+        value = globals()["DEFAULT_PARAMS"] = Params.from_snapshot(DEFAULT_SNAPSHOT)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CHAPTER_KEYS",

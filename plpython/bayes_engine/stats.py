@@ -6,8 +6,9 @@ Halley/Newton iteration safeguarded by a bracket, accurate to about 1e-10 for
 a, b in [0.05, 1e4].
 """
 
+from __future__ import annotations
+
 import math
-from typing import Sequence, Tuple
 
 from .errors import INVALID_PARAMETER, BayesError
 
@@ -167,7 +168,7 @@ def beta_ppf(q: float, a: float, b: float) -> float:
     return x
 
 
-def beta_interval(a: float, b: float, mass: float = 0.95) -> Tuple[float, float]:
+def beta_interval(a: float, b: float, mass: float = 0.95) -> tuple[float, float]:
     """Equal-tailed credible interval of Beta(a, b) holding `mass`."""
     if not (0.0 < mass < 1.0):
         raise BayesError(INVALID_PARAMETER, f"interval mass must be in (0, 1), got {mass!r}")
@@ -180,7 +181,7 @@ def normal_cdf(x: float) -> float:
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-def entropy_bits(p: Sequence[float]) -> float:
+def entropy_bits(p: list[float]) -> float:
     """Shannon entropy in bits of a distribution; p is normalised by its sum."""
     total = math.fsum(p)
     if not total > 0 or any(x < 0 for x in p):

@@ -30,7 +30,7 @@ select has_index('public', 'user_bayesian_state', 'user_bayesian_state_chapter_c
 
 select has_table('bayes', 'player_event', 'the event log exists');
 select index_is_unique('bayes', 'player_event', 'player_event_user_kind_message_uq', 'a message id is applied once per player and kind');
-select has_index('bayes', 'player_event', 'player_event_user_event_idx', 'events of a player in order');
+select col_is_pk('bayes', 'player_event', array['user_id', 'event_id'], 'events of a player in order: the primary key');
 select has_table('bayes', 'chapter_params', 'per-chapter parameters');
 select has_table('bayes', 'params', 'global parameters');
 select results_eq(

@@ -17,6 +17,20 @@ select set_eq(
     $$values
       ('bayes.assert_may_read(uuid)', 'authenticated'),
       ('bayes.assert_may_read(uuid)', 'service_role'),
+      ('bayes.check_message_id(text)', 'service_role'),
+      ('bayes.lock_state(uuid,boolean)', 'service_role'),
+      ('bayes.previous_result(uuid,text,text)', 'service_role'),
+      ('bayes.replay(uuid)', 'service_role'),
+      ('bayes.save_state(uuid,jsonb,text,text,timestamp with time zone,jsonb,jsonb,timestamp with time zone)', 'service_role'),
+      ('bayes.session_seed()', 'service_role'),
+      ('bayes.step_chapter(jsonb,bigint,bigint,uuid,integer)', 'service_role'),
+      ('bayes.step_llm_scores(jsonb,bigint,bigint,uuid,text,jsonb)', 'service_role'),
+      ('bayes.step_message(jsonb,bigint,bigint,uuid,text,text,double precision,double precision,double precision,double precision,boolean,text)', 'service_role'),
+      ('bayes.step_outcome(jsonb,bigint,bigint,uuid,text,boolean)', 'service_role'),
+      ('bayes_process_message(uuid,text,timestamp with time zone,text,double precision,boolean)', 'service_role'),
+      ('bayes_apply_llm_scores(uuid,jsonb,text)', 'service_role'),
+      ('bayes_record_outcome(uuid,text,boolean)', 'service_role'),
+      ('bayes_advance_chapter(uuid,integer)', 'service_role'),
       ('bayes.decode_state(jsonb)', 'authenticated'),
       ('bayes.decode_state(jsonb)', 'service_role'),
       ('bayes.default_state(integer)', 'service_role'),
@@ -45,7 +59,8 @@ select is_empty(
 
 select set_eq(
     $$select t.relname, r.role, priv.name
-      from (values ('public.user_bayesian_state'::regclass), ('bayes.player_event'), ('bayes.chapter_params'), ('bayes.params')) as t0 (rel)
+      from (values ('public.user_bayesian_state'::regclass), ('bayes.player_event'), ('bayes.chapter_params'), ('bayes.params'),
+                   ('bayes.params_revision')) as t0 (rel)
       cross join lateral (select t0.rel::text as relname) as t
       cross join (values ('anon'), ('authenticated'), ('service_role')) as r (role)
       cross join (values ('select'), ('insert'), ('update'), ('delete'), ('truncate'), ('references'), ('trigger')) as priv (name)
@@ -58,6 +73,8 @@ select set_eq(
       ('user_bayesian_state', 'service_role', 'delete'),
       ('bayes.player_event', 'service_role', 'select'),
       ('bayes.player_event', 'service_role', 'insert'),
+      ('bayes.params_revision', 'authenticated', 'select'),
+      ('bayes.params_revision', 'service_role', 'select'),
       ('bayes.chapter_params', 'authenticated', 'select'),
       ('bayes.chapter_params', 'service_role', 'select'),
       ('bayes.params', 'authenticated', 'select'),

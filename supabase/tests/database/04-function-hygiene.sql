@@ -1,4 +1,5 @@
--- Every function of the engine says what it is: security invoker, a pinned
+-- Every function of the engine says what it is: security invoker (one
+-- trigger function is definer, for a reason its comment gives), a pinned
 -- search_path, an explicit volatility, and a comment.
 begin;
 select plan(4);
@@ -9,9 +10,10 @@ from pg_proc as p
 where p.pronamespace = 'bayes'::regnamespace
    or (p.pronamespace = 'public'::regnamespace and p.proname like 'bayes\_%');
 
-select is_empty(
+select set_eq(
     'select signature from engine_function where prosecdef',
-    'no engine function is security definer'
+    $$values ('bayes.delete_player_events()')$$,
+    'the only security definer function is the trigger that deletes a deleted state''s events'
 );
 select is_empty(
     $$select signature from engine_function
@@ -26,6 +28,22 @@ select set_eq(
     'select signature, provolatile::text from engine_function',
     $$values
       ('bayes.assert_may_read(uuid)', 's'),
+      ('bayes.bump_params_revision()', 'v'),
+      ('bayes.check_message_id(text)', 'i'),
+      ('bayes.delete_player_events()', 'v'),
+      ('bayes.lock_state(uuid,boolean)', 'v'),
+      ('bayes.previous_result(uuid,text,text)', 's'),
+      ('bayes.replay(uuid)', 's'),
+      ('bayes.save_state(uuid,jsonb,text,text,timestamp with time zone,jsonb,jsonb,timestamp with time zone)', 'v'),
+      ('bayes.session_seed()', 's'),
+      ('bayes.step_chapter(jsonb,bigint,bigint,uuid,integer)', 's'),
+      ('bayes.step_llm_scores(jsonb,bigint,bigint,uuid,text,jsonb)', 's'),
+      ('bayes.step_message(jsonb,bigint,bigint,uuid,text,text,double precision,double precision,double precision,double precision,boolean,text)', 's'),
+      ('bayes.step_outcome(jsonb,bigint,bigint,uuid,text,boolean)', 's'),
+      ('bayes_advance_chapter(uuid,integer)', 'v'),
+      ('bayes_apply_llm_scores(uuid,jsonb,text)', 'v'),
+      ('bayes_process_message(uuid,text,timestamp with time zone,text,double precision,boolean)', 'v'),
+      ('bayes_record_outcome(uuid,text,boolean)', 'v'),
       ('bayes.decode_state(jsonb)', 'i'),
       ('bayes.default_state(integer)', 's'),
       ('bayes.describe_state(jsonb)', 's'),

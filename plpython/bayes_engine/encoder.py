@@ -1,0 +1,250 @@
+"""Observation encoding (MODEL.md section 3): text and timing become evidence.
+
+:func:`encode_message` turns one player message into an :class:`Observation`:
+per-metric positive and negative evidence (before scaling, halving and the
+budget of section 4), the number of metric features that fired, the vice
+weights and the HMM symbols. It is a pure function of its arguments.
+
+Words match on word boundaries in the lower-cased text: the text is split
+into runs of word characters (``\\w+``, Unicode-aware), and each run is looked
+up in the lexicons, so "high" never matches "highway" and "real" never
+matches "really". Counts are occurrences.
+"""
+
+import re
+
+from . import vocab
+
+POSITIVE = frozenset(
+    "love amazing wonderful beautiful great happy excited thank appreciate care adore perfect "
+    "incredible sweet kind".split()
+)
+NEGATIVE = frozenset(
+    "hate boring annoying stupid ugly angry frustrated disappointed terrible awful worst whatever "
+    "fine goodbye".split()
+)
+PERSONAL = frozenset("feel think want like love miss hope dream fear wish remember".split())
+HUMOR_WORDS = frozenset("haha hahaha lol lmao rofl hehe".split())
+HUMOR_EMOJI = ("\U0001F602", "\U0001F923", "\U0001F606")  # 😂 🤣 😆
+VICE_WORDS = (
+    frozenset("debate think logic smart read theory argue philosophy science intellectual research".split()),
+    frozenset("dare risk adventure crazy wild extreme adrenaline dangerous spontaneous impulsive".split()),
+    frozenset("drink bar party wine beer smoke weed high club cocktail shots".split()),
+    frozenset("kiss touch attractive sexy bed desire body lips cuddle intimate".split()),
+    frozenset("feel heart soul intense passion cry deeply overwhelm emotion burning".split()),
+    frozenset("rules rebel authority system break illegal convention defy against freedom".split()),
+    frozenset("dark morbid dead twisted ironic gallows sick disturbing macabre inappropriate".split()),
+    frozenset("afraid fear weak vulnerable honest real scared open secret confession".split()),
+)
+EMOTIONAL_VICE = 4  # symbol 5 (emotional_content) also fires on vice-4 words
+
+# Feature table of section 3: name -> ((metric index, evidence), ...).
+# Metric indexes follow vocab.METRIC_KEYS (i, p, t, s); evidence < 0 is negative.
+FEATURES = {
+    "long": ((0, 0.35), (1, 0.15)),
+    "medium": ((0, 0.15),),
+    "short": ((0, -0.12), (1, -0.045)),
+    "quick_reply": ((2, 0.30), (3, 0.15)),
+    "slow_reply": ((3, -0.25),),
+    "personal_question": ((0, 0.56), (2, 0.35)),
+    "questions": ((2, 0.15),),
+    "warm": ((1, 0.49),),
+    "warm_one": ((1, 0.15),),
+    "cold": ((1, -0.42), (2, -0.25)),
+    "cold_one": ((1, -0.12),),
+    "steady": ((3, 0.30),),
+    "absent": ((3, -0.49), (2, -0.12)),
+}
+
+LONG_CHARS = 300
+MEDIUM_CHARS = 150
+SHORT_CHARS = 20
+SYMBOL_LONG_CHARS = 200
+SYMBOL_SHORT_CHARS = 30
+VICE_LONG_CHARS = 200
+VICE_LONG_BONUS = 1.3
+QUICK_FRACTION = 0.5    # quick reply: gap < 0.5 * fast_c
+SLOW_FRACTION = 0.8     # slow reply: gap > 0.8 * slow_c
+STEADY_MESSAGES = 3     # 1st-3rd message of the UTC day
+STEADY_MAX_GAP_S = 24 * 3600
+ABSENT_GAP_S = 48 * 3600
+FAST_SYMBOL_S = 120     # symbols 7/8/9: < 2 min, > 30 min, otherwise
+SLOW_SYMBOL_S = 1800
+EMOJI_HEAVY = 3
+
+def _lexicon_index():
+    """word -> (positive, negative, personal, humor, vice indexes): one lookup per word."""
+    index = {}
+    words = POSITIVE | NEGATIVE | PERSONAL | HUMOR_WORDS
+    for lexicon in VICE_WORDS:
+        words |= lexicon
+    for word in words:
+        index[word] = (
+            int(word in POSITIVE),
+            int(word in NEGATIVE),
+            int(word in PERSONAL),
+            int(word in HUMOR_WORDS),
+            tuple(j for j, lexicon in enumerate(VICE_WORDS) if word in lexicon),
+        )
+    return index
+
+
+_LEXICON = _lexicon_index()
+_WORD = re.compile(r"\w+")
+_EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF]")
+
+SYMBOL_INDEX = {name: j for j, name in enumerate(vocab.SYMBOLS)}
+
+
+class Observation:
+    """What one message says, before the per-message rules of section 4.
+
+    ``plus`` and ``minus`` are the summed positive and negative evidence per
+    metric (METRIC_KEYS order, both >= 0); ``features`` the names of the
+    metric features that fired (their count is the message's
+    ``observations``); ``vices`` the 8 Dirichlet increments; ``symbols`` the
+    sorted HMM symbol indexes.
+    """
+
+    __slots__ = ("plus", "minus", "features", "vices", "symbols")
+
+    def __init__(self, plus, minus, features, vices, symbols):
+        self.plus = plus
+        self.minus = minus
+        self.features = features
+        self.vices = vices
+        self.symbols = symbols
+
+    @property
+    def observations(self) -> int:
+        return len(self.features)
+
+    def to_json(self) -> dict:
+        """The observation as stored in the event log (what replay re-applies)."""
+        return {
+            "plus": self.plus,
+            "minus": self.minus,
+            "features": self.features,
+            "vices": self.vices,
+            "symbols": self.symbols,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Observation":
+        return cls(
+            [float(x) for x in data["plus"]],
+            [float(x) for x in data["minus"]],
+            list(data["features"]),
+            [float(x) for x in data["vices"]],
+            [int(x) for x in data["symbols"]],
+        )
+
+    def __eq__(self, other):
+        return isinstance(other, Observation) and self.to_json() == other.to_json()
+
+    def __repr__(self):
+        return f"Observation({self.to_json()!r})"
+
+
+def count_emoji(text: str) -> int:
+    """Code points in U+1F300-U+1FAFF or U+2600-U+27BF."""
+    return len(_EMOJI.findall(text))
+
+
+def encode_message(text, gap_s, topic_changed, day_position, fast_s, slow_s) -> Observation:
+    """Encode one message.
+
+    text: the message; gap_s: reply gap in seconds or None (unknown);
+    topic_changed: True, False or None (not reported); day_position: the
+    message's number within its UTC day (the first is 1), or None when not
+    known; fast_s, slow_s: the chapter's fast_c and slow_c.
+    """
+    length = len(text)
+    words = _WORD.findall(text.lower())
+    positive = negative = personal = humor = 0
+    vice_matches = [0, 0, 0, 0, 0, 0, 0, 0]
+    for word in words:
+        hits = _LEXICON.get(word)
+        if hits is not None:
+            p, n, s, h, vices = hits
+            positive += p
+            negative += n
+            personal += s
+            humor += h
+            for j in vices:
+                vice_matches[j] += 1
+    for emoji in HUMOR_EMOJI:
+        humor += text.count(emoji)
+    questions = text.count("?")
+    emoji = count_emoji(text)
+    known_gap = gap_s is not None
+
+    features = []
+    if length > LONG_CHARS:
+        features.append("long")
+    elif length > MEDIUM_CHARS:
+        features.append("medium")
+    elif length < SHORT_CHARS:
+        features.append("short")
+    if known_gap and gap_s < QUICK_FRACTION * fast_s:
+        features.append("quick_reply")
+    if known_gap and gap_s > SLOW_FRACTION * slow_s:
+        features.append("slow_reply")
+    if questions >= 1 and personal >= 1:
+        features.append("personal_question")
+    elif questions >= 2:
+        features.append("questions")
+    if positive >= 2:
+        features.append("warm")
+    elif positive == 1:
+        features.append("warm_one")
+    if negative >= 2:
+        features.append("cold")
+    elif negative == 1:
+        features.append("cold_one")
+    if known_gap and day_position is not None and day_position <= STEADY_MESSAGES and gap_s < STEADY_MAX_GAP_S:
+        features.append("steady")
+    if known_gap and gap_s > ABSENT_GAP_S:
+        features.append("absent")
+
+    plus = [0.0, 0.0, 0.0, 0.0]
+    minus = [0.0, 0.0, 0.0, 0.0]
+    for name in features:
+        for metric, evidence in FEATURES[name]:
+            if evidence > 0:
+                plus[metric] += evidence
+            else:
+                minus[metric] -= evidence
+
+    bonus = VICE_LONG_BONUS if length > VICE_LONG_CHARS else 1.0
+    vices = [min(1.0, bonus * min(1.0, 0.25 * m)) for m in vice_matches]
+
+    symbols = []
+    if length > SYMBOL_LONG_CHARS:
+        symbols.append(0)
+    elif length < SYMBOL_SHORT_CHARS:
+        symbols.append(1)
+    if questions >= 1:
+        symbols.append(2)
+    if positive:
+        symbols.append(3)
+    if negative:
+        symbols.append(4)
+    if personal or vice_matches[EMOTIONAL_VICE]:
+        symbols.append(5)
+    if humor:
+        symbols.append(6)
+    if known_gap:
+        if gap_s < FAST_SYMBOL_S:
+            symbols.append(7)
+        elif gap_s > SLOW_SYMBOL_S:
+            symbols.append(8)
+        else:
+            symbols.append(9)
+    if topic_changed is not None:
+        symbols.append(11 if topic_changed else 10)
+    if emoji >= EMOJI_HEAVY:
+        symbols.append(12)
+    elif emoji == 0:
+        symbols.append(13)
+    return Observation(plus, minus, features, vices, symbols)

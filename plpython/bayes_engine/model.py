@@ -1,0 +1,463 @@
+"""The model: every update of MODEL.md sections 4, 5, 6, 7 and 8, once.
+
+Functions here take a *decoded* state (a dict as returned by
+:func:`codec.decode`) and update it in place; the caller owns the dict.
+Times are epoch seconds (floats). Nothing here touches the database, so the
+SQL functions, the app-server benchmark and the tests all run this code.
+
+The order of one message (section 4): decay up to the message time, encode,
+metrics, vices, mood, timing, skip and delay, fallback and boss readiness.
+"""
+
+import math
+
+from . import encoder, rng, vocab
+from .errors import INVALID_PARAMETER, BayesError
+
+SECONDS_PER_HOUR = 3600.0
+SECONDS_PER_DAY = 86400
+
+FALLBACK_REASONS = ("cold_start", "high_variance", "no_signals", "critical_zone", "bayesian_sufficient")
+DECISIONS = ("skip", "reply")
+LLM_DELTA_LIMIT = 10.0
+
+
+# --------------------------------------------------------------------------
+# Section 5: decay
+# --------------------------------------------------------------------------
+
+def decay_hours(last_message_at, decayed_at, now, grace_h):
+    """Hours of decay in the window [max(decayed_at, last_message_at + grace), now].
+
+    Zero when there is no message yet, or when `now` is not strictly after the
+    start of the window (a player exactly at the grace boundary is not
+    decayed).
+    """
+    if last_message_at is None:
+        return 0.0
+    start = last_message_at + grace_h * SECONDS_PER_HOUR
+    if decayed_at is not None and decayed_at > start:
+        start = decayed_at
+    if now <= start:
+        return 0.0
+    return (now - start) / SECONDS_PER_HOUR
+
+
+def decay(state, params, last_message_at, decayed_at, now):
+    """Apply the absence decay of section 5 up to `now`; return the metric decay hours.
+
+    Metrics move in (mean, strength) towards the chapter prior ``mp`` with
+    f = exp(-r_c * hours): the strength always, the mean only when it is above
+    the prior mean (a mean is never raised). The mood belief moves towards the
+    start belief with the same f; the vices towards the Dirichlet prior with
+    their own grace and rate. Skip, timing and the budget do not decay.
+    """
+    cp = params.chapter(state["c"])
+    hours = decay_hours(last_message_at, decayed_at, now, cp.decay_grace_h)
+    if hours > 0.0 and cp.decay_rate_per_h > 0.0:
+        f = math.exp(-cp.decay_rate_per_h * hours)
+        m, mp = state["m"], state["mp"]
+        for key in vocab.METRIC_KEYS:
+            alpha, beta = m[key]
+            alpha0, beta0 = mp[key]
+            strength0 = alpha0 + beta0
+            mean0 = alpha0 / strength0
+            strength = alpha + beta
+            mean = alpha / strength
+            strength = strength0 + (strength - strength0) * f
+            if mean > mean0:
+                mean = mean0 + (mean - mean0) * f
+            m[key] = [mean * strength, (1.0 - mean) * strength]
+        start = params.g["mood_start_belief"]
+        state["h"] = [h0 + (h - h0) * f for h, h0 in zip(state["h"], start)]
+    vice_hours = decay_hours(last_message_at, decayed_at, now, cp.vice_decay_grace_h)
+    vice_rate = params.g["vice_decay_rate_per_h"]
+    if vice_hours > 0.0 and vice_rate > 0.0:
+        f_v = math.exp(-vice_rate * vice_hours)
+        prior = params.g["vice_prior"]
+        state["d"] = [prior + (d - prior) * f_v for d in state["d"]]
+    return hours
+
+
+# --------------------------------------------------------------------------
+# Section 4.1 and 4.3: metrics and the evidence budget
+# --------------------------------------------------------------------------
+
+def update_metrics(state, plus, minus, params, now):
+    """Discounted Beta update of the four metrics with one message's evidence.
+
+    plus, minus: summed evidence per metric (>= 0). Per metric the evidence is
+    scaled to at most 1 in total, halved while n < cold_start_messages, and
+    clipped to what the leaky-bucket budget allows; then
+    alpha <- alpha0 + gamma*(alpha - alpha0) + E+ and the same for beta. The
+    discount applies on every message. Returns the applied (E+, E-) pairs.
+    """
+    g = params.g
+    gamma = g["discount"]
+    budget = g["evidence_budget_per_hour"]
+    halve = state["n"] < g["cold_start_messages"]
+    b = state["b"]
+    elapsed = now - b[4]
+    leak = math.exp(-elapsed / SECONDS_PER_HOUR) if elapsed > 0.0 else 1.0
+    m, mp = state["m"], state["mp"]
+    applied = []
+    spent_out = []
+    for j, key in enumerate(vocab.METRIC_KEYS):
+        e_plus, e_minus = plus[j], minus[j]
+        total = e_plus + e_minus
+        if total > 1.0:
+            e_plus, e_minus, total = e_plus / total, e_minus / total, 1.0
+        if halve:
+            e_plus, e_minus, total = 0.5 * e_plus, 0.5 * e_minus, 0.5 * total
+        spent = b[j] * leak
+        room = budget - spent
+        if total > room:
+            scale = room / total if room > 0.0 else 0.0
+            e_plus, e_minus, total = e_plus * scale, e_minus * scale, total * scale
+        spent_out.append(spent + total)
+        alpha, beta = m[key]
+        alpha0, beta0 = mp[key]
+        m[key] = [alpha0 + gamma * (alpha - alpha0) + e_plus, beta0 + gamma * (beta - beta0) + e_minus]
+        applied.append((e_plus, e_minus))
+    spent_out.append(now if now > b[4] else b[4])
+    state["b"] = spent_out
+    return applied
+
+
+def metric_summary(state):
+    """Means and variances per metric, the composite (0-100) and its sd."""
+    metrics = {}
+    composite = 0.0
+    composite_var = 0.0
+    m = state["m"]
+    for key, name, w in zip(vocab.METRIC_KEYS, vocab.METRIC_NAMES, vocab.METRIC_WEIGHTS):
+        alpha, beta = m[key]
+        s = alpha + beta
+        mean = alpha / s
+        var = alpha * beta / (s * s * (s + 1.0))
+        metrics[name] = {"mean": mean, "var": var}
+        composite += w * mean
+        composite_var += w * w * var
+    return metrics, 100.0 * composite, 100.0 * math.sqrt(composite_var)
+
+
+# --------------------------------------------------------------------------
+# Section 4.2: vices, mood, timing
+# --------------------------------------------------------------------------
+
+def update_vices(state, increments):
+    state["d"] = [d + x for d, x in zip(state["d"], increments)]
+
+
+def vice_summary(state):
+    d = state["d"]
+    total = math.fsum(d)
+    mixture = [x / total for x in d]
+    order = sorted(range(len(mixture)), key=lambda j: (-mixture[j], j))
+    entropy = 0.0
+    for p in mixture:
+        if p > 0.0:
+            entropy -= p * math.log2(p)
+    return {"top": [[vocab.VICES[j], mixture[j]] for j in order[:3]], "entropy_bits": max(entropy, 0.0)}
+
+
+def chapter_transition(matrix, volatility):
+    """The transition matrix of a chapter: section 4.2's volatility adjustment.
+
+    Each diagonal d becomes max(0.3, d/v) when v > 1, else min(0.8, d/v); the
+    off-diagonals of its row are rescaled so that the row sums to 1 (spread
+    evenly if they were all zero).
+    """
+    rows = []
+    size = len(matrix)
+    for r, row in enumerate(matrix):
+        diagonal = row[r]
+        new_diagonal = max(0.3, diagonal / volatility) if volatility > 1.0 else min(0.8, diagonal / volatility)
+        off = 1.0 - diagonal
+        rest = 1.0 - new_diagonal
+        if off > 0.0:
+            new_row = [x * rest / off for x in row]
+        else:
+            new_row = [rest / (size - 1)] * size
+        new_row[r] = new_diagonal
+        rows.append(tuple(new_row))
+    return tuple(rows)
+
+
+def mood_step(belief, transition, emission, symbols):
+    """One forward step: b' proportional to (b^T A) times the product of B[:, o] over the symbols.
+
+    With no symbol, or when the product underflows to 0, it is the
+    predict-only step b' = b^T A (normalised).
+    """
+    size = len(belief)
+    predicted = [0.0] * size
+    for i, b_i in enumerate(belief):
+        if b_i:
+            row = transition[i]
+            for j in range(size):
+                predicted[j] += b_i * row[j]
+    posterior = predicted
+    if symbols:
+        posterior = []
+        for j in range(size):
+            value = predicted[j]
+            row = emission[j]
+            for o in symbols:
+                value *= row[o]
+            posterior.append(value)
+        if not math.fsum(posterior) > 0.0:
+            posterior = predicted
+    total = math.fsum(posterior)
+    return [x / total for x in posterior]
+
+
+def mood_matrices(state, params):
+    """(A_c, B) for the state's chapter: the state's own A/B when present, else the defaults."""
+    volatility = params.chapter(state["c"]).mood_volatility
+    raw_a = state.get("A")
+    if raw_a is None:
+        key = ("transition", state["c"])
+        a = params.derived.get(key)
+        if a is None:
+            a = params.derived[key] = chapter_transition(params.g["mood_transition"], volatility)
+    else:
+        a = chapter_transition(raw_a, volatility)
+    raw_b = state.get("B")
+    return a, (raw_b if raw_b is not None else params.g["mood_emission"])
+
+
+def update_timing(state, gap_s, params):
+    """Normal update of the log reply gap with a known gap x <= timing_max_gap_s (x >= 1 s)."""
+    if gap_s is None or gap_s > params.g["timing_max_gap_s"]:
+        return
+    tau_x = params.g["timing_obs_precision"]
+    mu, tau = state["g"]
+    x = math.log(gap_s if gap_s > 1.0 else 1.0)
+    state["g"] = [(tau * mu + tau_x * x) / (tau + tau_x), tau + tau_x]
+
+
+# --------------------------------------------------------------------------
+# Section 4.4: skip and delay
+# --------------------------------------------------------------------------
+
+def decide_skip(state, params, user_id, n, session_seed):
+    """Thompson-sampled skip decision; updates the run length k[2].
+
+    theta ~ Beta(a_skip, a_respond), capped at the chapter's skip_cap and
+    halved per consecutive skip; skip when U < theta, never more than
+    max_consecutive_skips in a row. Returns (skip, p) with p the skip
+    probability used (0 when the run limit forces a reply).
+    """
+    a_skip, a_respond, run = state["k"]
+    cap = params.chapter(state["c"]).skip_cap
+    theta = rng.generator(user_id, n, rng.SKIP_THETA, session_seed).betavariate(a_skip, a_respond)
+    p = min(theta, cap) * 0.5 ** run
+    if run >= params.g["max_consecutive_skips"]:
+        p = 0.0
+        skip = False
+    else:
+        skip = rng.generator(user_id, n, rng.SKIP_UNIFORM, session_seed).random() < p
+    state["k"] = [a_skip, a_respond, run + 1 if skip else 0]
+    return skip, p
+
+
+def reply_delay(state, params, user_id, n, session_seed):
+    """min(cap_c, max(1, coef_c * e^y)) seconds, y from the posterior predictive N(mu, 1/tau + 1/tau_x)."""
+    cp = params.chapter(state["c"])
+    mu, tau = state["g"]
+    sd = math.sqrt(1.0 / tau + 1.0 / params.g["timing_obs_precision"])
+    y = rng.generator(user_id, n, rng.DELAY, session_seed).gauss(mu, sd)
+    return min(cp.delay_cap_s, max(1.0, cp.delay_coef * math.exp(min(y, 700.0))))
+
+
+# --------------------------------------------------------------------------
+# Sections 6 and 7: boss readiness and fallback
+# --------------------------------------------------------------------------
+
+def confidence_label(p):
+    if p > 0.9 or p < 0.1:
+        return "high"
+    if p > 0.6 or p < 0.3:
+        return "medium"
+    return "low"
+
+
+def boss_readiness(state, params, composite=None, composite_sd=None):
+    """P(C >= T_c) by the normal approximation, ready and the confidence label."""
+    if composite is None:
+        _, composite, composite_sd = metric_summary(state)
+    threshold = params.chapter(state["c"]).boss_threshold
+    p = 0.5 * math.erfc(-((composite - threshold) / composite_sd) / math.sqrt(2.0))
+    return {
+        "threshold": threshold,
+        "p_ready": p,
+        "ready": p >= params.g["ready_probability"],
+        "confidence": confidence_label(p),
+    }
+
+
+def fallback_reason(state, params, metrics, composite, observations=None):
+    """The first rule of section 7 that fires; observations=None skips no_signals."""
+    if state["n"] < params.g["cold_start_messages"]:
+        return "cold_start"
+    for name, threshold in zip(vocab.METRIC_NAMES, params.variance_thresholds):
+        if metrics[name]["var"] > threshold:
+            return "high_variance"
+    if observations is not None and observations == 0:
+        return "no_signals"
+    if abs(composite - params.chapter(state["c"]).boss_threshold) < params.g["critical_zone"]:
+        return "critical_zone"
+    return "bayesian_sufficient"
+
+
+def summary(state, params, observations=None):
+    """The part of every writer's result that describes the state after the write."""
+    metrics, composite, composite_sd = metric_summary(state)
+    reason = fallback_reason(state, params, metrics, composite, observations)
+    return {
+        "n": state["n"],
+        "chapter": state["c"],
+        "composite": composite,
+        "composite_sd": composite_sd,
+        "composite_ci95": [max(0.0, composite - 1.959963984540054 * composite_sd),
+                           min(100.0, composite + 1.959963984540054 * composite_sd)],
+        "metrics": metrics,
+        "fallback": {"needed": reason != "bayesian_sufficient", "reason": reason},
+        "boss": boss_readiness(state, params, composite, composite_sd),
+    }
+
+
+# --------------------------------------------------------------------------
+# The writers: one message, LLM scores, an outcome, a chapter transition
+# --------------------------------------------------------------------------
+
+def day_position(state, now):
+    """The message's number within its UTC day (updates dd); None for a message from an earlier day."""
+    day = int(now // SECONDS_PER_DAY)
+    last_day, count = state["dd"]
+    if day == last_day:
+        state["dd"] = [day, count + 1]
+        return count + 1
+    if day > last_day:
+        state["dd"] = [day, 1]
+        return 1
+    return None
+
+
+def process_message(state, params, user_id, text, sent_at, last_message_at, decayed_at,
+                    reply_gap_s=None, topic_changed=None, session_seed=None, observation=None):
+    """Section 4 for one message; updates `state` and returns (result, observation).
+
+    `observation` replaces the encoding of `text` (replay passes the stored
+    one; text is then ignored). The result holds the keys of MODEL.md
+    section 9 except user_id, message_id, duplicate and version, which the
+    SQL layer adds.
+    """
+    decay_h = decay(state, params, last_message_at, decayed_at, sent_at)
+    cp = params.chapter(state["c"])
+    position = day_position(state, sent_at)
+    if observation is None:
+        observation = encoder.encode_message(text, reply_gap_s, topic_changed, position,
+                                             cp.fast_reply_s, cp.slow_reply_s)
+    update_metrics(state, observation.plus, observation.minus, params, sent_at)
+    update_vices(state, observation.vices)
+    transition, emission = mood_matrices(state, params)
+    state["h"] = mood_step(state["h"], transition, emission, observation.symbols)
+    update_timing(state, reply_gap_s, params)
+    state["n"] += 1
+    state["nc"] += 1
+    n = state["n"]
+    skip, p_skip = decide_skip(state, params, user_id, n, session_seed)
+    delay_s = reply_delay(state, params, user_id, n, session_seed)
+
+    result = summary(state, params, observation.observations)
+    h = state["h"]
+    mood_index = max(range(len(h)), key=lambda j: (h[j], -j))
+    result.update({
+        "vices": vice_summary(state),
+        "mood": {"state": vocab.MOODS[mood_index], "belief": dict(zip(vocab.MOODS, h))},
+        "skip": {"skip": skip, "p": p_skip},
+        "delay_s": delay_s,
+        "observations": observation.observations,
+        "features": observation.features,
+        "decay_hours": decay_h,
+    })
+    return result, observation
+
+
+def check_llm_deltas(deltas):
+    """Validate {metric name: delta in [-10, 10]}; returns the deltas as floats in METRIC_NAMES order (None = absent)."""
+    if not isinstance(deltas, dict) or not deltas:
+        raise BayesError(INVALID_PARAMETER, "p_deltas must be a non-empty JSON object of metric deltas")
+    out = [None, None, None, None]
+    for name, value in deltas.items():
+        if name not in vocab.METRIC_NAMES:
+            raise BayesError(INVALID_PARAMETER, f"unknown metric {name!r} in p_deltas",
+                             "metrics are intimacy, passion, trust, secureness")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise BayesError(INVALID_PARAMETER, f"p_deltas.{name} must be a finite number, got {value!r}")
+        if not -LLM_DELTA_LIMIT <= value <= LLM_DELTA_LIMIT:
+            raise BayesError(INVALID_PARAMETER, f"p_deltas.{name} must be in [-10, 10], got {value!r}")
+        out[vocab.METRIC_NAMES.index(name)] = float(value)
+    return out
+
+
+def apply_llm_scores(state, params, deltas):
+    """Section 7: alpha += delta/10 for delta > 0, beta += |delta|/10 for delta < 0 (not halved, not budgeted)."""
+    values = check_llm_deltas(deltas)
+    m = state["m"]
+    for key, delta in zip(vocab.METRIC_KEYS, values):
+        if delta is None or delta == 0.0:
+            continue
+        alpha, beta = m[key]
+        if delta > 0.0:
+            alpha += delta / LLM_DELTA_LIMIT
+        else:
+            beta += -delta / LLM_DELTA_LIMIT
+        m[key] = [alpha, beta]
+    return summary(state, params)
+
+
+def record_outcome(state, params, decision, engaged):
+    """Section 4.4: what the player did after a skip or a reply updates the skip Beta."""
+    if decision not in DECISIONS:
+        raise BayesError(INVALID_PARAMETER, f"unknown decision {decision!r}: expected 'skip' or 'reply'")
+    a_skip, a_respond, run = state["k"]
+    if (decision == "skip") == bool(engaged):
+        a_skip += 1.0
+    else:
+        a_respond += 1.0
+    state["k"] = [a_skip, a_respond, run]
+    return {
+        "chapter": state["c"],
+        "skip": {"a_skip": a_skip, "a_respond": a_respond, "p_skip_mean": a_skip / (a_skip + a_respond)},
+    }
+
+
+def advance_chapter(state, params, chapter):
+    """Section 8: move to a later chapter (the same chapter is a no-op; an earlier one is an error).
+
+    m <- 0.7*m + 0.3*prior_c', mp <- prior_c', nc <- 0, skip Beta and timing
+    reset to the chapter's priors; vices and mood kept. Returns whether the
+    state changed.
+    """
+    cp = params.chapter(chapter)
+    current = state["c"]
+    if chapter < current:
+        raise BayesError(INVALID_PARAMETER, f"cannot go back from chapter {current} to chapter {chapter}",
+                         "chapters only advance")
+    if chapter == current:
+        return False
+    prior = params.metric_prior(chapter)
+    m = state["m"]
+    for key in vocab.METRIC_KEYS:
+        alpha0, beta0 = prior[key]
+        alpha, beta = m[key]
+        m[key] = [0.7 * alpha + 0.3 * alpha0, 0.7 * beta + 0.3 * beta0]
+    state["mp"] = {key: list(prior[key]) for key in vocab.METRIC_KEYS}
+    state["c"] = chapter
+    state["nc"] = 0
+    state["k"] = [cp.skip_prior_skip, cp.skip_prior_respond, 0]
+    state["g"] = [math.log(cp.reply_baseline_s), 1.0]
+    return True

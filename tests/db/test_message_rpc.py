@@ -1,0 +1,323 @@
+"""The writer RPCs on a real cluster: one transaction, idempotency, replay,
+bad input (SQLSTATE, nothing written), parameters, roles and concurrency."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import threading
+import uuid
+
+import psycopg
+import pytest
+from psycopg import errors
+
+from bayes_engine import codec, events, params
+from support import act_as, new_player
+
+pytestmark = pytest.mark.db
+
+T0 = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.timezone.utc)
+MESSAGE_SQL = (
+    "select public.bayes_process_message(%(u)s, %(text)s, %(at)s, %(id)s, %(gap)s, %(topic)s)"
+)
+
+
+def send(conn, user_id, text, at=None, message_id=None, gap=None, topic=None):
+    return conn.execute(MESSAGE_SQL, dict(u=user_id, text=text, at=at or T0, id=message_id, gap=gap,
+                                          topic=topic)).fetchone()[0]
+
+
+def row(conn, user_id):
+    return conn.execute(
+        "select state::text, version, last_message_at, decayed_at from public.user_bayesian_state where user_id = %s",
+        (user_id,)).fetchone()
+
+
+def event_count(conn, user_id):
+    return conn.execute("select count(*) from bayes.player_event where user_id = %s", (user_id,)).fetchone()[0]
+
+
+CONVERSATION = [
+    ("hey! how was your day?", None, None),
+    ("I love you. What do you dream about?", 40.0, False),
+    ("whatever, this is boring", 900.0, True),
+    ("haha lol \U0001F602\U0001F602\U0001F602 let's go to a bar and do something crazy", 15.0, None),
+    ("I feel like I can be honest with you, I have a secret. " * 5, 2500.0, False),
+    ("ok", 200000.0, None),
+]
+
+
+def converse(conn, user_id, messages, start=T0, prefix="m"):
+    t = start
+    results = []
+    for i in range(messages):
+        text, gap, topic = CONVERSATION[i % len(CONVERSATION)]
+        t += dt.timedelta(seconds=gap or 45)
+        results.append(send(conn, user_id, text, t, f"{prefix}{i}", gap, topic))
+    return results, t
+
+
+def test_first_message_creates_the_state_and_logs_one_event(conn):
+    user_id = new_player(conn)
+    result = send(conn, user_id, "I love you. What do you dream about?", message_id="a1", gap=40.0)
+    state, version, last, decayed = row(conn, user_id)
+    assert version == 2 and last == T0 and decayed == T0
+    assert result["n"] == 1 and result["version"] == 2 and result["duplicate"] is False
+    assert result["user_id"] == str(user_id) and result["message_id"] == "a1"
+    assert result["features"] == ["quick_reply", "personal_question", "warm_one", "steady"]
+    assert result["observations"] == 4
+    assert result["fallback"] == {"needed": True, "reason": "cold_start"}
+    assert event_count(conn, user_id) == 1
+    kind, message_id, occurred, stored_result, state_version = conn.execute(
+        "select kind, message_id, occurred_at, result, state_version from bayes.player_event where user_id = %s",
+        (user_id,)).fetchone()
+    assert (kind, message_id, occurred, state_version) == ("message", "a1", T0, 2)
+    assert stored_result == result
+    # the stored state equals the same message applied by the Python engine
+    s = codec.default_state(1, params.DEFAULT_PARAMS)
+    s = codec.decode(codec.encode(s))
+    events.apply_message(s, params.DEFAULT_PARAMS, str(user_id), "I love you. What do you dream about?",
+                         T0.timestamp(), None, None, 40.0)
+    assert state == codec.encode(s).replace(":", ": ").replace(",", ", ") or codec.decode(state) == codec.decode(
+        codec.encode(s))
+
+
+def test_a_repeated_message_id_returns_the_first_result_and_changes_nothing(conn):
+    user_id = new_player(conn)
+    first = send(conn, user_id, "hello there, how are you?", message_id="dup", gap=60.0)
+    before = row(conn, user_id)
+    again = send(conn, user_id, "a different text, same id", T0 + dt.timedelta(hours=30), message_id="dup")
+    assert again == {**first, "duplicate": True}
+    assert row(conn, user_id) == before
+    assert event_count(conn, user_id) == 1
+    # the same id for another kind of input is another input
+    llm = conn.execute("select public.bayes_apply_llm_scores(%s, %s, 'dup')", (user_id, json.dumps({"trust": 2}))).fetchone()[0]
+    assert llm["duplicate"] is False and event_count(conn, user_id) == 2
+    llm_again = conn.execute("select public.bayes_apply_llm_scores(%s, %s, 'dup')",
+                             (user_id, json.dumps({"trust": -9}))).fetchone()[0]
+    assert llm_again == {**llm, "duplicate": True} and event_count(conn, user_id) == 2
+
+
+def test_replay_equals_the_stored_state_after_a_mixed_history(conn):
+    user_id = new_player(conn)
+    conn.execute("set bayes.seed = 'replay-test'")
+    _, t = converse(conn, user_id, 40)
+    conn.execute("select public.bayes_apply_llm_scores(%s, %s, 'x1')", (user_id, json.dumps({"intimacy": 6.5, "trust": -3})))
+    conn.execute("select public.bayes_record_outcome(%s, 'skip', true)", (user_id,))
+    conn.execute("select public.bayes_record_outcome(%s, 'reply', false)", (user_id,))
+    conn.execute("select public.bayes_advance_chapter(%s, 3)", (user_id,))
+    converse(conn, user_id, 25, start=t + dt.timedelta(days=4), prefix="later")  # lazily decayed first
+    replayed, stored, n = conn.execute(
+        "select bayes.replay(%s), state, (state->>'n')::int from public.user_bayesian_state where user_id = %s",
+        (user_id, user_id)).fetchone()
+    assert n == 65
+    assert replayed == stored
+
+
+def test_session_seed_changes_the_draws_and_is_logged(conn):
+    a, b = new_player(conn), new_player(conn)
+    conn.execute("set bayes.seed = 'one'")
+    first = send(conn, a, "hello there, how are you?", gap=60.0)
+    conn.execute("set bayes.seed = 'two'")
+    second = send(conn, a, "hello there, how are you?", T0 + dt.timedelta(seconds=70), gap=60.0)
+    assert conn.execute("select array_agg(input->>'seed' order by event_id) from bayes.player_event where user_id = %s",
+                        (a,)).fetchone()[0] == ["one", "two"]
+    conn.execute("set bayes.seed = 'one'")
+    # the skip probability is a continuous draw: another player or another seed draws another one
+    assert send(conn, b, "hello there, how are you?", gap=60.0)["skip"]["p"] != first["skip"]["p"]
+    assert first["skip"]["p"] != second["skip"]["p"]
+
+
+def test_a_later_message_decays_the_absent_player_first(conn):
+    user_id = new_player(conn)
+    _, t = converse(conn, user_id, 12)
+    later = t + dt.timedelta(hours=8 + 50)  # chapter 1: grace 8 h, then 50 h of decay
+    result = send(conn, user_id, "a neutral sentence of some length", later)
+    assert result["decay_hours"] == pytest.approx(50.0, abs=1e-6)
+    _, _, last, decayed = row(conn, user_id)
+    assert last == later and decayed == later
+
+
+def test_messages_out_of_order_keep_the_latest_times(conn):
+    user_id = new_player(conn)
+    send(conn, user_id, "first message here for the test", T0 + dt.timedelta(hours=2))
+    send(conn, user_id, "an older message arriving late", T0)
+    _, _, last, decayed = row(conn, user_id)
+    assert last == decayed == T0 + dt.timedelta(hours=2)
+    assert conn.execute("select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s",
+                        (user_id, user_id)).fetchone()[0]
+
+
+def test_a_changed_parameter_row_changes_the_next_call(conn):
+    user_id = new_player(conn)
+    before = send(conn, user_id, "hello there, how are you?")
+    assert before["boss"]["threshold"] == 55
+    revision = conn.execute("select revision from bayes.params_revision").fetchone()[0]
+    conn.execute("update bayes.chapter_params set boss_threshold = 42 where chapter = 1")
+    assert conn.execute("select revision from bayes.params_revision").fetchone()[0] == revision + 1
+    after = send(conn, user_id, "hello again, how are you?", T0 + dt.timedelta(minutes=1))
+    assert after["boss"]["threshold"] == 42
+
+
+def test_an_unknown_auth_user_is_p0002_and_nothing_is_written(conn):
+    ghost = uuid.uuid4()
+    with pytest.raises(errors.NoDataFound, match="auth.users"):
+        send(conn, ghost, "hello")
+    conn.rollback()
+    assert conn.execute("select count(*) from public.user_bayesian_state where user_id = %s", (ghost,)).fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("sql, args, sqlstate", [
+    ("select public.bayes_apply_llm_scores(%s, '{\"trust\": 1}')", (), "P0002"),
+    ("select public.bayes_record_outcome(%s, 'skip', true)", (), "P0002"),
+])
+def test_writers_other_than_messages_need_an_existing_state(conn, sql, args, sqlstate):
+    user_id = new_player(conn)
+    with pytest.raises(psycopg.Error) as exc:
+        conn.execute(sql, (user_id, *args))
+    assert exc.value.sqlstate == sqlstate
+
+
+BAD_INPUTS = [
+    # (sql, args after user id, SQLSTATE, what)
+    ("select public.bayes_process_message(null, 'x')", None, "22004", "null user"),
+    ("select public.bayes_process_message(%s, null)", (), "22004", "null message"),
+    ("select public.bayes_process_message(%s, 'x', null)", (), "22004", "null send time"),
+    ("select public.bayes_process_message(%s, repeat('x', 65537))", (), "22001", "text over 64 KiB"),
+    ("select public.bayes_process_message(%s, repeat('\u00e9', 32769))", (), "22001", "64 KiB counts bytes"),
+    ("select public.bayes_process_message(%s, 'x', 'infinity')", (), "22023", "infinite time"),
+    ("select public.bayes_process_message(%s, 'x', p_reply_gap_s => 'NaN')", (), "22023", "NaN gap"),
+    ("select public.bayes_process_message(%s, 'x', p_reply_gap_s => 'Infinity')", (), "22023", "infinite gap"),
+    ("select public.bayes_process_message(%s, 'x', p_reply_gap_s => -1)", (), "22023", "negative gap"),
+    ("select public.bayes_process_message(%s, 'x', p_message_id => '')", (), "22023", "empty message id"),
+    ("select public.bayes_apply_llm_scores(%s, null)", (), "22004", "null deltas"),
+    ("select public.bayes_apply_llm_scores(%s, '[1, 2]')", (), "22023", "deltas not an object"),
+    ("select public.bayes_apply_llm_scores(%s, '{}')", (), "22023", "no deltas"),
+    ("select public.bayes_apply_llm_scores(%s, '{\"charm\": 1}')", (), "22023", "unknown metric"),
+    ("select public.bayes_apply_llm_scores(%s, '{\"trust\": 10.5}')", (), "22023", "delta above 10"),
+    ("select public.bayes_apply_llm_scores(%s, '{\"trust\": -11}')", (), "22023", "delta below -10"),
+    ("select public.bayes_apply_llm_scores(%s, '{\"trust\": \"3\"}')", (), "22023", "delta of the wrong type"),
+    ("select public.bayes_apply_llm_scores(%s, '{\"trust\": \"NaN\"}')", (), "22023", "NaN delta"),
+    ("select public.bayes_apply_llm_scores(%s, '{\"trust\": null}')", (), "22023", "null delta"),
+    ("select public.bayes_record_outcome(%s, null, true)", (), "22004", "null decision"),
+    ("select public.bayes_record_outcome(%s, 'skip', null)", (), "22004", "null engaged"),
+    ("select public.bayes_record_outcome(%s, 'maybe', true)", (), "22023", "unknown decision"),
+    ("select public.bayes_advance_chapter(%s, null)", (), "22004", "null chapter"),
+    ("select public.bayes_advance_chapter(%s, 0)", (), "22023", "chapter 0"),
+    ("select public.bayes_advance_chapter(%s, 6)", (), "22023", "chapter 6"),
+    ("select public.bayes_advance_chapter(%s, 1)", (), "22023", "chapter backwards"),
+]
+
+
+@pytest.mark.parametrize("sql, args, sqlstate, what", BAD_INPUTS, ids=[b[3] for b in BAD_INPUTS])
+def test_bad_input_is_its_sqlstate_and_writes_nothing(dsn, sql, args, sqlstate, what):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        user_id = new_player(conn)
+        send(conn, user_id, "hello there, how are you?")
+        conn.execute("select public.bayes_advance_chapter(%s, 2)", (user_id,))
+        before = row(conn, user_id), event_count(conn, user_id)
+        with pytest.raises(psycopg.Error) as exc:
+            conn.execute(sql, (user_id, *args) if args is not None else None)
+        assert exc.value.sqlstate == sqlstate, exc.value
+        assert not str(exc.value).startswith("plpy"), "validated in SQL, with a clean message"
+        assert (row(conn, user_id), event_count(conn, user_id)) == before
+
+
+def test_advancing_to_the_current_chapter_is_a_no_op(conn):
+    user_id = new_player(conn)
+    first = conn.execute("select public.bayes_advance_chapter(%s, 2)", (user_id,)).fetchone()[0]
+    assert first["changed"] and first["previous_chapter"] == 1 and first["chapter"] == 2
+    before = row(conn, user_id), event_count(conn, user_id)
+    again = conn.execute("select public.bayes_advance_chapter(%s, 2)", (user_id,)).fetchone()[0]
+    assert not again["changed"] and again["version"] == before[0][1]
+    assert (row(conn, user_id), event_count(conn, user_id)) == before
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+@pytest.mark.parametrize("call", [
+    "select public.bayes_process_message(%s, 'hi')",
+    "select public.bayes_apply_llm_scores(%s, '{\"trust\": 1}')",
+    "select public.bayes_record_outcome(%s, 'skip', true)",
+    "select public.bayes_advance_chapter(%s, 2)",
+    "select bayes.replay(%s)",
+])
+def test_writers_are_for_the_backend_only(conn, role, call):
+    user_id = new_player(conn)
+    act_as(conn, role, user_id if role == "authenticated" else None)
+    with pytest.raises(errors.InsufficientPrivilege):
+        conn.execute(call, (user_id,))
+
+
+def test_service_role_writes_through_the_rpc(conn):
+    user_id = new_player(conn)
+    act_as(conn, "service_role")
+    assert send(conn, user_id, "hello there, how are you?")["n"] == 1
+    assert conn.execute("select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s",
+                        (user_id, user_id)).fetchone()[0]
+
+
+def test_deleting_a_player_deletes_his_state_and_events(conn):
+    user_id = new_player(conn)
+    converse(conn, user_id, 3)
+    conn.execute("delete from auth.users where id = %s", (user_id,))
+    assert event_count(conn, user_id) == 0
+
+
+def test_state_after_1000_messages_is_at_most_512_bytes(dsn):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        user_id = new_player(conn)
+        with conn.transaction():
+            converse(conn, user_id, 1000)
+        compact, text, n = conn.execute(
+            "select octet_length(state::text), octet_length(replace(replace(state::text, ': ', ':'), ', ', ',')),"
+            " (state->>'n')::int from public.user_bayesian_state where user_id = %s", (user_id,)).fetchone()
+    assert n == 1000
+    assert compact <= 512 and text <= 512
+
+
+def test_concurrent_messages_are_each_counted_once(dsn):
+    """8 connections x 250 messages to the same 4 players: no error, no deadlock, nothing lost."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        players = [new_player(conn) for _ in range(4)]
+    errors_seen = []
+    per_player = {p: 0 for p in players}
+    lock = threading.Lock()
+
+    def worker(k):
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("set lock_timeout = '20s'")
+                for i in range(250):
+                    user_id = players[(k + i) % 4]
+                    at = T0 + dt.timedelta(seconds=k * 1000 + i)
+                    send(conn, user_id, CONVERSATION[i % 6][0], at, f"w{k}-{i}", 30.0)
+                    if i % 50 == 0:  # and a retry of the same message, as a client would after a timeout
+                        assert send(conn, user_id, "retry", at, f"w{k}-{i}")["duplicate"] is True
+                    with lock:
+                        per_player[user_id] += 1
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors_seen.append(repr(exc))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a worker hung"
+    assert errors_seen == []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for user_id in players:
+            n, version, events_n, distinct_versions, max_version = conn.execute(
+                "select (s.state->>'n')::int, s.version, count(e.*), count(distinct e.state_version),"
+                " max(e.state_version) from public.user_bayesian_state as s"
+                " join bayes.player_event as e using (user_id) where s.user_id = %s group by s.state, s.version",
+                (user_id,)).fetchone()
+            assert n == per_player[user_id] == events_n == distinct_versions
+            assert version == max_version == n + 1
+        assert sum(per_player.values()) == 2000
+        # and the log still rebuilds each state
+        for user_id in players:
+            assert conn.execute("select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s",
+                                (user_id, user_id)).fetchone()[0]
