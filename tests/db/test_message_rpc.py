@@ -11,6 +11,8 @@ import uuid
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 from psycopg import errors
 
 from bayes_engine import codec, events, params
@@ -321,3 +323,22 @@ def test_concurrent_messages_are_each_counted_once(dsn):
         for user_id in players:
             assert conn.execute("select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s",
                                 (user_id, user_id)).fetchone()[0]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(hs.lists(hs.tuples(hs.integers(0, 6), hs.sampled_from([c[0] for c in CONVERSATION])), min_size=1, max_size=25))
+def test_any_sequence_with_repeated_ids_applies_each_id_once(conn, sends):
+    """Idempotency as a property: n counts distinct ids, each repeat returns its first result."""
+    user_id = new_player(conn)
+    first = {}
+    for i, (message_id, text) in enumerate(sends):
+        result = send(conn, user_id, text, T0 + dt.timedelta(seconds=10 * i), f"id{message_id}", 10.0)
+        if message_id in first:
+            assert result == {**first[message_id], "duplicate": True}
+        else:
+            first[message_id] = result
+            assert result["duplicate"] is False and result["n"] == len(first)
+    assert event_count(conn, user_id) == len(first)
+    assert row(conn, user_id)[1] == len(first) + 1
+    assert conn.execute("select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s",
+                        (user_id, user_id)).fetchone()[0]

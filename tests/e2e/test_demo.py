@@ -23,4 +23,15 @@ def test_demo_drives_real_rpcs(stack):
         assert f"\n{name}  (player" in out
     assert "boss threshold 55" in out and "boss threshold 60" in out and "boss threshold 65" in out
     assert "ben's state: refused, 42501" in out
+    assert "writing her own state: refused, 42501" in out
+    # the conversations: one line per message, with every quantity the main job promises
+    for name, chapter, messages in (("ava", 1, 12), ("ben", 2, 6), ("cleo", 3, 5)):
+        assert f"\n{name}, chapter {chapter}\n" in out
+        assert f"messages {messages}, row version" in out
+    lines = [line for line in out.splitlines() if "P(ready)" in line]
+    assert len(lines) == 12 + 6 + 5
+    assert all("[" in line and ("in " in line or "skip (p" in line) for line in lines)
+    assert "h of decay applied before this message" in out
+    assert "LLM consulted" in out
+    assert '"duplicate": true' in out
     assert "anon key, ava's state: refused, 42501" in out

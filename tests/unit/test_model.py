@@ -542,3 +542,48 @@ def test_wire_text_equals_the_result_to_six_digits(messages):
 def test_observation_round_trips_through_the_event_json():
     obs = Observation([0.1, 0, 0.3, 0], [0, 0.2, 0, 0], ["warm"], [0.25] + [0.0] * 7, [2, 3])
     assert Observation.from_json(json.loads(json.dumps(obs.to_json()))) == obs
+
+
+TEXTS = [body for body, _ in CONVERSATION] + ["", "?", "kiss kiss kiss " * 30, "\U0001F602" * 5]
+EVENT = hs.one_of(
+    hs.tuples(hs.just("message"), hs.sampled_from(TEXTS), hs.one_of(hs.none(), hs.floats(0, 4e5)),
+              hs.sampled_from([None, True, False])),
+    hs.tuples(hs.just("llm_scores"), hs.dictionaries(hs.sampled_from(vocab.METRIC_NAMES), hs.floats(-10, 10),
+                                                     min_size=1)),
+    hs.tuples(hs.just("outcome"), hs.sampled_from(model.DECISIONS), hs.booleans()),
+    hs.tuples(hs.just("chapter"), hs.integers(1, 5)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(hs.lists(EVENT, max_size=60), hs.one_of(hs.none(), hs.text(max_size=8)))
+def test_replay_of_any_history_equals_the_state_and_invariants_hold(history, seed):
+    text = codec.encode(fresh(1))
+    last = decayed_at = None
+    t = T0
+    log = []
+    for event in history:
+        state = codec.decode(text)
+        kind = event[0]
+        if kind == "message":
+            _, body, gap, topic = event
+            t += gap if gap is not None else 60.0
+            result, data = events.apply_message(state, P, "p", body, t, last, decayed_at, gap, topic, seed)
+            last = decayed_at = t
+            assert result["observations"] == len(result["features"])
+        elif kind == "llm_scores":
+            data = events.apply_llm_scores(state, P, event[1])[1]
+        elif kind == "outcome":
+            data = events.apply_outcome(state, P, event[1], event[2])[1]
+        else:
+            if event[1] < state["c"]:
+                continue
+            data = events.apply_chapter(state, P, event[1])[2]
+        log.append((kind, json.loads(json.dumps(data))))
+        text = codec.encode(state)
+        s = codec.decode(text)
+        assert math.fsum(s["h"]) == pytest.approx(1.0, abs=1e-9)
+        assert all(a > 0 and b > 0 for a, b in s["m"].values())
+        assert all(d > 0 for d in s["d"]) and s["k"][0] > 0 and s["k"][1] > 0 and s["k"][2] <= 2
+        assert len(text.encode()) <= 512
+    assert events.replay(P, "p", log) == text
