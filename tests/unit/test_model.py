@@ -158,7 +158,10 @@ def test_volatility_one_clips_a_personalised_diagonal():
     a = [[0.9, 0.02, 0.02, 0.02, 0.02, 0.02]] + [[1 / 6] * 6 for _ in range(5)]
     got = model.chapter_transition(a, 1.0)
     assert got[0][0] == 0.8 and sum(got[0]) == pytest.approx(1.0)
-    assert model.chapter_transition([[1.0, 0, 0, 0, 0, 0]] + a[1:], 1.3)[0][1:] == pytest.approx([0.0] * 5) or True
+    # a row with nothing off the diagonal: the new diagonal 1/1.3, the rest spread evenly
+    row = model.chapter_transition([[1.0, 0, 0, 0, 0, 0]] + a[1:], 1.3)[0]
+    assert row[0] == pytest.approx(1 / 1.3)
+    assert row[1:] == pytest.approx([(1 - 1 / 1.3) / 5] * 5)
 
 
 @given(hs.lists(hs.floats(0.001, 1), min_size=6, max_size=6),
