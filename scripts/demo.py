@@ -13,8 +13,29 @@ Run by scripts/run (which sets up and starts the stack first). It
    the boss readiness; where the engine asks for the LLM, it feeds back LLM
    deltas (bayes_apply_llm_scores); ben's first message is sent twice to
    show idempotency;
-3. reads each player's state (bayes_get_state) and shows what a player's JWT
-   and the anon key may and may not do.
+3. lets simulated time pass: it calls bayes.run_decay (the procedure pg_cron
+   calls every 15 minutes) with later and later instants and prints, per step
+   and per player, the composite and the boss readiness (bayes_boss_readiness),
+   which fall once a player's absence exceeds the chapter's grace; then the
+   fallback check (bayes_fallback_check) of each player;
+4. brings ava back for a few warm messages, and her readiness rises again;
+5. reads each player's state (bayes_get_state) and shows what a player's JWT
+   and the anon key may and may not do;
+6. draws each player's composite over time, its 95% band and the boss
+   threshold into out/demo_composite.png.
+
+Time. pg_cron runs `call bayes.run_decay()` with the real now() every 15
+minutes, and decay never goes backwards, so the demo's timeline is anchored
+to the database's current time: the conversations end at T0, a couple of
+minutes ago, and the simulated decay instants T0 + 6 h, ... are in the
+future, where the cron job cannot have been already. T0 is moved back (by at
+most four hours) when it falls in the first or last hours of a UTC day, so
+that no conversation straddles a UTC midnight: the `steady` feature counts
+messages per UTC day, and the demo must print the same numbers at any hour.
+While it runs, the demo holds the advisory lock bayes.run_decay takes, so a
+cron run in the middle of it does nothing (it logs itself as 'overlapped' in
+bayes.decay_run), while the demo's own calls of bayes.run_decay, on the
+session that holds the lock, go through: an advisory lock is re-entrant.
 """
 
 from __future__ import annotations
@@ -28,7 +49,8 @@ import psycopg
 from postgrest.exceptions import APIError
 from supabase import create_client
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
 from support import player_jwt, stack_env  # noqa: E402  (the same helpers the tests use)
 
 # Three demo players and the chapter each plays in.
@@ -37,9 +59,9 @@ PLAYERS = [
     (uuid.UUID("00000000-0000-4000-8000-000000000d02"), "ben", 2),
     (uuid.UUID("00000000-0000-4000-8000-000000000d03"), "cleo", 3),
 ]
-START = dt.datetime(2026, 11, 16, 19, 0, tzinfo=dt.timezone.utc)
 
-# (seconds since the character's previous message, topic changed?, text)
+# (seconds since the character's previous message, topic changed?, text).
+# Every conversation ends at the same instant T0.
 CONVERSATIONS = {
     "ava": [
         (None, None, "hi! I just started playing, who are you?"),
@@ -54,6 +76,10 @@ CONVERSATIONS = {
         (20, False, "what do you think about when you are alone?"),
         (55, False, "you make me happy. wonderful evening, thank you"),
         (40, False, "do you ever feel vulnerable? I do, with you"),
+        (35, False, "honestly you are the best part of my day. what do you wish for?"),
+        (50, False, "I love our talks, thank you for being so sweet and kind. do you feel it too?"),
+        (40, False, "I hope we can go on an adventure together one day, what would you like to do?"),
+        (45, False, "haha you always make me smile \U0001F602 thank you, this was wonderful"),
         (35, False, "sweet dreams, talk tomorrow? \u2764"),
     ],
     "ben": [
@@ -75,47 +101,192 @@ CONVERSATIONS = {
 }
 LLM_DELTAS = {"intimacy": 4, "passion": 2, "trust": 3, "secureness": 1}  # what an LLM pass might return
 
+# Simulated absence: bayes.run_decay(T0 + h) for these h (hours after the last messages).
+DECAY_STEPS_H = (6, 12, 24, 48, 96)
+# Who comes back, how long after the last decay instant, and what she says
+# (the first gap is computed: the character's previous message was at T0).
+RETURNING = "ava"
+RETURN_AFTER = dt.timedelta(minutes=20)
+RETURN_MESSAGES = [
+    (None, False, "I'm back! I missed you so much, did you miss me too?"),
+    (30, False, "sorry I was away, I love talking with you. what did you dream about?"),
+    (40, False, "thank you for waiting, you are wonderful and kind. what do you hope for us?"),
+    (35, False, "I feel happy and safe with you again. I want to remember this, do you?"),
+    (45, False, "you are amazing, thank you. what do you dream about when I'm away?"),
+]
 
-def reset(db_url: str) -> None:
+# The day window for T0 (UTC time of day): conversations start up to 2.3 h
+# before T0 (ben's first three messages, three days earlier) and ava's return
+# lasts a few minutes from T0 + 96 h + 20 min, so within [3 h, 23 h] every
+# conversation stays inside its UTC day.
+T0_EARLIEST = dt.timedelta(hours=3)
+T0_LATEST = dt.timedelta(hours=23)
+SESSION_BREAK = dt.timedelta(hours=6)   # a longer gap starts a new session (on another UTC day)
+
+OUT_PNG = ROOT / "out" / "demo_composite.png"
+Z95 = 1.959963984540054
+
+
+def reset(db) -> None:
     """Sign the demo players up again: deleting auth.users cascades to their states and events."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        for user_id, name, _ in PLAYERS:
-            conn.execute("delete from auth.users where id = %s", (user_id,))
-            conn.execute("insert into auth.users (id, email) values (%s, %s)", (user_id, f"{name}@demo.test"))
+    for user_id, name, _ in PLAYERS:
+        db.execute("delete from auth.users where id = %s", (user_id,))
+        db.execute("insert into auth.users (id, email) values (%s, %s)", (user_id, f"{name}@demo.test"))
 
 
-def converse(backend, user_id: uuid.UUID, name: str, chapter: int) -> None:
-    if chapter > 1:
-        backend.rpc("bayes_advance_chapter", {"p_user_id": str(user_id), "p_chapter": chapter}).execute()
-    print(f"\n{name}, chapter {chapter}")
-    print(f"  {'#':>2} {'gap':>6}  {'message':<34} {'composite [95%]':<20} {'mood':<10} {'top vice':<28}"
-          f" {'reply':<14} {'fallback':<20} boss")
-    t = START
-    for i, (gap, topic, text) in enumerate(CONVERSATIONS[name]):
-        t += dt.timedelta(seconds=gap or 0)
+def anchor(now: dt.datetime) -> dt.datetime:
+    """T0, when the conversations end: two minutes ago, to the minute, kept inside [3 h, 23 h] of its UTC day."""
+    t0 = (now - dt.timedelta(minutes=2)).astimezone(dt.timezone.utc).replace(second=0, microsecond=0)
+    midnight = t0.replace(hour=0, minute=0)
+    if t0 - midnight < T0_EARLIEST:
+        return midnight - (dt.timedelta(days=1) - T0_LATEST)
+    return min(t0, midnight + T0_LATEST)
+
+
+def timeline(end: dt.datetime, messages: list) -> list[dt.datetime]:
+    """The send times of a conversation that ends at `end`, from its reply gaps."""
+    times = [end]
+    for gap, _, _ in reversed(messages[1:]):
+        times.append(times[-1] - dt.timedelta(seconds=gap))
+    return times[::-1]
+
+
+def check_utc_days(times: list[dt.datetime]) -> None:
+    """Each session (messages less than SESSION_BREAK apart) lies inside one UTC day, each on its own day."""
+    days = [times[0].date()]
+    for before, after in zip(times, times[1:]):
+        if after - before < SESSION_BREAK:
+            if after.date() != before.date():
+                raise RuntimeError(f"a session straddles a UTC midnight at {after}")
+        elif after.date() in days:
+            raise RuntimeError(f"two sessions on the UTC day {after.date()}")
+        else:
+            days.append(after.date())
+
+
+def return_timeline(t0: dt.datetime) -> tuple[list, list[dt.datetime]]:
+    """The returning player's messages (the first gap filled in) and their times, from RETURN_AFTER
+    after the last decay instant on."""
+    back = t0 + dt.timedelta(hours=DECAY_STEPS_H[-1]) + RETURN_AFTER
+    messages = [((back - t0).total_seconds(), *RETURN_MESSAGES[0][1:]), *RETURN_MESSAGES[1:]]
+    times = timeline(back, messages)
+    times = [t + (back - times[0]) for t in times]  # the first one at `back`
+    check_utc_days([t0, *times])
+    return messages, times
+
+
+def fmt_ci(composite: float, lo: float, hi: float) -> str:
+    return f"{composite:5.1f} [{lo:4.1f}, {hi:4.1f}]"
+
+
+def ci95(composite: float, sd: float) -> tuple[float, float]:
+    """composite +- 1.96 sd clipped to [0, 100], as the message RPC's composite_ci95."""
+    return max(0.0, composite - Z95 * sd), min(100.0, composite + Z95 * sd)
+
+
+class Demo:
+    def __init__(self, env: dict[str, str], db):
+        self.db = db
+        self.backend = create_client(env["API_URL"], env["SERVICE_ROLE_KEY"])
+        self.series: dict[str, list[tuple]] = {name: [] for _, name, _ in PLAYERS}  # (t, composite, lo, hi, kind)
+        params = db.execute("select chapter, boss_threshold, decay_grace_h from bayes.chapter_params").fetchall()
+        self.threshold = {c: float(t) for c, t, _ in params}
+        self.grace_h = {c: float(g) for c, _, g in params}
+
+    def rpc(self, fn: str, args: dict):
+        return self.backend.rpc(fn, args).execute().data
+
+    def point(self, name: str, t: dt.datetime, composite: float, lo: float, hi: float, kind: str) -> None:
+        self.series[name].append((t, composite, lo, hi, kind))
+
+    def converse(self, user_id: uuid.UUID, name: str, chapter: int, t0: dt.datetime) -> None:
+        if chapter > 1:
+            self.rpc("bayes_advance_chapter", {"p_user_id": str(user_id), "p_chapter": chapter})
+        print(f"\n{name}, chapter {chapter}")
+        self.header()
+        messages = CONVERSATIONS[name]
+        times = timeline(t0, messages)
+        check_utc_days(times)
+        for i, ((gap, topic, text), t) in enumerate(zip(messages, times)):
+            self.send(user_id, name, f"{name}-{i}", t, gap, topic, text, twice=(name == "ben" and i == 0))
+        if name == "ben":
+            print("  (ben's first message was sent twice: the second call answered \"duplicate\": true, "
+                  "changed nothing)")
+
+    @staticmethod
+    def header() -> None:
+        print(f"  {'#':>2} {'gap':>6}  {'message':<34} {'composite [95%]':<20} {'mood':<10} {'top vice':<28}"
+              f" {'reply':<14} {'fallback':<20} boss")
+
+    def send(self, user_id, name, message_id, t, gap, topic, text, twice=False) -> dict:
+        """One message through bayes_process_message, one printed line (and the LLM's scores when asked for)."""
         args = {"p_user_id": str(user_id), "p_message": text, "p_sent_at": t.isoformat(),
-                "p_message_id": f"{name}-{i}", "p_reply_gap_s": gap, "p_topic_changed": topic}
-        r = backend.rpc("bayes_process_message", args).execute().data
-        if name == "ben" and i == 0:
-            again = backend.rpc("bayes_process_message", args).execute().data
+                "p_message_id": message_id, "p_reply_gap_s": gap, "p_topic_changed": topic}
+        r = self.rpc("bayes_process_message", args)
+        if twice:
+            again = self.rpc("bayes_process_message", args)
             assert again["duplicate"] and again["version"] == r["version"]
         lo, hi = r["composite_ci95"]
+        self.point(name, t, r["composite"], lo, hi, "message")
         vice, p_vice = r["vices"]["top"][0]
         reply = f"skip (p {r['skip']['p']:.2f})" if r["skip"]["skip"] else f"in {r['delay_s']:.0f}s"
-        boss = r["boss"]
         gap_text = "-" if gap is None else (f"{gap / 86400:.0f}d" if gap >= 86400 else f"{gap:.0f}s")
-        print(f"  {r['n']:>2} {gap_text:>6}  {shorten(text, 34):<34} {r['composite']:5.1f} [{lo:4.1f}, {hi:4.1f}]"
+        print(f"  {r['n']:>2} {gap_text:>6}  {shorten(text, 34):<34} {fmt_ci(r['composite'], lo, hi)}"
               f"  {r['mood']['state']:<10} {vice:<22} {p_vice:.2f}  {reply:<14} {r['fallback']['reason']:<20}"
-              f" P(ready) {boss['p_ready']:.2f}")
+              f" P(ready) {r['boss']['p_ready']:.2f}")
         if r["decay_hours"] > 0:
-            print(f"  {'':>10}  (away: {r['decay_hours']:.0f} h of decay applied before this message)")
+            hours = f"{r['decay_hours']:.0f}" if r["decay_hours"] >= 1 else f"{r['decay_hours']:.1f}"
+            print(f"  {'':>10}  (away: {hours} h of decay applied before this message)")
         if r["fallback"]["reason"] in ("high_variance", "critical_zone"):
-            llm = backend.rpc("bayes_apply_llm_scores", {"p_user_id": str(user_id), "p_deltas": LLM_DELTAS,
-                                                         "p_message_id": f"{name}-{i}"}).execute().data
+            llm = self.rpc("bayes_apply_llm_scores", {"p_user_id": str(user_id), "p_deltas": LLM_DELTAS,
+                                                      "p_message_id": message_id})
+            self.point(name, t, llm["composite"], *ci95(llm["composite"], llm["composite_sd"]), "llm")
             print(f"  {'':>10}  LLM consulted, deltas {LLM_DELTAS} -> composite {llm['composite']:.1f}, "
-                  f"fallback {llm['fallback']['reason']}")
-    if name == "ben":
-        print("  (ben's first message was sent twice: the second call answered \"duplicate\": true, changed nothing)")
+                  f"P(ready) {llm['boss']['p_ready']:.2f}, fallback {llm['fallback']['reason']}")
+        return r
+
+    def readiness_cell(self, user_id: uuid.UUID, name: str, t: dt.datetime) -> str:
+        b = self.rpc("bayes_boss_readiness", {"p_user_id": str(user_id)})
+        lo, hi = ci95(b["composite"], b["composite_sd"])
+        self.point(name, t, b["composite"], lo, hi, "decay")
+        return f"{fmt_ci(b['composite'], lo, hi)}  P(ready) {b['p_ready']:.2f}{' ready' if b['ready'] else '':<6}"
+
+    def time_passes(self, t0: dt.datetime) -> None:
+        print("\ntime passes: nobody writes; bayes.run_decay(T0 + h) as pg_cron would call it, T0 = the last messages")
+        graces = ", ".join(f"ch{c} {self.grace_h[c]:g} h" for _, _, c in PLAYERS)
+        print(f"  decay starts after the chapter's grace ({graces}); composite [95%] and P(ready) per player")
+        cells = [f"{name} (ch{c}, threshold {self.threshold[c]:g})" for _, name, c in PLAYERS]
+        print(f"  {'after':>7}  " + "  ".join(f"{cell:<41}" for cell in cells).rstrip())
+        for h in (0, *DECAY_STEPS_H):
+            p_now = t0 + dt.timedelta(hours=h)
+            if h:
+                self.run_decay(p_now)
+            row = "  ".join(f"{self.readiness_cell(user_id, name, p_now):<41}" for user_id, name, _ in PLAYERS)
+            print(f"  {'+' + str(h) + ' h':>7}  {row.rstrip()}")
+        print("  fallback check (bayes_fallback_check) now:")
+        for user_id, name, _ in PLAYERS:
+            f = self.rpc("bayes_fallback_check", {"p_user_id": str(user_id)})
+            worst = max(f["variances"], key=f["variances"].get)
+            print(f"    {name:<5} {f['reason']:<20} needed {str(f['needed']).lower():<5}  "
+                  f"largest variance {worst} {f['variances'][worst]:.4f}")
+
+    def run_decay(self, p_now: dt.datetime) -> None:
+        """call bayes.run_decay(p_now) on the session holding its lock; it must have run, not overlapped."""
+        self.db.execute("call bayes.run_decay(%s)", (p_now,))
+        status = self.db.execute(
+            "select status from bayes.decay_run where decay_to = %s order by run_id desc limit 1", (p_now,)
+        ).fetchone()
+        if status is None or status[0] != "done":
+            raise RuntimeError(f"bayes.run_decay({p_now.isoformat()}) did not run: {status}")
+
+    def comes_back(self, t0: dt.datetime) -> None:
+        user_id, name, chapter = next(p for p in PLAYERS if p[1] == RETURNING)
+        messages, times = return_timeline(t0)
+        print(f"\n{name} comes back, {messages[0][0] / 3600:.1f} h after her last message (chapter {chapter})")
+        self.header()
+        n0 = len(CONVERSATIONS[name])
+        for i, ((gap, topic, text), t) in enumerate(zip(messages, times)):
+            self.send(user_id, name, f"{name}-{n0 + i}", t, gap, topic, text)
 
 
 def shorten(text: str, width: int) -> str:
@@ -134,13 +305,106 @@ def show(name: str, s: dict) -> None:
     print(f"  mood {s['mood']['state']}   top vices {top}")
 
 
+def sessions_and_absence(points: list[tuple], t0: dt.datetime) -> list[tuple[str, list[tuple]]]:
+    """A player's points as time-ordered panels: each conversation session (messages less than
+    SESSION_BREAK apart), and the absence from T0 (her last point then, and the decay steps)."""
+    panels: list[tuple[str, list[tuple]]] = []
+    for p in points:
+        if p[4] == "decay":
+            continue
+        if panels and p[0] - panels[-1][1][-1][0] < SESSION_BREAK:
+            panels[-1][1].append(p)
+        else:
+            panels.append(("session", [p]))
+    at_t0 = [p for p in points if p[4] != "decay" and p[0] <= t0][-1:]
+    absence = ("absence", at_t0 + [p for p in points if p[4] == "decay"])
+    before = [panel for panel in panels if panel[1][0][0] <= t0]
+    return before + [absence] + [panel for panel in panels if panel[1][0][0] > t0]
+
+
+def plot(demo: Demo, t0: dt.datetime, path: Path) -> None:
+    """Per player, the composite over time on a broken time axis: each conversation session (minutes)
+    and the absence (hours), with points per message, per LLM answer and per decay step, the 95% band
+    and the chapter's boss threshold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    kinds = (("message", "o", "tab:blue", "after a message (bayes_process_message)"),
+             ("llm", "^", "tab:purple", "after LLM scores (bayes_apply_llm_scores)"),
+             ("decay", "s", "tab:orange", "after bayes.run_decay (bayes_boss_readiness)"))
+    fig = plt.figure(figsize=(13, 3.4 * len(PLAYERS) + 0.8), layout="constrained")
+    fig.suptitle("Composite score (0-100) of the demo players: conversations, absence decay and a return")
+    rows = fig.subfigures(len(PLAYERS), 1)
+    for row, (_, name, chapter) in zip(rows, PLAYERS):
+        panels = sessions_and_absence(demo.series[name], t0)
+        widths = [3 if kind == "absence" else 1 for kind, _ in panels]
+        axes = row.subplots(1, len(panels), sharey=True, width_ratios=widths, squeeze=False)[0]
+        threshold, grace = demo.threshold[chapter], demo.grace_h[chapter]
+        row.suptitle(f"{name}, chapter {chapter}   (boss threshold {threshold:g}, decay grace {grace:g} h)",
+                     x=0.01, ha="left", fontsize=10, fontweight="bold")
+        for j, (ax, (kind, pts)) in enumerate(zip(axes, panels)):
+            if kind == "absence":
+                x = [(p[0] - t0).total_seconds() / 3600 for p in pts]
+                ax.axvspan(0, grace, color="0.88", linewidth=0)
+                ax.text(grace / 2, 3, "grace", ha="center", fontsize=7, color="0.4")
+                ax.set_xticks(sorted({0, grace, *DECAY_STEPS_H}))
+                ax.set_xlabel("hours after the last message (T0): absence")
+            else:
+                x = [p[0] for p in pts]
+                ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=2, maxticks=4))
+                ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=dt.timezone.utc))
+                ax.set_xlabel(f"UTC time, {pts[0][0]:%a %d %b}", fontsize=8)
+                ax.margins(x=0.08)
+            ax.fill_between(x, [p[2] for p in pts], [p[3] for p in pts], color="tab:blue", alpha=0.18, linewidth=0)
+            ax.plot(x, [p[1] for p in pts], color="tab:blue", linewidth=1)
+            for k, marker, color, _ in kinds:
+                sel = [(xi, p[1]) for xi, p in zip(x, pts) if p[4] == k and not (kind == "absence" and xi == 0)]
+                if sel:
+                    ax.scatter(*zip(*sel), marker=marker, s=18, color=color, zorder=3)
+            ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1.2)
+            ax.set_ylim(0, 100)
+            ax.grid(alpha=0.3)
+            ax.tick_params(axis="x", labelsize=8)
+            if j == 0:
+                ax.set_ylabel("composite")
+            else:  # a broken time axis: no spine between panels, a mark where time is cut
+                ax.spines["left"].set_visible(False)
+                ax.tick_params(axis="y", left=False)
+                axes[j - 1].spines["right"].set_visible(False)
+                for a, xs in ((axes[j - 1], 1), (ax, 0)):
+                    a.plot([xs, xs], [0, 1], transform=a.transAxes, color="0.3", linestyle=(0, (2, 2)),
+                           linewidth=0.8, clip_on=False)
+    handles = [Patch(color="tab:blue", alpha=0.18, label="95% interval"),
+               Line2D([], [], color="tab:red", linestyle="--", label="boss threshold of the chapter"),
+               Patch(color="0.88", label="grace: no decay yet")]
+    handles += [Line2D([], [], marker=m, color=c, linestyle="", label=label) for _, m, c, label in kinds]
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> int:
     env = stack_env()
-    reset(env["DB_URL"])
-    print(f"API {env['API_URL']}/rest/v1/  (supabase-py, service_role key)")
-    backend = create_client(env["API_URL"], env["SERVICE_ROLE_KEY"])
-    for user_id, name, chapter in PLAYERS:
-        converse(backend, user_id, name, chapter)
+    with psycopg.connect(env["DB_URL"], autocommit=True) as db:
+        # Keep pg_cron's run of bayes.run_decay out of the demo's timeline (see the docstring).
+        db.execute("select pg_advisory_lock(bayes.decay_lock_key())")
+        reset(db)
+        t0 = anchor(db.execute("select now()").fetchone()[0])
+        demo = Demo(env, db)
+        print(f"API {env['API_URL']}/rest/v1/  (supabase-py, service_role key)")
+        print(f"T0 = {t0:%Y-%m-%d %H:%M} UTC: every conversation ends then, a few minutes before now")
+        for user_id, name, chapter in PLAYERS:
+            demo.converse(user_id, name, chapter, t0)
+        demo.time_passes(t0)
+        demo.comes_back(t0)
+        db.execute("select pg_advisory_unlock(bayes.decay_lock_key())")
+    backend = demo.backend
 
     print("\nstates now (bayes_get_state):")
     for user_id, name, _ in PLAYERS:
@@ -152,10 +416,16 @@ def main() -> int:
     as_ava.postgrest.auth(player_jwt(env["JWT_SECRET"], ava, ttl_s=600))
     mine = as_ava.rpc("bayes_get_state", {"p_user_id": str(ava)}).execute().data
     print(f"  her own state: composite {mine['composite']:.1f}")
+    ready = as_ava.rpc("bayes_boss_readiness", {"p_user_id": str(ava)}).execute().data
+    print(f"  her own boss readiness: P(ready) {ready['p_ready']:.2f}")
     refused = refuses("  ben's state", as_ava, ben)
+    refused &= refuses("  ben's boss readiness", as_ava, ben, "bayes_boss_readiness")
     refused &= refuses("  writing her own state", as_ava, ava, "bayes_process_message", {"p_message": "hi"})
     anon = create_client(env["API_URL"], env["ANON_KEY"])
     refused &= refuses("anon key, ava's state", anon, ava)
+
+    plot(demo, t0, OUT_PNG)
+    print(f"\nplot: {OUT_PNG}")
     return 0 if refused else 1
 
 

@@ -396,7 +396,20 @@ def _write_plain(s: dict) -> str:
 
 def encode(state: dict) -> str:
     """Validate and serialise a state as compact JSON text (see the module docstring)."""
-    s = validate(state, what="state to store")
+    return _encode_normalised(validate(state, what="state to store"))
+
+
+def encode_decayed(state: dict) -> str:
+    """Serialise a state that :func:`decode` returned and only ``model.decay`` changed.
+
+    The bulk decay's path: it skips :func:`encode`'s second validation (decay
+    keeps every value finite and positive, the belief summing to 1), which
+    is a third of the Python work per row. Consumes `state`.
+    """
+    return _encode_normalised(state)
+
+
+def _encode_normalised(s: dict) -> str:
     s["h"] = _quantize_probabilities(s["h"])
     if "A" in s:
         s["A"] = [_quantize_probabilities(row) for row in s["A"]]

@@ -93,7 +93,6 @@ _LEXICON = _lexicon_index()
 _WORD = re.compile(r"\w+")
 _EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF]")
 
-SYMBOL_INDEX = {name: j for j, name in enumerate(vocab.SYMBOLS)}
 
 
 class Observation:

@@ -52,12 +52,23 @@ def apply_chapter(state, params, chapter):
     return changed, result, {"chapter": chapter}
 
 
-def replay(params, user_id, events, start_chapter=1):
+def decayed_text(params, state_text, last_message_at, decayed_at, now):
+    """A stored state decayed up to `now` (section 5), as the bulk decay writes it."""
+    state = codec.decode(state_text)
+    model.decay(state, params, last_message_at, decayed_at, now)
+    return codec.encode_decayed(state)
+
+
+def replay(params, user_id, events, start_chapter=1, decayed_to=None):
     """Rebuild a state from (kind, input) pairs in log order; returns its encoded text.
 
     The first state is the one the RPCs create for a new player (chapter 1
     priors). Each event is decoded, applied and encoded again, exactly as
-    the SQL functions do, so the result equals the stored state.
+    the SQL functions do, so the result equals the stored state. The bulk
+    decay writes no event: `decayed_to` (the row's decayed_at) decays the
+    result up to where the stored state has been decayed. Because decay
+    composes, that equals the stored state up to the rounding of the
+    states the bulk runs stored in between (6 significant digits).
     """
     text = codec.encode(codec.default_state(start_chapter, params))
     last_message_at = decayed_at = None
@@ -83,4 +94,6 @@ def replay(params, user_id, events, start_chapter=1):
             raise BayesError(DATA_CORRUPTED, f"event {position} ({kind}) of player {user_id} cannot be replayed: {exc!r}",
                              "bayes.player_event rows are append-only; check for manual edits") from None
         text = codec.encode(state)
+    if decayed_to is not None and last_message_at is not None and decayed_to > decayed_at:
+        text = decayed_text(params, text, last_message_at, decayed_at, decayed_to)
     return text

@@ -311,6 +311,18 @@ def fallback_reason(state, params, metrics, composite, observations=None):
     return "bayesian_sufficient"
 
 
+def mood_name(state):
+    """The most probable mood (the first one on a tie)."""
+    h = state["h"]
+    return vocab.MOODS[max(range(len(h)), key=lambda j: (h[j], -j))]
+
+
+def top_vice(state):
+    """The vice with the largest Dirichlet concentration (the first one on a tie)."""
+    d = state["d"]
+    return vocab.VICES[max(range(len(d)), key=lambda j: (d[j], -j))]
+
+
 def summary(state, params, observations=None):
     """The part of every writer's result that describes the state after the write."""
     metrics, composite, composite_sd = metric_summary(state)
@@ -372,11 +384,9 @@ def process_message(state, params, user_id, text, sent_at, last_message_at, deca
     delay_s = reply_delay(state, params, user_id, n, session_seed)
 
     result = summary(state, params, observation.observations)
-    h = state["h"]
-    mood_index = max(range(len(h)), key=lambda j: (h[j], -j))
     result.update({
         "vices": vice_summary(state),
-        "mood": {"state": vocab.MOODS[mood_index], "belief": dict(zip(vocab.MOODS, h))},
+        "mood": {"state": mood_name(state), "belief": dict(zip(vocab.MOODS, state["h"]))},
         "skip": {"skip": skip, "p": p_skip},
         "delay_s": delay_s,
         "observations": observation.observations,

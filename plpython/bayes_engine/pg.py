@@ -16,8 +16,8 @@ one transaction holds one row lock.
 
 import json
 
-from . import codec, events, wire
-from .errors import BayesError
+from . import codec, events, model, wire
+from .errors import INVALID_PARAMETER, BayesError
 from .params import Params
 
 _REVISION_SQL = "select revision from bayes.params_revision"
@@ -25,6 +25,10 @@ _SNAPSHOT_SQL = "select bayes.params_snapshot()::text as snapshot"
 _EVENTS_SQL = (
     "select kind, input::text as input from bayes.player_event"
     " where user_id = $1 order by event_id"
+)
+_DECAYED_AT_SQL = (
+    "select extract(epoch from decayed_at)::float8 as decayed_at"
+    " from public.user_bayesian_state where user_id = $1"
 )
 
 # Per backend: prepared plans and the parameters of the last revision seen.
@@ -147,8 +151,61 @@ def step_chapter(plpy, state_text, revision, version, user_id, chapter):
 
 @entry_point
 def replay(plpy, user_id):
-    """The state rebuilt from the player's event log (current parameters)."""
+    """The state rebuilt from the player's event log (current parameters), decayed up to the row's decayed_at."""
     params = load_params(plpy)
     rows = plpy.execute(_plan(plpy, _EVENTS_SQL, ["uuid"]), [user_id])
-    state_text = events.replay(params, user_id, ((row["kind"], json.loads(row["input"])) for row in rows))
+    decayed_to = plpy.execute(_plan(plpy, _DECAYED_AT_SQL, ["uuid"]), [user_id])
+    state_text = events.replay(params, user_id, ((row["kind"], json.loads(row["input"])) for row in rows),
+                               decayed_to=decayed_to[0]["decayed_at"] if decayed_to else None)
     return state_text
+
+
+@entry_point
+def decay_state(plpy, state_text, revision, last_message_at, decayed_at, now):
+    """Section 5: the stored state decayed up to `now` (the bulk decay's per-row step)."""
+    return events.decayed_text(load_params(plpy, revision), state_text, last_message_at, decayed_at, now)
+
+
+@entry_point
+def readiness(plpy, state_text, method, user_id, session_seed):
+    """Section 6 for a stored state, as JSON text."""
+    from . import readiness as readiness_module  # not on the per-message path
+
+    state = codec.decode(state_text)
+    return _dumps(readiness_module.readiness(state, load_params(plpy), method, user_id, session_seed))
+
+
+@entry_point
+def fallback_check(plpy, state_text):
+    """Section 7, rules 1, 2 and 4, for a stored state, as JSON text."""
+    from . import readiness as readiness_module
+
+    return _dumps(readiness_module.fallback_check(codec.decode(state_text), load_params(plpy)))
+
+
+@entry_point
+def readiness_probability(plpy, state_text):
+    """P(C >= T_c) of a stored state by the normal approximation."""
+    state = codec.decode(state_text)
+    return model.boss_readiness(state, load_params(plpy))["p_ready"]
+
+
+@entry_point
+def fallback_reason(plpy, state_text):
+    """The first of section 7's rules 1, 2 and 4 that fires for a stored state."""
+    state = codec.decode(state_text)
+    params = load_params(plpy)
+    metrics, composite, _ = model.metric_summary(state)
+    return model.fallback_reason(state, params, metrics, composite)
+
+
+@entry_point
+def metric_interval(plpy, state_text, metric, mass):
+    """The equal-tailed credible interval of one metric's Beta posterior."""
+    from . import stats, vocab
+
+    if metric not in vocab.METRIC_NAMES:
+        raise BayesError(INVALID_PARAMETER, f"unknown metric {metric!r}", "metrics are intimacy, passion, trust, secureness")
+    state = codec.decode(state_text)
+    alpha, beta = state["m"][vocab.METRIC_KEYS[vocab.METRIC_NAMES.index(metric)]]
+    return list(stats.beta_interval(alpha, beta, mass))

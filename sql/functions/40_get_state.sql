@@ -1,7 +1,7 @@
--- RPC: a player's decoded state (MODEL.md section 9).
+-- The read RPCs' common first step, and bayes_get_state (MODEL.md section 9).
 
-create or replace function public.bayes_get_state(p_user_id uuid)
-returns jsonb
+create or replace function bayes.readable_state(p_user_id uuid)
+returns public.user_bayesian_state
 language plpgsql
 stable
 security invoker
@@ -25,7 +25,25 @@ begin
             'A state is created by the first bayes_process_message of the player.'
         );
     end if;
+    return v_row;
+end
+$$;
 
+comment on function bayes.readable_state(uuid) is
+'The state row of player p_user_id for a read RPC: 22004 for null, 42501 unless the caller may read it (bayes.assert_may_read), P0002 when absent.';
+revoke all on function bayes.readable_state(uuid) from public;
+grant execute on function bayes.readable_state(uuid) to authenticated, service_role;
+
+create or replace function public.bayes_get_state(p_user_id uuid)
+returns jsonb
+language plpgsql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_row public.user_bayesian_state := bayes.readable_state(p_user_id);
+begin
     return bayes.describe_state(v_row.state) || jsonb_build_object(
         'user_id', v_row.user_id,
         'version', v_row.version,

@@ -27,6 +27,10 @@ def dsn(postgresql_proc) -> str:
         conn.execute(f"create database {DBNAME}")
     url = f"postgresql://{proc.user}@{proc.host}:{proc.port}/{DBNAME}"
     bootstrap_and_migrate(url)
+    # The migrations schedule the bulk decay every 15 minutes; here the tests
+    # call bayes.run_decay themselves, at the instants they choose.
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("select cron.unschedule('bayes-run-decay')")
     return url
 
 

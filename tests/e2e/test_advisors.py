@@ -22,5 +22,20 @@ def test_advisors_report_no_warning_or_error(stack):
     assert proc.returncode == 0, proc.stderr
     print(proc.stdout)
     lints = json.loads(proc.stdout)["results"]
-    bad = [lint for lint in lints if str(lint.get("level", "")).upper() in ("WARN", "ERROR")]
+    bad = [lint for lint in lints if str(lint.get("level", "")).upper() in ("WARN", "ERROR")
+           and lint_key(lint) not in EXPECTED]
     assert bad == [], json.dumps(bad, indent=1)
+    assert EXPECTED <= {lint_key(lint) for lint in lints}, "an expected lint is gone: drop it from EXPECTED"
+
+
+def lint_key(lint: dict) -> tuple[str, str, str]:
+    meta = lint.get("metadata") or {}
+    return lint.get("name", ""), meta.get("schema", ""), meta.get("name", "")
+
+
+# The one warning the project accepts, and why: bayes.run_decay commits after
+# every batch, and PostgreSQL forbids transaction control in a routine with a
+# SET clause, so it cannot pin its search_path. It schema-qualifies every name
+# instead (and pg_catalog is always searched first), and only its owner may
+# call it.
+EXPECTED = {("function_search_path_mutable", "bayes", "run_decay")}

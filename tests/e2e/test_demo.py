@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib.util
 import os
+import re
+import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -12,26 +17,176 @@ from support import ROOT
 
 pytestmark = pytest.mark.e2e
 
+# One line per message: number, gap, message, composite [95%], ..., P(ready) (the boss readiness).
+MESSAGE_LINE = re.compile(
+    r"^\s+(?P<n>\d+)\s+(?P<gap>-|\d+[sd])  .{34}\s+(?P<c>\d+\.\d) \[(?P<lo>\d+\.\d), (?P<hi>\d+\.\d)\]"
+    r".* P\(ready\) (?P<p>\d\.\d\d)$"
+)
+# One cell per player in the rows of the decay table.
+CELL = re.compile(r"(\d+\.\d) \[(\d+\.\d), (\d+\.\d)\]  P\(ready\) (\d\.\d\d)( ready)?")
+AWAY = re.compile(r"\(away: (\d+(?:\.\d)?) h of decay applied before this message\)")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-def test_demo_drives_real_rpcs(stack):
+
+def load_demo():
+    spec = importlib.util.spec_from_file_location("demo", ROOT / "scripts" / "demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def section(out: str, start: str, end: str) -> list[str]:
+    """The lines after the line starting with `start`, up to the next line starting with `end`."""
+    lines = out.splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith(start))
+    j = next(k for k in range(i + 1, len(lines)) if lines[k].startswith(end))
+    return lines[i + 1 : j]
+
+
+def messages(lines: list[str]) -> list[dict]:
+    found = []
+    for line in lines:
+        m = MESSAGE_LINE.match(line)
+        if m:
+            found.append({k: (v if k == "gap" else float(v)) for k, v in m.groupdict().items()})
+    return found
+
+
+@pytest.fixture(scope="module")
+def demo_run(stack):
+    started = time.time()
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "demo.py")], capture_output=True, text=True, env=os.environ, timeout=120
+        [sys.executable, str(ROOT / "scripts" / "demo.py")], capture_output=True, text=True, env=os.environ, timeout=180
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
+    assert "warning" not in proc.stderr, proc.stderr  # e.g. the demo could not keep pg_cron's decay out
+    return proc.stdout, started
+
+
+def test_demo_drives_real_rpcs(demo_run):
+    out, _ = demo_run
     for name in ("ava", "ben", "cleo"):
         assert f"\n{name}  (player" in out
     assert "boss threshold 55" in out and "boss threshold 60" in out and "boss threshold 65" in out
     assert "ben's state: refused, 42501" in out
+    assert "ben's boss readiness: refused, 42501" in out
     assert "writing her own state: refused, 42501" in out
-    # the conversations: one line per message, with every quantity the main job promises
-    for name, chapter, messages in (("ava", 1, 12), ("ben", 2, 6), ("cleo", 3, 5)):
-        assert f"\n{name}, chapter {chapter}\n" in out
-        assert f"messages {messages}, row version" in out
-    lines = [line for line in out.splitlines() if "P(ready)" in line]
-    assert len(lines) == 12 + 6 + 5
-    assert all("[" in line and ("in " in line or "skip (p" in line) for line in lines)
-    assert "h of decay applied before this message" in out
-    assert "LLM consulted" in out
-    assert '"duplicate": true' in out
     assert "anon key, ava's state: refused, 42501" in out
+    assert '"duplicate": true' in out
+    # the conversations: one line per message, with every quantity the main job promises
+    sections = {"ava": ("ava, chapter 1", "ben, chapter 2", 16), "ben": ("ben, chapter 2", "cleo, chapter 3", 6),
+                "cleo": ("cleo, chapter 3", "time passes", 5)}
+    for name, (start, end, count) in sections.items():
+        lines = section(out, start, end)
+        found = messages(lines)
+        assert [m["n"] for m in found] == list(range(1, count + 1)), lines
+        assert all(m["lo"] <= m["c"] <= m["hi"] for m in found)
+        assert all(" in " in line or "skip (p" in line for line in lines if MESSAGE_LINE.match(line))
+    ben = section(out, "ben, chapter 2", "cleo, chapter 3")
+    away = [float(h) for h in AWAY.findall("\n".join(ben))]
+    assert away == [72 - 16]  # three days away, the chapter-2 grace of 16 h first
+    assert "LLM consulted" in out
+    for name, chapter, count in (("ava", 1, 16 + 5), ("ben", 2, 6), ("cleo", 3, 5)):
+        assert f"\n{name}, chapter {chapter}\n" in out
+        assert f"chapter {chapter}, messages {count}, row version" in out
+
+
+def decay_table(out: str) -> tuple[list[str], dict[str, int], dict[int, dict[str, tuple]]]:
+    lines = section(out, "time passes", "  fallback check")
+    header = next(line for line in lines if line.lstrip().startswith("after"))
+    names = re.findall(r"(\w+) \(ch\d, threshold \d+\)", header)
+    thresholds = {n: int(t) for n, t in re.findall(r"(\w+) \(ch\d, threshold (\d+)\)", header)}
+    rows = {}
+    for line in lines:
+        m = re.match(r"^\s+\+(\d+) h\s+(.*)$", line)
+        if m:
+            cells = CELL.findall(m.group(2))
+            assert len(cells) == len(names), line
+            rows[int(m.group(1))] = {
+                n: (float(c), float(lo), float(hi), float(p), bool(ready))
+                for n, (c, lo, hi, p, ready) in zip(names, cells)
+            }
+    return names, thresholds, rows
+
+
+def test_readiness_falls_while_away_and_rises_when_she_returns(demo_run):
+    out, _ = demo_run
+    names, thresholds, rows = decay_table(out)
+    assert names == ["ava", "ben", "cleo"] and thresholds == {"ava": 55, "ben": 60, "cleo": 65}
+    steps = sorted(rows)
+    assert steps == [0, 6, 12, 24, 48, 96]
+    grace = {"ava": 8, "ben": 16, "cleo": 24}
+    for name in names:
+        series = [rows[h][name] for h in steps]
+        for c, lo, hi, p, ready in series:
+            assert lo <= c <= hi
+            assert ready == (p >= 0.7)
+        # absence never raises a mean, so never the composite
+        assert all(b[0] <= a[0] for a, b in zip(series, series[1:])), (name, series)
+        # nothing moves until the grace is over (a player exactly at the boundary is not decayed)
+        for h in steps:
+            if h <= grace[name]:
+                assert rows[h][name] == rows[0][name], (name, h)
+
+    # ava was ready for her boss when she left; every step past her grace lowers her readiness
+    ava = [rows[h]["ava"] for h in steps]
+    p_ava = [cell[3] for cell in ava]
+    assert ava[0][4] and ava[0][0] >= thresholds["ava"]
+    past_grace = [p for h, p in zip(steps, p_ava) if h > grace["ava"]]
+    assert len(past_grace) >= 3 and all(b < a for a, b in zip(past_grace, past_grace[1:]))
+    assert past_grace[0] < p_ava[0]
+    assert not ava[-1][4] and p_ava[0] - p_ava[-1] >= 0.3
+    composite_ava = [cell[0] for cell in ava]
+    assert composite_ava[-1] < thresholds["ava"] <= composite_ava[0]
+
+    # she comes back after the last decay instant: a few warm messages, and her readiness rises again
+    back = section(out, "ava comes back", "states now")
+    found = messages(back)
+    assert [m["n"] for m in found] == list(range(17, 17 + len(found))) and len(found) >= 3
+    assert found[0]["gap"] == "4d"
+    # only the minutes since the last bulk decay instant are left for the lazy decay of her first message
+    away = AWAY.findall("\n".join(back))
+    assert len(away) == 1 and 0 < float(away[0]) < 1
+    p_back = [m["p"] for m in found]
+    assert p_back[0] <= p_ava[-1] + 0.05
+    assert all(b > a for a, b in zip(p_back, p_back[1:])), p_back
+    assert p_back[-1] >= 0.7 and p_back[-1] - p_ava[-1] >= 0.3
+    assert found[-1]["c"] > thresholds["ava"] > composite_ava[-1]
+
+    fallback = section(out, "  fallback check", "ava comes back")
+    reason = re.compile(r"^\s+(\w+)\s+(cold_start|high_variance|critical_zone|bayesian_sufficient)\s", re.M)
+    reasons = dict(reason.findall("\n".join(fallback)))
+    assert set(reasons) == {"ava", "ben", "cleo"}
+
+
+def test_demo_draws_the_png(demo_run):
+    out, started = demo_run
+    m = re.search(r"^plot: (.+\.png)$", out, re.M)
+    assert m, out[-500:]
+    path = ROOT / "out" / "demo_composite.png"
+    assert m.group(1) == str(path)
+    assert path.stat().st_mtime >= started - 1  # written by this run
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and data[-8:-4] == b"IEND"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 800 and height >= 600
+    assert len(data) > 30_000  # three panels of points, bands and lines, not an empty canvas
+
+
+@pytest.mark.parametrize("clock", ["00:00:30", "00:01:59", "02:59:00", "03:02:00", "03:05:00", "12:00:00",
+                                   "22:59:59", "23:01:00", "23:30:00", "23:59:59"])
+def test_the_timeline_fits_utc_days_at_any_hour(clock):
+    """The printed numbers do not depend on when the demo runs: T0 is a few minutes (at most about
+    four hours) before now, and no conversation straddles a UTC midnight (`steady` counts per UTC day)."""
+    demo = load_demo()
+    now = dt.datetime.fromisoformat(f"2026-11-20T{clock}+00:00")
+    t0 = demo.anchor(now)
+    assert now - dt.timedelta(hours=4, minutes=3) <= t0 <= now - dt.timedelta(minutes=2)
+    for _, name, _ in demo.PLAYERS:
+        times = demo.timeline(t0, demo.CONVERSATIONS[name])
+        assert times[-1] == t0
+        demo.check_utc_days(times)
+    _, back = demo.return_timeline(t0)
+    assert back[0] > t0 + dt.timedelta(hours=max(demo.DECAY_STEPS_H))
+    # every simulated decay instant is after now, where pg_cron's run with the real now() cannot be
+    assert t0 + dt.timedelta(hours=min(demo.DECAY_STEPS_H)) > now

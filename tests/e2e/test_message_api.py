@@ -4,6 +4,7 @@ nothing written), and the API keys that may not call them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import pytest
@@ -34,9 +35,14 @@ def row(db, user_id):
         " from public.user_bayesian_state where user_id = %s", (user_id, user_id)).fetchone()
 
 
+# An hour ago: well inside every chapter's decay grace, so that the stack's
+# pg_cron decay job never touches these players while a test runs.
+START = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=1)
+
+
 def message(user_id, text, i, gap=None, **extra):
     return {"p_user_id": str(user_id), "p_message": text, "p_message_id": f"msg-{i}",
-            "p_sent_at": f"2026-11-20T10:{i:02d}:00+00:00", "p_reply_gap_s": gap, **extra}
+            "p_sent_at": (START + dt.timedelta(minutes=i)).isoformat(), "p_reply_gap_s": gap, **extra}
 
 
 def test_a_conversation_through_supabase_py(service, signed_up, db):

@@ -1,6 +1,6 @@
 -- The schema of MODEL.md sections 2 and 9, as the migrations create it.
 begin;
-select plan(27);
+select plan(30);
 
 select has_extension('plpython3u', 'plpython3u is installed');
 select has_extension('pg_cron', 'pg_cron is installed');
@@ -33,6 +33,13 @@ select index_is_unique('bayes', 'player_event', 'player_event_user_kind_message_
 select col_is_pk('bayes', 'player_event', array['user_id', 'event_id'], 'events of a player in order: the primary key');
 select has_table('bayes', 'chapter_params', 'per-chapter parameters');
 select has_table('bayes', 'params', 'global parameters');
+select has_table('bayes', 'decay_run', 'the log of the bulk decay runs');
+select has_view('bayes', 'player_summary', 'the analytics view');
+select is(
+    (select count(*)::integer from cron.job where command = 'call bayes.run_decay()'),
+    1,
+    'exactly one pg_cron job runs the bulk decay'
+);
 select results_eq(
     'select chapter::int, boss_threshold from bayes.chapter_params order by chapter',
     $$values (1, 55::float8), (2, 60), (3, 65), (4, 70), (5, 75)$$,

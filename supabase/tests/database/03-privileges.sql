@@ -46,8 +46,36 @@ select set_eq(
       ('bayes.state_composite(jsonb)', 'authenticated'),
       ('bayes.state_composite(jsonb)', 'service_role'),
       ('bayes_get_state(uuid)', 'authenticated'),
-      ('bayes_get_state(uuid)', 'service_role')$$,
-    'execute privileges of every engine function, per API role'
+      ('bayes_get_state(uuid)', 'service_role'),
+      ('bayes.readable_state(uuid)', 'authenticated'),
+      ('bayes.readable_state(uuid)', 'service_role'),
+      ('bayes_boss_readiness(uuid,text)', 'authenticated'),
+      ('bayes_boss_readiness(uuid,text)', 'service_role'),
+      ('bayes_fallback_check(uuid)', 'authenticated'),
+      ('bayes_fallback_check(uuid)', 'service_role'),
+      ('bayes.metric_key(text)', 'authenticated'),
+      ('bayes.metric_key(text)', 'service_role'),
+      ('bayes.metric_mean(jsonb,text)', 'authenticated'),
+      ('bayes.metric_mean(jsonb,text)', 'service_role'),
+      ('bayes.metric_variance(jsonb,text)', 'authenticated'),
+      ('bayes.metric_variance(jsonb,text)', 'service_role'),
+      ('bayes.metric_interval(jsonb,text,double precision)', 'authenticated'),
+      ('bayes.metric_interval(jsonb,text,double precision)', 'service_role'),
+      ('bayes.composite_sd(jsonb)', 'authenticated'),
+      ('bayes.composite_sd(jsonb)', 'service_role'),
+      ('bayes.mood(jsonb)', 'authenticated'),
+      ('bayes.mood(jsonb)', 'service_role'),
+      ('bayes.top_vice(jsonb)', 'authenticated'),
+      ('bayes.top_vice(jsonb)', 'service_role'),
+      ('bayes.readiness_probability(jsonb)', 'authenticated'),
+      ('bayes.readiness_probability(jsonb)', 'service_role'),
+      ('bayes.fallback_reason(jsonb)', 'authenticated'),
+      ('bayes.fallback_reason(jsonb)', 'service_role'),
+      ('bayes.state_readiness(jsonb,text,text,text)', 'authenticated'),
+      ('bayes.state_readiness(jsonb,text,text,text)', 'service_role'),
+      ('bayes.state_fallback_check(jsonb)', 'authenticated'),
+      ('bayes.state_fallback_check(jsonb)', 'service_role')$$,
+    'execute privileges of every engine function, per API role (the decay functions and procedure: none)'
 );
 
 select is_empty(
@@ -60,7 +88,7 @@ select is_empty(
 select set_eq(
     $$select t.relname, r.role, priv.name
       from (values ('public.user_bayesian_state'::regclass), ('bayes.player_event'), ('bayes.chapter_params'), ('bayes.params'),
-                   ('bayes.params_revision')) as t0 (rel)
+                   ('bayes.params_revision'), ('bayes.decay_run'), ('bayes.player_summary')) as t0 (rel)
       cross join lateral (select t0.rel::text as relname) as t
       cross join (values ('anon'), ('authenticated'), ('service_role')) as r (role)
       cross join (values ('select'), ('insert'), ('update'), ('delete'), ('truncate'), ('references'), ('trigger')) as priv (name)
@@ -78,7 +106,9 @@ select set_eq(
       ('bayes.chapter_params', 'authenticated', 'select'),
       ('bayes.chapter_params', 'service_role', 'select'),
       ('bayes.params', 'authenticated', 'select'),
-      ('bayes.params', 'service_role', 'select')$$,
+      ('bayes.params', 'service_role', 'select'),
+      ('bayes.decay_run', 'service_role', 'select'),
+      ('bayes.player_summary', 'service_role', 'select')$$,
     'table privileges per API role'
 );
 

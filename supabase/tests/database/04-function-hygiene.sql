@@ -2,7 +2,7 @@
 -- trigger function is definer, for a reason its comment gives), a pinned
 -- search_path, an explicit volatility, and a comment.
 begin;
-select plan(4);
+select plan(5);
 
 create temporary view engine_function as
 select p.*, p.oid::regprocedure::text as signature
@@ -17,8 +17,15 @@ select set_eq(
 );
 select is_empty(
     $$select signature from engine_function
-      where proconfig is null or not ('search_path=pg_catalog, pg_temp' = any(proconfig))$$,
+      where prokind <> 'p' and (proconfig is null or not ('search_path=pg_catalog, pg_temp' = any(proconfig)))$$,
     'every engine function pins search_path to pg_catalog, pg_temp'
+);
+-- A procedure that commits cannot have a SET clause (PostgreSQL forbids
+-- transaction control there): bayes.run_decay schema-qualifies every name.
+select set_eq(
+    $$select signature from engine_function where prokind = 'p'$$,
+    $$values ('bayes.run_decay(timestamp with time zone,integer)')$$,
+    'the only procedure is bayes.run_decay'
 );
 select is_empty(
     $$select signature from engine_function where obj_description(oid, 'pg_proc') is null$$,
@@ -52,7 +59,25 @@ select set_eq(
       ('bayes.py_load()', 'v'),
       ('bayes.raise_error(text,text,text)', 's'),
       ('bayes.state_composite(jsonb)', 'i'),
-      ('bayes_get_state(uuid)', 's')$$,
+      ('bayes_get_state(uuid)', 's'),
+      ('bayes.readable_state(uuid)', 's'),
+      ('bayes_boss_readiness(uuid,text)', 's'),
+      ('bayes_fallback_check(uuid)', 's'),
+      ('bayes.decay_state(jsonb,bigint,double precision,double precision,double precision)', 's'),
+      ('bayes.run_decay(timestamp with time zone,integer)', 'v'),
+      ('bayes.schedule_decay(text)', 'v'),
+      ('bayes.decay_lock_key()', 'i'),
+      ('bayes.metric_key(text)', 'i'),
+      ('bayes.metric_mean(jsonb,text)', 'i'),
+      ('bayes.metric_variance(jsonb,text)', 'i'),
+      ('bayes.metric_interval(jsonb,text,double precision)', 'i'),
+      ('bayes.composite_sd(jsonb)', 'i'),
+      ('bayes.mood(jsonb)', 'i'),
+      ('bayes.top_vice(jsonb)', 'i'),
+      ('bayes.readiness_probability(jsonb)', 's'),
+      ('bayes.fallback_reason(jsonb)', 's'),
+      ('bayes.state_readiness(jsonb,text,text,text)', 's'),
+      ('bayes.state_fallback_check(jsonb)', 's')$$,
     'volatility of every engine function'
 );
 

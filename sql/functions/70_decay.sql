@@ -1,0 +1,183 @@
+-- Absence decay in bulk (MODEL.md section 5): bayes.run_decay, which pg_cron
+-- calls every 15 minutes. Each row goes through bayes.decay_state, the same
+-- Python decay (bayes_engine.model.decay) that bayes_process_message applies
+-- lazily before every message, so both paths compute one formula.
+
+create or replace function bayes.decay_state(
+    p_state jsonb,
+    p_params_revision bigint,
+    p_last_message_at double precision,
+    p_decayed_at double precision,
+    p_now double precision
+)
+returns jsonb
+language plpython3u
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+if GD.get('bayes_engine_build') != '@BUILD@': plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.decay_state(plpy, p_state, p_params_revision, p_last_message_at, p_decayed_at, p_now)
+$$;
+
+comment on function bayes.decay_state(jsonb, bigint, double precision, double precision, double precision) is
+'A stored state decayed from p_decayed_at up to p_now (epoch seconds; MODEL.md section 5), as bayes.run_decay writes it.';
+revoke all on function bayes.decay_state(jsonb, bigint, double precision, double precision, double precision)
+from public;
+
+create or replace function bayes.decay_lock_key()
+returns bigint
+language sql
+immutable
+security invoker
+set search_path = pg_catalog, pg_temp
+return 7300215847719049216;
+
+comment on function bayes.decay_lock_key() is
+'The advisory lock key that bayes.run_decay holds while it runs: pg_try_advisory_lock(bayes.decay_lock_key()) keeps runs from starting.';
+revoke all on function bayes.decay_lock_key() from public;
+
+-- A procedure, because it commits after every batch. PostgreSQL forbids
+-- transaction control in a routine that has a SET clause, so this one cannot
+-- pin its search_path: instead every name in it is schema-qualified (and
+-- pg_catalog is always searched first). Nobody but its owner (the role that
+-- runs pg_cron's jobs) may call it.
+create or replace procedure bayes.run_decay(
+    p_now timestamptz default now(),
+    p_batch integer default 5000
+)
+language plpgsql
+security invoker
+as $$
+declare
+    -- Session-level, so that it outlives the batches' commits; released at
+    -- the end (or by the end of the session, if the run fails or is killed).
+    c_lock_key constant bigint := bayes.decay_lock_key();
+    v_run_id bigint;
+    v_revision bigint;
+    v_now_s double precision;
+    -- Keyset over user_id, from the smallest uuid up (Supabase Auth never
+    -- issues the nil uuid).
+    v_after uuid := '00000000-0000-0000-0000-000000000000';
+    v_count integer;
+    v_last uuid;
+    v_players bigint := 0;
+    v_batches integer := 0;
+    v_started timestamptz := pg_catalog.clock_timestamp();
+begin
+    if p_now is null then
+        raise exception 'p_now must not be null (omit it to use now())' using errcode = '22004';
+    end if;
+    if p_batch is null then
+        raise exception 'p_batch must not be null (omit it for 5000)' using errcode = '22004';
+    end if;
+    if not pg_catalog.isfinite(p_now) then
+        raise exception 'p_now must be a finite time, got %', p_now using errcode = '22023';
+    end if;
+    if p_batch < 1 or p_batch > 1000000 then
+        raise exception 'p_batch must be in 1..1000000, got %', p_batch using errcode = '22023';
+    end if;
+
+    if not pg_catalog.pg_try_advisory_lock(c_lock_key) then
+        insert into bayes.decay_run (decay_to, batch_size, status, finished_at)
+        values (p_now, p_batch, 'overlapped', pg_catalog.clock_timestamp());
+        commit;
+        raise notice 'bayes.run_decay: another run is in progress; this one did nothing';
+        return;
+    end if;
+
+    -- Holding the lock, no other run is alive: a 'running' row is a run that died.
+    update bayes.decay_run
+    set status = 'interrupted', finished_at = pg_catalog.clock_timestamp()
+    where status = 'running';
+    insert into bayes.decay_run (decay_to, batch_size)
+    values (p_now, p_batch)
+    returning run_id into v_run_id;
+    commit;
+
+    v_now_s := pg_catalog.date_part('epoch', p_now);
+    loop
+        v_revision := (select r.revision from bayes.params_revision as r);
+        -- The next batch of players due for decay, in user_id order after the
+        -- previous batch; rows locked by a live message are skipped (that
+        -- message decays its player lazily).
+        with due as (
+            select s.user_id
+            from public.user_bayesian_state as s
+            inner join bayes.chapter_params as cp on s.chapter = cp.chapter
+            where s.user_id > v_after
+              and s.last_message_at is not null
+              and s.last_message_at
+                  + pg_catalog.make_interval(secs => 3600 * least(cp.decay_grace_h, cp.vice_decay_grace_h)) < p_now
+              and (s.decayed_at is null or s.decayed_at < p_now)
+            order by s.user_id
+            limit p_batch
+            for update of s skip locked
+        ),
+        decayed as (
+            update public.user_bayesian_state as s
+            set state = bayes.decay_state(
+                    s.state,
+                    v_revision,
+                    pg_catalog.date_part('epoch', s.last_message_at),
+                    pg_catalog.date_part('epoch', s.decayed_at),
+                    v_now_s
+                ),
+                version = s.version + 1,
+                decayed_at = p_now,
+                updated_at = pg_catalog.now()
+            from due
+            where s.user_id = due.user_id
+            returning s.user_id
+        )
+        select pg_catalog.count(*)::integer, (pg_catalog.array_agg(d.user_id order by d.user_id desc))[1]
+        into v_count, v_last
+        from decayed as d;
+        exit when v_count = 0;
+
+        v_after := v_last;
+        v_players := v_players + v_count;
+        v_batches := v_batches + 1;
+        update bayes.decay_run
+        set players = v_players, batches = v_batches
+        where run_id = v_run_id;
+        commit;
+        raise notice 'bayes.run_decay: batch %: % players decayed, % in all, % s',
+            v_batches, v_count, v_players,
+            pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started)::numeric, 1);
+    end loop;
+
+    update bayes.decay_run
+    set status = 'done', finished_at = pg_catalog.clock_timestamp()
+    where run_id = v_run_id;
+    commit;
+    perform pg_catalog.pg_advisory_unlock(c_lock_key);
+    raise log 'bayes.run_decay: run % decayed % players up to % in % batches', v_run_id, v_players, p_now, v_batches;
+    raise notice 'bayes.run_decay: done: % players decayed up to % in % batches (run %)',
+        v_players, p_now, v_batches, v_run_id;
+end
+$$;
+
+comment on procedure bayes.run_decay(timestamptz, integer) is  -- noqa: LT01
+'Decays every player due for it up to p_now (MODEL.md section 5), p_batch players per committed transaction, skipping rows locked by live messages; one run at a time (advisory lock). Progress: a NOTICE per batch and the row of bayes.decay_run. Called by pg_cron (job bayes-run-decay).';
+revoke all on procedure bayes.run_decay(timestamptz, integer) from public;
+
+create or replace function bayes.schedule_decay(p_schedule text default '*/15 * * * *')
+returns bigint
+language plpgsql
+volatile
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if p_schedule is null then
+        raise exception 'p_schedule must not be null' using errcode = '22004';
+    end if;
+    return cron.schedule('bayes-run-decay', p_schedule, 'call bayes.run_decay()');
+end
+$$;
+
+comment on function bayes.schedule_decay(text) is
+'(Re)schedules the pg_cron job bayes-run-decay (call bayes.run_decay()) with a cron schedule, every 15 minutes by default; returns the job id. There is only ever one such job.';
+revoke all on function bayes.schedule_decay(text) from public;

@@ -1,0 +1,242 @@
+-- What a state says, as SQL functions usable in any query (psql analytics,
+-- the view bayes.player_summary, the read RPCs). Pure functions of the state
+-- are immutable; those that need the chapter's threshold or the fallback
+-- thresholds read the parameter tables and are stable. The closed forms are
+-- SQL; readiness, fallback and intervals call the bayes_engine package.
+-- Composite: bayes.state_composite(state) (foundation, used by the generated
+-- column user_bayesian_state.composite).
+
+create or replace function bayes.metric_key(p_metric text)
+returns text
+language plpgsql
+immutable
+strict
+parallel safe
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    case p_metric
+        when 'intimacy' then return 'i';
+        when 'passion' then return 'p';
+        when 'trust' then return 't';
+        when 'secureness' then return 's';
+        else
+            raise exception 'unknown metric %', quote_literal(p_metric)
+                using errcode = '22023', hint = 'Metrics are intimacy, passion, trust, secureness.';
+    end case;
+end
+$$;
+
+comment on function bayes.metric_key(text) is
+'The key of a metric in the compact state (intimacy i, passion p, trust t, secureness s); 22023 for another name.';
+revoke all on function bayes.metric_key(text) from public;
+grant execute on function bayes.metric_key(text) to authenticated, service_role;
+
+create or replace function bayes.metric_mean(p_state jsonb, p_metric text)
+returns double precision
+language plpgsql
+immutable
+strict
+parallel safe
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_pair jsonb := p_state -> 'm' -> bayes.metric_key(p_metric);
+begin
+    return (v_pair ->> 0)::float8 / ((v_pair ->> 0)::float8 + (v_pair ->> 1)::float8);
+end
+$$;
+
+comment on function bayes.metric_mean(jsonb, text) is
+'Posterior mean alpha / (alpha + beta) of a metric (intimacy, passion, trust, secureness) of a compact state.';
+revoke all on function bayes.metric_mean(jsonb, text) from public;
+grant execute on function bayes.metric_mean(jsonb, text) to authenticated, service_role;
+
+create or replace function bayes.metric_variance(p_state jsonb, p_metric text)
+returns double precision
+language plpgsql
+immutable
+strict
+parallel safe
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_pair jsonb := p_state -> 'm' -> bayes.metric_key(p_metric);
+    v_alpha double precision := (v_pair ->> 0)::float8;
+    v_beta double precision := (v_pair ->> 1)::float8;
+begin
+    return v_alpha * v_beta / ((v_alpha + v_beta) ^ 2 * (v_alpha + v_beta + 1));
+end
+$$;
+
+comment on function bayes.metric_variance(jsonb, text) is
+'Posterior variance alpha*beta / ((alpha+beta)^2 (alpha+beta+1)) of a metric of a compact state.';
+revoke all on function bayes.metric_variance(jsonb, text) from public;
+grant execute on function bayes.metric_variance(jsonb, text) to authenticated, service_role;
+
+create or replace function bayes.metric_interval(p_state jsonb, p_metric text, p_mass double precision default 0.95)
+returns double precision[]
+language plpython3u
+immutable
+strict
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+if GD.get('bayes_engine_build') != '@BUILD@': plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.metric_interval(plpy, p_state, p_metric, p_mass)
+$$;
+
+comment on function bayes.metric_interval(jsonb, text, double precision) is
+'Equal-tailed credible interval {low, high} holding p_mass (default 0.95) of a metric''s Beta posterior.';
+revoke all on function bayes.metric_interval(jsonb, text, double precision) from public;
+grant execute on function bayes.metric_interval(jsonb, text, double precision) to authenticated, service_role;
+
+create or replace function bayes.composite_sd(p_state jsonb)
+returns double precision
+language plpgsql
+immutable
+strict
+parallel safe
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return 100 * sqrt(
+        0.30 ^ 2 * bayes.metric_variance(p_state, 'intimacy')
+        + 0.25 ^ 2 * bayes.metric_variance(p_state, 'passion')
+        + 0.25 ^ 2 * bayes.metric_variance(p_state, 'trust')
+        + 0.20 ^ 2 * bayes.metric_variance(p_state, 'secureness')
+    );
+end
+$$;
+
+comment on function bayes.composite_sd(jsonb) is
+'Standard deviation of the composite score (0..100) of a compact state: 100 * sqrt(sum of weight^2 * variance), the metrics being independent.';
+revoke all on function bayes.composite_sd(jsonb) from public;
+grant execute on function bayes.composite_sd(jsonb) to authenticated, service_role;
+
+create or replace function bayes.mood(p_state jsonb)
+returns text
+language plpgsql
+immutable
+strict
+parallel safe
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return (
+        select (array['content', 'playful', 'anxious', 'avoidant', 'defensive', 'withdrawn'])[e.i]
+        from jsonb_array_elements_text(p_state -> 'h') with ordinality as e (belief, i)
+        order by e.belief::float8 desc, e.i
+        limit 1
+    );
+end
+$$;
+
+comment on function bayes.mood(jsonb) is
+'The most probable mood of a compact state (the first on a tie): content, playful, anxious, avoidant, defensive or withdrawn.';
+revoke all on function bayes.mood(jsonb) from public;
+grant execute on function bayes.mood(jsonb) to authenticated, service_role;
+
+create or replace function bayes.top_vice(p_state jsonb)
+returns text
+language plpgsql
+immutable
+strict
+parallel safe
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return (
+        select (array[
+            'intellectual_dominance', 'risk_taking', 'substances', 'sexuality',
+            'emotional_intensity', 'rule_breaking', 'dark_humor', 'vulnerability'
+        ])[e.i]
+        from jsonb_array_elements_text(p_state -> 'd') with ordinality as e (concentration, i)
+        order by e.concentration::float8 desc, e.i
+        limit 1
+    );
+end
+$$;
+
+comment on function bayes.top_vice(jsonb) is
+'The vice with the largest Dirichlet concentration in a compact state (the first on a tie).';
+revoke all on function bayes.top_vice(jsonb) from public;
+grant execute on function bayes.top_vice(jsonb) to authenticated, service_role;
+
+create or replace function bayes.readiness_probability(p_state jsonb)
+returns double precision
+language plpython3u
+stable
+strict
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+if GD.get('bayes_engine_build') != '@BUILD@': plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.readiness_probability(plpy, p_state)
+$$;
+
+comment on function bayes.readiness_probability(jsonb) is
+'P(composite >= the chapter''s boss threshold) of a compact state, by the normal approximation (MODEL.md section 6). Stable: reads bayes.chapter_params.';
+revoke all on function bayes.readiness_probability(jsonb) from public;
+grant execute on function bayes.readiness_probability(jsonb) to authenticated, service_role;
+
+create or replace function bayes.fallback_reason(p_state jsonb)
+returns text
+language plpython3u
+stable
+strict
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+if GD.get('bayes_engine_build') != '@BUILD@': plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.fallback_reason(plpy, p_state)
+$$;
+
+comment on function bayes.fallback_reason(jsonb) is
+'The first fallback rule of MODEL.md section 7 that fires for a compact state (cold_start, high_variance, critical_zone), else bayesian_sufficient. Stable: reads the parameter tables.';
+revoke all on function bayes.fallback_reason(jsonb) from public;
+grant execute on function bayes.fallback_reason(jsonb) to authenticated, service_role;
+
+create or replace function bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text)
+returns jsonb
+language plpython3u
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+if GD.get('bayes_engine_build') != '@BUILD@': plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.readiness(plpy, p_state, p_method, p_user_id, p_seed)
+$$;
+
+comment on function bayes.state_readiness(jsonb, text, text, text) is
+'Boss readiness of a compact state (MODEL.md section 6) by p_method normal or monte_carlo (10,000 draws seeded by p_user_id, n and p_seed).';
+revoke all on function bayes.state_readiness(jsonb, text, text, text) from public;
+grant execute on function bayes.state_readiness(jsonb, text, text, text) to authenticated, service_role;
+
+create or replace function bayes.state_fallback_check(p_state jsonb)
+returns jsonb
+language plpython3u
+stable
+strict
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+if GD.get('bayes_engine_build') != '@BUILD@': plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.fallback_check(plpy, p_state)
+$$;
+
+comment on function bayes.state_fallback_check(jsonb) is
+'The fallback check of a compact state (MODEL.md section 7, rules 1, 2 and 4): needed, reason, and the numbers the rules read.';
+revoke all on function bayes.state_fallback_check(jsonb) from public;
+grant execute on function bayes.state_fallback_check(jsonb) to authenticated, service_role;

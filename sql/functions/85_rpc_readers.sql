@@ -1,0 +1,61 @@
+-- Read RPCs on a player's stored state (MODEL.md section 9): boss readiness
+-- (section 6) and the fallback check (section 7, rules 1, 2 and 4). Callable
+-- by the backend (service_role) or by the player himself. The stored state
+-- is decayed up to its decayed_at (every message, and the bulk decay every
+-- 15 minutes); the answer says which instant that is.
+
+create or replace function public.bayes_boss_readiness(p_user_id uuid, p_method text default 'normal')
+returns jsonb
+language plpgsql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_row public.user_bayesian_state;
+begin
+    if p_method is null then
+        raise exception 'p_method must not be null (omit it for normal)' using errcode = '22004';
+    end if;
+    if p_method not in ('normal', 'monte_carlo') then
+        raise exception 'unknown readiness method %', quote_literal(p_method)
+            using errcode = '22023', hint = 'Methods are normal (the default) and monte_carlo.';
+    end if;
+    v_row := bayes.readable_state(p_user_id);
+    return bayes.state_readiness(
+        v_row.state, p_method, p_user_id::text, nullif(current_setting('bayes.seed', true), '')
+    ) || jsonb_build_object(
+        'user_id', v_row.user_id,
+        'version', v_row.version,
+        'decayed_at', v_row.decayed_at
+    );
+end
+$$;
+
+comment on function public.bayes_boss_readiness(uuid, text) is
+'Boss readiness of a player (MODEL.md section 6): p_ready = P(composite >= threshold), ready (p_ready >= 0.7), confidence; p_method normal (default) or monte_carlo. Callable by service_role or by the player himself; P0002 for an unknown player.';
+revoke all on function public.bayes_boss_readiness(uuid, text) from public, anon, authenticated, service_role;
+grant execute on function public.bayes_boss_readiness(uuid, text) to authenticated, service_role;
+
+create or replace function public.bayes_fallback_check(p_user_id uuid)
+returns jsonb
+language plpgsql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_row public.user_bayesian_state := bayes.readable_state(p_user_id);
+begin
+    return bayes.state_fallback_check(v_row.state) || jsonb_build_object(
+        'user_id', v_row.user_id,
+        'version', v_row.version,
+        'decayed_at', v_row.decayed_at
+    );
+end
+$$;
+
+comment on function public.bayes_fallback_check(uuid) is
+'Whether the LLM is needed for a player now (MODEL.md section 7, rules 1, 2 and 4: cold_start, high_variance, critical_zone): needed, reason and the numbers behind it. Callable by service_role or by the player himself; P0002 for an unknown player.';
+revoke all on function public.bayes_fallback_check(uuid) from public, anon, authenticated, service_role;
+grant execute on function public.bayes_fallback_check(uuid) to authenticated, service_role;

@@ -1,0 +1,27 @@
+-- One row per player for psql analytics (docs/analytics.md). A view with
+-- security_invoker: whoever queries it sees only the rows the table's RLS
+-- lets him see. Readiness and fallback call PL/Python once per row each.
+
+create or replace view bayes.player_summary
+with (security_invoker = true)
+as
+select
+    s.user_id,
+    s.chapter,
+    s.composite,
+    cp.boss_threshold,
+    s.last_message_at,
+    s.decayed_at,
+    (s.state ->> 'n')::bigint as messages,
+    bayes.composite_sd(s.state) as composite_sd,
+    bayes.readiness_probability(s.state) as readiness,
+    bayes.mood(s.state) as mood,
+    bayes.top_vice(s.state) as top_vice,
+    bayes.fallback_reason(s.state) as fallback_reason
+from public.user_bayesian_state as s
+inner join bayes.chapter_params as cp on s.chapter = cp.chapter;
+
+comment on view bayes.player_summary is
+'One row per player: chapter, messages, composite and its sd, boss threshold, readiness P(composite >= threshold), mood, top vice, fallback reason (rules 1, 2, 4), last message, and the instant decay was applied up to.';
+revoke all on table bayes.player_summary from public, anon, authenticated, service_role;
+grant select on table bayes.player_summary to service_role;

@@ -1,0 +1,325 @@
+"""The bulk decay, bayes.run_decay (MODEL.md section 5), on a real cluster.
+
+Every expected state is computed independently of the procedure: by the
+Python engine (bayes_engine.model.decay through events.decayed_text) from the
+state read before the run. bayes.run_decay decays every due player of the
+database, so each test looks only at its own players and picks its own
+instant (the shared test database also holds other modules' players).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sys
+import threading
+import uuid
+
+import psycopg
+import pytest
+
+from support import ROOT, new_player, psql
+
+sys.path.insert(0, str(ROOT / "plpython"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bayes_engine import codec, events  # noqa: E402
+from bayes_engine.params import Params  # noqa: E402
+import players  # noqa: E402
+
+T0 = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+HOUR = dt.timedelta(hours=1)
+
+
+@pytest.fixture
+def db(dsn):
+    """An autocommit connection: the procedure commits, so it cannot run inside a transaction block."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def params(db) -> Params:
+    return Params.from_snapshot(json.loads(db.execute("select bayes.params_snapshot()::text").fetchone()[0]))
+
+
+@pytest.fixture
+def pool(params) -> list[str]:
+    return players.state_pool(params, size=40, seed=4)
+
+
+def add_player(db, state_text: str, last_message_at, decayed_at="same") -> uuid.UUID:
+    user_id = new_player(db)
+    decayed_at = last_message_at if decayed_at == "same" else decayed_at
+    db.execute(
+        "insert into public.user_bayesian_state (user_id, state, version, last_message_at, decayed_at)"
+        " values (%s, %s, 1, %s, %s)",
+        (user_id, state_text, last_message_at, decayed_at),
+    )
+    return user_id
+
+
+def snapshot(db, ids) -> dict:
+    rows = db.execute(
+        "select user_id, state::text, version, extract(epoch from last_message_at)::float8,"
+        " extract(epoch from decayed_at)::float8, decayed_at"
+        " from public.user_bayesian_state where user_id = any(%s)",
+        (list(ids),),
+    ).fetchall()
+    return {r[0]: r[1:] for r in rows}
+
+
+def run_decay(db, now, batch=5000) -> list[str]:
+    notices: list[str] = []
+    db.add_notice_handler(lambda diag: notices.append(diag.message_primary))
+    db.execute("call bayes.run_decay(%s, %s)", (now, batch))
+    return notices
+
+
+def last_run(db):
+    return db.execute(
+        "select status, players, batches, decay_to from bayes.decay_run order by run_id desc limit 1"
+    ).fetchone()
+
+
+def epoch(t: dt.datetime) -> float:
+    return t.timestamp()
+
+
+def assert_same_to_6_digits(got: list[float], want: list[float], units: int) -> None:
+    """Equal up to `units` units of the 6th significant digit."""
+    for a, b in zip(got, want, strict=True):
+        unit = 10.0 ** (math.floor(math.log10(max(abs(a), abs(b)))) - 5) if a or b else 0.0
+        assert abs(a - b) <= (units + 0.01) * unit, (got, want)
+
+
+def assert_decayed_alike(got: dict, want: dict, units: int) -> None:
+    """Two paths that differ by one stored intermediate state (each stored value rounded to 6 digits)."""
+    for key in want["m"]:
+        assert_same_to_6_digits(got["m"][key], want["m"][key], units)
+    assert_same_to_6_digits(got["d"], want["d"], units)
+    assert got["h"] == pytest.approx(want["h"], abs=(2 * units + 0.01) * 1e-6)  # micro-units
+
+
+def means(state: dict) -> dict:
+    return {k: a / (a + b) for k, (a, b) in state["m"].items()}
+
+
+def test_bulk_decay_writes_what_the_python_decay_computes(db, params, pool):
+    ids = [add_player(db, text, T0 - (5 + 7 * i) * HOUR) for i, text in enumerate(pool)]
+    before = snapshot(db, ids)
+    now = T0 + 30 * HOUR
+    notices = run_decay(db, now, batch=7)
+    after = snapshot(db, ids)
+    due = 0
+    for user_id, (text, version, last, decayed, decayed_at) in before.items():
+        chapter = params.chapter(codec.decode(text)["c"])
+        if epoch(now) - last <= 3600 * min(chapter.decay_grace_h, chapter.vice_decay_grace_h):
+            assert after[user_id] == before[user_id]  # still within grace: not touched
+            continue
+        due += 1
+        new_text, new_version, _, _, new_decayed_at = after[user_id]
+        expected = events.decayed_text(params, text, last, decayed, epoch(now))
+        assert codec.decode(new_text) == codec.decode(expected)
+        assert new_version == version + 1 and new_decayed_at == now
+    assert 0 < due < len(ids)
+    status, decayed, batches, decay_to = last_run(db)
+    assert status == "done" and decay_to == now and decayed >= due and batches >= math.ceil(due / 7)
+    assert sum(n.startswith("bayes.run_decay: batch ") for n in notices) == batches
+    assert notices[-1].startswith("bayes.run_decay: done:")
+
+
+def test_the_grace_boundary_is_strict(db, pool):
+    # chapter 1: grace 8 h (vices 24 h)
+    state = codec.encode(codec.decode(pool[0]))
+    assert codec.decode(state)["c"] == 1
+    now = T0 + 100 * HOUR
+    at_grace = add_player(db, state, now - 8 * HOUR)
+    one_second_later = add_player(db, state, now - 8 * HOUR - dt.timedelta(seconds=1))
+    before = snapshot(db, [at_grace, one_second_later])
+    run_decay(db, now)
+    after = snapshot(db, [at_grace, one_second_later])
+    assert after[at_grace] == before[at_grace]
+    assert after[one_second_later][1] == before[one_second_later][1] + 1
+    assert after[one_second_later][0] != before[one_second_later][0]
+    assert after[one_second_later][4] == now
+
+
+def test_decay_never_raises_a_mean_and_moves_only_metrics_vices_and_mood(db, pool):
+    ids = [add_player(db, text, T0 - 3 * HOUR) for text in pool]
+    before = snapshot(db, ids)
+    run_decay(db, T0 + 400 * HOUR)
+    after = snapshot(db, ids)
+    for user_id in ids:
+        old, new = codec.decode(before[user_id][0]), codec.decode(after[user_id][0])
+        assert {k: v for k, v in old.items() if k not in ("m", "d", "h")} == \
+               {k: v for k, v in new.items() if k not in ("m", "d", "h")}
+        assert new["mp"] == old["mp"]
+        for key, mean in means(new).items():
+            # 6 significant digits are stored: a kept mean may move by that rounding only
+            assert mean <= means(old)[key] * (1 + 2e-6)
+        for d_new, d_old in zip(new["d"], old["d"]):
+            assert 1.0 - 1e-9 <= d_new <= d_old * (1 + 1e-6)
+        assert abs(sum(new["h"]) - 1.0) < 1e-9
+
+
+def test_a_player_with_no_message_yet_is_left_alone(db, pool):
+    user_id = add_player(db, pool[3], None)
+    before = snapshot(db, [user_id])
+    run_decay(db, T0 + 1000 * HOUR)
+    assert snapshot(db, [user_id]) == before
+
+
+def test_two_runs_compose_into_one_up_to_the_stored_rounding(db, params, pool):
+    """decay(t0, t2) = decay(t1, t2) o decay(t0, t1), through the stored 6 significant digits.
+
+    The exact identity (to 1e-9) is a property of bayes_engine.model.decay
+    (tests/unit/test_model.py); here the intermediate state is the stored one.
+    """
+    last = T0 - 10 * HOUR
+    for cut_h in (0.0, 1.0, 8.0, 8.0 + 1 / 3600, 23.5, 24.0, 60.0, 300.0):
+        t1 = last + dt.timedelta(hours=cut_h)
+        t2 = last + 500 * HOUR
+        ids = [add_player(db, text, last) for text in pool[:10]]
+        before = snapshot(db, ids)
+        run_decay(db, t1)
+        run_decay(db, t2)
+        after = snapshot(db, ids)
+        for user_id in ids:
+            text, _, lm, dc, _ = before[user_id]
+            one_pass = codec.decode(events.decayed_text(params, text, lm, dc, epoch(t2)))
+            # alpha and beta are each rounded when stored, and both move the other's mean and
+            # strength in the second decay: up to 2 units of their 6th digit apart
+            assert_decayed_alike(codec.decode(after[user_id][0]), one_pass, units=2)
+        # the next cut starts from clean rows
+        db.execute("delete from auth.users where id = any(%s)", (ids,))
+
+
+def test_a_second_run_returns_at_once_while_one_holds_the_lock(db, dsn, pool):
+    user_id = add_player(db, pool[5], T0 - 50 * HOUR)
+    before = snapshot(db, [user_id])
+    with psycopg.connect(dsn, autocommit=True) as other:
+        other.execute("select pg_advisory_lock(bayes.decay_lock_key())")
+        notices = run_decay(db, T0 + 10 * HOUR)
+        other.execute("select pg_advisory_unlock(bayes.decay_lock_key())")
+    assert notices == ["bayes.run_decay: another run is in progress; this one did nothing"]
+    assert last_run(db)[:3] == ("overlapped", 0, 0)
+    assert snapshot(db, [user_id]) == before
+
+
+def test_a_row_locked_by_a_live_message_is_skipped_and_decayed_lazily_the_same(db, dsn, params, pool):
+    """A skipped player decays at his next message; his twin decayed in bulk ends up the same."""
+    last = T0 - 40 * HOUR
+    bulk, lazy = add_player(db, pool[7], last), add_player(db, pool[7], last)
+    now = T0
+    with psycopg.connect(dsn) as message_tx:
+        message_tx.execute("select 1 from public.user_bayesian_state where user_id = %s for update", (lazy,))
+        run_decay(db, now)  # does not wait for the lock
+        message_tx.rollback()
+    rows = snapshot(db, [bulk, lazy])
+    assert rows[bulk][4] == now and rows[lazy][4] == last  # the locked row was left as it was
+    sent_at = now + dt.timedelta(minutes=5)
+    results = {}
+    for user_id in (bulk, lazy):
+        results[user_id] = db.execute(
+            "select public.bayes_process_message(%s, 'I missed you, you make me feel safe', %s, 'back', 600)",
+            (user_id, sent_at),
+        ).fetchone()[0]
+    states = {u: codec.decode(snapshot(db, [u])[u][0]) for u in (bulk, lazy)}
+    # alpha and beta are stored rounded after the bulk decay, then the message moves both
+    assert_decayed_alike(states[bulk], states[lazy], units=3)
+    assert results[lazy]["decay_hours"] > 0 and results[bulk]["decay_hours"] == pytest.approx(5 / 60)
+
+
+def test_replay_after_bulk_decays_equals_the_stored_state_up_to_rounding(db, dsn):
+    user_id = new_player(db)
+    texts = ["hey! how was your day?", "I love you, you make me laugh 😂", "whatever", "I trust you", "ok"]
+    for i, text in enumerate(texts * 3):
+        sent_at = T0 + dt.timedelta(hours=13 * i)
+        db.execute("select public.bayes_process_message(%s, %s, %s, %s, 120)", (user_id, text, sent_at, f"r{i}"))
+        if i % 4 == 3:
+            run_decay(db, sent_at + 10 * HOUR)
+    run_decay(db, T0 + dt.timedelta(hours=13 * 15 + 40))
+    stored, replayed = db.execute(
+        "select state::text, bayes.replay(user_id)::text from public.user_bayesian_state where user_id = %s",
+        (user_id,),
+    ).fetchone()
+    stored, replayed = codec.decode(stored), codec.decode(replayed)
+    assert {k: v for k, v in stored.items() if k not in ("m", "d", "h")} == \
+           {k: v for k, v in replayed.items() if k not in ("m", "d", "h")}
+    for key in stored["m"]:
+        assert replayed["m"][key] == pytest.approx(stored["m"][key], rel=2e-5)
+    assert replayed["d"] == pytest.approx(stored["d"], rel=2e-5)
+    assert replayed["h"] == pytest.approx(stored["h"], abs=2e-5)
+
+
+@pytest.mark.parametrize(("args", "sqlstate"), [
+    ("null::timestamptz, 10", "22004"),
+    ("now(), null", "22004"),
+    ("'infinity'::timestamptz, 10", "22023"),
+    ("now(), 0", "22023"),
+    ("now(), 1000001", "22023"),
+])
+def test_bad_arguments_are_their_sqlstate(db, args, sqlstate):
+    runs = db.execute("select count(*) from bayes.decay_run").fetchone()[0]
+    with pytest.raises(psycopg.Error) as err:
+        db.execute(f"call bayes.run_decay({args})")
+    assert err.value.sqlstate == sqlstate
+    assert db.execute("select count(*) from bayes.decay_run").fetchone()[0] == runs
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated", "service_role"])
+def test_api_roles_may_not_run_the_decay(db, role):
+    db.execute(f"set role {role}")
+    try:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.execute("call bayes.run_decay()")
+    finally:
+        db.execute("reset role")
+
+
+def test_the_cron_job_migration_is_idempotent_and_the_schedule_a_parameter(db, dsn):
+    migration = next((ROOT / "supabase" / "migrations").glob("*_decay_schedule.sql"))
+    try:
+        for _ in range(2):
+            psql(dsn, "--single-transaction", "-f", str(migration))
+        jobs = db.execute("select schedule, command from cron.job where jobname = 'bayes-run-decay'").fetchall()
+        assert jobs == [("*/15 * * * *", "call bayes.run_decay()")]
+        db.execute("select bayes.schedule_decay('*/5 * * * *')")
+        db.execute("select bayes.schedule_decay('*/5 * * * *')")
+        assert db.execute("select schedule from cron.job where command = 'call bayes.run_decay()'").fetchall() == \
+            [("*/5 * * * *",)]
+        psql(dsn, "-c", "set bayes.decay_schedule = '7 * * * *'", "--single-transaction", "-f", str(migration))
+        assert db.execute("select schedule from cron.job where command = 'call bayes.run_decay()'").fetchall() == \
+            [("7 * * * *",)]
+    finally:
+        db.execute("select cron.unschedule(jobid) from cron.job where jobname = 'bayes-run-decay'")
+
+
+def test_messages_keep_being_answered_during_a_bulk_run(db, dsn, pool):
+    """No timing here (scripts/bench measures it): every message is answered while the run goes on."""
+    last = T0 - 100 * HOUR
+    due = [add_player(db, pool[i % len(pool)], last) for i in range(600)]
+    answered: list[str] = []
+    during: list[bool] = []
+
+    def send_messages():
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for i, user_id in enumerate(due[::-1][:60]):
+                running = conn.execute("select exists (select 1 from bayes.decay_run where status = 'running')"
+                                       ).fetchone()[0]
+                conn.execute("select public.bayes_process_message(%s, 'hi again', %s)", (user_id, T0 + HOUR))
+                answered.append(str(user_id))
+                during.append(running)
+
+    sender = threading.Thread(target=send_messages)
+    sender.start()
+    run_decay(db, T0, batch=5)
+    sender.join()
+    assert len(answered) == 60
+    assert any(during)  # some of them really were answered while the run was going on
+    versions = db.execute(
+        "select count(*) from public.user_bayesian_state where user_id = any(%s) and decayed_at >= %s",
+        (due, T0)).fetchone()[0]
+    assert versions == len(due)
