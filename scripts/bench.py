@@ -14,6 +14,27 @@ statements, autocommit), side by side:
 
 The three run interleaved in blocks, so that a noisy neighbour hurts all of
 them alike; the report gives ratios against (a).
+
+Bulk decay (--only decay), on a population of players all due for decay
+(scripts/players.py; last message 100 to 400 hours ago):
+
+  (a) bare     one set-based UPDATE that rewrites every due row without
+               decaying it (same predicate as bayes.run_decay, decayed_at
+               kept), run before and after the decay
+  (d) decay    call bayes.run_decay(p_now): batches of committed
+               transactions, each row through the Python decay
+
+with VACUUM + CHECKPOINT before each; the report gives (d) against the mean
+of the two (a), and the table's size around the run.
+
+Live traffic during a bulk run (--only live): bayes_process_message latency
+of active players (just sent messages, not due) and of returning players
+(each call a different due player), first idle, then while
+bayes.run_decay() runs on another connection.
+
+Both of these start by emptying auth.users (and so every state) of the
+bench's own stack. The pg_cron job bayes-run-decay is paused on that stack,
+so that only the bench decays players.
 """
 
 from __future__ import annotations
@@ -21,10 +42,15 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import random
 import statistics
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -33,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "plpython"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import players as population  # noqa: E402  (scripts/players.py, next to this file)
 from bayes_engine import codec, events  # noqa: E402
 from bayes_engine.params import Params  # noqa: E402
 from support import stack_env  # noqa: E402
@@ -212,26 +239,13 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT MET"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=3000, help="timed calls per operation at 1 client")
-    parser.add_argument("--block", type=int, default=100, help="calls per block when interleaving")
-    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
-    parser.add_argument("--fresh", type=int, default=20, help="fresh backends for the first-call timing")
-    parser.add_argument("--size-messages", type=int, default=1000, help="messages before the state size is read")
-    args = parser.parse_args()
+Target = tuple[str, str, bool]  # what is checked, the measured value, met
 
-    dsn = stack_env()["DB_URL"]
+
+def message_bench(dsn: str, args) -> list[Target]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        server = conn.execute("select version()").fetchone()[0].split(",")[0]
-        settings = dict(conn.execute(
-            "select name, setting from pg_settings where name in ('fsync', 'synchronous_commit', 'wal_sync_method')"
-        ).fetchall())
         players = new_players(conn, 16, "lat")
         sets = [new_players(conn, 8, f"tp{j}") for j in range(2)]
-    print(f"server: {server}; fsync={settings['fsync']}, synchronous_commit={settings['synchronous_commit']}, "
-          f"wal_sync_method={settings['wal_sync_method']}; loopback TCP, psycopg {psycopg.__version__}, "
-          f"prepared, autocommit")
 
     print(f"\n1 client: {args.calls} calls of each, interleaved in blocks of {args.block} ...", flush=True)
     lat = latencies(dsn, players, args.calls, args.block)
@@ -261,14 +275,290 @@ def main() -> int:
     app_vs_rpc = p50["app"] / p50["rpc"]
     tp_ratio = tps["rpc"] / tps["bare"]
     first_median = statistics.median(first["rpc"])
-    print("\ntargets (issue 3):")
-    print(f"  (b) p50 <= 1.6 x (a):                   {rpc_vs_bare:.2f} x   {verdict(rpc_vs_bare <= 1.6)}")
-    print(f"  (b) at least 1.5 x faster than (c):     {app_vs_rpc:.2f} x   {verdict(app_vs_rpc >= 1.5)}")
-    print(f"  (b) throughput at 2 clients >= 0.6 x (a): {tp_ratio:.2f} x   {verdict(tp_ratio >= 0.6)}")
-    print(f"  first call in a fresh backend <= 30 ms:  median {first_median:.1f} ms   "
-          f"{verdict(first_median <= 30)}")
-    print(f"  state after {args.size_messages} messages <= 512 bytes:  {max(compact, jsonb_text)} bytes   "
-          f"{verdict(max(compact, jsonb_text) <= 512)}")
+    size = max(compact, jsonb_text)
+    return [
+        ("(b) p50 <= 1.6 x (a)", f"{rpc_vs_bare:.2f} x", rpc_vs_bare <= 1.6),
+        ("(b) at least 1.5 x faster than (c)", f"{app_vs_rpc:.2f} x", app_vs_rpc >= 1.5),
+        ("(b) throughput at 2 clients >= 0.6 x (a)", f"{tp_ratio:.2f} x", tp_ratio >= 0.6),
+        ("first call in a fresh backend <= 30 ms", f"median {first_median:.1f} ms", first_median <= 30),
+        (f"state after {args.size_messages} messages <= 512 bytes", f"{size} bytes", size <= 512),
+    ]
+
+
+# --- bulk decay ------------------------------------------------------------
+
+# Due for decay at %(p_now)s: the predicate of bayes.run_decay's batches (s a state row, cp its chapter's
+# parameters).
+DUE_PREDICATE = """
+s.last_message_at is not null
+and s.last_message_at + make_interval(secs => 3600 * least(cp.decay_grace_h, cp.vice_decay_grace_h)) < %(p_now)s
+and (s.decayed_at is null or s.decayed_at < %(p_now)s)
+"""
+DUE_COUNT_SQL = f"""
+select count(*)
+from public.user_bayesian_state as s
+inner join bayes.chapter_params as cp on cp.chapter = s.chapter
+where {DUE_PREDICATE}
+"""
+# The baseline rewrites every due row once, as the decay does, without
+# decaying it: decayed_at is kept, so the same rows stay due.
+BASELINE_SQL = f"""
+update public.user_bayesian_state as s
+set state = s.state, version = s.version + 1, decayed_at = s.decayed_at, updated_at = now()
+from bayes.chapter_params as cp
+where cp.chapter = s.chapter and {DUE_PREDICATE}
+"""
+LAST_RUN_SQL = (
+    "select run_id, status, players, batches, extract(epoch from finished_at - started_at)::float8, decay_to"
+    " from bayes.decay_run order by run_id desc limit 1"
+)
+TABLE_SIZE_SQL = "select pg_size_pretty(pg_total_relation_size('public.user_bayesian_state'))"
+ABSENT_H = (100.0, 300.0)  # populations: last message 100 to 400 h ago, past every chapter's grace (<= 72 h)
+
+
+def timed(label: str, fn: Callable[[], object], heartbeat: float | None = 15.0) -> tuple[float, object]:
+    """Run fn, saying so before and after (and every `heartbeat` s meanwhile); its seconds and result."""
+    print(f"  {label} ...", flush=True)
+    start = time.perf_counter()
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(heartbeat):
+            print(f"    ... {time.perf_counter() - start:.0f} s", flush=True)
+
+    ticker = threading.Thread(target=beat, daemon=True) if heartbeat else None
+    if ticker:
+        ticker.start()
+    try:
+        result = fn()
+    finally:
+        stop.set()
+        if ticker:
+            ticker.join()
+    seconds = time.perf_counter() - start
+    print(f"  {label}: {seconds:.1f} s", flush=True)
+    return seconds, result
+
+
+class NoticePrinter:
+    """Prints bayes.run_decay's notices: at most one batch line every `every` s, and the final one."""
+
+    def __init__(self, every: float = 10.0):
+        self.every = every
+        self.last = time.perf_counter()
+
+    def __call__(self, diag: psycopg.errors.Diagnostic) -> None:
+        message = diag.message_primary or ""
+        if not message.startswith("bayes.run_decay"):
+            return
+        now = time.perf_counter()
+        if "done:" in message or "did nothing" in message or now - self.last >= self.every:
+            self.last = now
+            print(f"    {message}", flush=True)
+
+
+def settle(conn) -> None:
+    """VACUUM the state table, then CHECKPOINT: every timed statement starts from the same kind of table."""
+    def run() -> None:
+        conn.execute("vacuum public.user_bayesian_state")
+        conn.execute("checkpoint")
+    timed("vacuum + checkpoint", run)
+
+
+def fresh_population(conn, count: int, tag: str) -> None:
+    """An empty player table (the section before may have left players), then `count` players all due."""
+    conn.execute("truncate auth.users cascade")
+    absent_from, absent_span = ABSENT_H
+    timed(f"populating {count:,} players (last message {absent_from:g} to {absent_from + absent_span:g} h ago)",
+          lambda: population.populate(conn, count, time.time() - absent_from * 3600, max_absent_h=absent_span,
+                                      seed=4, tag=tag))
+
+
+def decay_bench(dsn: str, args) -> list[Target]:
+    count, batch = args.decay_players, args.decay_batch
+    print(f"\nbulk decay of {count:,} players vs a bare set-based UPDATE of the same rows ...", flush=True)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.add_notice_handler(NoticePrinter())
+        fresh_population(conn, count, "decay")
+        p_now: datetime = conn.execute("select now()").fetchone()[0]
+        due = conn.execute(DUE_COUNT_SQL, {"p_now": p_now}).fetchone()[0]
+        print(f"  p_now = {p_now.isoformat()}: {due:,} players due", flush=True)
+
+        settle(conn)
+        base1, rows1 = timed("(a) bare UPDATE of the due rows",
+                             lambda: conn.execute(BASELINE_SQL, {"p_now": p_now}).rowcount)
+        settle(conn)
+        size_before = conn.execute(TABLE_SIZE_SQL).fetchone()[0]
+        decay, _ = timed(f"(d) call bayes.run_decay(p_now, {batch})",
+                         lambda: conn.execute("call bayes.run_decay(%s, %s)", (p_now, batch)), heartbeat=None)
+        size_after = conn.execute(TABLE_SIZE_SQL).fetchone()[0]
+        run_id, status, run_players, run_batches, run_seconds, _ = conn.execute(LAST_RUN_SQL).fetchone()
+        settle(conn)
+        size_vacuumed = conn.execute(TABLE_SIZE_SQL).fetchone()[0]
+        # Every row now has decayed_at = p_now: the same rows are due at any later instant.
+        p_later: datetime = conn.execute("select now()").fetchone()[0]
+        base2, rows2 = timed("(a) bare UPDATE of the same rows again",
+                             lambda: conn.execute(BASELINE_SQL, {"p_now": p_later}).rowcount)
+        left = conn.execute(DUE_COUNT_SQL, {"p_now": p_now}).fetchone()[0]
+
+    base = (base1 + base2) / 2
+    ratio = decay / base
+    print(f"\n  {'statement':<36} {'rows':>10} {'seconds':>8} {'players/s':>10} {'/ mean (a)':>10}")
+    for name, rows, seconds in (("(a) bare UPDATE, before the decay", rows1, base1),
+                                (f"(d) bayes.run_decay, batch {batch}", run_players, decay),
+                                ("(a) bare UPDATE, after the decay", rows2, base2)):
+        print(f"  {name:<36} {rows:>10,} {seconds:8.1f} {rows / seconds:10,.0f} {seconds / base:10.2f}")
+    print(f"  table size (pg_total_relation_size): {size_before} before the decay, {size_after} right after it, "
+          f"{size_vacuumed} after VACUUM")
+    run_ok = status == "done" and run_players == count and rows1 == count and rows2 == count and left == 0
+    print(f"  bayes.decay_run: run {run_id} {status}, {run_players:,} players in {run_batches} batches, "
+          f"{run_seconds:.1f} s; still due afterwards: {left:,}   "
+          f"{'ok' if run_ok else f'MISMATCH (expected {count:,} players everywhere and none left due)'}")
+    return [(f"bulk decay of {count:,} players <= 2 x a bare UPDATE", f"{ratio:.2f} x", ratio <= 2.0),
+            (f"bayes.decay_run says {count:,} players", f"{run_players:,}", run_ok)]
+
+
+# --- live traffic during a bulk run ---------------------------------------
+
+class LiveClient:
+    """bayes_process_message for the two kinds of players, on one connection."""
+
+    def __init__(self, dsn: str, active: list[uuid.UUID], returning: list[uuid.UUID]):
+        self.conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=0)
+        self.active = active
+        self.returning: Iterator[uuid.UUID] = iter(returning)  # each returning player is called once
+        self.rnd = random.Random(11)
+        self.i = 0
+
+    def active_call(self) -> None:
+        self.i += 1
+        user_id = self.active[self.rnd.randrange(len(self.active))]
+        self.conn.execute(RPC_SQL, (user_id, MESSAGES[self.i % len(MESSAGES)], uuid.uuid4().hex,
+                                    30.0 + self.i % 600)).fetchone()
+
+    def returning_call(self) -> None:
+        self.i += 1
+        self.conn.execute(RPC_SQL, (next(self.returning), MESSAGES[self.i % len(MESSAGES)], uuid.uuid4().hex,
+                                    None)).fetchone()
+
+    def sample(self, out: dict[str, list[float]]) -> None:
+        """One call of each kind, timed."""
+        for name, op in (("active", self.active_call), ("returning", self.returning_call)):
+            t = time.perf_counter_ns()
+            op()
+            out[name].append((time.perf_counter_ns() - t) / 1e6)
+
+
+def live_bench(dsn: str, args) -> list[Target]:
+    count, batch = args.live_players, args.decay_batch
+    print(f"\nlive traffic during a bulk decay run of {count:,} players (1 client, prepared, autocommit) ...",
+          flush=True)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        fresh_population(conn, count, "live")
+        _, active = timed(f"{args.live_active} active players, a first message each through the RPC",
+                          lambda: new_players(conn, args.live_active, "active"))
+        returning = [row[0] for row in conn.execute(
+            "select user_id from public.user_bayesian_state where user_id <> all(%s) order by user_id", (active,))]
+        random.Random(7).shuffle(returning)
+        settle(conn)
+
+    client = LiveClient(dsn, active, returning)
+    for _ in range(50):  # warm up: plans, caches, the interpreter of this backend
+        client.sample({"active": [], "returning": []})
+    idle: dict[str, list[float]] = {"active": [], "returning": []}
+    print(f"  idle: {args.live_calls} calls of each kind, alternating ...", flush=True)
+    for _ in range(args.live_calls):
+        client.sample(idle)
+
+    print(f"  during: call bayes.run_decay(p_batch => {batch}) on another connection ...", flush=True)
+    during: dict[str, list[float]] = {"active": [], "returning": []}
+    decay_conn = psycopg.connect(dsn, autocommit=True)
+    decay_conn.add_notice_handler(NoticePrinter())
+    started = threading.Event()
+
+    def run() -> float:
+        started.set()
+        t = time.perf_counter()
+        decay_conn.execute("call bayes.run_decay(p_batch => %s)", (batch,))
+        return time.perf_counter() - t
+
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(run)
+        started.wait()
+        while True:  # at least one sample of each kind, however short the run
+            client.sample(during)
+            if future.done():
+                break
+        run_wall = future.result()  # raises what the run raised
+    run_id, status, run_players, run_batches, run_seconds, decay_to = decay_conn.execute(LAST_RUN_SQL).fetchone()
+    left = decay_conn.execute(DUE_COUNT_SQL, {"p_now": decay_to}).fetchone()[0]
+    decay_conn.close()
+    client.conn.close()
+
+    print(f"  run {run_id} {status}: {run_players:,} players in {run_batches} batches, {run_wall:.1f} s "
+          f"(log: {run_seconds:.1f} s); {len(during['active'])} calls of each kind during it; "
+          f"still due afterwards: {left:,}")
+    names = {"active": "(i) active players", "returning": "(ii) returning players"}
+    print(f"\n  {'kind':<24} {'p50 idle':>9} {'p99 idle':>9} {'p50 run':>9} {'p99 run':>9} {'max run':>9} "
+          f"{'run > 20 ms':>12} {'p99 run / idle':>15}")
+    targets = []
+    for key, name in names.items():
+        p99_idle, p99_run = pct(idle[key], 0.99), pct(during[key], 0.99)
+        slow = sum(ms > 20 for ms in during[key]) / len(during[key])
+        ratio = p99_run / p99_idle
+        print(f"  {name:<24} {statistics.median(idle[key]):9.3f} {p99_idle:9.3f} {statistics.median(during[key]):9.3f}"
+              f" {p99_run:9.3f} {max(during[key]):9.3f} {slow:12.2%} {ratio:15.2f}")
+        targets.append((f"{name}: p99 during a run <= 3 x idle", f"{ratio:.2f} x", ratio <= 3.0))
+    print("  (ms, and the share of the calls during the run that took over 20 ms; a returning player whose row")
+    print("  is in the batch being decayed waits for that batch's commit)")
+    return targets
+
+
+# --- main ------------------------------------------------------------------
+
+SECTIONS = ("message", "decay", "live")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=SECTIONS,
+                        help="run only this section (repeatable); default: all of them")
+    parser.add_argument("--calls", type=int, default=3000, help="timed calls per operation at 1 client")
+    parser.add_argument("--block", type=int, default=100, help="calls per block when interleaving")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
+    parser.add_argument("--fresh", type=int, default=20, help="fresh backends for the first-call timing")
+    parser.add_argument("--size-messages", type=int, default=1000, help="messages before the state size is read")
+    parser.add_argument("--decay-players", type=int, default=1_000_000, help="players of the bulk-decay section")
+    parser.add_argument("--decay-batch", type=int, default=5000, help="p_batch of bayes.run_decay")
+    parser.add_argument("--live-players", type=int, default=200_000, help="due players of the live section")
+    parser.add_argument("--live-active", type=int, default=300, help="active players of the live section")
+    parser.add_argument("--live-calls", type=int, default=2000, help="idle calls of each kind in the live section")
+    args = parser.parse_args()
+    sections = [name for name in SECTIONS if name in (args.only or SECTIONS)]
+
+    dsn = stack_env()["DB_URL"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        server = conn.execute("select version()").fetchone()[0].split(",")[0]
+        settings = dict(conn.execute(
+            "select name, setting from pg_settings where name in ('fsync', 'synchronous_commit', 'wal_sync_method')"
+        ).fetchall())
+        conn.execute("select cron.alter_job(jobid, active => false) from cron.job where jobname = 'bayes-run-decay'")
+    print(f"server: {server}; fsync={settings['fsync']}, synchronous_commit={settings['synchronous_commit']}, "
+          f"wal_sync_method={settings['wal_sync_method']}; loopback TCP, psycopg {psycopg.__version__}, "
+          f"prepared, autocommit; pg_cron job bayes-run-decay paused")
+
+    targets: dict[str, list[Target]] = {}
+    if "message" in sections:
+        targets["issue 3"] = message_bench(dsn, args)
+    if "decay" in sections:
+        targets.setdefault("issue 4", []).extend(decay_bench(dsn, args))
+    if "live" in sections:
+        targets.setdefault("issue 4", []).extend(live_bench(dsn, args))
+    for issue, checks in targets.items():
+        print(f"\ntargets ({issue}):")
+        width = max(len(label) for label, _, _ in checks) + 1
+        for label, value, ok in checks:
+            print(f"  {label + ':':<{width}}  {value:>14}   {verdict(ok)}")
     return 0
 
 
