@@ -64,18 +64,7 @@ from bayes_engine import codec, events  # noqa: E402
 from bayes_engine.params import Params  # noqa: E402
 from support import stack_env  # noqa: E402
 
-MESSAGES = [
-    "hey! how was your day? I missed talking to you",
-    "haha that is so funny 😂 you always make me laugh",
-    "I think you are amazing and kind, thank you for listening. What do you dream about?",
-    "ok",
-    "whatever, this is boring",
-    "I feel like I can be honest with you. I have a secret I never told anyone, it is about my "
-    "family and how afraid I was growing up. Do you ever feel that way? I hope you do not think "
-    "less of me for it, I just want to be real with someone for once and you feel safe.",
-    "let's go to a bar tonight and do something crazy and wild",
-    "why? what do you mean?",
-]
+MESSAGES = population.MESSAGES  # the messages the benchmarks send
 
 BARE_SQL = (
     "update public.user_bayesian_state set state = %s::jsonb, version = version + 1, updated_at = now()"
