@@ -337,7 +337,7 @@ def _fmt_float(x: float) -> str:
     return text
 
 
-def _quantize_probabilities(row: list[float]) -> list[float]:
+def quantize_probabilities(row: list[float]) -> list[float]:
     """Round a distribution to multiples of 1e-6 summing to exactly 1 (largest remainder)."""
     total = math.fsum(row)
     scaled = [x / total * PROBABILITY_UNITS for x in row]
@@ -410,9 +410,9 @@ def encode_decayed(state: dict) -> str:
 
 
 def _encode_normalised(s: dict) -> str:
-    s["h"] = _quantize_probabilities(s["h"])
+    s["h"] = quantize_probabilities(s["h"])
     if "A" in s:
-        s["A"] = [_quantize_probabilities(row) for row in s["A"]]
+        s["A"] = [quantize_probabilities(row) for row in s["A"]]
     spent = [0.0 if x < 1e-6 else x for x in s["b"][:4]]
     s["b"] = spent + [int(round(s["b"][4]))]  # written as an int: a whole epoch second
     if "A" not in s and "B" not in s:

@@ -43,39 +43,72 @@ def decay_hours(last_message_at, decayed_at, now, grace_h):
     return (now - start) / SECONDS_PER_HOUR
 
 
-def decay(state, params, last_message_at, decayed_at, now):
-    """Apply the absence decay of section 5 up to `now`; return the metric decay hours.
+def decay_factors(params, chapter, last_message_at, decayed_at, now):
+    """(hours, f, f_v): the metric decay hours, and the metric/mood and vice factors.
 
-    Metrics move in (mean, strength) towards the chapter prior ``mp`` with
-    f = exp(-r_c * hours): the strength always, the mean only when it is above
-    the prior mean (a mean is never raised). The mood belief moves towards the
-    start belief with the same f; the vices towards the Dirichlet prior with
-    their own grace and rate. Skip, timing and the budget do not decay.
+    A factor is exactly 1.0 when its window is empty (or its rate is 0):
+    then nothing of that kind moves, not even by rounding.
     """
-    cp = params.chapter(state["c"])
+    cp = params.chapter(chapter)
+    f = f_v = 1.0
     hours = decay_hours(last_message_at, decayed_at, now, cp.decay_grace_h)
     if hours > 0.0 and cp.decay_rate_per_h > 0.0:
         f = math.exp(-cp.decay_rate_per_h * hours)
-        m, mp = state["m"], state["mp"]
-        for key in vocab.METRIC_KEYS:
-            alpha, beta = m[key]
-            alpha0, beta0 = mp[key]
-            strength0 = alpha0 + beta0
-            mean0 = alpha0 / strength0
-            strength = alpha + beta
-            mean = alpha / strength
-            strength = strength0 + (strength - strength0) * f
-            if mean > mean0:
-                mean = mean0 + (mean - mean0) * f
-            m[key] = [mean * strength, (1.0 - mean) * strength]
-        start = params.g["mood_start_belief"]
-        state["h"] = [h0 + (h - h0) * f for h, h0 in zip(state["h"], start)]
     vice_hours = decay_hours(last_message_at, decayed_at, now, cp.vice_decay_grace_h)
     vice_rate = params.g["vice_decay_rate_per_h"]
     if vice_hours > 0.0 and vice_rate > 0.0:
         f_v = math.exp(-vice_rate * vice_hours)
+    return hours, f, f_v
+
+
+def _choose(condition, if_true, if_false):
+    return if_true if condition else if_false
+
+
+def decayed_metric(alpha, beta, alpha0, beta0, f, where=_choose):
+    """Section 5's step for one Beta metric: (alpha, beta) decayed by factor f.
+
+    In (mean, strength): the strength moves towards the prior's by f always,
+    the mean only when it is above the prior mean (a mean is never raised).
+    Pure arithmetic, so the bulk decay runs this same formula on numpy arrays
+    of a whole batch (with ``where=numpy.where``); the results are the same
+    floats as one player at a time.
+    """
+    strength0 = alpha0 + beta0
+    mean0 = alpha0 / strength0
+    strength = alpha + beta
+    mean = alpha / strength
+    strength = strength0 + (strength - strength0) * f
+    mean = where(mean > mean0, mean0 + (mean - mean0) * f, mean)
+    return mean * strength, (1.0 - mean) * strength
+
+
+def decayed_towards(value, target, f):
+    """A value moved towards its target by factor f (the mood belief, a vice)."""
+    return target + (value - target) * f
+
+
+def decay(state, params, last_message_at, decayed_at, now):
+    """Apply the absence decay of section 5 up to `now`, in place; return the metric decay hours.
+
+    Metrics move in (mean, strength) towards the chapter prior ``mp`` with
+    f = exp(-r_c * hours) (:func:`decayed_metric`). The mood belief moves
+    towards the start belief with the same f; the vices towards the
+    Dirichlet prior with their own grace and rate. Skip, timing and the
+    budget do not decay.
+    """
+    hours, f, f_v = decay_factors(params, state["c"], last_message_at, decayed_at, now)
+    if f < 1.0:
+        m, mp = state["m"], state["mp"]
+        for key in vocab.METRIC_KEYS:
+            alpha, beta = m[key]
+            alpha0, beta0 = mp[key]
+            m[key] = list(decayed_metric(alpha, beta, alpha0, beta0, f))
+        start = params.g["mood_start_belief"]
+        state["h"] = [decayed_towards(h, h0, f) for h, h0 in zip(state["h"], start)]
+    if f_v < 1.0:
         prior = params.g["vice_prior"]
-        state["d"] = [prior + (d - prior) * f_v for d in state["d"]]
+        state["d"] = [decayed_towards(d, prior, f_v) for d in state["d"]]
     return hours
 
 

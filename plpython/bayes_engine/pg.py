@@ -167,6 +167,14 @@ def decay_state(plpy, state_text, revision, last_message_at, decayed_at, now):
 
 
 @entry_point
+def decay_states(plpy, state_texts, last_message_at, decayed_at, now, revision):
+    """Section 5 for a batch of stored states (the bulk decay's step): their decayed texts."""
+    from . import bulk  # numpy: only the bulk decay loads it, never the per-message path
+
+    return bulk.decayed_texts(load_params(plpy, revision), state_texts, last_message_at, decayed_at, now)
+
+
+@entry_point
 def readiness(plpy, state_text, method, user_id, session_seed):
     """Section 6 for a stored state, as JSON text."""
     from . import readiness as readiness_module  # not on the per-message path

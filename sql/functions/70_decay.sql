@@ -1,7 +1,8 @@
 -- Absence decay in bulk (MODEL.md section 5): bayes.run_decay, which pg_cron
--- calls every 15 minutes. Each row goes through bayes.decay_state, the same
--- Python decay (bayes_engine.model.decay) that bayes_process_message applies
--- lazily before every message, so both paths compute one formula.
+-- calls every 15 minutes. Each batch of rows goes through one call of
+-- bayes.decay_states, which runs the formulas of bayes_engine.model (the ones
+-- bayes_process_message applies lazily before every message) over the whole
+-- batch; bayes.decay_state does the same for one state.
 
 create or replace function bayes.decay_state(
     p_state jsonb,
@@ -24,6 +25,29 @@ $$;
 comment on function bayes.decay_state(jsonb, bigint, double precision, double precision, double precision) is
 'A stored state decayed from p_decayed_at up to p_now (epoch seconds; MODEL.md section 5), as bayes.run_decay writes it.';
 revoke all on function bayes.decay_state(jsonb, bigint, double precision, double precision, double precision)
+from public;
+
+create or replace function bayes.decay_states(
+    p_states text[],
+    p_last_message_at double precision[],
+    p_decayed_at double precision[],
+    p_now double precision,
+    p_params_revision bigint
+)
+returns text[]
+language plpython3u
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+if GD.get('bayes_engine_build') != '@BUILD@': plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.decay_states(plpy, p_states, p_last_message_at, p_decayed_at, p_now, p_params_revision)
+$$;
+
+comment on function bayes.decay_states(text[], double precision[], double precision[], double precision, bigint) is
+'A batch of stored states (jsonb text) decayed up to p_now (epoch seconds; MODEL.md section 5), one result per input, in order: the step bayes.run_decay runs on each batch. Each equals bayes.decay_state of its row.';
+revoke all on function bayes.decay_states(text[], double precision[], double precision[], double precision, bigint)
 from public;
 
 create or replace function bayes.decay_lock_key()
@@ -60,8 +84,14 @@ declare
     -- Keyset over user_id, from the smallest uuid up (Supabase Auth never
     -- issues the nil uuid).
     v_after uuid := '00000000-0000-0000-0000-000000000000';
+    -- One batch, as read (without a lock), and its decayed states.
+    v_ids uuid[];
+    v_versions bigint[];
+    v_states text[];
+    v_last_message_at double precision[];
+    v_decayed_at double precision[];
+    v_decayed text[];
     v_count integer;
-    v_last uuid;
     v_players bigint := 0;
     v_batches integer := 0;
     v_started timestamptz := pg_catalog.clock_timestamp();
@@ -99,11 +129,17 @@ begin
     v_now_s := pg_catalog.date_part('epoch', p_now);
     loop
         v_revision := (select r.revision from bayes.params_revision as r);
-        -- The next batch of players due for decay, in user_id order after the
-        -- previous batch; rows locked by a live message are skipped (that
-        -- message decays its player lazily).
-        with due as (
-            select s.user_id
+        -- 1. The next batch of players due for decay, in user_id order after
+        -- the previous batch, read without locking them.
+        select
+            pg_catalog.array_agg(due.user_id order by due.user_id),
+            pg_catalog.array_agg(due.version order by due.user_id),
+            pg_catalog.array_agg(due.state::text order by due.user_id),
+            pg_catalog.array_agg(pg_catalog.date_part('epoch', due.last_message_at) order by due.user_id),
+            pg_catalog.array_agg(pg_catalog.date_part('epoch', due.decayed_at) order by due.user_id)
+        into v_ids, v_versions, v_states, v_last_message_at, v_decayed_at
+        from (
+            select s.user_id, s.version, s.state, s.last_message_at, s.decayed_at
             from public.user_bayesian_state as s
             inner join bayes.chapter_params as cp on s.chapter = cp.chapter
             where s.user_id > v_after
@@ -113,30 +149,40 @@ begin
               and (s.decayed_at is null or s.decayed_at < p_now)
             order by s.user_id
             limit p_batch
-            for update of s skip locked
+        ) as due;
+        exit when v_ids is null;
+        v_after := v_ids[pg_catalog.array_length(v_ids, 1)];
+
+        -- 2. Decay the batch, still without a lock: live messages are never
+        -- kept waiting by this, the longest step.
+        v_decayed := bayes.decay_states(v_states, v_last_message_at, v_decayed_at, v_now_s, v_revision);
+
+        -- 3. Write the rows that are still as read. A row locked by a live
+        -- message is skipped, and so is one that a message has changed since
+        -- step 1 (its version moved): that message decayed it lazily.
+        with batch as (
+            select b.user_id, b.version, b.state
+            from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_versions), pg_catalog.unnest(v_decayed))
+                as b (user_id, version, state)
+        ),
+        unchanged as (
+            select s.user_id, batch.state
+            from public.user_bayesian_state as s
+            inner join batch on s.user_id = batch.user_id and s.version = batch.version
+            for no key update of s skip locked
         ),
         decayed as (
             update public.user_bayesian_state as s
-            set state = bayes.decay_state(
-                    s.state,
-                    v_revision,
-                    pg_catalog.date_part('epoch', s.last_message_at),
-                    pg_catalog.date_part('epoch', s.decayed_at),
-                    v_now_s
-                ),
+            set state = unchanged.state::jsonb,
                 version = s.version + 1,
                 decayed_at = p_now,
                 updated_at = pg_catalog.now()
-            from due
-            where s.user_id = due.user_id
-            returning s.user_id
+            from unchanged
+            where s.user_id = unchanged.user_id
+            returning 1
         )
-        select pg_catalog.count(*)::integer, (pg_catalog.array_agg(d.user_id order by d.user_id desc))[1]
-        into v_count, v_last
-        from decayed as d;
-        exit when v_count = 0;
+        select pg_catalog.count(*)::integer into v_count from decayed;
 
-        v_after := v_last;
         v_players := v_players + v_count;
         v_batches := v_batches + 1;
         update bayes.decay_run

@@ -24,7 +24,7 @@ from support import ROOT, new_player, psql
 sys.path.insert(0, str(ROOT / "plpython"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bayes_engine import codec, events  # noqa: E402
+from bayes_engine import bulk as batch_decay, codec, events  # noqa: E402
 from bayes_engine.params import Params  # noqa: E402
 import players  # noqa: E402
 
@@ -109,6 +109,8 @@ def means(state: dict) -> dict:
 def test_bulk_decay_writes_what_the_python_decay_computes(db, params, pool):
     ids = [add_player(db, text, T0 - (5 + 7 * i) * HOUR) for i, text in enumerate(pool)]
     before = snapshot(db, ids)
+    # As PostgreSQL prints them, these states take the batch path of bayes.decay_states (not the per-row fallback).
+    assert all(batch_decay._LAYOUT.match(text) for text, *_ in before.values())
     now = T0 + 30 * HOUR
     notices = run_decay(db, now, batch=7)
     after = snapshot(db, ids)

@@ -64,6 +64,7 @@ select set_eq(
       ('bayes_boss_readiness(uuid,text)', 's'),
       ('bayes_fallback_check(uuid)', 's'),
       ('bayes.decay_state(jsonb,bigint,double precision,double precision,double precision)', 's'),
+      ('bayes.decay_states(text[],double precision[],double precision[],double precision,bigint)', 's'),
       ('bayes.run_decay(timestamp with time zone,integer)', 'v'),
       ('bayes.schedule_decay(text)', 'v'),
       ('bayes.decay_lock_key()', 'i'),
