@@ -90,7 +90,7 @@ declare
     v_states text[];
     v_last_message_at double precision[];
     v_decayed_at double precision[];
-    v_decayed text[];
+    v_decayed jsonb[];
     v_count integer;
     v_players bigint := 0;
     v_batches integer := 0;
@@ -153,9 +153,9 @@ begin
         exit when v_ids is null;
         v_after := v_ids[pg_catalog.array_length(v_ids, 1)];
 
-        -- 2. Decay the batch, still without a lock: live messages are never
-        -- kept waiting by this, the longest step.
-        v_decayed := bayes.decay_states(v_states, v_last_message_at, v_decayed_at, v_now_s, v_revision);
+        -- 2. Decay the batch, and parse the new states, still without a lock:
+        -- live messages are never kept waiting by this, the longest step.
+        v_decayed := bayes.decay_states(v_states, v_last_message_at, v_decayed_at, v_now_s, v_revision)::jsonb[];
 
         -- 3. Write the rows that are still as read. A row locked by a live
         -- message is skipped, and so is one that a message has changed since
@@ -173,7 +173,7 @@ begin
         ),
         decayed as (
             update public.user_bayesian_state as s
-            set state = unchanged.state::jsonb,
+            set state = unchanged.state,
                 version = s.version + 1,
                 decayed_at = p_now,
                 updated_at = pg_catalog.now()
