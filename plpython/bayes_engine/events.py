@@ -53,7 +53,7 @@ def apply_chapter(state, params, chapter):
 
 
 def decayed_text(params, state_text, last_message_at, decayed_at, now):
-    """A stored state decayed up to `now` (section 5), as the bulk decay writes it."""
+    """A stored state decayed up to `now` (section 5); the bulk decay's batch step (bulk.py) equals it row by row."""
     state = codec.decode(state_text)
     model.decay(state, params, last_message_at, decayed_at, now)
     return codec.encode_decayed(state)

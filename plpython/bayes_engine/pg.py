@@ -162,7 +162,7 @@ def replay(plpy, user_id):
 
 @entry_point
 def decay_state(plpy, state_text, revision, last_message_at, decayed_at, now):
-    """Section 5: the stored state decayed up to `now` (the bulk decay's per-row step)."""
+    """Section 5: one stored state decayed up to `now` (bayes.decay_state)."""
     return events.decayed_text(load_params(plpy, revision), state_text, last_message_at, decayed_at, now)
 
 
