@@ -66,10 +66,18 @@ def test_an_edited_applied_migration_is_refused(repo):
     assert "put the change in a new file of sql/migrations/" in proc.stderr + proc.stdout
 
 
-def test_a_new_schema_migration_is_appended(repo):
+def test_a_new_schema_migration_is_appended_and_the_functions_follow_it(repo):
     before = migrations(repo)
     (repo / "sql" / "migrations" / "0099_example.sql").write_text("select 1;\n")
+    assert build(repo, "--check").returncode == 1
     assert build(repo).returncode == 0
-    new = sorted(set(migrations(repo)) - set(before))
-    assert len(new) == 1 and new[0].endswith("_example.sql")
-    assert new[0][:14] > max(before)[:14]
+    after = migrations(repo)
+    new = sorted(set(after) - set(before))
+    assert len(new) == 2, new
+    assert new[0].endswith("_example.sql") and new[0][:14] > max(before)[:14]
+    # the code did not change, but a schema change may drop what the functions
+    # created (a dropped column takes its views along): they are applied again
+    assert "_functions_" in new[1] and new[1][:14] > new[0][:14]
+    latest_before = max(name for name in before if "_functions_" in name)
+    assert after[new[1]] == before[latest_before]
+    assert build(repo, "--check").returncode == 0

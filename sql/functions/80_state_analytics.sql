@@ -3,8 +3,9 @@
 -- are immutable; those that need the chapter's threshold or the fallback
 -- thresholds read the parameter tables and are stable. The closed forms are
 -- SQL; readiness, fallback and intervals call the bayes_engine package.
--- Composite: bayes.state_composite(state) (foundation, used by the generated
--- column user_bayesian_state.composite).
+-- Composite: bayes.state_composite(state) (foundation; the generated column
+-- user_bayesian_state.composite writes the same formula out, so that it is
+-- inlined: migration 0005).
 
 create or replace function bayes.metric_key(p_metric text)
 returns text

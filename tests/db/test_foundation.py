@@ -77,6 +77,15 @@ def test_generated_columns_follow_the_state(conn):
     # independent: 100 * sum w * alpha / (alpha + beta)
     weights = {"i": 0.30, "p": 0.25, "t": 0.25, "s": 0.20}
     assert composite == pytest.approx(100 * sum(w * a / (a + b) for k, w in weights.items() for a, b in [state["m"][k]]))
+    # the column writes bayes.state_composite's formula out (migration 0005): same float, no call
+    assert composite == scalar(conn, "select bayes.state_composite(state) from public.user_bayesian_state"
+                                     " where user_id = %s", (user_id,))
+    expression = scalar(conn, """
+        select pg_get_expr(d.adbin, d.adrelid)
+        from pg_attrdef as d
+        join pg_attribute as a on a.attrelid = d.adrelid and a.attnum = d.adnum
+        where d.adrelid = 'public.user_bayesian_state'::regclass and a.attname = 'composite'""")
+    assert "state #>> '{m,i,0}'" in expression and "state_composite" not in expression
 
 
 def test_decode_state_refuses_a_corrupt_state(conn):
