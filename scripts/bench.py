@@ -109,8 +109,9 @@ class Runner:
         self.i = 0
         row = self.conn.execute("select bayes.params_snapshot()::text").fetchone()
         self.params = Params.from_snapshot(json.loads(row[0]))
-        row = self.conn.execute("select state::text from public.user_bayesian_state where user_id = %s",
-                                (players[0],)).fetchone()
+        row = self.conn.execute(
+            "select state::text from public.user_bayesian_state where user_id = %s", (players[0],)
+        ).fetchone()
         self.bare_state = row[0]
 
     def _next(self):
@@ -132,10 +133,17 @@ class Runner:
         message_id = uuid.uuid4().hex
         result, event_input = events.apply_message(state, self.params, str(user_id), text, now, last, decayed, gap)
         result.update(user_id=str(user_id), message_id=message_id, duplicate=False, version=version + 1)
-        self.conn.execute(APP_WRITE_SQL, {
-            "state": codec.encode(state), "sent_at": now, "user_id": user_id, "message_id": message_id,
-            "input": json.dumps(event_input), "result": json.dumps(result),
-        })
+        self.conn.execute(
+            APP_WRITE_SQL,
+            {
+                "state": codec.encode(state),
+                "sent_at": now,
+                "user_id": user_id,
+                "message_id": message_id,
+                "input": json.dumps(event_input),
+                "result": json.dumps(result),
+            },
+        )
 
 
 def latencies(dsn: str, players, calls: int, block: int) -> dict[str, list[float]]:
@@ -193,8 +201,9 @@ def first_calls(dsn: str, players, repeats: int) -> dict[str, list[float]]:
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute("select 1")  # the backend exists and answered: only the call is timed
                 if state_text is None:
-                    state_text = conn.execute("select state::text from public.user_bayesian_state where user_id = %s",
-                                              (user_id,)).fetchone()[0]
+                    state_text = conn.execute(
+                        "select state::text from public.user_bayesian_state where user_id = %s", (user_id,)
+                    ).fetchone()[0]
                 t = time.perf_counter_ns()
                 if name == "bare":
                     conn.execute(BARE_SQL, (state_text, user_id))
@@ -209,12 +218,14 @@ def state_size_after(dsn: str, messages: int) -> tuple[int, int]:
         (user_id,) = new_players(conn, 1, "size")
         for i in range(1, messages):
             conn.execute(RPC_SQL, (user_id, MESSAGES[i % len(MESSAGES)], None, float(5 + 97 * i % 7000)))
-        jsonb_text = conn.execute("select state::text from public.user_bayesian_state where user_id = %s",
-                                  (user_id,)).fetchone()[0]
+        jsonb_text = conn.execute(
+            "select state::text from public.user_bayesian_state where user_id = %s", (user_id,)
+        ).fetchone()[0]
         compact = len(codec.encode(codec.decode(jsonb_text)).encode())  # the text the engine writes
         jsonb_text = len(jsonb_text.encode())  # jsonb's own output, with a space after each : and ,
-        n = conn.execute("select (state->>'n')::int from public.user_bayesian_state where user_id = %s",
-                         (user_id,)).fetchone()[0]
+        n = conn.execute(
+            "select (state->>'n')::int from public.user_bayesian_state where user_id = %s", (user_id,)
+        ).fetchone()[0]
         assert n == messages, n
     return compact, jsonb_text
 
@@ -348,9 +359,11 @@ class NoticePrinter:
 
 def settle(conn) -> None:
     """VACUUM the state table, then CHECKPOINT: every timed statement starts from the same kind of table."""
+
     def run() -> None:
         conn.execute("vacuum public.user_bayesian_state")
         conn.execute("checkpoint")
+
     timed("vacuum + checkpoint", run)
 
 
@@ -358,9 +371,12 @@ def fresh_population(conn, count: int, tag: str) -> None:
     """An empty player table (the section before may have left players), then `count` players all due."""
     conn.execute("truncate auth.users cascade")
     absent_from, absent_span = ABSENT_H
-    timed(f"populating {count:,} players (last message {absent_from:g} to {absent_from + absent_span:g} h ago)",
-          lambda: population.populate(conn, count, time.time() - absent_from * 3600, max_absent_h=absent_span,
-                                      seed=4, tag=tag))
+    timed(
+        f"populating {count:,} players (last message {absent_from:g} to {absent_from + absent_span:g} h ago)",
+        lambda: population.populate(
+            conn, count, time.time() - absent_from * 3600, max_absent_h=absent_span, seed=4, tag=tag
+        ),
+    )
 
 
 def decay_bench(dsn: str, args) -> list[Target]:
@@ -374,40 +390,54 @@ def decay_bench(dsn: str, args) -> list[Target]:
         print(f"  p_now = {p_now.isoformat()}: {due:,} players due", flush=True)
 
         settle(conn)
-        base1, rows1 = timed("(a) bare UPDATE of the due rows",
-                             lambda: conn.execute(BASELINE_SQL, {"p_now": p_now}).rowcount)
+        base1, rows1 = timed(
+            "(a) bare UPDATE of the due rows", lambda: conn.execute(BASELINE_SQL, {"p_now": p_now}).rowcount
+        )
         settle(conn)
         size_before = conn.execute(TABLE_SIZE_SQL).fetchone()[0]
-        decay, _ = timed(f"(d) call bayes.run_decay(p_now, {batch})",
-                         lambda: conn.execute("call bayes.run_decay(%s, %s)", (p_now, batch)), heartbeat=None)
+        decay, _ = timed(
+            f"(d) call bayes.run_decay(p_now, {batch})",
+            lambda: conn.execute("call bayes.run_decay(%s, %s)", (p_now, batch)),
+            heartbeat=None,
+        )
         size_after = conn.execute(TABLE_SIZE_SQL).fetchone()[0]
         run_id, status, run_players, run_batches, run_seconds, _ = conn.execute(LAST_RUN_SQL).fetchone()
         settle(conn)
         size_vacuumed = conn.execute(TABLE_SIZE_SQL).fetchone()[0]
         # Every row now has decayed_at = p_now: the same rows are due at any later instant.
         p_later: datetime = conn.execute("select now()").fetchone()[0]
-        base2, rows2 = timed("(a) bare UPDATE of the same rows again",
-                             lambda: conn.execute(BASELINE_SQL, {"p_now": p_later}).rowcount)
+        base2, rows2 = timed(
+            "(a) bare UPDATE of the same rows again", lambda: conn.execute(BASELINE_SQL, {"p_now": p_later}).rowcount
+        )
         left = conn.execute(DUE_COUNT_SQL, {"p_now": p_now}).fetchone()[0]
 
     base = (base1 + base2) / 2
     ratio = decay / base
     print(f"\n  {'statement':<36} {'rows':>10} {'seconds':>8} {'players/s':>10} {'/ mean (a)':>10}")
-    for name, rows, seconds in (("(a) bare UPDATE, before the decay", rows1, base1),
-                                (f"(d) bayes.run_decay, batch {batch}", run_players, decay),
-                                ("(a) bare UPDATE, after the decay", rows2, base2)):
+    for name, rows, seconds in (
+        ("(a) bare UPDATE, before the decay", rows1, base1),
+        (f"(d) bayes.run_decay, batch {batch}", run_players, decay),
+        ("(a) bare UPDATE, after the decay", rows2, base2),
+    ):
         print(f"  {name:<36} {rows:>10,} {seconds:8.1f} {rows / seconds:10,.0f} {seconds / base:10.2f}")
-    print(f"  table size (pg_total_relation_size): {size_before} before the decay, {size_after} right after it, "
-          f"{size_vacuumed} after VACUUM")
+    print(
+        f"  table size (pg_total_relation_size): {size_before} before the decay, {size_after} right after it, "
+        f"{size_vacuumed} after VACUUM"
+    )
     run_ok = status == "done" and run_players == count and rows1 == count and rows2 == count and left == 0
-    print(f"  bayes.decay_run: run {run_id} {status}, {run_players:,} players in {run_batches} batches, "
-          f"{run_seconds:.1f} s; still due afterwards: {left:,}   "
-          f"{'ok' if run_ok else f'MISMATCH (expected {count:,} players everywhere and none left due)'}")
-    return [(f"bulk decay of {count:,} players <= 2 x a bare UPDATE", f"{ratio:.2f} x", ratio <= 2.0),
-            (f"bayes.decay_run says {count:,} players", f"{run_players:,}", run_ok)]
+    print(
+        f"  bayes.decay_run: run {run_id} {status}, {run_players:,} players in {run_batches} batches, "
+        f"{run_seconds:.1f} s; still due afterwards: {left:,}   "
+        f"{'ok' if run_ok else f'MISMATCH (expected {count:,} players everywhere and none left due)'}"
+    )
+    return [
+        (f"bulk decay of {count:,} players <= 2 x a bare UPDATE", f"{ratio:.2f} x", ratio <= 2.0),
+        (f"bayes.decay_run says {count:,} players", f"{run_players:,}", run_ok),
+    ]
 
 
 # --- live traffic during a bulk run ---------------------------------------
+
 
 class LiveClient:
     """bayes_process_message for the two kinds of players, on one connection."""
@@ -422,13 +452,15 @@ class LiveClient:
     def active_call(self) -> None:
         self.i += 1
         user_id = self.active[self.rnd.randrange(len(self.active))]
-        self.conn.execute(RPC_SQL, (user_id, MESSAGES[self.i % len(MESSAGES)], uuid.uuid4().hex,
-                                    30.0 + self.i % 600)).fetchone()
+        self.conn.execute(
+            RPC_SQL, (user_id, MESSAGES[self.i % len(MESSAGES)], uuid.uuid4().hex, 30.0 + self.i % 600)
+        ).fetchone()
 
     def returning_call(self) -> None:
         self.i += 1
-        self.conn.execute(RPC_SQL, (next(self.returning), MESSAGES[self.i % len(MESSAGES)], uuid.uuid4().hex,
-                                    None)).fetchone()
+        self.conn.execute(
+            RPC_SQL, (next(self.returning), MESSAGES[self.i % len(MESSAGES)], uuid.uuid4().hex, None)
+        ).fetchone()
 
     def sample(self, out: dict[str, list[float]]) -> None:
         """One call of each kind, timed."""
@@ -440,14 +472,21 @@ class LiveClient:
 
 def live_bench(dsn: str, args) -> list[Target]:
     count, batch = args.live_players, args.decay_batch
-    print(f"\nlive traffic during a bulk decay run of {count:,} players (1 client, prepared, autocommit) ...",
-          flush=True)
+    print(
+        f"\nlive traffic during a bulk decay run of {count:,} players (1 client, prepared, autocommit) ...", flush=True
+    )
     with psycopg.connect(dsn, autocommit=True) as conn:
         fresh_population(conn, count, "live")
-        _, active = timed(f"{args.live_active} active players, a first message each through the RPC",
-                          lambda: new_players(conn, args.live_active, "active"))
-        returning = [row[0] for row in conn.execute(
-            "select user_id from public.user_bayesian_state where user_id <> all(%s) order by user_id", (active,))]
+        _, active = timed(
+            f"{args.live_active} active players, a first message each through the RPC",
+            lambda: new_players(conn, args.live_active, "active"),
+        )
+        returning = [
+            row[0]
+            for row in conn.execute(
+                "select user_id from public.user_bayesian_state where user_id <> all(%s) order by user_id", (active,)
+            )
+        ]
         random.Random(7).shuffle(returning)
         settle(conn)
 
@@ -484,19 +523,25 @@ def live_bench(dsn: str, args) -> list[Target]:
     decay_conn.close()
     client.conn.close()
 
-    print(f"  run {run_id} {status}: {run_players:,} players in {run_batches} batches, {run_wall:.1f} s "
-          f"(log: {run_seconds:.1f} s); {len(during['active'])} calls of each kind during it; "
-          f"still due afterwards: {left:,}")
+    print(
+        f"  run {run_id} {status}: {run_players:,} players in {run_batches} batches, {run_wall:.1f} s "
+        f"(log: {run_seconds:.1f} s); {len(during['active'])} calls of each kind during it; "
+        f"still due afterwards: {left:,}"
+    )
     names = {"active": "(i) active players", "returning": "(ii) returning players"}
-    print(f"\n  {'kind':<24} {'p50 idle':>9} {'p99 idle':>9} {'p50 run':>9} {'p99 run':>9} {'max run':>9} "
-          f"{'run > 20 ms':>12} {'p99 run / idle':>15}")
+    print(
+        f"\n  {'kind':<24} {'p50 idle':>9} {'p99 idle':>9} {'p50 run':>9} {'p99 run':>9} {'max run':>9} "
+        f"{'run > 20 ms':>12} {'p99 run / idle':>15}"
+    )
     targets = []
     for key, name in names.items():
         p99_idle, p99_run = pct(idle[key], 0.99), pct(during[key], 0.99)
         slow = sum(ms > 20 for ms in during[key]) / len(during[key])
         ratio = p99_run / p99_idle
-        print(f"  {name:<24} {statistics.median(idle[key]):9.3f} {p99_idle:9.3f} {statistics.median(during[key]):9.3f}"
-              f" {p99_run:9.3f} {max(during[key]):9.3f} {slow:12.2%} {ratio:15.2f}")
+        print(
+            f"  {name:<24} {statistics.median(idle[key]):9.3f} {p99_idle:9.3f} {statistics.median(during[key]):9.3f}"
+            f" {p99_run:9.3f} {max(during[key]):9.3f} {slow:12.2%} {ratio:15.2f}"
+        )
         targets.append((f"{name}: p99 during a run <= 3 x idle", f"{ratio:.2f} x", ratio <= 3.0))
     print("  (ms, and the share of the calls during the run that took over 20 ms; a returning player whose row")
     print("  is in the batch being decayed waits for that batch's commit)")
@@ -510,8 +555,9 @@ SECTIONS = ("message", "decay", "live")
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=SECTIONS,
-                        help="run only this section (repeatable); default: all of them")
+    parser.add_argument(
+        "--only", action="append", choices=SECTIONS, help="run only this section (repeatable); default: all of them"
+    )
     parser.add_argument("--calls", type=int, default=3000, help="timed calls per operation at 1 client")
     parser.add_argument("--block", type=int, default=100, help="calls per block when interleaving")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
@@ -528,13 +574,17 @@ def main() -> int:
     dsn = stack_env()["DB_URL"]
     with psycopg.connect(dsn, autocommit=True) as conn:
         server = conn.execute("select version()").fetchone()[0].split(",")[0]
-        settings = dict(conn.execute(
-            "select name, setting from pg_settings where name in ('fsync', 'synchronous_commit', 'wal_sync_method')"
-        ).fetchall())
+        settings = dict(
+            conn.execute(
+                "select name, setting from pg_settings where name in ('fsync', 'synchronous_commit', 'wal_sync_method')"
+            ).fetchall()
+        )
         conn.execute("select cron.alter_job(jobid, active => false) from cron.job where jobname = 'bayes-run-decay'")
-    print(f"server: {server}; fsync={settings['fsync']}, synchronous_commit={settings['synchronous_commit']}, "
-          f"wal_sync_method={settings['wal_sync_method']}; loopback TCP, psycopg {psycopg.__version__}, "
-          f"prepared, autocommit; pg_cron job bayes-run-decay paused")
+    print(
+        f"server: {server}; fsync={settings['fsync']}, synchronous_commit={settings['synchronous_commit']}, "
+        f"wal_sync_method={settings['wal_sync_method']}; loopback TCP, psycopg {psycopg.__version__}, "
+        f"prepared, autocommit; pg_cron job bayes-run-decay paused"
+    )
 
     targets: dict[str, list[Target]] = {}
     if "message" in sections:

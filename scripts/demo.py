@@ -47,6 +47,7 @@ from pathlib import Path
 
 import psycopg
 from postgrest.exceptions import APIError
+
 from supabase import create_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,21 +66,25 @@ PLAYERS = [
 CONVERSATIONS = {
     "ava": [
         (None, None, "hi! I just started playing, who are you?"),
-        (35, False, "haha that's so sweet \U0001F602 I love how you talk"),
+        (35, False, "haha that's so sweet \U0001f602 I love how you talk"),
         (50, False, "I think you are amazing. What do you dream about at night?"),
         (40, False, "thank you, that is kind. I feel like I can be honest with you"),
         (25, True, "let's do something crazy and wild, a spontaneous adventure?"),
         (60, False, "I miss talking like this. what do you hope for?"),
-        (30, False, "lol ok \U0001F606\U0001F606\U0001F606"),
-        (45, False, "I'm afraid to say it but I really care about you, I want to be open and honest. "
-                    "It's strange how real this feels, I remember every word you said yesterday."),
+        (30, False, "lol ok \U0001f606\U0001f606\U0001f606"),
+        (
+            45,
+            False,
+            "I'm afraid to say it but I really care about you, I want to be open and honest. "
+            "It's strange how real this feels, I remember every word you said yesterday.",
+        ),
         (20, False, "what do you think about when you are alone?"),
         (55, False, "you make me happy. wonderful evening, thank you"),
         (40, False, "do you ever feel vulnerable? I do, with you"),
         (35, False, "honestly you are the best part of my day. what do you wish for?"),
         (50, False, "I love our talks, thank you for being so sweet and kind. do you feel it too?"),
         (40, False, "I hope we can go on an adventure together one day, what would you like to do?"),
-        (45, False, "haha you always make me smile \U0001F602 thank you, this was wonderful"),
+        (45, False, "haha you always make me smile \U0001f602 thank you, this was wonderful"),
         (35, False, "sweet dreams, talk tomorrow? \u2764"),
     ],
     "ben": [
@@ -92,11 +97,15 @@ CONVERSATIONS = {
     ],
     "cleo": [
         (None, None, "Chapter three already! I feel like we know each other now, do you remember our first talk?"),
-        (70, False, "I have a secret confession: I'm scared of being vulnerable, of letting anyone see the real me. "
-                    "With you it feels different, like I can be honest and open about my fears and my dreams."),
+        (
+            70,
+            False,
+            "I have a secret confession: I'm scared of being vulnerable, of letting anyone see the real me. "
+            "With you it feels different, like I can be honest and open about my fears and my dreams.",
+        ),
         (40, False, "thank you for listening, I appreciate you so much. what do you wish for?"),
         (600, True, "dark humor time: I'm dead tired and the twisted irony is that I can't sleep haha"),
-        (30, False, "goodnight \U0001F319"),
+        (30, False, "goodnight \U0001f319"),
     ],
 }
 LLM_DELTAS = {"intimacy": 4, "passion": 2, "trust": 3, "secureness": 1}  # what an LLM pass might return
@@ -121,7 +130,7 @@ RETURN_MESSAGES = [
 # conversation stays inside its UTC day.
 T0_EARLIEST = dt.timedelta(hours=3)
 T0_LATEST = dt.timedelta(hours=23)
-SESSION_BREAK = dt.timedelta(hours=6)   # a longer gap starts a new session (on another UTC day)
+SESSION_BREAK = dt.timedelta(hours=6)  # a longer gap starts a new session (on another UTC day)
 
 OUT_PNG = ROOT / "out" / "demo_composite.png"
 Z95 = 1.959963984540054
@@ -136,7 +145,7 @@ def reset(db) -> None:
 
 def anchor(now: dt.datetime) -> dt.datetime:
     """T0, when the conversations end: two minutes ago, to the minute, kept inside [3 h, 23 h] of its UTC day."""
-    t0 = (now - dt.timedelta(minutes=2)).astimezone(dt.timezone.utc).replace(second=0, microsecond=0)
+    t0 = (now - dt.timedelta(minutes=2)).astimezone(dt.UTC).replace(second=0, microsecond=0)
     midnight = t0.replace(hour=0, minute=0)
     if t0 - midnight < T0_EARLIEST:
         return midnight - (dt.timedelta(days=1) - T0_LATEST)
@@ -210,18 +219,27 @@ class Demo:
         for i, ((gap, topic, text), t) in enumerate(zip(messages, times)):
             self.send(user_id, name, f"{name}-{i}", t, gap, topic, text, twice=(name == "ben" and i == 0))
         if name == "ben":
-            print("  (ben's first message was sent twice: the second call answered \"duplicate\": true, "
-                  "changed nothing)")
+            print(
+                '  (ben\'s first message was sent twice: the second call answered "duplicate": true, changed nothing)'
+            )
 
     @staticmethod
     def header() -> None:
-        print(f"  {'#':>2} {'gap':>6}  {'message':<34} {'composite [95%]':<20} {'mood':<10} {'top vice':<28}"
-              f" {'reply':<14} {'fallback':<20} boss")
+        print(
+            f"  {'#':>2} {'gap':>6}  {'message':<34} {'composite [95%]':<20} {'mood':<10} {'top vice':<28}"
+            f" {'reply':<14} {'fallback':<20} boss"
+        )
 
     def send(self, user_id, name, message_id, t, gap, topic, text, twice=False) -> dict:
         """One message through bayes_process_message, one printed line (and the LLM's scores when asked for)."""
-        args = {"p_user_id": str(user_id), "p_message": text, "p_sent_at": t.isoformat(),
-                "p_message_id": message_id, "p_reply_gap_s": gap, "p_topic_changed": topic}
+        args = {
+            "p_user_id": str(user_id),
+            "p_message": text,
+            "p_sent_at": t.isoformat(),
+            "p_message_id": message_id,
+            "p_reply_gap_s": gap,
+            "p_topic_changed": topic,
+        }
         r = self.rpc("bayes_process_message", args)
         if twice:
             again = self.rpc("bayes_process_message", args)
@@ -231,18 +249,24 @@ class Demo:
         vice, p_vice = r["vices"]["top"][0]
         reply = f"skip (p {r['skip']['p']:.2f})" if r["skip"]["skip"] else f"in {r['delay_s']:.0f}s"
         gap_text = "-" if gap is None else (f"{gap / 86400:.0f}d" if gap >= 86400 else f"{gap:.0f}s")
-        print(f"  {r['n']:>2} {gap_text:>6}  {shorten(text, 34):<34} {fmt_ci(r['composite'], lo, hi)}"
-              f"  {r['mood']['state']:<10} {vice:<22} {p_vice:.2f}  {reply:<14} {r['fallback']['reason']:<20}"
-              f" P(ready) {r['boss']['p_ready']:.2f}")
+        print(
+            f"  {r['n']:>2} {gap_text:>6}  {shorten(text, 34):<34} {fmt_ci(r['composite'], lo, hi)}"
+            f"  {r['mood']['state']:<10} {vice:<22} {p_vice:.2f}  {reply:<14} {r['fallback']['reason']:<20}"
+            f" P(ready) {r['boss']['p_ready']:.2f}"
+        )
         if r["decay_hours"] > 0:
             hours = f"{r['decay_hours']:.0f}" if r["decay_hours"] >= 1 else f"{r['decay_hours']:.1f}"
             print(f"  {'':>10}  (away: {hours} h of decay applied before this message)")
         if r["fallback"]["reason"] in ("high_variance", "critical_zone"):
-            llm = self.rpc("bayes_apply_llm_scores", {"p_user_id": str(user_id), "p_deltas": LLM_DELTAS,
-                                                      "p_message_id": message_id})
+            llm = self.rpc(
+                "bayes_apply_llm_scores",
+                {"p_user_id": str(user_id), "p_deltas": LLM_DELTAS, "p_message_id": message_id},
+            )
             self.point(name, t, llm["composite"], *ci95(llm["composite"], llm["composite_sd"]), "llm")
-            print(f"  {'':>10}  LLM consulted, deltas {LLM_DELTAS} -> composite {llm['composite']:.1f}, "
-                  f"P(ready) {llm['boss']['p_ready']:.2f}, fallback {llm['fallback']['reason']}")
+            print(
+                f"  {'':>10}  LLM consulted, deltas {LLM_DELTAS} -> composite {llm['composite']:.1f}, "
+                f"P(ready) {llm['boss']['p_ready']:.2f}, fallback {llm['fallback']['reason']}"
+            )
         return r
 
     def readiness_cell(self, user_id: uuid.UUID, name: str, t: dt.datetime) -> str:
@@ -267,8 +291,10 @@ class Demo:
         for user_id, name, _ in PLAYERS:
             f = self.rpc("bayes_fallback_check", {"p_user_id": str(user_id)})
             worst = max(f["variances"], key=f["variances"].get)
-            print(f"    {name:<5} {f['reason']:<20} needed {str(f['needed']).lower():<5}  "
-                  f"largest variance {worst} {f['variances'][worst]:.4f}")
+            print(
+                f"    {name:<5} {f['reason']:<20} needed {str(f['needed']).lower():<5}  "
+                f"largest variance {worst} {f['variances'][worst]:.4f}"
+            )
 
     def run_decay(self, p_now: dt.datetime) -> None:
         """call bayes.run_decay(p_now) on the session holding its lock; it must have run, not overlapped."""
@@ -334,9 +360,11 @@ def plot(demo: Demo, t0: dt.datetime, path: Path) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    kinds = (("message", "o", "tab:blue", "after a message (bayes_process_message)"),
-             ("llm", "^", "tab:purple", "after LLM scores (bayes_apply_llm_scores)"),
-             ("decay", "s", "tab:orange", "after bayes.run_decay (bayes_boss_readiness)"))
+    kinds = (
+        ("message", "o", "tab:blue", "after a message (bayes_process_message)"),
+        ("llm", "^", "tab:purple", "after LLM scores (bayes_apply_llm_scores)"),
+        ("decay", "s", "tab:orange", "after bayes.run_decay (bayes_boss_readiness)"),
+    )
     fig = plt.figure(figsize=(13, 3.4 * len(PLAYERS) + 0.8), layout="constrained")
     fig.suptitle("Composite score (0-100) of the demo players: conversations, absence decay and a return")
     rows = fig.subfigures(len(PLAYERS), 1)
@@ -345,8 +373,13 @@ def plot(demo: Demo, t0: dt.datetime, path: Path) -> None:
         widths = [3 if kind == "absence" else 1 for kind, _ in panels]
         axes = row.subplots(1, len(panels), sharey=True, width_ratios=widths, squeeze=False)[0]
         threshold, grace = demo.threshold[chapter], demo.grace_h[chapter]
-        row.suptitle(f"{name}, chapter {chapter}   (boss threshold {threshold:g}, decay grace {grace:g} h)",
-                     x=0.01, ha="left", fontsize=10, fontweight="bold")
+        row.suptitle(
+            f"{name}, chapter {chapter}   (boss threshold {threshold:g}, decay grace {grace:g} h)",
+            x=0.01,
+            ha="left",
+            fontsize=10,
+            fontweight="bold",
+        )
         for j, (ax, (kind, pts)) in enumerate(zip(axes, panels)):
             if kind == "absence":
                 x = [(p[0] - t0).total_seconds() / 3600 for p in pts]
@@ -357,7 +390,7 @@ def plot(demo: Demo, t0: dt.datetime, path: Path) -> None:
             else:
                 x = [p[0] for p in pts]
                 ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=2, maxticks=4))
-                ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=dt.timezone.utc))
+                ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=dt.UTC))
                 ax.set_xlabel(f"UTC time, {pts[0][0]:%a %d %b}", fontsize=8)
                 ax.margins(x=0.08)
             ax.fill_between(x, [p[2] for p in pts], [p[3] for p in pts], color="tab:blue", alpha=0.18, linewidth=0)
@@ -377,11 +410,20 @@ def plot(demo: Demo, t0: dt.datetime, path: Path) -> None:
                 ax.tick_params(axis="y", left=False)
                 axes[j - 1].spines["right"].set_visible(False)
                 for a, xs in ((axes[j - 1], 1), (ax, 0)):
-                    a.plot([xs, xs], [0, 1], transform=a.transAxes, color="0.3", linestyle=(0, (2, 2)),
-                           linewidth=0.8, clip_on=False)
-    handles = [Patch(color="tab:blue", alpha=0.18, label="95% interval"),
-               Line2D([], [], color="tab:red", linestyle="--", label="boss threshold of the chapter"),
-               Patch(color="0.88", label="grace: no decay yet")]
+                    a.plot(
+                        [xs, xs],
+                        [0, 1],
+                        transform=a.transAxes,
+                        color="0.3",
+                        linestyle=(0, (2, 2)),
+                        linewidth=0.8,
+                        clip_on=False,
+                    )
+    handles = [
+        Patch(color="tab:blue", alpha=0.18, label="95% interval"),
+        Line2D([], [], color="tab:red", linestyle="--", label="boss threshold of the chapter"),
+        Patch(color="0.88", label="grace: no decay yet"),
+    ]
     handles += [Line2D([], [], marker=m, color=c, linestyle="", label=label) for _, m, c, label in kinds]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -62,15 +62,26 @@ def state_pool(params: Params, size: int = POOL_SIZE, seed: int = 0) -> list[str
         last = None
         for gap in gaps:
             t += gap
-            events.apply_message(state, params, f"pool-{seed}-{i}", rnd.choice(MESSAGES), t, last, last,
-                                 gap, rnd.random() < 0.2, str(seed))
+            events.apply_message(
+                state,
+                params,
+                f"pool-{seed}-{i}",
+                rnd.choice(MESSAGES),
+                t,
+                last,
+                last,
+                gap,
+                rnd.random() < 0.2,
+                str(seed),
+            )
             last = t
         pool.append(codec.encode(state))
     return pool
 
 
-def populate(conn, count: int, now: float, *, max_absent_h: float = 240.0, seed: int = 0,
-             tag: str = "population") -> None:
+def populate(
+    conn, count: int, now: float, *, max_absent_h: float = 240.0, seed: int = 0, tag: str = "population"
+) -> None:
     """Insert `count` players (auth.users and their states) in one transaction of set-based statements.
 
     `now` is epoch seconds; each player's last message is uniform in
@@ -96,8 +107,7 @@ def populate(conn, count: int, now: float, *, max_absent_h: float = 240.0, seed:
             (now, max_absent_h, count),
         )
         conn.execute(
-            "insert into auth.users (id, email) select user_id, %s || '-' || g || '@players.test'"
-            " from population_new",
+            "insert into auth.users (id, email) select user_id, %s || '-' || g || '@players.test' from population_new",
             (tag,),
         )
         # The pool's bucket time and day move to the player's own last message.

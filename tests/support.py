@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import jwt
+
 from supabase import ClientOptions, create_client
 
 ROOT = Path(__file__).resolve().parent.parent

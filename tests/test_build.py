@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from support import ROOT
 
 
@@ -23,7 +22,9 @@ def repo(tmp_path) -> Path:
 
 
 def build(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(repo / "scripts" / "build"), *args], cwd=repo, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, str(repo / "scripts" / "build"), *args], cwd=repo, capture_output=True, text=True
+    )
 
 
 def migrations(repo: Path) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """The repository's own promises: supabase/migrations is built from the
-sources, and the SQL is lint-clean."""
+sources, and the SQL and the Python are lint-clean."""
 
 from __future__ import annotations
 
@@ -16,6 +16,15 @@ def run(*cmd: str) -> subprocess.CompletedProcess:
 def test_supabase_migrations_are_fresh():
     proc = run(sys.executable, "scripts/build", "--check")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_python_is_ruff_clean():
+    """ruff, configured in pyproject.toml: lint, then the format check."""
+    ruff = str(ROOT / ".venv/bin/ruff")
+    lint = run(ruff, "check", "--output-format", "concise", "plpython", "tests", "scripts")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = run(ruff, "format", "--check", "plpython", "tests", "scripts")
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
 def test_sql_is_sqlfluff_clean():

@@ -35,8 +35,23 @@ _PAIRS = r'\{"i": \[([^\]]*)\], "p": \[([^\]]*)\], "s": \[([^\]]*)\], "t": \[([^
 _SKIP = r"\[[^\]]*\]"
 # A whole v1 state without A/B as jsonb prints it.
 _LAYOUT = re.compile(
-    r'^\{"b": ' + _SKIP + r', "c": ([1-5]), "d": ' + _LIST + r', "g": ' + _SKIP + r', "h": ' + _LIST + r', "k": ' + _SKIP
-    + r', "m": ' + _PAIRS + r', "n": \d+, "v": 1, "dd": ' + _SKIP + r', "mp": ' + _PAIRS + r', "nc": \d+\}$'
+    r'^\{"b": '
+    + _SKIP
+    + r', "c": ([1-5]), "d": '
+    + _LIST
+    + r', "g": '
+    + _SKIP
+    + r', "h": '
+    + _LIST
+    + r', "k": '
+    + _SKIP
+    + r', "m": '
+    + _PAIRS
+    + r', "n": \d+, "v": 1, "dd": '
+    + _SKIP
+    + r', "mp": '
+    + _PAIRS
+    + r', "nc": \d+\}$'
 )
 # The groups: c, d (8 numbers), h (6), then m and mp, each as i, p, s, t pairs.
 _N_VICES, _N_MOODS = 8, 6
@@ -44,7 +59,10 @@ _WIDTH = _N_VICES + _N_MOODS + 8 + 8
 # jsonb prints the metrics in key order i, p, s, t; the engine's order is
 # METRIC_KEYS (i, p, t, s): the formulas do not care, the text keeps its own.
 _TEMPLATE = (
-    ", ".join(["%.6g"] * _N_VICES) + "\0" + ", ".join(["%.6g"] * _N_MOODS) + "\0"
+    ", ".join(["%.6g"] * _N_VICES)
+    + "\0"
+    + ", ".join(["%.6g"] * _N_MOODS)
+    + "\0"
     + '{"i": [%.6g, %.6g], "p": [%.6g, %.6g], "s": [%.6g, %.6g], "t": [%.6g, %.6g]}'
 )
 
@@ -95,17 +113,21 @@ def decayed_texts(params, texts, last_message_at, decayed_at, now):
         suspect = np.ones(len(rows), dtype=bool)
     else:
         d = numbers[:, :_N_VICES]
-        h = numbers[:, _N_VICES:_N_VICES + _N_MOODS]
-        m = numbers[:, _N_VICES + _N_MOODS:_N_VICES + _N_MOODS + 8]
-        mp = numbers[:, _N_VICES + _N_MOODS + 8:]
+        h = numbers[:, _N_VICES : _N_VICES + _N_MOODS]
+        m = numbers[:, _N_VICES + _N_MOODS : _N_VICES + _N_MOODS + 8]
+        mp = numbers[:, _N_VICES + _N_MOODS + 8 :]
         # What codec.validate would refuse: such rows take the full path.
-        suspect = ~(np.isfinite(numbers).all(axis=1) & (d > 0).all(axis=1) & (h >= 0).all(axis=1)
-                    & (np.abs(h.sum(axis=1) - 1.0) <= codec.ROW_TOLERANCE)
-                    & (m > 0).all(axis=1) & (mp > 0).all(axis=1))
+        suspect = ~(
+            np.isfinite(numbers).all(axis=1)
+            & (d > 0).all(axis=1)
+            & (h >= 0).all(axis=1)
+            & (np.abs(h.sum(axis=1) - 1.0) <= codec.ROW_TOLERANCE)
+            & (m > 0).all(axis=1)
+            & (mp > 0).all(axis=1)
+        )
         f, f_v = (np.array(column, dtype=float) for column in zip(*factors))
 
-        alpha, beta = model.decayed_metric(m[:, 0::2], m[:, 1::2], mp[:, 0::2], mp[:, 1::2],
-                                           f[:, None], where=np.where)
+        alpha, beta = model.decayed_metric(m[:, 0::2], m[:, 1::2], mp[:, 0::2], mp[:, 1::2], f[:, None], where=np.where)
         metrics_move = (f < 1.0)[:, None]
         m_new = np.empty_like(m)
         m_new[:, 0::2] = np.where(metrics_move, alpha, m[:, 0::2])
@@ -122,10 +144,15 @@ def decayed_texts(params, texts, last_message_at, decayed_at, now):
             continue
         new_d, new_h, new_m = (_TEMPLATE % tuple(values[j])).split("\0")
         match = matches[j]
-        out[i] = "".join((
-            text[:match.start(2)], new_d,
-            text[match.end(2):match.start(3)], new_h,
-            text[match.end(3):match.start(4) - 7], new_m,
-            text[match.end(7) + 2:],
-        ))
+        out[i] = "".join(
+            (
+                text[: match.start(2)],
+                new_d,
+                text[match.end(2) : match.start(3)],
+                new_h,
+                text[match.end(3) : match.start(4) - 7],
+                new_m,
+                text[match.end(7) + 2 :],
+            )
+        )
     return out

@@ -43,11 +43,11 @@ from .params import Params, int_value, real_value
 
 KEY_ORDER = ("v", "c", "n", "nc", "m", "mp", "d", "h", "k", "g", "b", "dd", "A", "B")
 OPTIONAL_KEYS = ("A", "B")
-MAX_BYTES = 512             # a state without A/B
-MAX_BYTES_WITH_HMM = 2048   # a state with A and/or B
+MAX_BYTES = 512  # a state without A/B
+MAX_BYTES_WITH_HMM = 2048  # a state with A and/or B
 SIGNIFICANT_DIGITS = 6
 PROBABILITY_UNITS = 1_000_000  # h and rows of A are stored in multiples of 1e-6
-ROW_TOLERANCE = 1e-5           # h and rows of A must sum to 1 within this
+ROW_TOLERANCE = 1e-5  # h and rows of A must sum to 1 within this
 _STORED_HINT = "repair the row in public.user_bayesian_state; it is never reset automatically"
 
 # Upgrade steps: UPGRADES[v] turns a state of schema v into schema v + 1.
@@ -59,6 +59,7 @@ UPGRADES: dict = {}
 # --------------------------------------------------------------------------
 # Defaults
 # --------------------------------------------------------------------------
+
 
 def default_state(chapter: int, params: Params) -> dict:
     """A fresh state at the start of `chapter` (no messages yet)."""
@@ -83,6 +84,7 @@ def default_state(chapter: int, params: Params) -> dict:
 # --------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------
+
 
 class _Checker:
     """Validates one state, building a normalised copy; errors name the JSON path."""
@@ -143,8 +145,10 @@ class _Checker:
         out = {}
         for key in vocab.METRIC_KEYS:
             pair = self.array(value[key], f"{path}.{key}", 2)
-            out[key] = [self.real(pair[0], f"{path}.{key}[0] (alpha)", 0.0, strict=True),
-                        self.real(pair[1], f"{path}.{key}[1] (beta)", 0.0, strict=True)]
+            out[key] = [
+                self.real(pair[0], f"{path}.{key}[0] (alpha)", 0.0, strict=True),
+                self.real(pair[1], f"{path}.{key}[1] (beta)", 0.0, strict=True),
+            ]
         return out
 
 
@@ -196,15 +200,32 @@ def _validate_plain(state: object) -> object:
             raise _NotPlain
         n, nc = _uint(state["n"]), _uint(state["nc"])
         c = state["c"]
-        if state["v"] != SCHEMA_VERSION or type(state["v"]) is not int or type(c) is not int or not 1 <= c <= 5 or nc > n:
+        if (
+            state["v"] != SCHEMA_VERSION
+            or type(state["v"]) is not int
+            or type(c) is not int
+            or not 1 <= c <= 5
+            or nc > n
+        ):
             raise _NotPlain
         m, mp = state["m"], state["mp"]
         if type(m) is not dict or type(mp) is not dict or m.keys() != _METRIC_KEY_SET or mp.keys() != _METRIC_KEY_SET:
             raise _NotPlain
         d, h, k, g, b, dd = state["d"], state["h"], state["k"], state["g"], state["b"], state["dd"]
-        if (type(d) is not list or len(d) != 8 or type(h) is not list or len(h) != 6
-                or type(k) is not list or len(k) != 3 or type(g) is not list or len(g) != 2
-                or type(b) is not list or len(b) != 5 or type(dd) is not list or len(dd) != 2):
+        if (
+            type(d) is not list
+            or len(d) != 8
+            or type(h) is not list
+            or len(h) != 6
+            or type(k) is not list
+            or len(k) != 3
+            or type(g) is not list
+            or len(g) != 2
+            or type(b) is not list
+            or len(b) != 5
+            or type(dd) is not list
+            or len(dd) != 2
+        ):
             raise _NotPlain
         h_out = [_real(x, 0.0, False) for x in h]
         if abs(math.fsum(h_out) - 1.0) > ROW_TOLERANCE:
@@ -259,19 +280,23 @@ def validate(state: object, what: str = "stored state") -> dict:
         raise ck.fail("nc", f"must be <= n ({out['n']}), got {out['nc']}")
     out["m"] = ck.metrics(state["m"], "m")
     out["mp"] = ck.metrics(state["mp"], "mp")
-    out["d"] = [ck.real(x, f"d[{j}]", 0.0, strict=True)
-                for j, x in enumerate(ck.array(state["d"], "d", len(vocab.VICES)))]
+    out["d"] = [
+        ck.real(x, f"d[{j}]", 0.0, strict=True) for j, x in enumerate(ck.array(state["d"], "d", len(vocab.VICES)))
+    ]
     out["h"] = ck.probabilities(state["h"], "h", len(vocab.MOODS), sum_to_one=True)
 
     k = ck.array(state["k"], "k", 3)
-    out["k"] = [ck.real(k[0], "k[0] (a_skip)", 0.0, strict=True),
-                ck.real(k[1], "k[1] (a_respond)", 0.0, strict=True),
-                ck.integer(k[2], "k[2] (consecutive_skips)")]
+    out["k"] = [
+        ck.real(k[0], "k[0] (a_skip)", 0.0, strict=True),
+        ck.real(k[1], "k[1] (a_respond)", 0.0, strict=True),
+        ck.integer(k[2], "k[2] (consecutive_skips)"),
+    ]
     g = ck.array(state["g"], "g", 2)
     out["g"] = [ck.real(g[0], "g[0] (mu)"), ck.real(g[1], "g[1] (tau)", 0.0, strict=True)]
     b = ck.array(state["b"], "b", 5)
-    out["b"] = ([ck.real(x, f"b[{j}] (spent)", 0.0) for j, x in enumerate(b[:4])]
-                + [ck.real(b[4], "b[4] (epoch second)", 0.0)])
+    out["b"] = [ck.real(x, f"b[{j}] (spent)", 0.0) for j, x in enumerate(b[:4])] + [
+        ck.real(b[4], "b[4] (epoch second)", 0.0)
+    ]
     dd = ck.array(state["dd"], "dd", 2)
     out["dd"] = [ck.integer(dd[0], "dd[0] (day)"), ck.integer(dd[1], "dd[1] (count)")]
 
@@ -281,14 +306,16 @@ def validate(state: object, what: str = "stored state") -> dict:
         out["A"] = [ck.probabilities(row, f"A[{r}]", n_moods, sum_to_one=True) for r, row in enumerate(rows)]
     if "B" in state:
         rows = ck.array(state["B"], "B", n_moods)
-        out["B"] = [ck.probabilities(row, f"B[{r}]", len(vocab.SYMBOLS), sum_to_one=False)
-                    for r, row in enumerate(rows)]
+        out["B"] = [
+            ck.probabilities(row, f"B[{r}]", len(vocab.SYMBOLS), sum_to_one=False) for r, row in enumerate(rows)
+        ]
     return out
 
 
 # --------------------------------------------------------------------------
 # Upgrades
 # --------------------------------------------------------------------------
+
 
 def upgrade(state: dict) -> dict:
     """Bring a stored state to SCHEMA_VERSION by applying the UPGRADES chain.
@@ -303,7 +330,7 @@ def upgrade(state: dict) -> dict:
         raise ck.fail("(root)", f"must be a JSON object, got {type(state).__name__}")
     if "v" not in state:
         raise ck.fail("v", "is missing")
-    v = ck.integer(state["v"], "v", minimum=-(2 ** 63))
+    v = ck.integer(state["v"], "v", minimum=-(2**63))
     if v > SCHEMA_VERSION:
         raise BayesError(
             FEATURE_NOT_SUPPORTED,
@@ -325,6 +352,7 @@ def upgrade(state: dict) -> dict:
 # --------------------------------------------------------------------------
 # Encoding
 # --------------------------------------------------------------------------
+
 
 def _fmt_float(x: float) -> str:
     """A float as the shortest JSON text with 6 significant digits."""
@@ -376,17 +404,34 @@ _PLAIN_TEMPLATE = (
 _EXPONENT = re.compile(r"e([+-])0*(\d)")
 
 
-def _short_exponent(match: "re.Match") -> str:
+def _short_exponent(match: re.Match) -> str:
     return "e" + ("-" if match.group(1) == "-" else "") + match.group(2)
 
 
 def _write_plain(s: dict) -> str:
     m, mp, k = s["m"], s["mp"], s["k"]
     values = (
-        s["v"], s["c"], s["n"], s["nc"],
-        *m["i"], *m["p"], *m["t"], *m["s"],
-        *mp["i"], *mp["p"], *mp["t"], *mp["s"],
-        *s["d"], *s["h"], k[0], k[1], k[2], s["g"][0] + 0.0, s["g"][1], *s["b"], *s["dd"],
+        s["v"],
+        s["c"],
+        s["n"],
+        s["nc"],
+        *m["i"],
+        *m["p"],
+        *m["t"],
+        *m["s"],
+        *mp["i"],
+        *mp["p"],
+        *mp["t"],
+        *mp["s"],
+        *s["d"],
+        *s["h"],
+        k[0],
+        k[1],
+        k[2],
+        s["g"][0] + 0.0,
+        s["g"][1],
+        *s["b"],
+        *s["dd"],
     )
     text = _PLAIN_TEMPLATE % values
     if "e" in text:

@@ -13,19 +13,16 @@ matches "really". Counts are occurrences.
 
 import re
 
-from . import vocab
-
 POSITIVE = frozenset(
     "love amazing wonderful beautiful great happy excited thank appreciate care adore perfect "
     "incredible sweet kind".split()
 )
 NEGATIVE = frozenset(
-    "hate boring annoying stupid ugly angry frustrated disappointed terrible awful worst whatever "
-    "fine goodbye".split()
+    "hate boring annoying stupid ugly angry frustrated disappointed terrible awful worst whatever fine goodbye".split()
 )
 PERSONAL = frozenset("feel think want like love miss hope dream fear wish remember".split())
 HUMOR_WORDS = frozenset("haha hahaha lol lmao rofl hehe".split())
-HUMOR_EMOJI = ("\U0001F602", "\U0001F923", "\U0001F606")  # 😂 🤣 😆
+HUMOR_EMOJI = ("\U0001f602", "\U0001f923", "\U0001f606")  # 😂 🤣 😆
 VICE_WORDS = (
     frozenset("debate think logic smart read theory argue philosophy science intellectual research".split()),
     frozenset("dare risk adventure crazy wild extreme adrenaline dangerous spontaneous impulsive".split()),
@@ -63,14 +60,15 @@ SYMBOL_LONG_CHARS = 200
 SYMBOL_SHORT_CHARS = 30
 VICE_LONG_CHARS = 200
 VICE_LONG_BONUS = 1.3
-QUICK_FRACTION = 0.5    # quick reply: gap < 0.5 * fast_c
-SLOW_FRACTION = 0.8     # slow reply: gap > 0.8 * slow_c
-STEADY_MESSAGES = 3     # 1st-3rd message of the UTC day
+QUICK_FRACTION = 0.5  # quick reply: gap < 0.5 * fast_c
+SLOW_FRACTION = 0.8  # slow reply: gap > 0.8 * slow_c
+STEADY_MESSAGES = 3  # 1st-3rd message of the UTC day
 STEADY_MAX_GAP_S = 24 * 3600
 ABSENT_GAP_S = 48 * 3600
-FAST_SYMBOL_S = 120     # symbols 7/8/9: < 2 min, > 30 min, otherwise
+FAST_SYMBOL_S = 120  # symbols 7/8/9: < 2 min, > 30 min, otherwise
 SLOW_SYMBOL_S = 1800
 EMOJI_HEAVY = 3
+
 
 def _lexicon_index():
     """word -> (positive, negative, personal, humor, vice indexes): one lookup per word."""
@@ -91,8 +89,7 @@ def _lexicon_index():
 
 _LEXICON = _lexicon_index()
 _WORD = re.compile(r"\w+")
-_EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF]")
-
+_EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
 
 
 class Observation:

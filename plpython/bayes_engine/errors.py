@@ -7,13 +7,13 @@ answers 4xx instead of 500.
 
 from __future__ import annotations
 
-INVALID_PARAMETER = "22023"       # bad argument or bad parameter value
-NULL_VALUE = "22004"              # NULL where a value is required
-STRING_TOO_LONG = "22001"         # message text over 64 KiB
-NO_DATA_FOUND = "P0002"           # unknown player in a read RPC
+INVALID_PARAMETER = "22023"  # bad argument or bad parameter value
+NULL_VALUE = "22004"  # NULL where a value is required
+STRING_TOO_LONG = "22001"  # message text over 64 KiB
+NO_DATA_FOUND = "P0002"  # unknown player in a read RPC
 INSUFFICIENT_PRIVILEGE = "42501"  # caller not allowed
-DATA_CORRUPTED = "XX001"          # a stored state that fails validation
-FEATURE_NOT_SUPPORTED = "0A000"   # a stored state newer than this code
+DATA_CORRUPTED = "XX001"  # a stored state that fails validation
+FEATURE_NOT_SUPPORTED = "0A000"  # a stored state newer than this code
 
 
 class BayesError(Exception):

@@ -16,12 +16,33 @@ from .encoder import Observation
 from .errors import DATA_CORRUPTED, BayesError
 
 
-def apply_message(state, params, user_id, text, sent_at, last_message_at, decayed_at,
-                  reply_gap_s=None, topic_changed=None, session_seed=None, observation=None):
+def apply_message(
+    state,
+    params,
+    user_id,
+    text,
+    sent_at,
+    last_message_at,
+    decayed_at,
+    reply_gap_s=None,
+    topic_changed=None,
+    session_seed=None,
+    observation=None,
+):
     """One message (model.process_message); returns (result, event input)."""
     result, observation = model.process_message(
-        state, params, user_id, text, sent_at, last_message_at, decayed_at,
-        reply_gap_s, topic_changed, session_seed, observation)
+        state,
+        params,
+        user_id,
+        text,
+        sent_at,
+        last_message_at,
+        decayed_at,
+        reply_gap_s,
+        topic_changed,
+        session_seed,
+        observation,
+    )
     event_input = {
         "sent_at": sent_at,
         "reply_gap_s": reply_gap_s,
@@ -77,9 +98,19 @@ def replay(params, user_id, events, start_chapter=1, decayed_to=None):
         try:
             if kind == "message":
                 sent_at = data["sent_at"]
-                apply_message(state, params, str(user_id), None, sent_at, last_message_at, decayed_at,
-                              data["reply_gap_s"], data["topic_changed"], data["seed"],
-                              Observation.from_json(data["observation"]))
+                apply_message(
+                    state,
+                    params,
+                    str(user_id),
+                    None,
+                    sent_at,
+                    last_message_at,
+                    decayed_at,
+                    data["reply_gap_s"],
+                    data["topic_changed"],
+                    data["seed"],
+                    Observation.from_json(data["observation"]),
+                )
                 last_message_at = sent_at if last_message_at is None else max(last_message_at, sent_at)
                 decayed_at = sent_at if decayed_at is None else max(decayed_at, sent_at)
             elif kind == "llm_scores":
@@ -91,8 +122,11 @@ def replay(params, user_id, events, start_chapter=1, decayed_to=None):
             else:
                 raise KeyError(kind)
         except (KeyError, TypeError, ValueError) as exc:
-            raise BayesError(DATA_CORRUPTED, f"event {position} ({kind}) of player {user_id} cannot be replayed: {exc!r}",
-                             "bayes.player_event rows are append-only; check for manual edits") from None
+            raise BayesError(
+                DATA_CORRUPTED,
+                f"event {position} ({kind}) of player {user_id} cannot be replayed: {exc!r}",
+                "bayes.player_event rows are append-only; check for manual edits",
+            ) from None
         text = codec.encode(state)
     if decayed_to is not None and last_message_at is not None and decayed_to > decayed_at:
         text = decayed_text(params, text, last_message_at, decayed_at, decayed_to)

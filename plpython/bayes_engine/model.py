@@ -26,6 +26,7 @@ LLM_DELTA_LIMIT = 10.0
 # Section 5: decay
 # --------------------------------------------------------------------------
 
+
 def decay_hours(last_message_at, decayed_at, now, grace_h):
     """Hours of decay in the window [max(decayed_at, last_message_at + grace), now].
 
@@ -116,6 +117,7 @@ def decay(state, params, last_message_at, decayed_at, now):
 # Section 4.1 and 4.3: metrics and the evidence budget
 # --------------------------------------------------------------------------
 
+
 def update_metrics(state, plus, minus, params, now):
     """Discounted Beta update of the four metrics with one message's evidence.
 
@@ -177,6 +179,7 @@ def metric_summary(state):
 # --------------------------------------------------------------------------
 # Section 4.2: vices, mood, timing
 # --------------------------------------------------------------------------
+
 
 def update_vices(state, increments):
     state["d"] = [d + x for d, x in zip(state["d"], increments)]
@@ -274,6 +277,7 @@ def update_timing(state, gap_s, params):
 # Section 4.4: skip and delay
 # --------------------------------------------------------------------------
 
+
 def decide_skip(state, params, user_id, n, session_seed):
     """Thompson-sampled skip decision; updates the run length k[2].
 
@@ -285,7 +289,7 @@ def decide_skip(state, params, user_id, n, session_seed):
     a_skip, a_respond, run = state["k"]
     cap = params.chapter(state["c"]).skip_cap
     theta = rng.generator(user_id, n, rng.SKIP_THETA, session_seed).betavariate(a_skip, a_respond)
-    p = min(theta, cap) * 0.5 ** run
+    p = min(theta, cap) * 0.5**run
     if run >= params.g["max_consecutive_skips"]:
         p = 0.0
         skip = False
@@ -307,6 +311,7 @@ def reply_delay(state, params, user_id, n, session_seed):
 # --------------------------------------------------------------------------
 # Sections 6 and 7: boss readiness and fallback
 # --------------------------------------------------------------------------
+
 
 def confidence_label(p):
     if p > 0.9 or p < 0.1:
@@ -365,8 +370,10 @@ def summary(state, params, observations=None):
         "chapter": state["c"],
         "composite": composite,
         "composite_sd": composite_sd,
-        "composite_ci95": [max(0.0, composite - 1.959963984540054 * composite_sd),
-                           min(100.0, composite + 1.959963984540054 * composite_sd)],
+        "composite_ci95": [
+            max(0.0, composite - 1.959963984540054 * composite_sd),
+            min(100.0, composite + 1.959963984540054 * composite_sd),
+        ],
         "metrics": metrics,
         "fallback": {"needed": reason != "bayesian_sufficient", "reason": reason},
         "boss": boss_readiness(state, params, composite, composite_sd),
@@ -376,6 +383,7 @@ def summary(state, params, observations=None):
 # --------------------------------------------------------------------------
 # The writers: one message, LLM scores, an outcome, a chapter transition
 # --------------------------------------------------------------------------
+
 
 def day_position(state, now):
     """The message's number within its UTC day (updates dd); None for a message from an earlier day."""
@@ -390,8 +398,19 @@ def day_position(state, now):
     return None
 
 
-def process_message(state, params, user_id, text, sent_at, last_message_at, decayed_at,
-                    reply_gap_s=None, topic_changed=None, session_seed=None, observation=None):
+def process_message(
+    state,
+    params,
+    user_id,
+    text,
+    sent_at,
+    last_message_at,
+    decayed_at,
+    reply_gap_s=None,
+    topic_changed=None,
+    session_seed=None,
+    observation=None,
+):
     """Section 4 for one message; updates `state` and returns (result, observation).
 
     `observation` replaces the encoding of `text` (replay passes the stored
@@ -403,8 +422,9 @@ def process_message(state, params, user_id, text, sent_at, last_message_at, deca
     cp = params.chapter(state["c"])
     position = day_position(state, sent_at)
     if observation is None:
-        observation = encoder.encode_message(text, reply_gap_s, topic_changed, position,
-                                             cp.fast_reply_s, cp.slow_reply_s)
+        observation = encoder.encode_message(
+            text, reply_gap_s, topic_changed, position, cp.fast_reply_s, cp.slow_reply_s
+        )
     update_metrics(state, observation.plus, observation.minus, params, sent_at)
     update_vices(state, observation.vices)
     transition, emission = mood_matrices(state, params)
@@ -417,27 +437,35 @@ def process_message(state, params, user_id, text, sent_at, last_message_at, deca
     delay_s = reply_delay(state, params, user_id, n, session_seed)
 
     result = summary(state, params, observation.observations)
-    result.update({
-        "vices": vice_summary(state),
-        "mood": {"state": mood_name(state), "belief": dict(zip(vocab.MOODS, state["h"]))},
-        "skip": {"skip": skip, "p": p_skip},
-        "delay_s": delay_s,
-        "observations": observation.observations,
-        "features": observation.features,
-        "decay_hours": decay_h,
-    })
+    result.update(
+        {
+            "vices": vice_summary(state),
+            "mood": {"state": mood_name(state), "belief": dict(zip(vocab.MOODS, state["h"]))},
+            "skip": {"skip": skip, "p": p_skip},
+            "delay_s": delay_s,
+            "observations": observation.observations,
+            "features": observation.features,
+            "decay_hours": decay_h,
+        }
+    )
     return result, observation
 
 
 def check_llm_deltas(deltas):
-    """Validate {metric name: delta in [-10, 10]}; returns the deltas as floats in METRIC_NAMES order (None = absent)."""
+    """Validate {metric name: delta in [-10, 10]}.
+
+    Returns the deltas as floats in METRIC_NAMES order (None = absent).
+    """
     if not isinstance(deltas, dict) or not deltas:
         raise BayesError(INVALID_PARAMETER, "p_deltas must be a non-empty JSON object of metric deltas")
     out = [None, None, None, None]
     for name, value in deltas.items():
         if name not in vocab.METRIC_NAMES:
-            raise BayesError(INVALID_PARAMETER, f"unknown metric {name!r} in p_deltas",
-                             "metrics are intimacy, passion, trust, secureness")
+            raise BayesError(
+                INVALID_PARAMETER,
+                f"unknown metric {name!r} in p_deltas",
+                "metrics are intimacy, passion, trust, secureness",
+            )
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise BayesError(INVALID_PARAMETER, f"p_deltas.{name} must be a finite number, got {value!r}")
         if not -LLM_DELTA_LIMIT <= value <= LLM_DELTA_LIMIT:
@@ -488,8 +516,9 @@ def advance_chapter(state, params, chapter):
     cp = params.chapter(chapter)
     current = state["c"]
     if chapter < current:
-        raise BayesError(INVALID_PARAMETER, f"cannot go back from chapter {current} to chapter {chapter}",
-                         "chapters only advance")
+        raise BayesError(
+            INVALID_PARAMETER, f"cannot go back from chapter {current} to chapter {chapter}", "chapters only advance"
+        )
     if chapter == current:
         return False
     prior = params.metric_prior(chapter)

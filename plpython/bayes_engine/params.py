@@ -32,6 +32,7 @@ _ROW_TOLERANCE = 1e-5  # rows of probabilities must sum to 1 within this
 # JSON number helpers (shared with the codec)
 # --------------------------------------------------------------------------
 
+
 def real_value(value) -> float:
     """Return a JSON number (int, float or Decimal; never bool) as a finite float.
 
@@ -119,20 +120,22 @@ def _default_chapter(chapter: int) -> dict:
     j = chapter - 1
     row = {"chapter": chapter, "boss_threshold": (55, 60, 65, 70, 75)[j]}
     row.update(_chapter_priors(chapter))
-    row.update({
-        "skip_prior_skip": (3, 2, 1.5, 1, 0.5)[j],            # 2.1
-        "skip_prior_respond": (7, 8, 8.5, 9, 9.5)[j],         # 2.1
-        "skip_cap": (0.50, 0.35, 0.25, 0.15, 0.08)[j],        # 4.4
-        "reply_baseline_s": (300, 240, 180, 120, 90)[j],      # 2.1
-        "delay_coef": (0.15, 0.30, 0.50, 0.75, 1.0)[j],       # 4.2
-        "delay_cap_s": (10, 60, 300, 900, 1800)[j],           # 4.2
-        "fast_reply_s": (600, 300, 300, 300, 300)[j],         # 3
-        "slow_reply_s": (28800, 14400, 7200, 3600, 1800)[j],  # 3
-        "decay_grace_h": (8, 16, 24, 48, 72)[j],              # 5
-        "decay_rate_per_h": (0.008, 0.006, 0.004, 0.003, 0.002)[j],  # 5
-        "vice_decay_grace_h": (24, 48, 72, 96, 168)[j],       # 5
-        "mood_volatility": (1.3, 1.15, 1.0, 0.9, 0.85)[j],    # 4.2
-    })
+    row.update(
+        {
+            "skip_prior_skip": (3, 2, 1.5, 1, 0.5)[j],  # 2.1
+            "skip_prior_respond": (7, 8, 8.5, 9, 9.5)[j],  # 2.1
+            "skip_cap": (0.50, 0.35, 0.25, 0.15, 0.08)[j],  # 4.4
+            "reply_baseline_s": (300, 240, 180, 120, 90)[j],  # 2.1
+            "delay_coef": (0.15, 0.30, 0.50, 0.75, 1.0)[j],  # 4.2
+            "delay_cap_s": (10, 60, 300, 900, 1800)[j],  # 4.2
+            "fast_reply_s": (600, 300, 300, 300, 300)[j],  # 3
+            "slow_reply_s": (28800, 14400, 7200, 3600, 1800)[j],  # 3
+            "decay_grace_h": (8, 16, 24, 48, 72)[j],  # 5
+            "decay_rate_per_h": (0.008, 0.006, 0.004, 0.003, 0.002)[j],  # 5
+            "vice_decay_grace_h": (24, 48, 72, 96, 168)[j],  # 5
+            "mood_volatility": (1.3, 1.15, 1.0, 0.9, 0.85)[j],  # 4.2
+        }
+    )
     return row
 
 
@@ -411,8 +414,7 @@ def _parse_globals(snapshot: Mapping) -> Mapping:
     if not isinstance(raw, Mapping):
         raise _bad("global", f"must be an object, got {_show(raw)}", _HINT_GLOBAL)
     g: dict = {
-        key: _scalar(raw, key, rule, f"global.{key}", _HINT_GLOBAL)
-        for key, rule in _GLOBAL_SCALAR_RULES.items()
+        key: _scalar(raw, key, rule, f"global.{key}", _HINT_GLOBAL) for key, rule in _GLOBAL_SCALAR_RULES.items()
     }
     n_moods, n_symbols = len(vocab.MOODS), len(vocab.SYMBOLS)
     for key in ("mood_start_belief", "mood_transition", "mood_emission"):
@@ -436,7 +438,7 @@ __all__ = [
     "CHAPTER_KEYS",
     "GLOBAL_KEYS",
     "ChapterParams",
-    "DEFAULT_PARAMS",
+    "DEFAULT_PARAMS",  # noqa: F822 - provided by the module __getattr__ above
     "DEFAULT_SNAPSHOT",
     "Params",
     "int_value",

@@ -22,13 +22,9 @@ from .params import Params
 
 _REVISION_SQL = "select revision from bayes.params_revision"
 _SNAPSHOT_SQL = "select bayes.params_snapshot()::text as snapshot"
-_EVENTS_SQL = (
-    "select kind, input::text as input from bayes.player_event"
-    " where user_id = $1 order by event_id"
-)
+_EVENTS_SQL = "select kind, input::text as input from bayes.player_event where user_id = $1 order by event_id"
 _DECAYED_AT_SQL = (
-    "select extract(epoch from decayed_at)::float8 as decayed_at"
-    " from public.user_bayesian_state where user_id = $1"
+    "select extract(epoch from decayed_at)::float8 as decayed_at from public.user_bayesian_state where user_id = $1"
 )
 
 # Per backend: prepared plans and the parameters of the last revision seen.
@@ -99,14 +95,27 @@ def describe_state(plpy, state_text):
 
 
 @entry_point
-def step_message(plpy, state_text, revision, version, user_id, message_id, text, sent_at,
-                 last_message_at, decayed_at, reply_gap_s, topic_changed, session_seed):
+def step_message(
+    plpy,
+    state_text,
+    revision,
+    version,
+    user_id,
+    message_id,
+    text,
+    sent_at,
+    last_message_at,
+    decayed_at,
+    reply_gap_s,
+    topic_changed,
+    session_seed,
+):
     """Section 4 for one message: returns (new state, result, event input) as JSON texts."""
     params = load_params(plpy, revision)
     state = codec.decode(state_text)
     result, event_input = events.apply_message(
-        state, params, user_id, text, sent_at, last_message_at, decayed_at,
-        reply_gap_s, topic_changed, session_seed)
+        state, params, user_id, text, sent_at, last_message_at, decayed_at, reply_gap_s, topic_changed, session_seed
+    )
     result["user_id"] = user_id
     result["message_id"] = message_id
     result["duplicate"] = False
@@ -155,8 +164,12 @@ def replay(plpy, user_id):
     params = load_params(plpy)
     rows = plpy.execute(_plan(plpy, _EVENTS_SQL, ["uuid"]), [user_id])
     decayed_to = plpy.execute(_plan(plpy, _DECAYED_AT_SQL, ["uuid"]), [user_id])
-    state_text = events.replay(params, user_id, ((row["kind"], json.loads(row["input"])) for row in rows),
-                               decayed_to=decayed_to[0]["decayed_at"] if decayed_to else None)
+    state_text = events.replay(
+        params,
+        user_id,
+        ((row["kind"], json.loads(row["input"])) for row in rows),
+        decayed_to=decayed_to[0]["decayed_at"] if decayed_to else None,
+    )
     return state_text
 
 
@@ -213,7 +226,9 @@ def metric_interval(plpy, state_text, metric, mass):
     from . import stats, vocab
 
     if metric not in vocab.METRIC_NAMES:
-        raise BayesError(INVALID_PARAMETER, f"unknown metric {metric!r}", "metrics are intimacy, passion, trust, secureness")
+        raise BayesError(
+            INVALID_PARAMETER, f"unknown metric {metric!r}", "metrics are intimacy, passion, trust, secureness"
+        )
     state = codec.decode(state_text)
     alpha, beta = state["m"][vocab.METRIC_KEYS[vocab.METRIC_NAMES.index(metric)]]
     return list(stats.beta_interval(alpha, beta, mass))

@@ -36,15 +36,22 @@ def monte_carlo_probability(state, threshold, draws=MONTE_CARLO_DRAWS, seed=0):
 def readiness(state, params, method="normal", user_id="", session_seed=None):
     """Section 6 for a state: P_ready by `method`, ready, the confidence label and what they rest on."""
     if method not in METHODS:
-        raise BayesError(INVALID_PARAMETER, f"unknown readiness method {method!r}",
-                         "methods are 'normal' (the default) and 'monte_carlo'")
+        raise BayesError(
+            INVALID_PARAMETER,
+            f"unknown readiness method {method!r}",
+            "methods are 'normal' (the default) and 'monte_carlo'",
+        )
     _, composite, composite_sd = model.metric_summary(state)
     boss = model.boss_readiness(state, params, composite, composite_sd)
     if method == "monte_carlo":
         seed = rng.seed_of(user_id, state["n"], READINESS, session_seed)
         p = monte_carlo_probability(state, boss["threshold"], MONTE_CARLO_DRAWS, seed)
-        boss.update(p_ready=p, ready=p >= params.g["ready_probability"], confidence=model.confidence_label(p),
-                    draws=MONTE_CARLO_DRAWS)
+        boss.update(
+            p_ready=p,
+            ready=p >= params.g["ready_probability"],
+            confidence=model.confidence_label(p),
+            draws=MONTE_CARLO_DRAWS,
+        )
     boss.update(method=method, chapter=state["c"], n=state["n"], composite=composite, composite_sd=composite_sd)
     return boss
 

@@ -20,13 +20,13 @@ try:  # the builtin module: hashlib would first load OpenSSL (2 ms in a fresh ba
 except ImportError:  # pragma: no cover - CPython always has _blake2
     from hashlib import blake2b
 
-SKIP_THETA = "skip_theta"   # theta ~ Beta(a_skip, a_respond)
-SKIP_UNIFORM = "skip_u"     # U ~ Uniform(0, 1), skip when U < theta
-DELAY = "delay"             # y ~ N(mu, 1/tau + 1/tau_x)
+SKIP_THETA = "skip_theta"  # theta ~ Beta(a_skip, a_respond)
+SKIP_UNIFORM = "skip_u"  # U ~ Uniform(0, 1), skip when U < theta
+DELAY = "delay"  # y ~ N(mu, 1/tau + 1/tau_x)
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
-_UNIT = 2.0 ** -53
+_UNIT = 2.0**-53
 
 
 def seed_of(user_id: str, n: int, purpose: str, session_seed=None) -> int:

@@ -12,9 +12,9 @@ import math
 
 from .errors import INVALID_PARAMETER, BayesError
 
-_TINY = 1e-300          # Lentz guard against division by zero
-_CF_EPS = 1e-15         # continued-fraction convergence
-_CF_MAX_ITER = 20000    # ample for a, b up to ~1e6 (needs O(sqrt(max(a, b))))
+_TINY = 1e-300  # Lentz guard against division by zero
+_CF_EPS = 1e-15  # continued-fraction convergence
+_CF_MAX_ITER = 20000  # ample for a, b up to ~1e6 (needs O(sqrt(max(a, b))))
 _PPF_MAX_ITER = 300
 
 
@@ -108,8 +108,9 @@ def _ppf_guess(q: float, a: float, b: float) -> float:
             z = -z
         al = (z * z - 3.0) / 6.0
         h = 2.0 / (1.0 / (2.0 * a - 1.0 + 1e-300) + 1.0 / (2.0 * b - 1.0 + 1e-300))
-        w = (z * math.sqrt(al + h) / h
-             - (1.0 / (2.0 * b - 1.0 + 1e-300) - 1.0 / (2.0 * a - 1.0 + 1e-300)) * (al + 5.0 / 6.0 - 2.0 / (3.0 * h)))
+        w = z * math.sqrt(al + h) / h - (1.0 / (2.0 * b - 1.0 + 1e-300) - 1.0 / (2.0 * a - 1.0 + 1e-300)) * (
+            al + 5.0 / 6.0 - 2.0 / (3.0 * h)
+        )
         if 2.0 * w > 700.0:
             return a / (a + b) * 1e-6
         return a / (a + b * math.exp(2.0 * w))

@@ -17,9 +17,9 @@ _BELIEF = ",".join('"%s":%%.6g' % name for name in vocab.MOODS)
 _MESSAGE_TEMPLATE = (
     '{"user_id":"%s","message_id":%s,"duplicate":%s,"version":%d,"n":%d,"chapter":%d,'
     '"composite":%.6g,"composite_sd":%.6g,"composite_ci95":[%.6g,%.6g],'
-    '"metrics":{' + _METRICS + '},'
+    '"metrics":{' + _METRICS + "},"
     '"vices":{"top":[["%s",%.6g],["%s",%.6g],["%s",%.6g]],"entropy_bits":%.6g},'
-    '"mood":{"state":"%s","belief":{' + _BELIEF + '}},'
+    '"mood":{"state":"%s","belief":{' + _BELIEF + "}},"
     '"skip":{"skip":%s,"p":%.6g},"delay_s":%.6g,"observations":%d,"features":[%s],'
     '"fallback":{"needed":%s,"reason":"%s"},'
     '"boss":{"threshold":%.6g,"p_ready":%.6g,"ready":%s,"confidence":"%s"},'
@@ -34,15 +34,37 @@ def message_result(r: dict) -> str:
     belief = r["mood"]["belief"]
     boss = r["boss"]
     values = (
-        r["user_id"], json.dumps(r["message_id"]), _BOOL[r["duplicate"]], r["version"], r["n"], r["chapter"],
-        r["composite"], r["composite_sd"], r["composite_ci95"][0], r["composite_ci95"][1],
+        r["user_id"],
+        json.dumps(r["message_id"]),
+        _BOOL[r["duplicate"]],
+        r["version"],
+        r["n"],
+        r["chapter"],
+        r["composite"],
+        r["composite_sd"],
+        r["composite_ci95"][0],
+        r["composite_ci95"][1],
         *[x for name in vocab.METRIC_NAMES for x in (metrics[name]["mean"], metrics[name]["var"])],
-        top[0][0], top[0][1], top[1][0], top[1][1], top[2][0], top[2][1], r["vices"]["entropy_bits"],
-        r["mood"]["state"], *[belief[name] for name in vocab.MOODS],
-        _BOOL[r["skip"]["skip"]], r["skip"]["p"], r["delay_s"], r["observations"],
+        top[0][0],
+        top[0][1],
+        top[1][0],
+        top[1][1],
+        top[2][0],
+        top[2][1],
+        r["vices"]["entropy_bits"],
+        r["mood"]["state"],
+        *[belief[name] for name in vocab.MOODS],
+        _BOOL[r["skip"]["skip"]],
+        r["skip"]["p"],
+        r["delay_s"],
+        r["observations"],
         ",".join('"%s"' % f for f in r["features"]),
-        _BOOL[r["fallback"]["needed"]], r["fallback"]["reason"],
-        boss["threshold"], boss["p_ready"], _BOOL[boss["ready"]], boss["confidence"],
+        _BOOL[r["fallback"]["needed"]],
+        r["fallback"]["reason"],
+        boss["threshold"],
+        boss["p_ready"],
+        _BOOL[boss["ready"]],
+        boss["confidence"],
         r["decay_hours"],
     )
     return _MESSAGE_TEMPLATE % values

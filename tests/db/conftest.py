@@ -7,7 +7,6 @@ from __future__ import annotations
 import psycopg
 import pytest
 from pytest_postgresql import factories
-
 from support import ROOT, bootstrap_and_migrate
 
 DBNAME = "bayes_test"
@@ -40,4 +39,3 @@ def conn(dsn):
     with psycopg.connect(dsn) as c:
         yield c
         c.rollback()
-

@@ -33,22 +33,21 @@ import psycopg
 import pytest
 from psycopg import errors
 from scipy import stats
-
 from support import ROOT
 
 sys.path.insert(0, str(ROOT / "plpython"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import players  # noqa: E402
 from bayes_engine import model, vocab  # noqa: E402
 from bayes_engine.params import Params  # noqa: E402
-import players  # noqa: E402
 
 pytestmark = pytest.mark.db
 
 DOC = ROOT / "docs" / "analytics.md"
 POPULATION = 2000
 RPC_PLAYERS = 20
-DECAY_RUN_INSTANT = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+DECAY_RUN_INSTANT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
 # --------------------------------------------------------------------------
@@ -80,8 +79,14 @@ def test_the_document_has_its_queries_and_one_setup_block():
     assert len(QUERIES) >= 12
     assert len(SETUP) == 1
     sections = {block_id.split("-", 1)[1] for block_id, _ in QUERIES}
-    for needed in ("composite-by-chapter", "players-near-their-boss", "fallback-reasons-over-the-last-day",
-                   "vice-mix-by-chapter", "mood-distribution", "bulk-decay-runs"):
+    for needed in (
+        "composite-by-chapter",
+        "players-near-their-boss",
+        "fallback-reasons-over-the-last-day",
+        "vice-mix-by-chapter",
+        "mood-distribution",
+        "bulk-decay-runs",
+    ):
         assert needed in sections
     for _, sql in QUERIES:
         # one statement per block, so that it pastes and runs as one
@@ -91,6 +96,7 @@ def test_the_document_has_its_queries_and_one_setup_block():
 # --------------------------------------------------------------------------
 # The population
 # --------------------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class Population:
@@ -116,8 +122,7 @@ def send_messages(conn, tag: str) -> tuple[list, int]:
             gap = rnd.choice((20.0, 90.0, 400.0, 3000.0))
             t += dt.timedelta(seconds=gap)
             conn.execute(
-                "select public.bayes_process_message(%s, %s, p_sent_at => %s, p_message_id => %s,"
-                " p_reply_gap_s => %s)",
+                "select public.bayes_process_message(%s, %s, p_sent_at => %s, p_message_id => %s, p_reply_gap_s => %s)",
                 (user_id, rnd.choice(players.MESSAGES), t, f"analytics-{i}", gap),
             )
             sent += 1
@@ -138,8 +143,12 @@ def population(dsn):
                 "select max(run_id) from bayes.decay_run where decay_to = %s and status = 'done'",
                 (DECAY_RUN_INSTANT,),
             ).fetchone()[0]
-            user_ids = [r[0] for r in conn.execute(
-                "select u.id from auth.users as u where u.email like %s order by u.id", (tag + "-%",))]
+            user_ids = [
+                r[0]
+                for r in conn.execute(
+                    "select u.id from auth.users as u where u.email like %s order by u.id", (tag + "-%",)
+                )
+            ]
             assert len(user_ids) == POPULATION + RPC_PLAYERS
             yield Population(tag, user_ids, rpc_user_ids, sent, run_id)
         finally:
@@ -168,6 +177,7 @@ def test_the_population_is_in_place_and_messages_left_events(population, conn):
 # --------------------------------------------------------------------------
 # (a) Every query of the document runs and returns rows
 # --------------------------------------------------------------------------
+
 
 def run_query(conn, sql: str) -> list:
     rows = conn.execute(sql).fetchall()
@@ -242,14 +252,17 @@ def test_the_near_boss_window_holds_every_player_with_readiness_between_0_4_and_
     c1 = conn.execute(
         "select prior_intimacy_alpha + prior_intimacy_beta, prior_passion_alpha + prior_passion_beta,"
         " prior_trust_alpha + prior_trust_beta, prior_secureness_alpha + prior_secureness_beta"
-        " from bayes.chapter_params where chapter = 1").fetchone()
+        " from bayes.chapter_params where chapter = 1"
+    ).fetchone()
     # Each variance is at most 0.25 / (strength + 1), and no strength falls below chapter 1's prior.
     sd_bound = 100 * math.sqrt(sum(w * w * 0.25 / (s + 1) for w, s in zip(vocab.METRIC_WEIGHTS, c1)))
     assert sd_bound <= 9.3
     assert -3 < stats.norm.ppf(0.4) * 9.3 and stats.norm.ppf(0.9) * 9.3 < 12
     rows = conn.execute(
         "select s.chapter, s.composite, bayes.composite_sd(s.state), bayes.readiness_probability(s.state)"
-        " from public.user_bayesian_state as s where s.user_id = any(%s)", (population.user_ids,)).fetchall()
+        " from public.user_bayesian_state as s where s.user_id = any(%s)",
+        (population.user_ids,),
+    ).fetchall()
     near = [(c, composite) for c, composite, sd, p in rows if 0.4 <= p <= 0.9]
     assert near, "no player of the population is near his boss"
     assert max(sd for _, _, sd, _ in rows) <= sd_bound
@@ -367,8 +380,12 @@ def test_readiness_is_phi_of_the_closed_form_moments_with_the_chapter_threshold(
         assert row.readiness == pytest.approx(stats.norm.cdf((composite - row.threshold) / sd), rel=1e-12, abs=1e-15)
 
 
-VARIANCE_PARAMS = ("variance_threshold_intimacy", "variance_threshold_passion",
-                   "variance_threshold_trust", "variance_threshold_secureness")
+VARIANCE_PARAMS = (
+    "variance_threshold_intimacy",
+    "variance_threshold_passion",
+    "variance_threshold_trust",
+    "variance_threshold_secureness",
+)
 
 
 def test_fallback_reason_is_the_engine_rule_and_the_written_rules(rows, params, conn):
@@ -403,12 +420,15 @@ def test_mood_and_top_vice_are_the_engine_argmax_first_on_a_tie(rows):
     assert all(row.top_vice == vocab.VICES[0] for row in rows if len(set(row.state["d"])) == 1)
 
 
-@pytest.mark.parametrize("sql", [
-    "select bayes.metric_mean(%s::jsonb, %s)",
-    "select bayes.metric_variance(%s::jsonb, %s)",
-    "select bayes.metric_interval(%s::jsonb, %s)",
-    "select bayes.metric_interval(%s::jsonb, %s, 0.9)",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "select bayes.metric_mean(%s::jsonb, %s)",
+        "select bayes.metric_variance(%s::jsonb, %s)",
+        "select bayes.metric_interval(%s::jsonb, %s)",
+        "select bayes.metric_interval(%s::jsonb, %s, 0.9)",
+    ],
+)
 @pytest.mark.parametrize("metric", ["Trust", "i", "", "composite", "intimacy "])
 def test_an_unknown_metric_is_22023(conn, rows, sql, metric):
     with pytest.raises(errors.InvalidParameterValue):
@@ -427,7 +447,8 @@ def test_the_functions_are_strict(conn, rows):
         "select bayes.metric_mean(null, 'trust'), bayes.metric_mean(%s::jsonb, null),"
         " bayes.metric_interval(%s::jsonb, 'trust', null), bayes.readiness_probability(null),"
         " bayes.fallback_reason(null), bayes.mood(null), bayes.top_vice(null), bayes.composite_sd(null)",
-        (state, state)).fetchone()
+        (state, state),
+    ).fetchone()
     assert got == (None,) * 8
 
 
@@ -435,8 +456,20 @@ def test_the_functions_are_strict(conn, rows):
 # (c) The view
 # --------------------------------------------------------------------------
 
-VIEW_COLUMNS = ["user_id", "chapter", "composite", "boss_threshold", "last_message_at", "decayed_at", "messages",
-                "composite_sd", "readiness", "mood", "top_vice", "fallback_reason"]
+VIEW_COLUMNS = [
+    "user_id",
+    "chapter",
+    "composite",
+    "boss_threshold",
+    "last_message_at",
+    "decayed_at",
+    "messages",
+    "composite_sd",
+    "readiness",
+    "mood",
+    "top_vice",
+    "fallback_reason",
+]
 
 
 def test_the_view_has_the_documented_columns(conn):
@@ -451,11 +484,13 @@ def test_the_view_has_exactly_one_row_per_player(population, dsn):
         view, distinct, table = conn.execute(
             "select (select count(*) from bayes.player_summary),"
             " (select count(distinct user_id) from bayes.player_summary),"
-            " (select count(*) from public.user_bayesian_state)").fetchone()
+            " (select count(*) from public.user_bayesian_state)"
+        ).fetchone()
         assert view == distinct == table >= POPULATION + RPC_PLAYERS
         mine = conn.execute(
             "select count(*), count(distinct user_id) from bayes.player_summary where user_id = any(%s)",
-            (population.user_ids,)).fetchone()
+            (population.user_ids,),
+        ).fetchone()
         assert mine == (POPULATION + RPC_PLAYERS,) * 2
         conn.rollback()
 
@@ -490,7 +525,9 @@ def test_the_view_agrees_with_the_independent_values(population, conn, rows):
     by_user = {row.user_id: row for row in rows}
     view = conn.execute(
         "select user_id, chapter, messages, composite, composite_sd, boss_threshold, readiness, mood, top_vice,"
-        " fallback_reason from bayes.player_summary where user_id = any(%s)", (population.user_ids,)).fetchall()
+        " fallback_reason from bayes.player_summary where user_id = any(%s)",
+        (population.user_ids,),
+    ).fetchall()
     assert len(view) == len(by_user)
     for user_id, chapter, messages, composite, sd, threshold, p, mood, vice, reason in view:
         row = by_user[user_id]
@@ -504,8 +541,12 @@ def test_the_view_agrees_with_the_independent_values(population, conn, rows):
 
 def test_the_view_computes_only_the_columns_selected(conn):
     """What the document promises: unselected PL/Python columns cost nothing, and the filter comes first."""
-    plan = "\n".join(r[0] for r in conn.execute(
-        "explain (verbose, costs off) select user_id, composite from bayes.player_summary"
-        " where chapter = 3 and composite > 70").fetchall())
+    plan = "\n".join(
+        r[0]
+        for r in conn.execute(
+            "explain (verbose, costs off) select user_id, composite from bayes.player_summary"
+            " where chapter = 3 and composite > 70"
+        ).fetchall()
+    )
     assert "readiness_probability" not in plan and "fallback_reason" not in plan and "composite_sd" not in plan
     assert "(s.chapter = 3)" in plan

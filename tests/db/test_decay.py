@@ -18,17 +18,17 @@ import uuid
 
 import psycopg
 import pytest
-
 from support import ROOT, new_player, psql
 
 sys.path.insert(0, str(ROOT / "plpython"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bayes_engine import bulk as batch_decay, codec, events  # noqa: E402
-from bayes_engine.params import Params  # noqa: E402
 import players  # noqa: E402
+from bayes_engine import bulk as batch_decay  # noqa: E402
+from bayes_engine import codec, events
+from bayes_engine.params import Params  # noqa: E402
 
-T0 = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 
 
@@ -115,7 +115,7 @@ def test_bulk_decay_writes_what_the_python_decay_computes(db, params, pool):
     notices = run_decay(db, now, batch=7)
     after = snapshot(db, ids)
     due = 0
-    for user_id, (text, version, last, decayed, decayed_at) in before.items():
+    for user_id, (text, version, last, decayed, _decayed_at) in before.items():
         chapter = params.chapter(codec.decode(text)["c"])
         if epoch(now) - last <= 3600 * min(chapter.decay_grace_h, chapter.vice_decay_grace_h):
             assert after[user_id] == before[user_id]  # still within grace: not touched
@@ -155,8 +155,9 @@ def test_decay_never_raises_a_mean_and_moves_only_metrics_vices_and_mood(db, poo
     after = snapshot(db, ids)
     for user_id in ids:
         old, new = codec.decode(before[user_id][0]), codec.decode(after[user_id][0])
-        assert {k: v for k, v in old.items() if k not in ("m", "d", "h")} == \
-               {k: v for k, v in new.items() if k not in ("m", "d", "h")}
+        assert {k: v for k, v in old.items() if k not in ("m", "d", "h")} == {
+            k: v for k, v in new.items() if k not in ("m", "d", "h")
+        }
         assert new["mp"] == old["mp"]
         for key, mean in means(new).items():
             # 6 significant digits are stored: a kept mean may move by that rounding only
@@ -248,21 +249,25 @@ def test_replay_after_bulk_decays_equals_the_stored_state_up_to_rounding(db, dsn
         (user_id,),
     ).fetchone()
     stored, replayed = codec.decode(stored), codec.decode(replayed)
-    assert {k: v for k, v in stored.items() if k not in ("m", "d", "h")} == \
-           {k: v for k, v in replayed.items() if k not in ("m", "d", "h")}
+    assert {k: v for k, v in stored.items() if k not in ("m", "d", "h")} == {
+        k: v for k, v in replayed.items() if k not in ("m", "d", "h")
+    }
     for key in stored["m"]:
         assert replayed["m"][key] == pytest.approx(stored["m"][key], rel=2e-5)
     assert replayed["d"] == pytest.approx(stored["d"], rel=2e-5)
     assert replayed["h"] == pytest.approx(stored["h"], abs=2e-5)
 
 
-@pytest.mark.parametrize(("args", "sqlstate"), [
-    ("null::timestamptz, 10", "22004"),
-    ("now(), null", "22004"),
-    ("'infinity'::timestamptz, 10", "22023"),
-    ("now(), 0", "22023"),
-    ("now(), 1000001", "22023"),
-])
+@pytest.mark.parametrize(
+    ("args", "sqlstate"),
+    [
+        ("null::timestamptz, 10", "22004"),
+        ("now(), null", "22004"),
+        ("'infinity'::timestamptz, 10", "22023"),
+        ("now(), 0", "22023"),
+        ("now(), 1000001", "22023"),
+    ],
+)
 def test_bad_arguments_are_their_sqlstate(db, args, sqlstate):
     runs = db.execute("select count(*) from bayes.decay_run").fetchone()[0]
     with pytest.raises(psycopg.Error) as err:
@@ -290,11 +295,13 @@ def test_the_cron_job_migration_is_idempotent_and_the_schedule_a_parameter(db, d
         assert jobs == [("*/15 * * * *", "call bayes.run_decay()")]
         db.execute("select bayes.schedule_decay('*/5 * * * *')")
         db.execute("select bayes.schedule_decay('*/5 * * * *')")
-        assert db.execute("select schedule from cron.job where command = 'call bayes.run_decay()'").fetchall() == \
-            [("*/5 * * * *",)]
+        assert db.execute("select schedule from cron.job where command = 'call bayes.run_decay()'").fetchall() == [
+            ("*/5 * * * *",)
+        ]
         psql(dsn, "-c", "set bayes.decay_schedule = '7 * * * *'", "--single-transaction", "-f", str(migration))
-        assert db.execute("select schedule from cron.job where command = 'call bayes.run_decay()'").fetchall() == \
-            [("7 * * * *",)]
+        assert db.execute("select schedule from cron.job where command = 'call bayes.run_decay()'").fetchall() == [
+            ("7 * * * *",)
+        ]
     finally:
         db.execute("select cron.unschedule(jobid) from cron.job where jobname = 'bayes-run-decay'")
 
@@ -308,9 +315,10 @@ def test_messages_keep_being_answered_during_a_bulk_run(db, dsn, pool):
 
     def send_messages():
         with psycopg.connect(dsn, autocommit=True) as conn:
-            for i, user_id in enumerate(due[::-1][:60]):
-                running = conn.execute("select exists (select 1 from bayes.decay_run where status = 'running')"
-                                       ).fetchone()[0]
+            for user_id in due[::-1][:60]:
+                running = conn.execute(
+                    "select exists (select 1 from bayes.decay_run where status = 'running')"
+                ).fetchone()[0]
                 conn.execute("select public.bayes_process_message(%s, 'hi again', %s)", (user_id, T0 + HOUR))
                 answered.append(str(user_id))
                 during.append(running)
@@ -322,6 +330,6 @@ def test_messages_keep_being_answered_during_a_bulk_run(db, dsn, pool):
     assert len(answered) == 60
     assert any(during)  # some of them really were answered while the run was going on
     versions = db.execute(
-        "select count(*) from public.user_bayesian_state where user_id = any(%s) and decayed_at >= %s",
-        (due, T0)).fetchone()[0]
+        "select count(*) from public.user_bayesian_state where user_id = any(%s) and decayed_at >= %s", (due, T0)
+    ).fetchone()[0]
     assert versions == len(due)

@@ -23,15 +23,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from support import ROOT, bootstrap_and_migrate
 
 sys.path.insert(0, str(ROOT / "plpython"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import players  # noqa: E402
 from bayes_engine import codec, events  # noqa: E402
 from bayes_engine.params import Params  # noqa: E402
-import players  # noqa: E402
 
 PGBIN = Path("/usr/lib/postgresql/15/bin")
 PLAYERS = 200_000
@@ -58,16 +57,44 @@ class Cluster:
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
-        subprocess.run(as_postgres(str(PGBIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                                   "--auth=trust", "-E", "UTF8", "--locale=C"),
-                       check=True, capture_output=True)
+        subprocess.run(
+            as_postgres(
+                str(PGBIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ),
+            check=True,
+            capture_output=True,
+        )
 
     def start(self) -> None:
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir}"
-                   " -c shared_preload_libraries=pg_cron -c cron.database_name=postgres")
-        subprocess.run(as_postgres(str(PGBIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"),
-                                   "-w", "-t", "120", "-o", options, "start"),
-                       check=True, capture_output=True)
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir}"
+            " -c shared_preload_libraries=pg_cron -c cron.database_name=postgres"
+        )
+        subprocess.run(
+            as_postgres(
+                str(PGBIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.dir / "log"),
+                "-w",
+                "-t",
+                "120",
+                "-o",
+                options,
+                "start",
+            ),
+            check=True,
+            capture_output=True,
+        )
 
     def kill_9(self) -> None:
         """SIGKILL the postmaster and every backend at once, as a crash of the machine's server would."""
@@ -87,8 +114,9 @@ class Cluster:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        subprocess.run(as_postgres(str(PGBIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"),
-                       capture_output=True)
+        subprocess.run(
+            as_postgres(str(PGBIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"), capture_output=True
+        )
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -115,7 +143,7 @@ def read_states(conn) -> dict:
 
 def test_a_run_killed_midway_and_rerun_equals_one_uninterrupted_pass(cluster):
     now_s = float(int(time.time()))
-    decay_to = dt.datetime.fromtimestamp(now_s, dt.timezone.utc)
+    decay_to = dt.datetime.fromtimestamp(now_s, dt.UTC)
     with psycopg.connect(cluster.url, autocommit=True) as db:
         # last messages 100 to 400 hours before decay_to: every player is due
         players.populate(db, PLAYERS, now_s - 100 * 3600, max_absent_h=300, seed=11, tag="crash")
@@ -123,9 +151,12 @@ def test_a_run_killed_midway_and_rerun_equals_one_uninterrupted_pass(cluster):
         before = read_states(db)
     assert len(before) == PLAYERS
 
-    run = subprocess.Popen(["psql", "-X", "-q", "-d", cluster.url, "-c",
-                            f"call bayes.run_decay('{decay_to.isoformat()}', 5000)"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        ["psql", "-X", "-q", "-d", cluster.url, "-c", f"call bayes.run_decay('{decay_to.isoformat()}', 5000)"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     with psycopg.connect(cluster.url, autocommit=True) as watcher:
         deadline = time.monotonic() + 300
         while True:
@@ -142,11 +173,16 @@ def test_a_run_killed_midway_and_rerun_equals_one_uninterrupted_pass(cluster):
     cluster.start()  # crash recovery
     with psycopg.connect(cluster.url, autocommit=True) as db:
         status, committed = db.execute(
-            "select status, players from bayes.decay_run order by run_id desc limit 1").fetchone()
+            "select status, players from bayes.decay_run order by run_id desc limit 1"
+        ).fetchone()
         assert status == "running" and 6 * 5000 <= committed < PLAYERS
         # exactly the committed batches survived the crash
-        assert db.execute("select count(*) from public.user_bayesian_state where decayed_at = %s",
-                          (decay_to,)).fetchone()[0] == committed
+        assert (
+            db.execute("select count(*) from public.user_bayesian_state where decayed_at = %s", (decay_to,)).fetchone()[
+                0
+            ]
+            == committed
+        )
 
         db.execute("call bayes.run_decay(%s, 5000)", (decay_to,))
         runs = db.execute("select status, players from bayes.decay_run order by run_id").fetchall()

@@ -9,9 +9,8 @@ import uuid
 import numpy as np
 import psycopg
 import pytest
-from psycopg import errors
-
 from bayes_engine import codec, describe, params
+from psycopg import errors
 from support import act_as, migration_files, new_player, psql
 
 pytestmark = pytest.mark.db
@@ -23,7 +22,9 @@ def scalar(conn, sql, args=()):
 
 def create_state(conn, user_id, chapter=1) -> dict:
     state = scalar(conn, "select bayes.default_state(%s)", (chapter,))
-    conn.execute("insert into public.user_bayesian_state (user_id, state) values (%s, %s)", (user_id, json.dumps(state)))
+    conn.execute(
+        "insert into public.user_bayesian_state (user_id, state) values (%s, %s)", (user_id, json.dumps(state))
+    )
     return state
 
 
@@ -76,15 +77,21 @@ def test_generated_columns_follow_the_state(conn):
     assert composite == pytest.approx(view["composite"], rel=1e-12)
     # independent: 100 * sum w * alpha / (alpha + beta)
     weights = {"i": 0.30, "p": 0.25, "t": 0.25, "s": 0.20}
-    assert composite == pytest.approx(100 * sum(w * a / (a + b) for k, w in weights.items() for a, b in [state["m"][k]]))
+    assert composite == pytest.approx(
+        100 * sum(w * a / (a + b) for k, w in weights.items() for a, b in [state["m"][k]])
+    )
     # the column writes bayes.state_composite's formula out (migration 0005): same float, no call
-    assert composite == scalar(conn, "select bayes.state_composite(state) from public.user_bayesian_state"
-                                     " where user_id = %s", (user_id,))
-    expression = scalar(conn, """
+    assert composite == scalar(
+        conn, "select bayes.state_composite(state) from public.user_bayesian_state where user_id = %s", (user_id,)
+    )
+    expression = scalar(
+        conn,
+        """
         select pg_get_expr(d.adbin, d.adrelid)
         from pg_attrdef as d
         join pg_attribute as a on a.attrelid = d.adrelid and a.attnum = d.adnum
-        where d.adrelid = 'public.user_bayesian_state'::regclass and a.attname = 'composite'""")
+        where d.adrelid = 'public.user_bayesian_state'::regclass and a.attname = 'composite'""",
+    )
     assert "state #>> '{m,i,0}'" in expression and "state_composite" not in expression
 
 
@@ -190,7 +197,8 @@ def test_a_corrupt_row_is_an_error_never_a_reset(conn):
     user_id = new_player(conn)
     create_state(conn, user_id)
     conn.execute(
-        "update public.user_bayesian_state set state = jsonb_set(state, '{h}', '[1, 1, 1, 1, 1, 1]') where user_id = %s",
+        "update public.user_bayesian_state set state = jsonb_set(state, '{h}', '[1, 1, 1, 1, 1, 1]')"
+        " where user_id = %s",
         (user_id,),
     )
     with pytest.raises(errors.DataCorrupted, match="h"), conn.transaction():

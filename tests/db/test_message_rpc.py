@@ -5,36 +5,34 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import threading
 import uuid
 
 import psycopg
 import pytest
+from bayes_engine import codec, events, params
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from psycopg import errors
-
-from bayes_engine import codec, events, params
 from support import act_as, new_player
 
 pytestmark = pytest.mark.db
 
-T0 = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.timezone.utc)
-MESSAGE_SQL = (
-    "select public.bayes_process_message(%(u)s, %(text)s, %(at)s, %(id)s, %(gap)s, %(topic)s)"
-)
+T0 = dt.datetime(2026, 11, 20, 9, 0, tzinfo=dt.UTC)
+MESSAGE_SQL = "select public.bayes_process_message(%(u)s, %(text)s, %(at)s, %(id)s, %(gap)s, %(topic)s)"
 
 
 def send(conn, user_id, text, at=None, message_id=None, gap=None, topic=None):
-    return conn.execute(MESSAGE_SQL, dict(u=user_id, text=text, at=at or T0, id=message_id, gap=gap,
-                                          topic=topic)).fetchone()[0]
+    return conn.execute(
+        MESSAGE_SQL, dict(u=user_id, text=text, at=at or T0, id=message_id, gap=gap, topic=topic)
+    ).fetchone()[0]
 
 
 def row(conn, user_id):
     return conn.execute(
         "select state::text, version, last_message_at, decayed_at from public.user_bayesian_state where user_id = %s",
-        (user_id,)).fetchone()
+        (user_id,),
+    ).fetchone()
 
 
 def event_count(conn, user_id):
@@ -45,7 +43,7 @@ CONVERSATION = [
     ("hey! how was your day?", None, None),
     ("I love you. What do you dream about?", 40.0, False),
     ("whatever, this is boring", 900.0, True),
-    ("haha lol \U0001F602\U0001F602\U0001F602 let's go to a bar and do something crazy", 15.0, None),
+    ("haha lol \U0001f602\U0001f602\U0001f602 let's go to a bar and do something crazy", 15.0, None),
     ("I feel like I can be honest with you, I have a secret. " * 5, 2500.0, False),
     ("ok", 200000.0, None),
 ]
@@ -74,16 +72,19 @@ def test_first_message_creates_the_state_and_logs_one_event(conn):
     assert event_count(conn, user_id) == 1
     kind, message_id, occurred, stored_result, state_version = conn.execute(
         "select kind, message_id, occurred_at, result, state_version from bayes.player_event where user_id = %s",
-        (user_id,)).fetchone()
+        (user_id,),
+    ).fetchone()
     assert (kind, message_id, occurred, state_version) == ("message", "a1", T0, 2)
     assert stored_result == result
     # the stored state equals the same message applied by the Python engine
     s = codec.default_state(1, params.DEFAULT_PARAMS)
     s = codec.decode(codec.encode(s))
-    events.apply_message(s, params.DEFAULT_PARAMS, str(user_id), "I love you. What do you dream about?",
-                         T0.timestamp(), None, None, 40.0)
+    events.apply_message(
+        s, params.DEFAULT_PARAMS, str(user_id), "I love you. What do you dream about?", T0.timestamp(), None, None, 40.0
+    )
     assert state == codec.encode(s).replace(":", ": ").replace(",", ", ") or codec.decode(state) == codec.decode(
-        codec.encode(s))
+        codec.encode(s)
+    )
 
 
 def test_a_repeated_message_id_returns_the_first_result_and_changes_nothing(conn):
@@ -95,10 +96,13 @@ def test_a_repeated_message_id_returns_the_first_result_and_changes_nothing(conn
     assert row(conn, user_id) == before
     assert event_count(conn, user_id) == 1
     # the same id for another kind of input is another input
-    llm = conn.execute("select public.bayes_apply_llm_scores(%s, %s, 'dup')", (user_id, json.dumps({"trust": 2}))).fetchone()[0]
+    llm = conn.execute(
+        "select public.bayes_apply_llm_scores(%s, %s, 'dup')", (user_id, json.dumps({"trust": 2}))
+    ).fetchone()[0]
     assert llm["duplicate"] is False and event_count(conn, user_id) == 2
-    llm_again = conn.execute("select public.bayes_apply_llm_scores(%s, %s, 'dup')",
-                             (user_id, json.dumps({"trust": -9}))).fetchone()[0]
+    llm_again = conn.execute(
+        "select public.bayes_apply_llm_scores(%s, %s, 'dup')", (user_id, json.dumps({"trust": -9}))
+    ).fetchone()[0]
     assert llm_again == {**llm, "duplicate": True} and event_count(conn, user_id) == 2
 
 
@@ -106,14 +110,17 @@ def test_replay_equals_the_stored_state_after_a_mixed_history(conn):
     user_id = new_player(conn)
     conn.execute("set bayes.seed = 'replay-test'")
     _, t = converse(conn, user_id, 40)
-    conn.execute("select public.bayes_apply_llm_scores(%s, %s, 'x1')", (user_id, json.dumps({"intimacy": 6.5, "trust": -3})))
+    conn.execute(
+        "select public.bayes_apply_llm_scores(%s, %s, 'x1')", (user_id, json.dumps({"intimacy": 6.5, "trust": -3}))
+    )
     conn.execute("select public.bayes_record_outcome(%s, 'skip', true)", (user_id,))
     conn.execute("select public.bayes_record_outcome(%s, 'reply', false)", (user_id,))
     conn.execute("select public.bayes_advance_chapter(%s, 3)", (user_id,))
     converse(conn, user_id, 25, start=t + dt.timedelta(days=4), prefix="later")  # lazily decayed first
     replayed, stored, n = conn.execute(
         "select bayes.replay(%s), state, (state->>'n')::int from public.user_bayesian_state where user_id = %s",
-        (user_id, user_id)).fetchone()
+        (user_id, user_id),
+    ).fetchone()
     assert n == 65
     assert replayed == stored
 
@@ -125,15 +132,28 @@ def test_session_seed_changes_the_draws_and_is_logged(conn):
         # theta ~ Beta is continuous, but min(theta, cap 0.5) is 0.5 about one time in
         # eleven: three messages make two equal sequences a matter of seeds, not of the cap
         conn.execute(f"set bayes.seed = '{seed}'")
-        return [send(conn, user_id, "hello there, how are you?", T0 + dt.timedelta(seconds=70 * i), gap=60.0,
-                     message_id=f"s{i}")["skip"]["p"] for i in range(3)]
+        return [
+            send(
+                conn,
+                user_id,
+                "hello there, how are you?",
+                T0 + dt.timedelta(seconds=70 * i),
+                gap=60.0,
+                message_id=f"s{i}",
+            )["skip"]["p"]
+            for i in range(3)
+        ]
 
     def afresh(user_id):
         conn.execute("delete from public.user_bayesian_state where user_id = %s", (user_id,))
 
     first = skip_ps(a, "one")
-    assert conn.execute("select array_agg(input->>'seed' order by event_id) from bayes.player_event where user_id = %s",
-                        (a,)).fetchone()[0] == ["one"] * 3
+    assert (
+        conn.execute(
+            "select array_agg(input->>'seed' order by event_id) from bayes.player_event where user_id = %s", (a,)
+        ).fetchone()[0]
+        == ["one"] * 3
+    )
     afresh(a)
     assert skip_ps(a, "one") == first  # the same player, history and seed: the same draws
     afresh(a)
@@ -157,8 +177,9 @@ def test_messages_out_of_order_keep_the_latest_times(conn):
     send(conn, user_id, "an older message arriving late", T0)
     _, _, last, decayed = row(conn, user_id)
     assert last == decayed == T0 + dt.timedelta(hours=2)
-    assert conn.execute("select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s",
-                        (user_id, user_id)).fetchone()[0]
+    assert conn.execute(
+        "select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s", (user_id, user_id)
+    ).fetchone()[0]
 
 
 def test_a_changed_parameter_row_changes_the_next_call(conn):
@@ -177,13 +198,18 @@ def test_an_unknown_auth_user_is_p0002_and_nothing_is_written(conn):
     with pytest.raises(errors.NoDataFound, match="auth.users"):
         send(conn, ghost, "hello")
     conn.rollback()
-    assert conn.execute("select count(*) from public.user_bayesian_state where user_id = %s", (ghost,)).fetchone()[0] == 0
+    assert (
+        conn.execute("select count(*) from public.user_bayesian_state where user_id = %s", (ghost,)).fetchone()[0] == 0
+    )
 
 
-@pytest.mark.parametrize("sql, args, sqlstate", [
-    ("select public.bayes_apply_llm_scores(%s, '{\"trust\": 1}')", (), "P0002"),
-    ("select public.bayes_record_outcome(%s, 'skip', true)", (), "P0002"),
-])
+@pytest.mark.parametrize(
+    "sql, args, sqlstate",
+    [
+        ("select public.bayes_apply_llm_scores(%s, '{\"trust\": 1}')", (), "P0002"),
+        ("select public.bayes_record_outcome(%s, 'skip', true)", (), "P0002"),
+    ],
+)
 def test_writers_other_than_messages_need_an_existing_state(conn, sql, args, sqlstate):
     user_id = new_player(conn)
     with pytest.raises(psycopg.Error) as exc:
@@ -209,8 +235,8 @@ BAD_INPUTS = [
     ("select public.bayes_apply_llm_scores(%s, '{\"charm\": 1}')", (), "22023", "unknown metric"),
     ("select public.bayes_apply_llm_scores(%s, '{\"trust\": 10.5}')", (), "22023", "delta above 10"),
     ("select public.bayes_apply_llm_scores(%s, '{\"trust\": -11}')", (), "22023", "delta below -10"),
-    ("select public.bayes_apply_llm_scores(%s, '{\"trust\": \"3\"}')", (), "22023", "delta of the wrong type"),
-    ("select public.bayes_apply_llm_scores(%s, '{\"trust\": \"NaN\"}')", (), "22023", "NaN delta"),
+    ('select public.bayes_apply_llm_scores(%s, \'{"trust": "3"}\')', (), "22023", "delta of the wrong type"),
+    ('select public.bayes_apply_llm_scores(%s, \'{"trust": "NaN"}\')', (), "22023", "NaN delta"),
     ("select public.bayes_apply_llm_scores(%s, '{\"trust\": null}')", (), "22023", "null delta"),
     ("select public.bayes_record_outcome(%s, null, true)", (), "22004", "null decision"),
     ("select public.bayes_record_outcome(%s, 'skip', null)", (), "22004", "null engaged"),
@@ -247,13 +273,16 @@ def test_advancing_to_the_current_chapter_is_a_no_op(conn):
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
-@pytest.mark.parametrize("call", [
-    "select public.bayes_process_message(%s, 'hi')",
-    "select public.bayes_apply_llm_scores(%s, '{\"trust\": 1}')",
-    "select public.bayes_record_outcome(%s, 'skip', true)",
-    "select public.bayes_advance_chapter(%s, 2)",
-    "select bayes.replay(%s)",
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        "select public.bayes_process_message(%s, 'hi')",
+        "select public.bayes_apply_llm_scores(%s, '{\"trust\": 1}')",
+        "select public.bayes_record_outcome(%s, 'skip', true)",
+        "select public.bayes_advance_chapter(%s, 2)",
+        "select bayes.replay(%s)",
+    ],
+)
 def test_writers_are_for_the_backend_only(conn, role, call):
     user_id = new_player(conn)
     act_as(conn, role, user_id if role == "authenticated" else None)
@@ -265,8 +294,9 @@ def test_service_role_writes_through_the_rpc(conn):
     user_id = new_player(conn)
     act_as(conn, "service_role")
     assert send(conn, user_id, "hello there, how are you?")["n"] == 1
-    assert conn.execute("select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s",
-                        (user_id, user_id)).fetchone()[0]
+    assert conn.execute(
+        "select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s", (user_id, user_id)
+    ).fetchone()[0]
 
 
 def test_deleting_a_player_deletes_his_state_and_events(conn):
@@ -283,7 +313,9 @@ def test_state_after_1000_messages_is_at_most_512_bytes(dsn):
             converse(conn, user_id, 1000)
         compact, text, n = conn.execute(
             "select octet_length(state::text), octet_length(replace(replace(state::text, ': ', ':'), ', ', ',')),"
-            " (state->>'n')::int from public.user_bayesian_state where user_id = %s", (user_id,)).fetchone()
+            " (state->>'n')::int from public.user_bayesian_state where user_id = %s",
+            (user_id,),
+        ).fetchone()
     assert n == 1000
     assert compact <= 512 and text <= 512
 
@@ -324,14 +356,16 @@ def test_concurrent_messages_are_each_counted_once(dsn):
                 "select (s.state->>'n')::int, s.version, count(e.*), count(distinct e.state_version),"
                 " max(e.state_version) from public.user_bayesian_state as s"
                 " join bayes.player_event as e using (user_id) where s.user_id = %s group by s.state, s.version",
-                (user_id,)).fetchone()
+                (user_id,),
+            ).fetchone()
             assert n == per_player[user_id] == events_n == distinct_versions
             assert version == max_version == n + 1
         assert sum(per_player.values()) == 2000
         # and the log still rebuilds each state
         for user_id in players:
-            assert conn.execute("select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s",
-                                (user_id, user_id)).fetchone()[0]
+            assert conn.execute(
+                "select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s", (user_id, user_id)
+            ).fetchone()[0]
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -349,5 +383,6 @@ def test_any_sequence_with_repeated_ids_applies_each_id_once(conn, sends):
             assert result["duplicate"] is False and result["n"] == len(first)
     assert event_count(conn, user_id) == len(first)
     assert row(conn, user_id)[1] == len(first) + 1
-    assert conn.execute("select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s",
-                        (user_id, user_id)).fetchone()[0]
+    assert conn.execute(
+        "select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s", (user_id, user_id)
+    ).fetchone()[0]

@@ -12,7 +12,6 @@ import sys
 import time
 
 import pytest
-
 from support import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -74,9 +73,12 @@ def test_demo_drives_real_rpcs(demo_run):
     assert "anon key, ava's state: refused, 42501" in out
     assert '"duplicate": true' in out
     # the conversations: one line per message, with every quantity the main job promises
-    sections = {"ava": ("ava, chapter 1", "ben, chapter 2", 16), "ben": ("ben, chapter 2", "cleo, chapter 3", 6),
-                "cleo": ("cleo, chapter 3", "time passes", 5)}
-    for name, (start, end, count) in sections.items():
+    sections = {
+        "ava": ("ava, chapter 1", "ben, chapter 2", 16),
+        "ben": ("ben, chapter 2", "cleo, chapter 3", 6),
+        "cleo": ("cleo, chapter 3", "time passes", 5),
+    }
+    for start, end, count in sections.values():
         lines = section(out, start, end)
         found = messages(lines)
         assert [m["n"] for m in found] == list(range(1, count + 1)), lines
@@ -173,8 +175,21 @@ def test_demo_draws_the_png(demo_run):
     assert len(data) > 30_000  # three panels of points, bands and lines, not an empty canvas
 
 
-@pytest.mark.parametrize("clock", ["00:00:30", "00:01:59", "02:59:00", "03:02:00", "03:05:00", "12:00:00",
-                                   "22:59:59", "23:01:00", "23:30:00", "23:59:59"])
+@pytest.mark.parametrize(
+    "clock",
+    [
+        "00:00:30",
+        "00:01:59",
+        "02:59:00",
+        "03:02:00",
+        "03:05:00",
+        "12:00:00",
+        "22:59:59",
+        "23:01:00",
+        "23:30:00",
+        "23:59:59",
+    ],
+)
 def test_the_timeline_fits_utc_days_at_any_hour(clock):
     """The printed numbers do not depend on when the demo runs: T0 is a few minutes (at most about
     four hours) before now, and no conversation straddles a UTC midnight (`steady` counts per UTC day)."""

@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 from postgrest.exceptions import APIError
-
 from support import new_player
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,6 @@ import uuid
 
 import pytest
 from postgrest.exceptions import APIError
-
 from support import new_player
 
 pytestmark = pytest.mark.e2e
@@ -18,7 +17,7 @@ CONVERSATION = [
     ("hey! how was your day?", None),
     ("I love you. What do you dream about?", 40.0),
     ("whatever, this is boring", 900.0),
-    ("haha lol \U0001F602\U0001F602\U0001F602 let's do something crazy tonight", 15.0),
+    ("haha lol \U0001f602\U0001f602\U0001f602 let's do something crazy tonight", 15.0),
     ("I feel like I can be honest with you. I have a secret. " * 4, 2500.0),
 ]
 
@@ -32,17 +31,25 @@ def signed_up(db) -> uuid.UUID:
 def row(db, user_id):
     return db.execute(
         "select state, version, (select count(*) from bayes.player_event where user_id = %s)"
-        " from public.user_bayesian_state where user_id = %s", (user_id, user_id)).fetchone()
+        " from public.user_bayesian_state where user_id = %s",
+        (user_id, user_id),
+    ).fetchone()
 
 
 # An hour ago: well inside every chapter's decay grace, so that the stack's
 # pg_cron decay job never touches these players while a test runs.
-START = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=1)
+START = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
 
 
 def message(user_id, text, i, gap=None, **extra):
-    return {"p_user_id": str(user_id), "p_message": text, "p_message_id": f"msg-{i}",
-            "p_sent_at": (START + dt.timedelta(minutes=i)).isoformat(), "p_reply_gap_s": gap, **extra}
+    return {
+        "p_user_id": str(user_id),
+        "p_message": text,
+        "p_message_id": f"msg-{i}",
+        "p_sent_at": (START + dt.timedelta(minutes=i)).isoformat(),
+        "p_reply_gap_s": gap,
+        **extra,
+    }
 
 
 def test_a_conversation_through_supabase_py(service, signed_up, db):
@@ -61,8 +68,10 @@ def test_a_conversation_through_supabase_py(service, signed_up, db):
     assert len(last["vices"]["top"]) == 3 and isinstance(last["skip"]["skip"], bool)
     assert 1 <= last["delay_s"] <= 10
     # the other writers
-    llm = service.rpc("bayes_apply_llm_scores", {"p_user_id": str(signed_up), "p_deltas": {"intimacy": 7, "trust": -2},
-                                                 "p_message_id": "msg-4"})
+    llm = service.rpc(
+        "bayes_apply_llm_scores",
+        {"p_user_id": str(signed_up), "p_deltas": {"intimacy": 7, "trust": -2}, "p_message_id": "msg-4"},
+    )
     assert service.status == 200 and llm.data["version"] == 7
     assert llm.data["metrics"]["intimacy"]["mean"] > last["metrics"]["intimacy"]["mean"]
     out = service.rpc("bayes_record_outcome", {"p_user_id": str(signed_up), "p_decision": "reply", "p_engaged": True})
@@ -71,8 +80,9 @@ def test_a_conversation_through_supabase_py(service, signed_up, db):
     assert service.status == 200 and chapter.data["chapter"] == 2 and chapter.data["boss"]["threshold"] == 60
     state = service.rpc("bayes_get_state", {"p_user_id": str(signed_up)}).data
     assert state["n"] == 5 and state["chapter"] == 2 and state["version"] == 9
-    assert db.execute("select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s",
-                      (signed_up, signed_up)).fetchone()[0]
+    assert db.execute(
+        "select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s", (signed_up, signed_up)
+    ).fetchone()[0]
 
 
 def test_a_duplicate_returns_the_first_result(service, signed_up, db):
@@ -108,8 +118,9 @@ BAD = [
 
 
 @pytest.mark.parametrize("fn, args, status, sqlstate, what", BAD, ids=[b[4] for b in BAD])
-def test_bad_input_is_a_4xx_with_its_sqlstate_and_writes_nothing(service, signed_up, db, fn, args, status, sqlstate,
-                                                                  what):
+def test_bad_input_is_a_4xx_with_its_sqlstate_and_writes_nothing(
+    service, signed_up, db, fn, args, status, sqlstate, what
+):
     service.rpc("bayes_process_message", message(signed_up, "hello there", 0))
     service.rpc("bayes_advance_chapter", {"p_user_id": str(signed_up), "p_chapter": 2})
     before = row(db, signed_up)

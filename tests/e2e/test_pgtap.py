@@ -7,7 +7,6 @@ from urllib.parse import urlparse
 
 import psycopg
 import pytest
-
 from support import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -26,9 +25,22 @@ def pgtap_db(stack) -> str:
 def test_pgtap_file(pgtap_db, path):
     url = urlparse(pgtap_db)
     proc = subprocess.run(
-        ["pg_prove", "--verbose", "-h", url.hostname, "-p", str(url.port), "-U", url.username,
-         "-d", url.path.lstrip("/"), str(path)],
-        capture_output=True, text=True, env={"PGPASSWORD": url.password, "PATH": "/usr/bin:/bin"},
+        [
+            "pg_prove",
+            "--verbose",
+            "-h",
+            url.hostname,
+            "-p",
+            str(url.port),
+            "-U",
+            url.username,
+            "-d",
+            url.path.lstrip("/"),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        env={"PGPASSWORD": url.password, "PATH": "/usr/bin:/bin"},
     )
     print(proc.stdout)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -11,24 +11,34 @@ import uuid
 import pytest
 from postgrest.exceptions import APIError
 from scipy.stats import norm
-
 from support import new_player
 
 pytestmark = pytest.mark.e2e
 
 WEIGHTS = {"i": 0.30, "p": 0.25, "t": 0.25, "s": 0.20}
-START = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(hours=1)
-WARM = ["I love talking to you, you make me feel safe and happy 😊", "thank you, I trust you so much",
-        "you are amazing and kind, what do you dream about?", "haha you always make me laugh"]
+START = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
+WARM = [
+    "I love talking to you, you make me feel safe and happy 😊",
+    "thank you, I trust you so much",
+    "you are amazing and kind, what do you dream about?",
+    "haha you always make me laugh",
+]
 
 
 @pytest.fixture
 def talked(service, signed_up):
     """A player with a dozen warm messages (past the cold start)."""
     for i in range(12):
-        service.rpc("bayes_process_message", {
-            "p_user_id": str(signed_up), "p_message": WARM[i % len(WARM)], "p_message_id": f"w{i}",
-            "p_sent_at": (START + dt.timedelta(minutes=3 * i)).isoformat(), "p_reply_gap_s": 60})
+        service.rpc(
+            "bayes_process_message",
+            {
+                "p_user_id": str(signed_up),
+                "p_message": WARM[i % len(WARM)],
+                "p_message_id": f"w{i}",
+                "p_sent_at": (START + dt.timedelta(minutes=3 * i)).isoformat(),
+                "p_reply_gap_s": 60,
+            },
+        )
     return signed_up
 
 
@@ -44,9 +54,10 @@ def stored(db, user_id):
 
 def closed_form(state):
     mean = 100 * sum(w * a / (a + b) for k, w in WEIGHTS.items() for a, b in [state["m"][k]])
-    var = sum((100 * w) ** 2 * a * b / ((a + b) ** 2 * (a + b + 1)) for k, w in WEIGHTS.items()
-              for a, b in [state["m"][k]])
-    return mean, var ** 0.5
+    var = sum(
+        (100 * w) ** 2 * a * b / ((a + b) ** 2 * (a + b + 1)) for k, w in WEIGHTS.items() for a, b in [state["m"][k]]
+    )
+    return mean, var**0.5
 
 
 def test_readiness_is_the_normal_probability_of_the_stored_state(service, talked, db):
@@ -80,14 +91,21 @@ def test_fallback_check_applies_rules_1_2_and_4(service, talked, db):
     assert cold["fallback"]["reason"] == "cold_start"
     check = service.rpc("bayes_fallback_check", {"p_user_id": str(talked)}).data
     state = stored(db, talked)
-    variances = {name: a * b / ((a + b) ** 2 * (a + b + 1)) for name, key in
-                 (("intimacy", "i"), ("passion", "p"), ("trust", "t"), ("secureness", "s"))
-                 for a, b in [state["m"][key]]}
+    variances = {
+        name: a * b / ((a + b) ** 2 * (a + b + 1))
+        for name, key in (("intimacy", "i"), ("passion", "p"), ("trust", "t"), ("secureness", "s"))
+        for a, b in [state["m"][key]]
+    }
     assert check["variances"] == pytest.approx(variances, rel=1e-12)
     limits = {"intimacy": 0.025, "passion": 0.025, "trust": 0.020, "secureness": 0.025}
     mean, _ = closed_form(state)
-    expected = ("high_variance" if any(variances[k] > limits[k] for k in limits)
-                else "critical_zone" if abs(mean - 55) < 5 else "bayesian_sufficient")
+    expected = (
+        "high_variance"
+        if any(variances[k] > limits[k] for k in limits)
+        else "critical_zone"
+        if abs(mean - 55) < 5
+        else "bayesian_sufficient"
+    )
     assert check["reason"] == expected and check["needed"] is (expected != "bayesian_sufficient")
 
 
@@ -109,14 +127,17 @@ def test_anon_is_refused(fn, anon, talked):
     assert anon.status in (401, 403) and err.value.code == "42501"
 
 
-@pytest.mark.parametrize(("fn", "args", "status", "code"), [
-    ("bayes_boss_readiness", {"p_user_id": None}, 400, "22004"),
-    ("bayes_boss_readiness", {"p_method": "bootstrap"}, 400, "22023"),
-    ("bayes_boss_readiness", {"p_method": None}, 400, "22004"),
-    ("bayes_boss_readiness", {"p_user_id": "unknown"}, 404, "P0002"),
-    ("bayes_fallback_check", {"p_user_id": None}, 400, "22004"),
-    ("bayes_fallback_check", {"p_user_id": "unknown"}, 404, "P0002"),
-])
+@pytest.mark.parametrize(
+    ("fn", "args", "status", "code"),
+    [
+        ("bayes_boss_readiness", {"p_user_id": None}, 400, "22004"),
+        ("bayes_boss_readiness", {"p_method": "bootstrap"}, 400, "22023"),
+        ("bayes_boss_readiness", {"p_method": None}, 400, "22004"),
+        ("bayes_boss_readiness", {"p_user_id": "unknown"}, 404, "P0002"),
+        ("bayes_fallback_check", {"p_user_id": None}, 400, "22004"),
+        ("bayes_fallback_check", {"p_user_id": "unknown"}, 404, "P0002"),
+    ],
+)
 def test_bad_input_is_a_4xx_with_its_sqlstate(fn, args, status, code, service, talked):
     params = {"p_user_id": str(talked), **args}
     if params["p_user_id"] == "unknown":

@@ -10,7 +10,6 @@ import subprocess
 
 import psycopg
 import pytest
-
 from support import ROOT, Client, new_player
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +36,9 @@ def test_up_twice_then_down_then_up(stack):
     env = stack
     with psycopg.connect(env["DB_URL"], autocommit=True) as conn:
         user_id = new_player(conn)
-        conn.execute("insert into public.user_bayesian_state (user_id, state) values (%s, bayes.default_state(3))", (user_id,))
+        conn.execute(
+            "insert into public.user_bayesian_state (user_id, state) values (%s, bayes.default_state(3))", (user_id,)
+        )
 
     before = pids()
     assert set(before) == {"postgres", "postgrest", "gateway"}
@@ -61,4 +62,3 @@ def test_up_twice_then_down_then_up(stack):
     state = client.rpc("bayes_get_state", {"p_user_id": str(user_id)}).data
     assert client.status == 200
     assert state["chapter"] == 3, "data persists across down and up"
-

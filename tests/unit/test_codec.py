@@ -6,17 +6,17 @@ import math
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as hs
-
 from bayes_engine import SCHEMA_VERSION, codec, vocab
 from bayes_engine.errors import BayesError
 from bayes_engine.params import DEFAULT_PARAMS, DEFAULT_SNAPSHOT
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 FLOAT_REL = 5e-6  # 6 significant digits
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def assert_close_state(got, want):
     """got == want up to the documented rounding of encode."""
@@ -61,6 +61,7 @@ def fresh(chapter=1):
 
 # ---------------------------------------------------------------- defaults
 
+
 @pytest.mark.parametrize("chapter", vocab.CHAPTERS)
 def test_default_state_validates_and_round_trips(chapter):
     state = fresh(chapter)
@@ -97,8 +98,11 @@ def test_encode_format():
 
 def test_encode_key_order_with_hmm_matrices():
     state = fresh(2)
-    state = {"B": [list(r) for r in DEFAULT_PARAMS.g["mood_emission"]],
-             "A": [list(r) for r in DEFAULT_PARAMS.g["mood_transition"]], **state}
+    state = {
+        "B": [list(r) for r in DEFAULT_PARAMS.g["mood_emission"]],
+        "A": [list(r) for r in DEFAULT_PARAMS.g["mood_transition"]],
+        **state,
+    }
     text = codec.encode(state)
     assert list(json.loads(text))[-2:] == ["A", "B"]
     assert len(text.encode()) <= codec.MAX_BYTES_WITH_HMM
@@ -144,7 +148,7 @@ pair = hs.tuples(positive, positive).map(list)
 
 @hs.composite
 def valid_states(draw, with_hmm=False):
-    n = draw(hs.integers(0, 10 ** 6))
+    n = draw(hs.integers(0, 10**6))
     raw_h = draw(hs.lists(hs.floats(0.0, 1.0), min_size=6, max_size=6).filter(lambda h: sum(h) > 1e-3))
     state = {
         "v": 1,
@@ -158,14 +162,13 @@ def valid_states(draw, with_hmm=False):
         "k": [draw(hs.floats(0.05, 1000.0)), draw(hs.floats(0.05, 1000.0)), draw(hs.integers(0, 2))],
         "g": [draw(hs.floats(-1.0, 12.0)), draw(hs.floats(0.5, 1e6))],
         "b": draw(hs.lists(hs.floats(0.0, 5.0), min_size=4, max_size=4))
-        + [draw(hs.one_of(hs.integers(0, 2 * 10 ** 9), hs.floats(0.0, 2e9)))],
-        "dd": [draw(hs.integers(0, 40000)), draw(hs.integers(0, 10 ** 6))],
+        + [draw(hs.one_of(hs.integers(0, 2 * 10**9), hs.floats(0.0, 2e9)))],
+        "dd": [draw(hs.integers(0, 40000)), draw(hs.integers(0, 10**6))],
     }
     if with_hmm:
         rows = draw(hs.lists(hs.lists(hs.floats(0.001, 1.0), min_size=6, max_size=6), min_size=6, max_size=6))
         state["A"] = [[x / math.fsum(r) for x in r] for r in rows]
-        state["B"] = draw(hs.lists(hs.lists(hs.floats(0.001, 1.0), min_size=14, max_size=14),
-                                   min_size=6, max_size=6))
+        state["B"] = draw(hs.lists(hs.lists(hs.floats(0.001, 1.0), min_size=14, max_size=14), min_size=6, max_size=6))
     return state
 
 
@@ -197,7 +200,10 @@ def test_valid_states_with_hmm_round_trip_and_fit(state):
 
 def test_realistic_large_state_fits():
     state = {
-        "v": 1, "c": 5, "n": 10 ** 6, "nc": 999_999,
+        "v": 1,
+        "c": 5,
+        "n": 10**6,
+        "nc": 999_999,
         "m": {k: [59.876543, 0.0612345] for k in vocab.METRIC_KEYS},
         "mp": {k: [0.0612345, 59.876543] for k in vocab.METRIC_KEYS},
         "d": [999.87654321] * 8,
@@ -205,7 +211,7 @@ def test_realistic_large_state_fits():
         "k": [0.5123456, 987.654321, 2],
         "g": [-0.0512345, 987654.321],
         "b": [4.9876543, 0.00123456, 3.3333333, 1.23456e-5, 1_799_999_999.75],
-        "dd": [20_833, 10 ** 6],
+        "dd": [20_833, 10**6],
     }
     state["h"] = [x / math.fsum(state["h"]) for x in state["h"]]
     text = codec.encode(state)
@@ -215,6 +221,7 @@ def test_realistic_large_state_fits():
 
 # ---------------------------------------------------------------- corruption
 
+
 def mutated(mutate):
     state = fresh(2)
     mutate(state)
@@ -223,11 +230,13 @@ def mutated(mutate):
 
 def put(path, value):
     """A mutation setting state[path...] = value."""
+
     def mutate(state):
         target = state
         for key in path[:-1]:
             target = target[key]
         target[path[-1]] = value
+
     return mutate
 
 
@@ -329,6 +338,7 @@ def test_nan_in_json_text():
 
 
 # ---------------------------------------------------------------- versions
+
 
 def test_newer_schema_is_not_supported():
     error = corrupt(mutated(put(["v"], 2)), ["v=2", "newer than this code (v1)", "deploy"], sqlstate="0A000")

@@ -1,12 +1,12 @@
 """bayes_engine.describe: the bayes_get_state view, checked against numpy/scipy."""
 
+import functools
 import json
 import math
 
 import numpy as np
 import pytest
 import scipy.stats as st
-
 from bayes_engine import codec, vocab
 from bayes_engine.describe import describe_state
 from bayes_engine.params import DEFAULT_PARAMS
@@ -37,11 +37,12 @@ def reference(state):
     ab = np.array([state["m"][k] for k in ("i", "p", "t", "s")])
     mean = st.beta.mean(ab[:, 0], ab[:, 1])
     var = st.beta.var(ab[:, 0], ab[:, 1])
-    return float(100 * w @ mean), float(np.sqrt(100 ** 2 * (w ** 2) @ var))
+    return float(100 * w @ mean), float(np.sqrt(100**2 * (w**2) @ var))
 
 
-@pytest.mark.parametrize("make", [state_a, state_b] + [
-    (lambda c: lambda: codec.default_state(c, DEFAULT_PARAMS))(c) for c in vocab.CHAPTERS])
+@pytest.mark.parametrize(
+    "make", [state_a, state_b] + [functools.partial(codec.default_state, c, DEFAULT_PARAMS) for c in vocab.CHAPTERS]
+)
 def test_composite_and_sd_against_numpy(make):
     state = make()
     view = describe_state(state, DEFAULT_PARAMS)
@@ -63,8 +64,12 @@ def test_view_fields():
     assert view["schema_version"] == 1
     assert view["chapter"] == 1 and view["n"] == 42 and view["nc"] == 42
     assert list(view["metrics"]) == list(vocab.METRIC_NAMES)
-    assert view["skip"] == {"a_skip": 4.0, "a_respond": 11.0, "consecutive_skips": 1,
-                            "p_skip_mean": pytest.approx(4 / 15)}
+    assert view["skip"] == {
+        "a_skip": 4.0,
+        "a_respond": 11.0,
+        "consecutive_skips": 1,
+        "p_skip_mean": pytest.approx(4 / 15),
+    }
     assert view["timing"]["mu_log_s"] == pytest.approx(math.log(420.0))
     assert view["timing"]["tau"] == 17.0
     assert view["timing"]["typical_gap_s"] == pytest.approx(420.0)

@@ -1,14 +1,13 @@
 """bayes_engine.encoder: MODEL.md section 3, checked on hand-worked messages."""
 
 import pytest
+from bayes_engine import encoder
+from bayes_engine.encoder import encode_message
 from hypothesis import given
 from hypothesis import strategies as hs
 
-from bayes_engine import encoder
-from bayes_engine.encoder import encode_message
-
-CH1 = dict(fast_s=600, slow_s=28800)   # chapter 1: quick < 300 s, slow > 23040 s
-CH5 = dict(fast_s=300, slow_s=1800)    # chapter 5: quick < 150 s, slow > 1440 s
+CH1 = dict(fast_s=600, slow_s=28800)  # chapter 1: quick < 300 s, slow > 23040 s
+CH5 = dict(fast_s=300, slow_s=1800)  # chapter 5: quick < 150 s, slow > 1440 s
 
 
 def enc(text, gap=None, topic=None, position=None, chapter=CH1):
@@ -31,7 +30,9 @@ def test_hand_worked_warm_personal_question():
 
 
 def test_hand_worked_cold_rule_breaker_with_humor():
-    text = "whatever, this is boring and stupid. I think the rules are against freedom lol \U0001F602\U0001F602\U0001F602"
+    text = (
+        "whatever, this is boring and stupid. I think the rules are against freedom lol \U0001f602\U0001f602\U0001f602"
+    )
     obs = enc(text)  # no gap: no timing evidence, no timing symbol
     # three negative words: cold (p -0.42, t -0.25); "think" is personal but there is no "?"
     assert obs.features == ["cold"]
@@ -46,8 +47,8 @@ def test_hand_worked_cold_rule_breaker_with_humor():
 def test_words_match_on_word_boundaries_only():
     assert enc("the highway is really long").vices == [0.0] * 8
     high = enc("I was high, really HIGH")
-    assert high.vices[2] == 0.5   # "high" twice, case-insensitive
-    assert high.vices[7] == 0.0   # "really" is not "real"
+    assert high.vices[2] == 0.5  # "high" twice, case-insensitive
+    assert high.vices[7] == 0.0  # "really" is not "real"
     assert enc("thanks a lot").features == ["short"]  # "thanks" is not "thank"
     assert enc("a wonderful wonderful day").features == ["warm"]  # two occurrences of one word
 
@@ -67,9 +68,7 @@ def test_length_features_at_their_boundaries(length, feature):
     assert [f for f in obs.features if f in ("short", "medium", "long")] == ([feature] if feature else [])
 
 
-@pytest.mark.parametrize(
-    "length, symbol", [(29, 1), (30, None), (200, None), (201, 0)]
-)
+@pytest.mark.parametrize("length, symbol", [(29, 1), (30, None), (200, None), (201, 0)])
 def test_length_symbols_at_their_boundaries(length, symbol):
     obs = enc("x" * length)
     assert [s for s in obs.symbols if s in (0, 1)] == ([symbol] if symbol is not None else [])
@@ -113,8 +112,8 @@ def test_topic_symbols_only_when_reported():
 
 
 def test_emoji_ranges():
-    inside = ["\U0001F300", "\U0001FAFF", "\u2600", "\u27BF"]
-    outside = ["\U0001F2FF", "\U0001FB00", "\u25FF", "\u27C0"]
+    inside = ["\U0001f300", "\U0001faff", "\u2600", "\u27bf"]
+    outside = ["\U0001f2ff", "\U0001fb00", "\u25ff", "\u27c0"]
     assert all(encoder.count_emoji(c) == 1 for c in inside)
     assert all(encoder.count_emoji(c) == 0 for c in outside)
     assert 12 in enc("neutral words " + "".join(inside[:3])).symbols
@@ -130,13 +129,17 @@ def test_vice_weights_and_the_length_bonus():
     assert enc("kiss kiss").vices[3] == 0.5
     assert enc("kiss " * 5).vices[3] == 1.0
     padding = " and" * 60  # length > 200
-    assert enc("kiss" + padding).vices[3] == pytest.approx(0.325)      # 1.3 * 0.25
+    assert enc("kiss" + padding).vices[3] == pytest.approx(0.325)  # 1.3 * 0.25
     assert enc("kiss kiss kiss" + padding).vices[3] == pytest.approx(0.975)  # 1.3 * 0.75
-    assert enc("kiss kiss kiss kiss" + padding).vices[3] == 1.0        # min(1, 1.3 * 1)
+    assert enc("kiss kiss kiss kiss" + padding).vices[3] == 1.0  # min(1, 1.3 * 1)
 
 
-@given(hs.text(max_size=400), hs.one_of(hs.none(), hs.floats(0, 1e7)), hs.sampled_from([None, True, False]),
-       hs.one_of(hs.none(), hs.integers(1, 50)))
+@given(
+    hs.text(max_size=400),
+    hs.one_of(hs.none(), hs.floats(0, 1e7)),
+    hs.sampled_from([None, True, False]),
+    hs.one_of(hs.none(), hs.integers(1, 50)),
+)
 def test_any_text_encodes_within_bounds(text, gap, topic, position):
     obs = enc(text, gap, topic, position)
     assert len(obs.plus) == len(obs.minus) == 4

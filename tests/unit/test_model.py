@@ -10,14 +10,13 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as hs
-from scipy import integrate, stats
-
 from bayes_engine import bulk, codec, events, model, rng, vocab, wire
 from bayes_engine.encoder import Observation
 from bayes_engine.errors import BayesError
 from bayes_engine.params import DEFAULT_PARAMS as P
+from hypothesis import given, settings
+from hypothesis import strategies as hs
+from scipy import integrate, stats
 
 T0 = 1_795_000_000.0  # a Sunday in 2026, 10:26 UTC
 HOUR = 3600.0
@@ -30,6 +29,7 @@ def fresh(chapter=1):
 
 def states(draw_n=True):
     """Hypothesis strategy: decoded states with arbitrary metrics, vices, mood, counters."""
+
     def build(c, m, d, h, n):
         s = fresh(c)
         s["m"] = {k: [a, b] for k, (a, b) in zip(vocab.METRIC_KEYS, m)}
@@ -38,6 +38,7 @@ def states(draw_n=True):
         s["h"] = [x / total for x in h]
         s["n"] = s["nc"] = n
         return s
+
     return hs.builds(
         build,
         hs.integers(1, 5),
@@ -50,8 +51,13 @@ def states(draw_n=True):
 
 # ---------------------------------------------------------------- 4.1 and 4.3 metrics
 
-@given(states(), hs.lists(hs.floats(0, 3), min_size=4, max_size=4), hs.lists(hs.floats(0, 3), min_size=4, max_size=4),
-       hs.floats(0, 10 * HOUR))
+
+@given(
+    states(),
+    hs.lists(hs.floats(0, 3), min_size=4, max_size=4),
+    hs.lists(hs.floats(0, 3), min_size=4, max_size=4),
+    hs.floats(0, 10 * HOUR),
+)
 def test_metric_update_is_the_discounted_beta_update(s, plus, minus, dt):
     before = copy.deepcopy(s)
     s["b"] = [1.0, 2.0, 4.5, 0.0, T0]
@@ -104,8 +110,8 @@ def test_no_evidence_pulls_towards_the_prior_geometrically():
     a0, b0 = s["mp"]["i"]
     for k in range(1, 30):
         model.update_metrics(s, [0] * 4, [0] * 4, P, T0)
-        assert s["m"]["i"][0] - a0 == pytest.approx((40.0 - a0) * 0.98 ** k, rel=1e-12)
-        assert s["m"]["i"][1] - b0 == pytest.approx((3.0 - b0) * 0.98 ** k, rel=1e-12)
+        assert s["m"]["i"][0] - a0 == pytest.approx((40.0 - a0) * 0.98**k, rel=1e-12)
+        assert s["m"]["i"][1] - b0 == pytest.approx((3.0 - b0) * 0.98**k, rel=1e-12)
 
 
 def test_spam_stops_moving_the_score():
@@ -134,6 +140,7 @@ def test_budget_leak_composes(spent, dt1, dt2):
 
 
 # ---------------------------------------------------------------- 4.2 vices, mood, timing
+
 
 def numpy_transition(volatility):
     a = np.array(P.g["mood_transition"])
@@ -164,8 +171,9 @@ def test_volatility_one_clips_a_personalised_diagonal():
     assert row[1:] == pytest.approx([(1 - 1 / 1.3) / 5] * 5)
 
 
-@given(hs.lists(hs.floats(0.001, 1), min_size=6, max_size=6),
-       hs.sets(hs.integers(0, 13), max_size=8), hs.integers(1, 5))
+@given(
+    hs.lists(hs.floats(0.001, 1), min_size=6, max_size=6), hs.sets(hs.integers(0, 13), max_size=8), hs.integers(1, 5)
+)
 def test_mood_step_matches_numpy_and_is_normalised(belief, symbols, chapter):
     b = np.array(belief) / sum(belief)
     a = numpy_transition(P.chapter(chapter).mood_volatility)
@@ -174,8 +182,12 @@ def test_mood_step_matches_numpy_and_is_normalised(belief, symbols, chapter):
     if symbols:
         want = want * np.prod(e[:, sorted(symbols)], axis=1)
     want = want / want.sum()
-    got = model.mood_step(list(b), model.chapter_transition(P.g["mood_transition"], P.chapter(chapter).mood_volatility),
-                          P.g["mood_emission"], sorted(symbols))
+    got = model.mood_step(
+        list(b),
+        model.chapter_transition(P.g["mood_transition"], P.chapter(chapter).mood_volatility),
+        P.g["mood_emission"],
+        sorted(symbols),
+    )
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-15)
     assert math.fsum(got) == pytest.approx(1.0, abs=1e-12)
 
@@ -216,11 +228,12 @@ def test_vice_summary_against_numpy():
 
 # ---------------------------------------------------------------- 4.4 skip and delay
 
+
 def skip_probability(a_skip, a_respond, cap, run):
     """P(skip) = E[min(theta, cap)] * 0.5^run, theta ~ Beta, by numerical integration."""
     dist = stats.beta(a_skip, a_respond)
     below, _ = integrate.quad(lambda t: t * dist.pdf(t), 0, cap)
-    return (below + cap * dist.sf(cap)) * 0.5 ** run
+    return (below + cap * dist.sf(cap)) * 0.5**run
 
 
 @pytest.mark.parametrize("chapter, run", [(1, 0), (1, 1), (3, 0), (5, 0)])
@@ -240,7 +253,7 @@ def test_skip_frequency_matches_the_thompson_probability(chapter, run):
     se = math.sqrt(want * (1 - want) / draws)
     assert abs(skips / draws - want) < 4.5 * se
     assert abs(np.mean(ps) - want) < 4.5 * np.std(ps) / math.sqrt(draws)
-    assert max(ps) <= cp.skip_cap * 0.5 ** run
+    assert max(ps) <= cp.skip_cap * 0.5**run
 
 
 def test_never_more_than_two_skips_in_a_row():
@@ -267,7 +280,7 @@ def test_splitmix64_matches_the_reference_sequence():
     # SplitMix64 from state 0 (Vigna's splitmix64.c): first outputs
     g = rng.SplitMix64(0)
     for want in (0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F):
-        assert g.random() == (want >> 11) * 2.0 ** -53
+        assert g.random() == (want >> 11) * 2.0**-53
 
 
 def test_beta_draws_have_the_beta_distribution():
@@ -285,6 +298,7 @@ def test_draws_are_reproducible_and_separated_by_purpose_and_seed():
 
 
 # ---------------------------------------------------------------- 5 decay
+
 
 def decayed(s, last, decayed_at, now):
     out = copy.deepcopy(s)
@@ -358,12 +372,14 @@ def jsonb_layout(text):
     Keys sorted by length then bytes, ", " and ": " between items; the
     numbers as Python prints them (the bulk path parses any JSON number).
     """
+
     def order(value):
         if isinstance(value, dict):
             return {k: order(value[k]) for k in sorted(value, key=lambda k: (len(k), k.encode()))}
         if isinstance(value, list):
             return [order(x) for x in value]
         return value
+
     return json.dumps(order(json.loads(text)), separators=(", ", ": "))
 
 
@@ -403,9 +419,15 @@ def test_bulk_decay_sends_other_layouts_through_the_full_decode():
     assert (raised.value.sqlstate, raised.value.message) == (expected.value.sqlstate, expected.value.message)
 
 
-@given(hs.lists(hs.lists(hs.sampled_from([0.0, 1e-7, 0.1, 1 / 3, 0.25, 0.5]) | hs.floats(0, 1),
-                         min_size=6, max_size=6).filter(lambda row: math.fsum(row) > 0),
-                min_size=1, max_size=20))
+@given(
+    hs.lists(
+        hs.lists(hs.sampled_from([0.0, 1e-7, 0.1, 1 / 3, 0.25, 0.5]) | hs.floats(0, 1), min_size=6, max_size=6).filter(
+            lambda row: math.fsum(row) > 0
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_bulk_quantisation_equals_the_codecs(rows):
     """The batch rounding of the mood belief: the codec's largest-remainder rounding, float for float."""
     batch = bulk.quantized_probabilities(np.array(rows, dtype=float)).tolist()
@@ -414,6 +436,7 @@ def test_bulk_quantisation_equals_the_codecs(rows):
 
 # ---------------------------------------------------------------- 6 and 7
 
+
 @given(states())
 def test_readiness_is_the_normal_approximation(s):
     metrics, c, sd = model.metric_summary(s)
@@ -421,15 +444,27 @@ def test_readiness_is_the_normal_approximation(s):
     var = [a * b / ((a + b) ** 2 * (a + b + 1)) for a, b in s["m"].values()]
     w = np.array(vocab.METRIC_WEIGHTS)
     assert c == pytest.approx(100 * float(w @ means), rel=1e-12)
-    assert sd == pytest.approx(100 * math.sqrt(float((w ** 2) @ var)), rel=1e-12)
+    assert sd == pytest.approx(100 * math.sqrt(float((w**2) @ var)), rel=1e-12)
     boss = model.boss_readiness(s, P)
     threshold = P.chapter(s["c"]).boss_threshold
     assert boss["p_ready"] == pytest.approx(stats.norm.cdf((c - threshold) / sd), rel=1e-9, abs=1e-300)
     assert boss["ready"] == (boss["p_ready"] >= 0.7)
 
 
-@pytest.mark.parametrize("p, label", [(0.95, "high"), (0.05, "high"), (0.9, "medium"), (0.7, "medium"),
-                                      (0.25, "medium"), (0.1, "medium"), (0.6, "low"), (0.3, "low"), (0.45, "low")])
+@pytest.mark.parametrize(
+    "p, label",
+    [
+        (0.95, "high"),
+        (0.05, "high"),
+        (0.9, "medium"),
+        (0.7, "medium"),
+        (0.25, "medium"),
+        (0.1, "medium"),
+        (0.6, "low"),
+        (0.3, "low"),
+        (0.45, "low"),
+    ],
+)
 def test_confidence_labels(p, label):
     assert model.confidence_label(p) == label
 
@@ -465,6 +500,7 @@ def test_critical_zone_is_strict():
 
 # ---------------------------------------------------------------- 7 LLM scores, 4.4 outcomes, 8 chapters
 
+
 def test_llm_deltas_become_evidence_unhalved_and_unbudgeted():
     s = fresh(1)
     s["b"] = [5.0, 5.0, 5.0, 5.0, T0]
@@ -475,16 +511,29 @@ def test_llm_deltas_become_evidence_unhalved_and_unbudgeted():
     assert s["m"]["p"] == before["p"] and s["m"]["s"] == before["s"]
 
 
-@pytest.mark.parametrize("deltas", [{}, {"charm": 1}, {"trust": 11}, {"trust": -10.5}, {"trust": "3"},
-                                    {"trust": True}, {"trust": None}, {"trust": float("nan")}, [1, 2]])
+@pytest.mark.parametrize(
+    "deltas",
+    [
+        {},
+        {"charm": 1},
+        {"trust": 11},
+        {"trust": -10.5},
+        {"trust": "3"},
+        {"trust": True},
+        {"trust": None},
+        {"trust": float("nan")},
+        [1, 2],
+    ],
+)
 def test_bad_llm_deltas_are_22023(deltas):
     with pytest.raises(BayesError) as exc:
         model.apply_llm_scores(fresh(1), P, deltas)
     assert exc.value.sqlstate == "22023"
 
 
-@pytest.mark.parametrize("decision, engaged, which", [("skip", True, 0), ("skip", False, 1),
-                                                      ("reply", True, 1), ("reply", False, 0)])
+@pytest.mark.parametrize(
+    "decision, engaged, which", [("skip", True, 0), ("skip", False, 1), ("reply", True, 1), ("reply", False, 0)]
+)
 def test_outcomes_update_the_skip_beta(decision, engaged, which):
     s = fresh(1)
     k = list(s["k"])
@@ -518,7 +567,7 @@ CONVERSATION = [
     ("hi", None),
     ("I love you. What do you dream about?", 40.0),
     ("whatever, this is boring", 700.0),
-    ("haha lol \U0001F602\U0001F602\U0001F602 let's do something crazy and wild tonight", 20.0),
+    ("haha lol \U0001f602\U0001f602\U0001f602 let's do something crazy and wild tonight", 20.0),
     ("I feel like I can be honest with you. " * 6, 3000.0),
     ("ok", 200000.0),
 ]
@@ -566,8 +615,20 @@ def test_state_stays_within_512_bytes_for_1000_messages():
 
 def test_the_result_carries_the_contract_keys():
     _, _, result = run_conversation(12)
-    for key in ("n", "chapter", "composite", "composite_sd", "metrics", "vices", "mood", "skip", "delay_s",
-                "observations", "fallback", "boss"):
+    for key in (
+        "n",
+        "chapter",
+        "composite",
+        "composite_sd",
+        "metrics",
+        "vices",
+        "mood",
+        "skip",
+        "delay_s",
+        "observations",
+        "fallback",
+        "boss",
+    ):
         assert key in result
     assert set(result["metrics"]) == set(vocab.METRIC_NAMES)
     assert set(result["metrics"]["trust"]) == {"mean", "var"}
@@ -581,8 +642,12 @@ def test_the_result_carries_the_contract_keys():
 @given(hs.integers(1, 40))
 def test_wire_text_equals_the_result_to_six_digits(messages):
     _, _, result = run_conversation(messages)
-    result.update(user_id="00000000-0000-4000-8000-000000000001", message_id='a "quoted" id', duplicate=False,
-                  version=messages + 1)
+    result.update(
+        user_id="00000000-0000-4000-8000-000000000001",
+        message_id='a "quoted" id',
+        duplicate=False,
+        version=messages + 1,
+    )
     got = json.loads(wire.message_result(result))
 
     def same(a, b):
@@ -607,12 +672,17 @@ def test_observation_round_trips_through_the_event_json():
     assert Observation.from_json(json.loads(json.dumps(obs.to_json()))) == obs
 
 
-TEXTS = [body for body, _ in CONVERSATION] + ["", "?", "kiss kiss kiss " * 30, "\U0001F602" * 5]
+TEXTS = [body for body, _ in CONVERSATION] + ["", "?", "kiss kiss kiss " * 30, "\U0001f602" * 5]
 EVENT = hs.one_of(
-    hs.tuples(hs.just("message"), hs.sampled_from(TEXTS), hs.one_of(hs.none(), hs.floats(0, 4e5)),
-              hs.sampled_from([None, True, False])),
-    hs.tuples(hs.just("llm_scores"), hs.dictionaries(hs.sampled_from(vocab.METRIC_NAMES), hs.floats(-10, 10),
-                                                     min_size=1)),
+    hs.tuples(
+        hs.just("message"),
+        hs.sampled_from(TEXTS),
+        hs.one_of(hs.none(), hs.floats(0, 4e5)),
+        hs.sampled_from([None, True, False]),
+    ),
+    hs.tuples(
+        hs.just("llm_scores"), hs.dictionaries(hs.sampled_from(vocab.METRIC_NAMES), hs.floats(-10, 10), min_size=1)
+    ),
     hs.tuples(hs.just("outcome"), hs.sampled_from(model.DECISIONS), hs.booleans()),
     hs.tuples(hs.just("chapter"), hs.integers(1, 5)),
 )

@@ -6,17 +6,16 @@ import math
 from decimal import Decimal
 
 import pytest
-
 from bayes_engine import params as P
 from bayes_engine import vocab
 from bayes_engine.errors import BayesError
 
 # MODEL.md section 2.1, copied literally: (mean, strength) per metric i, p, t, s.
 MEAN_STRENGTH = {
-    2: [(.40, 12), (.55, 10), (.45, 11), (.50, 10)],
-    3: [(.55, 18), (.60, 16), (.58, 17), (.60, 15)],
-    4: [(.68, 25), (.65, 22), (.67, 24), (.70, 20)],
-    5: [(.78, 35), (.72, 30), (.75, 33), (.80, 28)],
+    2: [(0.40, 12), (0.55, 10), (0.45, 11), (0.50, 10)],
+    3: [(0.55, 18), (0.60, 16), (0.58, 17), (0.60, 15)],
+    4: [(0.68, 25), (0.65, 22), (0.67, 24), (0.70, 20)],
+    5: [(0.78, 35), (0.72, 30), (0.75, 33), (0.80, 28)],
 }
 CHAPTER_1 = [(1.5, 6), (3, 3), (2, 5), (2, 3)]
 
@@ -25,14 +24,14 @@ COLUMNS = {
     "boss_threshold": [55, 60, 65, 70, 75],
     "skip_prior_skip": [3, 2, 1.5, 1, 0.5],
     "skip_prior_respond": [7, 8, 8.5, 9, 9.5],
-    "skip_cap": [.50, .35, .25, .15, .08],
+    "skip_cap": [0.50, 0.35, 0.25, 0.15, 0.08],
     "reply_baseline_s": [300, 240, 180, 120, 90],
-    "delay_coef": [.15, .30, .50, .75, 1.0],
+    "delay_coef": [0.15, 0.30, 0.50, 0.75, 1.0],
     "delay_cap_s": [10, 60, 300, 900, 1800],
     "fast_reply_s": [600, 300, 300, 300, 300],
     "slow_reply_s": [28800, 14400, 7200, 3600, 1800],
     "decay_grace_h": [8, 16, 24, 48, 72],
-    "decay_rate_per_h": [.008, .006, .004, .003, .002],
+    "decay_rate_per_h": [0.008, 0.006, 0.004, 0.003, 0.002],
     "vice_decay_grace_h": [24, 48, 72, 96, 168],
     "mood_volatility": [1.3, 1.15, 1.0, 0.9, 0.85],
 }
@@ -65,7 +64,9 @@ def test_default_priors_match_model_table(c):
         # stored rounded to 10 decimals
         assert row[f"prior_{name}_alpha"] == round(row[f"prior_{name}_alpha"], 10)
     assert P.DEFAULT_PARAMS.metric_prior(c)["i"] == (
-        pytest.approx(row["prior_intimacy_alpha"]), pytest.approx(row["prior_intimacy_beta"]))
+        pytest.approx(row["prior_intimacy_alpha"]),
+        pytest.approx(row["prior_intimacy_beta"]),
+    )
 
 
 def test_chapter_2_priors_exact():
@@ -95,10 +96,10 @@ def test_default_globals():
     assert g["vice_decay_rate_per_h"] == 0.002
     assert g["timing_obs_precision"] == 1.0
     assert g["timing_max_gap_s"] == 6 * 3600
-    assert g["mood_start_belief"] == (.40, .25, .10, .10, .05, .10)
+    assert g["mood_start_belief"] == (0.40, 0.25, 0.10, 0.10, 0.05, 0.10)
     assert math.fsum(g["mood_start_belief"]) == pytest.approx(1.0)
-    assert g["mood_transition"][0] == (.55, .20, .08, .07, .03, .07)
-    assert g["mood_emission"][5][1] == .22
+    assert g["mood_transition"][0] == (0.55, 0.20, 0.08, 0.07, 0.03, 0.07)
+    assert g["mood_emission"][5][1] == 0.22
 
 
 def test_matrices_are_stochastic():
@@ -173,9 +174,16 @@ def test_rejects_missing_global_key(key):
     rejects(snap, key, "missing")
 
 
-@pytest.mark.parametrize("bad, word", [
-    (math.nan, "finite"), (math.inf, "finite"), (True, "number"), ("0.5", "number"), (None, "number"),
-])
+@pytest.mark.parametrize(
+    "bad, word",
+    [
+        (math.nan, "finite"),
+        (math.inf, "finite"),
+        (True, "number"),
+        ("0.5", "number"),
+        (None, "number"),
+    ],
+)
 def test_rejects_bad_chapter_values(bad, word):
     snap = copy.deepcopy(P.DEFAULT_SNAPSHOT)
     chapter_row(snap, 2)["skip_cap"] = bad
@@ -189,24 +197,25 @@ def test_rejects_bad_global_values(bad, word):
     rejects(snap, "vice_prior", word)
 
 
-@pytest.mark.parametrize("where, key, value, word", [
-    ("chapter", "prior_intimacy_alpha", 0, "> 0"),
-    ("chapter", "reply_baseline_s", -300, "> 0"),
-    ("chapter", "skip_cap", 1.5, "[0, 1]"),
-    ("chapter", "boss_threshold", 120, "[0, 100]"),
-    ("global", "discount", 0, "(0, 1]"),
-    ("global", "discount", 1.01, "(0, 1]"),
-    ("global", "cold_start_messages", 2.5, "integer"),
-    ("global", "max_consecutive_skips", -1, ">= 0"),
-    ("global", "timing_obs_precision", 0, "> 0"),
-])
+@pytest.mark.parametrize(
+    "where, key, value, word",
+    [
+        ("chapter", "prior_intimacy_alpha", 0, "> 0"),
+        ("chapter", "reply_baseline_s", -300, "> 0"),
+        ("chapter", "skip_cap", 1.5, "[0, 1]"),
+        ("chapter", "boss_threshold", 120, "[0, 100]"),
+        ("global", "discount", 0, "(0, 1]"),
+        ("global", "discount", 1.01, "(0, 1]"),
+        ("global", "cold_start_messages", 2.5, "integer"),
+        ("global", "max_consecutive_skips", -1, ">= 0"),
+        ("global", "timing_obs_precision", 0, "> 0"),
+    ],
+)
 def test_rejects_out_of_range(where, key, value, word):
     snap = copy.deepcopy(P.DEFAULT_SNAPSHOT)
     target = chapter_row(snap, 5) if where == "chapter" else snap["global"]
     target[key] = value
     rejects(snap, key, word)
-
-
 
 
 def test_rejects_bad_matrices():

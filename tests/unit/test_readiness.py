@@ -41,12 +41,11 @@ import math
 
 import numpy as np
 import pytest
-from scipy import signal, stats
-
 from bayes_engine import codec, model, readiness, rng, vocab
 from bayes_engine.errors import BayesError
 from bayes_engine.params import DEFAULT_PARAMS as P
 from bayes_engine.params import DEFAULT_SNAPSHOT, Params
+from scipy import signal, stats
 
 WEIGHTS = dict(zip(vocab.METRIC_KEYS, vocab.METRIC_WEIGHTS))
 TOLERANCE = 0.01  # MODEL.md section 6
@@ -56,6 +55,7 @@ DRAWS = readiness.MONTE_CARLO_DRAWS
 # --------------------------------------------------------------------------
 # Independent references
 # --------------------------------------------------------------------------
+
 
 def composite_moments(state):
     """E[C] and sd(C) in closed form, written out here (not model.metric_summary)."""
@@ -191,14 +191,20 @@ def test_monte_carlo_agrees_with_the_normal_approximation_within_0_01(case, exac
     p = exact[case]
     million = readiness.monte_carlo_probability(state, threshold, draws=1_000_000, seed=1)
     normal_error, noise = normal - p, mc - p
-    numbers = (f"Monte Carlo {mc:.4f}, normal {normal:.4f}, exact {p:.4f} (1e6 draws: {million:.4f}); "
-               f"normal - exact = {normal_error:+.4f}, Monte Carlo - exact = {noise:+.4f} "
-               f"(Monte Carlo sd {monte_carlo_sd(p):.4f})")
+    numbers = (
+        f"Monte Carlo {mc:.4f}, normal {normal:.4f}, exact {p:.4f} (1e6 draws: {million:.4f}); "
+        f"normal - exact = {normal_error:+.4f}, Monte Carlo - exact = {noise:+.4f} "
+        f"(Monte Carlo sd {monte_carlo_sd(p):.4f})"
+    )
     if abs(noise) > 4 * monte_carlo_sd(p) + 1e-3:
         pytest.fail(f"Monte Carlo is off the exact value by more than its noise explains: {numbers}")
-    cause = ("the normal approximation's own error" if abs(normal_error) > TOLERANCE
-             else "mostly the normal approximation's error" if abs(normal_error) >= abs(noise)
-             else "mostly Monte Carlo noise")
+    cause = (
+        "the normal approximation's own error"
+        if abs(normal_error) > TOLERANCE
+        else "mostly the normal approximation's error"
+        if abs(normal_error) >= abs(noise)
+        else "mostly Monte Carlo noise"
+    )
     pytest.xfail(f"{cause}: {numbers}")
 
 
@@ -220,6 +226,7 @@ def test_normal_approximation_error_is_largest_in_the_skewed_chapters(exact):
 # Seeds
 # --------------------------------------------------------------------------
 
+
 def test_the_same_seed_gives_the_same_result():
     state = grid_state(5, 0, 1)
     first = readiness.readiness(state, P, "monte_carlo", user_id="player-a", session_seed="run-1")
@@ -236,7 +243,8 @@ def test_the_seed_depends_on_the_player_the_message_count_and_the_session_seed()
     state = grid_state(3, 10, 0)
     values = {
         readiness.readiness(state, P, "monte_carlo", user_id=user, session_seed=session)["p_ready"]
-        for user in ("a", "b", "c") for session in (None, "s1", "s2")
+        for user in ("a", "b", "c")
+        for session in (None, "s1", "s2")
     }
     later = dict(state, n=state["n"] + 1)
     values.add(readiness.readiness(later, P, "monte_carlo", user_id="a")["p_ready"])
@@ -254,6 +262,7 @@ def test_an_unknown_method_is_22023():
 # Confidence labels and the ready flag
 # --------------------------------------------------------------------------
 
+
 def below(x):
     return math.nextafter(x, -math.inf)
 
@@ -262,13 +271,30 @@ def above(x):
     return math.nextafter(x, math.inf)
 
 
-@pytest.mark.parametrize("p, label", [
-    (0.0, "high"), (0.05, "high"), (below(0.1), "high"),
-    (0.1, "medium"), (above(0.1), "medium"), (0.2, "medium"), (below(0.3), "medium"),
-    (0.3, "low"), (above(0.3), "low"), (0.45, "low"), (below(0.6), "low"), (0.6, "low"),
-    (above(0.6), "medium"), (0.75, "medium"), (below(0.9), "medium"), (0.9, "medium"),
-    (above(0.9), "high"), (0.95, "high"), (1.0, "high"),
-])
+@pytest.mark.parametrize(
+    "p, label",
+    [
+        (0.0, "high"),
+        (0.05, "high"),
+        (below(0.1), "high"),
+        (0.1, "medium"),
+        (above(0.1), "medium"),
+        (0.2, "medium"),
+        (below(0.3), "medium"),
+        (0.3, "low"),
+        (above(0.3), "low"),
+        (0.45, "low"),
+        (below(0.6), "low"),
+        (0.6, "low"),
+        (above(0.6), "medium"),
+        (0.75, "medium"),
+        (below(0.9), "medium"),
+        (0.9, "medium"),
+        (above(0.9), "high"),
+        (0.95, "high"),
+        (1.0, "high"),
+    ],
+)
 def test_confidence_label_boundaries(p, label):
     """MODEL.md 6: high when P > 0.9 or P < 0.1, medium when P > 0.6 or P < 0.3, else low."""
     assert model.confidence_label(p) == label
@@ -295,8 +321,10 @@ def test_ready_is_inclusive_at_the_ready_probability():
     assert readiness.readiness(state, params_with(ready_probability=above(p)), "normal")["ready"] is False
     mc = readiness.readiness(state, P, "monte_carlo", user_id="x")["p_ready"]
     assert readiness.readiness(state, params_with(ready_probability=mc), "monte_carlo", user_id="x")["ready"] is True
-    assert readiness.readiness(state, params_with(ready_probability=above(mc)), "monte_carlo",
-                               user_id="x")["ready"] is False
+    assert (
+        readiness.readiness(state, params_with(ready_probability=above(mc)), "monte_carlo", user_id="x")["ready"]
+        is False
+    )
 
 
 # --------------------------------------------------------------------------
@@ -326,8 +354,8 @@ def at_composite(chapter, gap):
     return flat((P.chapter(chapter).boss_threshold + gap) / 100.0)
 
 
-LOW = flat(0.002)   # every metric well below its variance threshold
-HIGH = flat(0.03)   # every metric above its threshold
+LOW = flat(0.002)  # every metric well below its variance threshold
+HIGH = flat(0.03)  # every metric above its threshold
 
 
 def independent_reason(state):
@@ -344,19 +372,22 @@ def independent_reason(state):
     return "bayesian_sufficient"
 
 
-@pytest.mark.parametrize("n, variances, gap, reason", [
-    (0, HIGH, 0, "cold_start"),            # all three rules fire: the first wins
-    (9, HIGH, 0, "cold_start"),
-    (9, LOW, 20, "cold_start"),            # only rule 1
-    (10, HIGH, 0, "high_variance"),        # rules 2 and 4 fire: rule 2 wins
-    (10, HIGH, 20, "high_variance"),
-    (10, LOW, 0, "critical_zone"),
-    (10, LOW, 4.99, "critical_zone"),
-    (10, LOW, -4.99, "critical_zone"),
-    (10, LOW, 5.01, "bayesian_sufficient"),
-    (10, LOW, -5.01, "bayesian_sufficient"),
-    (500, LOW, 20, "bayesian_sufficient"),
-])
+@pytest.mark.parametrize(
+    "n, variances, gap, reason",
+    [
+        (0, HIGH, 0, "cold_start"),  # all three rules fire: the first wins
+        (9, HIGH, 0, "cold_start"),
+        (9, LOW, 20, "cold_start"),  # only rule 1
+        (10, HIGH, 0, "high_variance"),  # rules 2 and 4 fire: rule 2 wins
+        (10, HIGH, 20, "high_variance"),
+        (10, LOW, 0, "critical_zone"),
+        (10, LOW, 4.99, "critical_zone"),
+        (10, LOW, -4.99, "critical_zone"),
+        (10, LOW, 5.01, "bayesian_sufficient"),
+        (10, LOW, -5.01, "bayesian_sufficient"),
+        (500, LOW, 20, "bayesian_sufficient"),
+    ],
+)
 @pytest.mark.parametrize("chapter", vocab.CHAPTERS)
 def test_fallback_reasons_in_rule_order(chapter, n, variances, gap, reason):
     state = state_with(chapter, n, at_composite(chapter, gap), variances)

@@ -4,11 +4,10 @@ import math
 
 import pytest
 import scipy.stats as st
-from hypothesis import given, settings
-from hypothesis import strategies as hs
-
 from bayes_engine import stats
 from bayes_engine.errors import BayesError
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 shape = hs.floats(min_value=0.1, max_value=500.0)
 level = hs.floats(min_value=0.001, max_value=0.999)
@@ -68,8 +67,7 @@ def test_normal_cdf_matches_scipy(x):
 
 
 @settings(max_examples=200, deadline=None)
-@given(p=hs.lists(hs.floats(min_value=0.0, max_value=1000.0), min_size=1, max_size=14)
-       .filter(lambda p: sum(p) > 1e-9))
+@given(p=hs.lists(hs.floats(min_value=0.0, max_value=1000.0), min_size=1, max_size=14).filter(lambda p: sum(p) > 1e-9))
 def test_entropy_bits_matches_scipy(p):
     assert stats.entropy_bits(p) == pytest.approx(st.entropy(p, base=2), rel=1e-9, abs=1e-12)
 
