@@ -1,8 +1,10 @@
 """bayes_engine.encoder: MODEL.md section 3, checked on hand-worked messages."""
 
+import json
+
 import pytest
 from bayes_engine import encoder
-from bayes_engine.encoder import encode_message
+from bayes_engine.encoder import Observation, encode_message
 from hypothesis import given
 from hypothesis import strategies as hs
 
@@ -149,3 +151,8 @@ def test_any_text_encodes_within_bounds(text, gap, topic, position):
     assert (12 in obs.symbols) + (13 in obs.symbols) <= 1
     assert obs.observations == len(obs.features) == len(set(obs.features))
     assert encoder.Observation.from_json(obs.to_json()) == obs
+
+
+def test_observation_round_trips_through_the_event_json():
+    obs = Observation([0.1, 0, 0.3, 0], [0, 0.2, 0, 0], ["warm"], [0.25] + [0.0] * 7, [2, 3])
+    assert Observation.from_json(json.loads(json.dumps(obs.to_json()))) == obs

@@ -1,53 +1,23 @@
-"""bayes_engine.model, rng, events and wire: MODEL.md sections 4-8 as math.
+"""bayes_engine.model: MODEL.md sections 4-8 as math (metrics, vices, mood,
+timing, skip and delay, decay, readiness and fallback, LLM scores, outcomes,
+chapters).
 
 Each formula is checked against an independent computation (numpy, scipy,
 closed forms written out here) and the invariants with hypothesis.
 """
 
 import copy
-import json
 import math
 
 import numpy as np
 import pytest
-from bayes_engine import bulk, codec, events, model, rng, vocab, wire
-from bayes_engine.encoder import Observation
+from bayes_dev.states import HOUR, T0, fresh, states
+from bayes_engine import model, vocab
 from bayes_engine.errors import BayesError
 from bayes_engine.params import DEFAULT_PARAMS as P
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as hs
 from scipy import integrate, stats
-
-T0 = 1_795_000_000.0  # a Sunday in 2026, 10:26 UTC
-HOUR = 3600.0
-pos = hs.floats(0.05, 500, allow_nan=False)
-
-
-def fresh(chapter=1):
-    return codec.default_state(chapter, P)
-
-
-def states(draw_n=True):
-    """Hypothesis strategy: decoded states with arbitrary metrics, vices, mood, counters."""
-
-    def build(c, m, d, h, n):
-        s = fresh(c)
-        s["m"] = {k: [a, b] for k, (a, b) in zip(vocab.METRIC_KEYS, m)}
-        s["d"] = d
-        total = sum(h)
-        s["h"] = [x / total for x in h]
-        s["n"] = s["nc"] = n
-        return s
-
-    return hs.builds(
-        build,
-        hs.integers(1, 5),
-        hs.lists(hs.tuples(pos, pos), min_size=4, max_size=4),
-        hs.lists(hs.floats(1, 100), min_size=8, max_size=8),
-        hs.lists(hs.floats(0.01, 1), min_size=6, max_size=6),
-        hs.integers(0, 5000) if draw_n else hs.just(0),
-    )
-
 
 # ---------------------------------------------------------------- 4.1 and 4.3 metrics
 
@@ -276,27 +246,6 @@ def test_delay_follows_the_posterior_predictive():
         assert np.quantile(delays, q) == pytest.approx(want, rel=0.05)
 
 
-def test_splitmix64_matches_the_reference_sequence():
-    # SplitMix64 from state 0 (Vigna's splitmix64.c): first outputs
-    g = rng.SplitMix64(0)
-    for want in (0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F):
-        assert g.random() == (want >> 11) * 2.0**-53
-
-
-def test_beta_draws_have_the_beta_distribution():
-    draws = [rng.generator("u", n, rng.SKIP_THETA).betavariate(2.0, 8.0) for n in range(5000)]
-    assert stats.kstest(draws, stats.beta(2.0, 8.0).cdf).pvalue > 1e-3
-
-
-def test_draws_are_reproducible_and_separated_by_purpose_and_seed():
-    a = rng.generator("u", 7, rng.SKIP_THETA).random()
-    assert a == rng.generator("u", 7, rng.SKIP_THETA).random()
-    assert a != rng.generator("u", 7, rng.SKIP_UNIFORM).random()
-    assert a != rng.generator("u", 8, rng.SKIP_THETA).random()
-    assert a != rng.generator("v", 7, rng.SKIP_THETA).random()
-    assert a != rng.generator("u", 7, rng.SKIP_THETA, "42").random()
-
-
 # ---------------------------------------------------------------- 5 decay
 
 
@@ -364,74 +313,6 @@ def test_grace_boundary_is_strict():
     assert decayed(s, T0, None, T0 + 8 * HOUR + 1)["m"]["i"] != s["m"]["i"]
     assert model.decay_hours(None, None, T0 + 1e6, 8) == 0.0  # no message yet: left alone
     assert model.decay_hours(T0, T0 + 20 * HOUR, T0 + 21 * HOUR, 8) == pytest.approx(1.0)
-
-
-def jsonb_layout(text):
-    """A state's JSON text laid out as PostgreSQL prints a jsonb (what bayes.run_decay reads).
-
-    Keys sorted by length then bytes, ", " and ": " between items; the
-    numbers as Python prints them (the bulk path parses any JSON number).
-    """
-
-    def order(value):
-        if isinstance(value, dict):
-            return {k: order(value[k]) for k in sorted(value, key=lambda k: (len(k), k.encode()))}
-        if isinstance(value, list):
-            return [order(x) for x in value]
-        return value
-
-    return json.dumps(order(json.loads(text)), separators=(", ", ": "))
-
-
-@settings(max_examples=60, deadline=None)
-@given(hs.lists(hs.tuples(states(), hs.floats(0, 400), hs.floats(0, 400)), min_size=1, max_size=8))
-def test_bulk_decay_of_a_batch_equals_the_decay_of_each_state(rows):
-    """bulk.decayed_texts (numpy over the batch) gives the floats events.decayed_text gives, row by row."""
-    texts = [jsonb_layout(codec.encode(s)) for s, _, _ in rows]
-    assert all(bulk._LAYOUT.match(text) for text in texts)  # the batch path, not the per-row fallback
-    decayed_at = [None if since_decay < 1 else T0 + since_decay * HOUR for _, _, since_decay in rows]
-    now = [T0 + absent * HOUR for _, absent, _ in rows]
-    for at in set(now):
-        batch = bulk.decayed_texts(P, texts, [T0] * len(rows), decayed_at, at)
-        for text, since, out in zip(texts, decayed_at, batch):
-            assert json.loads(out) == json.loads(events.decayed_text(P, text, T0, since, at))
-
-
-def test_bulk_decay_sends_other_layouts_through_the_full_decode():
-    s = fresh(3)
-    s["m"]["i"] = [12.0, 3.0]
-    s["A"] = [[0.5, 0.1, 0.1, 0.1, 0.1, 0.1] for _ in range(6)]  # a personalised mood transition matrix
-    plain = jsonb_layout(codec.encode(fresh(2)))
-    personal = jsonb_layout(codec.encode(s))
-    assert bulk._LAYOUT.match(personal) is None
-    now = T0 + 300 * HOUR
-    out = bulk.decayed_texts(P, [personal, plain], [T0, T0], [None, None], now)
-    assert json.loads(out[0]) == json.loads(events.decayed_text(P, personal, T0, None, now))
-    assert json.loads(out[0])["A"] == json.loads(personal)["A"]
-    assert json.loads(out[1]) == json.loads(events.decayed_text(P, plain, T0, None, now))
-    # Numbers a valid state cannot have: the full decode refuses them, as it would row by row.
-    corrupt = plain.replace('"d": [1, ', '"d": [-1, ', 1)
-    assert corrupt != plain
-    with pytest.raises(BayesError) as raised:
-        bulk.decayed_texts(P, [plain, corrupt], [T0, T0], [None, None], now)
-    with pytest.raises(BayesError) as expected:
-        events.decayed_text(P, corrupt, T0, None, now)
-    assert (raised.value.sqlstate, raised.value.message) == (expected.value.sqlstate, expected.value.message)
-
-
-@given(
-    hs.lists(
-        hs.lists(hs.sampled_from([0.0, 1e-7, 0.1, 1 / 3, 0.25, 0.5]) | hs.floats(0, 1), min_size=6, max_size=6).filter(
-            lambda row: math.fsum(row) > 0
-        ),
-        min_size=1,
-        max_size=20,
-    )
-)
-def test_bulk_quantisation_equals_the_codecs(rows):
-    """The batch rounding of the mood belief: the codec's largest-remainder rounding, float for float."""
-    batch = bulk.quantized_probabilities(np.array(rows, dtype=float)).tolist()
-    assert batch == [codec.quantize_probabilities(row) for row in rows]
 
 
 # ---------------------------------------------------------------- 6 and 7
@@ -559,164 +440,3 @@ def test_chapter_transition_mixes_towards_the_new_prior():
     with pytest.raises(BayesError) as exc:
         model.advance_chapter(s, P, 2)
     assert exc.value.sqlstate == "22023"
-
-
-# ---------------------------------------------------------------- a whole conversation
-
-CONVERSATION = [
-    ("hi", None),
-    ("I love you. What do you dream about?", 40.0),
-    ("whatever, this is boring", 700.0),
-    ("haha lol \U0001f602\U0001f602\U0001f602 let's do something crazy and wild tonight", 20.0),
-    ("I feel like I can be honest with you. " * 6, 3000.0),
-    ("ok", 200000.0),
-]
-
-
-def run_conversation(messages=200, seed=None):
-    text = codec.encode(fresh(1))
-    last = decayed_at = None
-    log = []
-    t = T0
-    for i in range(messages):
-        body, gap = CONVERSATION[i % len(CONVERSATION)]
-        t += gap if gap else 30.0
-        state = codec.decode(text)
-        result, event_input = events.apply_message(state, P, "player-1", body, t, last, decayed_at, gap, None, seed)
-        log.append(("message", json.loads(json.dumps(event_input))))
-        if i % 7 == 3:
-            events.apply_llm_scores(state, P, {"intimacy": 3, "secureness": -1})
-            log.append(("llm_scores", {"deltas": {"intimacy": 3, "secureness": -1}}))
-        if i == 50:
-            events.apply_chapter(state, P, 2)
-            log.append(("chapter", {"chapter": 2}))
-        text = codec.encode(state)
-        last = decayed_at = t
-    return text, log, result
-
-
-def test_replay_rebuilds_the_state_exactly():
-    text, log, _ = run_conversation(120, seed="s1")
-    assert events.replay(P, "player-1", log) == text
-    _, _, last_s1 = run_conversation(5, seed="s1")
-    _, _, again = run_conversation(5, seed="s1")
-    _, _, last_s2 = run_conversation(5, seed="s2")
-    assert (again["skip"], again["delay_s"]) == (last_s1["skip"], last_s1["delay_s"])
-    assert (last_s2["skip"], last_s2["delay_s"]) != (last_s1["skip"], last_s1["delay_s"])  # the session seed counts
-
-
-def test_state_stays_within_512_bytes_for_1000_messages():
-    text, _, result = run_conversation(1000)
-    assert len(text.encode()) <= 512
-    s = codec.decode(text)
-    assert s["n"] == 1000
-    assert math.fsum(s["h"]) == pytest.approx(1.0, abs=1e-9)
-
-
-def test_the_result_carries_the_contract_keys():
-    _, _, result = run_conversation(12)
-    for key in (
-        "n",
-        "chapter",
-        "composite",
-        "composite_sd",
-        "metrics",
-        "vices",
-        "mood",
-        "skip",
-        "delay_s",
-        "observations",
-        "fallback",
-        "boss",
-    ):
-        assert key in result
-    assert set(result["metrics"]) == set(vocab.METRIC_NAMES)
-    assert set(result["metrics"]["trust"]) == {"mean", "var"}
-    assert len(result["vices"]["top"]) == 3
-    assert set(result["skip"]) == {"skip", "p"}
-    assert set(result["fallback"]) == {"needed", "reason"} and result["fallback"]["reason"] in model.FALLBACK_REASONS
-    assert {"threshold", "p_ready", "ready"} <= set(result["boss"])
-
-
-@settings(max_examples=30)
-@given(hs.integers(1, 40))
-def test_wire_text_equals_the_result_to_six_digits(messages):
-    _, _, result = run_conversation(messages)
-    result.update(
-        user_id="00000000-0000-4000-8000-000000000001",
-        message_id='a "quoted" id',
-        duplicate=False,
-        version=messages + 1,
-    )
-    got = json.loads(wire.message_result(result))
-
-    def same(a, b):
-        if isinstance(b, float):
-            assert a == pytest.approx(b, rel=5e-6, abs=1e-300)
-        elif isinstance(b, dict):
-            assert set(a) == set(b)
-            for k in b:
-                same(a[k], b[k])
-        elif isinstance(b, list):
-            assert len(a) == len(b)
-            for x, y in zip(a, b):
-                same(x, y)
-        else:
-            assert a == b
-
-    same(got, result)
-
-
-def test_observation_round_trips_through_the_event_json():
-    obs = Observation([0.1, 0, 0.3, 0], [0, 0.2, 0, 0], ["warm"], [0.25] + [0.0] * 7, [2, 3])
-    assert Observation.from_json(json.loads(json.dumps(obs.to_json()))) == obs
-
-
-TEXTS = [body for body, _ in CONVERSATION] + ["", "?", "kiss kiss kiss " * 30, "\U0001f602" * 5]
-EVENT = hs.one_of(
-    hs.tuples(
-        hs.just("message"),
-        hs.sampled_from(TEXTS),
-        hs.one_of(hs.none(), hs.floats(0, 4e5)),
-        hs.sampled_from([None, True, False]),
-    ),
-    hs.tuples(
-        hs.just("llm_scores"), hs.dictionaries(hs.sampled_from(vocab.METRIC_NAMES), hs.floats(-10, 10), min_size=1)
-    ),
-    hs.tuples(hs.just("outcome"), hs.sampled_from(model.DECISIONS), hs.booleans()),
-    hs.tuples(hs.just("chapter"), hs.integers(1, 5)),
-)
-
-
-@settings(max_examples=60, deadline=None)
-@given(hs.lists(EVENT, max_size=60), hs.one_of(hs.none(), hs.text(max_size=8)))
-def test_replay_of_any_history_equals_the_state_and_invariants_hold(history, seed):
-    text = codec.encode(fresh(1))
-    last = decayed_at = None
-    t = T0
-    log = []
-    for event in history:
-        state = codec.decode(text)
-        kind = event[0]
-        if kind == "message":
-            _, body, gap, topic = event
-            t += gap if gap is not None else 60.0
-            result, data = events.apply_message(state, P, "p", body, t, last, decayed_at, gap, topic, seed)
-            last = decayed_at = t
-            assert result["observations"] == len(result["features"])
-        elif kind == "llm_scores":
-            data = events.apply_llm_scores(state, P, event[1])[1]
-        elif kind == "outcome":
-            data = events.apply_outcome(state, P, event[1], event[2])[1]
-        else:
-            if event[1] < state["c"]:
-                continue
-            data = events.apply_chapter(state, P, event[1])[2]
-        log.append((kind, json.loads(json.dumps(data))))
-        text = codec.encode(state)
-        s = codec.decode(text)
-        assert math.fsum(s["h"]) == pytest.approx(1.0, abs=1e-9)
-        assert all(a > 0 and b > 0 for a, b in s["m"].values())
-        assert all(d > 0 for d in s["d"]) and s["k"][0] > 0 and s["k"][1] > 0 and s["k"][2] <= 2
-        assert len(text.encode()) <= 512
-    assert events.replay(P, "p", log) == text

@@ -1,0 +1,105 @@
+"""bayes_engine.events: the message, LLM score, outcome and chapter events, the
+result they return, and the replay of an event log into the same state."""
+
+import json
+import math
+
+import pytest
+from bayes_dev.states import CONVERSATION, T0, fresh, run_conversation
+from bayes_engine import codec, events, model, vocab
+from bayes_engine.params import DEFAULT_PARAMS as P
+from hypothesis import given, settings
+from hypothesis import strategies as hs
+
+
+def test_replay_rebuilds_the_state_exactly():
+    text, log, _ = run_conversation(120, seed="s1")
+    assert events.replay(P, "player-1", log) == text
+    _, _, last_s1 = run_conversation(5, seed="s1")
+    _, _, again = run_conversation(5, seed="s1")
+    _, _, last_s2 = run_conversation(5, seed="s2")
+    assert (again["skip"], again["delay_s"]) == (last_s1["skip"], last_s1["delay_s"])
+    assert (last_s2["skip"], last_s2["delay_s"]) != (last_s1["skip"], last_s1["delay_s"])  # the session seed counts
+
+
+def test_state_stays_within_512_bytes_for_1000_messages():
+    text, _, result = run_conversation(1000)
+    assert len(text.encode()) <= 512
+    s = codec.decode(text)
+    assert s["n"] == 1000
+    assert math.fsum(s["h"]) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_the_result_carries_the_contract_keys():
+    _, _, result = run_conversation(12)
+    for key in (
+        "n",
+        "chapter",
+        "composite",
+        "composite_sd",
+        "metrics",
+        "vices",
+        "mood",
+        "skip",
+        "delay_s",
+        "observations",
+        "fallback",
+        "boss",
+    ):
+        assert key in result
+    assert set(result["metrics"]) == set(vocab.METRIC_NAMES)
+    assert set(result["metrics"]["trust"]) == {"mean", "var"}
+    assert len(result["vices"]["top"]) == 3
+    assert set(result["skip"]) == {"skip", "p"}
+    assert set(result["fallback"]) == {"needed", "reason"} and result["fallback"]["reason"] in model.FALLBACK_REASONS
+    assert {"threshold", "p_ready", "ready"} <= set(result["boss"])
+
+
+TEXTS = [body for body, _ in CONVERSATION] + ["", "?", "kiss kiss kiss " * 30, "\U0001f602" * 5]
+EVENT = hs.one_of(
+    hs.tuples(
+        hs.just("message"),
+        hs.sampled_from(TEXTS),
+        hs.one_of(hs.none(), hs.floats(0, 4e5)),
+        hs.sampled_from([None, True, False]),
+    ),
+    hs.tuples(
+        hs.just("llm_scores"), hs.dictionaries(hs.sampled_from(vocab.METRIC_NAMES), hs.floats(-10, 10), min_size=1)
+    ),
+    hs.tuples(hs.just("outcome"), hs.sampled_from(model.DECISIONS), hs.booleans()),
+    hs.tuples(hs.just("chapter"), hs.integers(1, 5)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(hs.lists(EVENT, max_size=60), hs.one_of(hs.none(), hs.text(max_size=8)))
+def test_replay_of_any_history_equals_the_state_and_invariants_hold(history, seed):
+    text = codec.encode(fresh(1))
+    last = decayed_at = None
+    t = T0
+    log = []
+    for event in history:
+        state = codec.decode(text)
+        kind = event[0]
+        if kind == "message":
+            _, body, gap, topic = event
+            t += gap if gap is not None else 60.0
+            result, data = events.apply_message(state, P, "p", body, t, last, decayed_at, gap, topic, seed)
+            last = decayed_at = t
+            assert result["observations"] == len(result["features"])
+        elif kind == "llm_scores":
+            data = events.apply_llm_scores(state, P, event[1])[1]
+        elif kind == "outcome":
+            data = events.apply_outcome(state, P, event[1], event[2])[1]
+        else:
+            if event[1] < state["c"]:
+                continue
+            data = events.apply_chapter(state, P, event[1])[2]
+        log.append((kind, json.loads(json.dumps(data))))
+        text = codec.encode(state)
+        s = codec.decode(text)
+        assert math.fsum(s["h"]) == pytest.approx(1.0, abs=1e-9)
+        assert all(a > 0 and b > 0 for a, b in s["m"].values())
+        assert all(d > 0 for d in s["d"]) and s["k"][0] > 0 and s["k"][1] > 0 and s["k"][2] <= 2
+        assert len(text.encode()) <= 512
+    assert events.replay(P, "p", log) == text
