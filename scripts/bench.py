@@ -16,7 +16,7 @@ The three run interleaved in blocks, so that a noisy neighbour hurts all of
 them alike; the report gives ratios against (a).
 
 Bulk decay (--only decay), on a population of players all due for decay
-(scripts/players.py; last message 100 to 400 hours ago):
+(scripts/bayes_dev/players.py; last message 100 to 400 hours ago):
 
   (a) bare     one set-based UPDATE that rewrites every due row without
                decaying it (same predicate as bayes.run_decay, decayed_at
@@ -51,18 +51,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from pathlib import Path
 
 import psycopg
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "plpython"))
-sys.path.insert(0, str(ROOT / "tests"))
-
-import players as population  # noqa: E402  (scripts/players.py, next to this file)
-from bayes_engine import codec, events  # noqa: E402
-from bayes_engine.params import Params  # noqa: E402
-from support import stack_env  # noqa: E402
+from bayes_dev import players as population
+from bayes_dev.support import stack_env
+from bayes_engine import codec, events
+from bayes_engine.params import Params
 
 MESSAGES = population.MESSAGES  # the messages the benchmarks send
 

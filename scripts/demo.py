@@ -46,13 +46,10 @@ import uuid
 from pathlib import Path
 
 import psycopg
+from bayes_dev.support import ROOT, player_jwt, stack_env  # the same helpers the tests use
 from postgrest.exceptions import APIError
 
 from supabase import create_client
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from support import player_jwt, stack_env  # noqa: E402  (the same helpers the tests use)
 
 # Three demo players and the chapter each plays in.
 PLAYERS = [

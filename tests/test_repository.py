@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from support import ROOT
+from bayes_dev.support import ROOT
 
 
 def run(*cmd: str) -> subprocess.CompletedProcess:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from bayes_dev.support import ROOT, bootstrap_and_migrate
 from pytest_postgresql import factories
-from support import ROOT, bootstrap_and_migrate
 
 DBNAME = "bayes_test"
 

@@ -24,23 +24,18 @@ import json
 import math
 import random
 import re
-import sys
 import time
 import uuid
 
 import numpy as np
 import psycopg
 import pytest
+from bayes_dev import players
+from bayes_dev.support import ROOT
+from bayes_engine import model, vocab
+from bayes_engine.params import Params
 from psycopg import errors
 from scipy import stats
-from support import ROOT
-
-sys.path.insert(0, str(ROOT / "plpython"))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import players  # noqa: E402
-from bayes_engine import model, vocab  # noqa: E402
-from bayes_engine.params import Params  # noqa: E402
 
 pytestmark = pytest.mark.db
 

@@ -12,21 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import sys
 import threading
 import uuid
 
 import psycopg
 import pytest
-from support import ROOT, new_player, psql
-
-sys.path.insert(0, str(ROOT / "plpython"))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import players  # noqa: E402
-from bayes_engine import bulk as batch_decay  # noqa: E402
+from bayes_dev import players
+from bayes_dev.support import ROOT, new_player, psql
+from bayes_engine import bulk as batch_decay
 from bayes_engine import codec, events
-from bayes_engine.params import Params  # noqa: E402
+from bayes_engine.params import Params
 
 T0 = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)

@@ -16,21 +16,16 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
 import pytest
-from support import ROOT, bootstrap_and_migrate
-
-sys.path.insert(0, str(ROOT / "plpython"))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import players  # noqa: E402
-from bayes_engine import codec, events  # noqa: E402
-from bayes_engine.params import Params  # noqa: E402
+from bayes_dev import players
+from bayes_dev.support import bootstrap_and_migrate
+from bayes_engine import codec, events
+from bayes_engine.params import Params
 
 PGBIN = Path("/usr/lib/postgresql/15/bin")
 PLAYERS = 200_000

@@ -9,9 +9,9 @@ import uuid
 import numpy as np
 import psycopg
 import pytest
+from bayes_dev.support import act_as, migration_files, new_player, psql
 from bayes_engine import codec, describe, params
 from psycopg import errors
-from support import act_as, migration_files, new_player, psql
 
 pytestmark = pytest.mark.db
 

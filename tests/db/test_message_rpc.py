@@ -10,11 +10,11 @@ import uuid
 
 import psycopg
 import pytest
+from bayes_dev.support import act_as, new_player
 from bayes_engine import codec, events, params
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from psycopg import errors
-from support import act_as, new_player
 
 pytestmark = pytest.mark.db
 

@@ -8,7 +8,7 @@ import uuid
 
 import psycopg
 import pytest
-from support import Client, new_player, player_jwt, stack_env
+from bayes_dev.support import Client, new_player, player_jwt, stack_env
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import json
 import subprocess
 
 import pytest
-from support import ROOT
+from bayes_dev.support import ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from support import ROOT
+from bayes_dev.support import ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from bayes_dev.support import new_player
 from postgrest.exceptions import APIError
-from support import new_player
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,8 @@ import datetime as dt
 import uuid
 
 import pytest
+from bayes_dev.support import new_player
 from postgrest.exceptions import APIError
-from support import new_player
 
 pytestmark = pytest.mark.e2e
 

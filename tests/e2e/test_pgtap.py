@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import psycopg
 import pytest
-from support import ROOT
+from bayes_dev.support import ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ import json
 import uuid
 
 import pytest
+from bayes_dev.support import new_player
 from postgrest.exceptions import APIError
 from scipy.stats import norm
-from support import new_player
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import subprocess
 
 import psycopg
 import pytest
-from support import ROOT, Client, new_player
+from bayes_dev.support import ROOT, Client, new_player
 
 pytestmark = pytest.mark.e2e
 

@@ -19,14 +19,9 @@ from __future__ import annotations
 
 import json
 import random
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "plpython"))
-
-from bayes_engine import codec, events, model  # noqa: E402
-from bayes_engine.params import Params  # noqa: E402
+from bayes_engine import codec, events, model
+from bayes_engine.params import Params
 
 MESSAGES = [
     "hey! how was your day? I missed talking to you",
