@@ -18,6 +18,18 @@ def test_supabase_migrations_are_fresh():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_every_migration_is_frozen():
+    """What main carries may be applied anywhere: no draft may reach it (scripts/build --freeze)."""
+    proc = run(sys.executable, "scripts/build", "--check")
+    drafts = [line for line in proc.stdout.splitlines() if line.startswith("draft:")]
+    assert drafts == [], "\n".join(drafts)
+
+
+def test_supabase_migrations_are_marked_generated():
+    attributes = (ROOT / ".gitattributes").read_text().split("\n")
+    assert "supabase/migrations/** linguist-generated=true" in attributes
+
+
 def test_python_is_ruff_clean():
     """ruff, configured in pyproject.toml: lint, then the format check."""
     ruff = str(ROOT / ".venv/bin/ruff")

@@ -16,38 +16,17 @@ from .encoder import Observation
 from .errors import DATA_CORRUPTED, BayesError
 
 
-def apply_message(
-    state,
-    params,
-    user_id,
-    text,
-    sent_at,
-    last_message_at,
-    decayed_at,
-    reply_gap_s=None,
-    topic_changed=None,
-    session_seed=None,
-    observation=None,
-):
-    """One message (model.process_message); returns (result, event input)."""
-    result, observation = model.process_message(
-        state,
-        params,
-        user_id,
-        text,
-        sent_at,
-        last_message_at,
-        decayed_at,
-        reply_gap_s,
-        topic_changed,
-        session_seed,
-        observation,
-    )
+def apply_message(state, params, user_id, message, times, observation=None):
+    """One :class:`model.Message` (model.process_message); returns (result, event input).
+
+    The event input is the message without its text, plus the observation.
+    """
+    result, observation = model.process_message(state, params, user_id, message, times, observation)
     event_input = {
-        "sent_at": sent_at,
-        "reply_gap_s": reply_gap_s,
-        "topic_changed": topic_changed,
-        "seed": session_seed,
+        "sent_at": message.sent_at,
+        "reply_gap_s": message.reply_gap_s,
+        "topic_changed": message.topic_changed,
+        "seed": message.seed,
         "observation": observation.to_json(),
     }
     return result, event_input
@@ -64,13 +43,44 @@ def apply_outcome(state, params, decision, engaged):
 
 
 def apply_chapter(state, params, chapter):
-    """Returns (changed, result, event input)."""
+    """Returns (result, event input); result["changed"] says whether the state changed."""
     previous = state["c"]
     changed = model.advance_chapter(state, params, chapter)
     result = model.summary(state, params)
     result["previous_chapter"] = previous
     result["changed"] = changed
-    return changed, result, {"chapter": chapter}
+    return result, {"chapter": chapter}
+
+
+KINDS = ("message", "llm_scores", "outcome", "chapter")
+
+
+def apply(state, params, user_id, kind, data, times=None):
+    """Any writer's input, by kind; returns (result, event input).
+
+    `data` is a JSON object: what a writer RPC passes (a message with its
+    ``text``), or what the event log stores (a message with its
+    ``observation``, which then replaces the encoding). `times` is the row's
+    :class:`model.RowTimes`, needed by a message only.
+    """
+    if kind == "message":
+        observation = data.get("observation")
+        message = model.Message(
+            data.get("text"), data["sent_at"], data["reply_gap_s"], data["topic_changed"], data["seed"]
+        )
+        if observation is not None:
+            observation = Observation.from_json(observation)
+        return apply_message(state, params, user_id, message, times or NO_TIMES, observation)
+    if kind == "llm_scores":
+        return apply_llm_scores(state, params, data["deltas"])
+    if kind == "outcome":
+        return apply_outcome(state, params, data["decision"], data["engaged"])
+    if kind == "chapter":
+        return apply_chapter(state, params, data["chapter"])
+    raise KeyError(kind)
+
+
+NO_TIMES = model.RowTimes()
 
 
 def decayed_text(params, state_text, last_message_at, decayed_at, now):
@@ -96,31 +106,13 @@ def replay(params, user_id, events, start_chapter=1, decayed_to=None):
     for position, (kind, data) in enumerate(events):
         state = codec.decode(text)
         try:
+            if kind == "message" and "observation" not in data:
+                raise KeyError("observation")  # the log holds observations, never texts
+            apply(state, params, str(user_id), kind, data, model.RowTimes(last_message_at, decayed_at))
             if kind == "message":
                 sent_at = data["sent_at"]
-                apply_message(
-                    state,
-                    params,
-                    str(user_id),
-                    None,
-                    sent_at,
-                    last_message_at,
-                    decayed_at,
-                    data["reply_gap_s"],
-                    data["topic_changed"],
-                    data["seed"],
-                    Observation.from_json(data["observation"]),
-                )
                 last_message_at = sent_at if last_message_at is None else max(last_message_at, sent_at)
                 decayed_at = sent_at if decayed_at is None else max(decayed_at, sent_at)
-            elif kind == "llm_scores":
-                apply_llm_scores(state, params, data["deltas"])
-            elif kind == "outcome":
-                apply_outcome(state, params, data["decision"], data["engaged"])
-            elif kind == "chapter":
-                apply_chapter(state, params, data["chapter"])
-            else:
-                raise KeyError(kind)
         except (KeyError, TypeError, ValueError) as exc:
             raise BayesError(
                 DATA_CORRUPTED,

@@ -398,43 +398,60 @@ def day_position(state, now):
     return None
 
 
-def process_message(
-    state,
-    params,
-    user_id,
-    text,
-    sent_at,
-    last_message_at,
-    decayed_at,
-    reply_gap_s=None,
-    topic_changed=None,
-    session_seed=None,
-    observation=None,
-):
-    """Section 4 for one message; updates `state` and returns (result, observation).
+class Message:
+    """One player message as bayes_process_message received it (times are epoch seconds).
 
-    `observation` replaces the encoding of `text` (replay passes the stored
-    one; text is then ignored). The result holds the keys of MODEL.md
-    section 9 except user_id, message_id, duplicate and version, which the
-    SQL layer adds.
+    ``text`` is None when a replay passes the stored observation instead. A
+    plain class, not a dataclass: ``dataclasses`` imports ``inspect``, which a
+    fresh backend's first call would pay for.
     """
-    decay_h = decay(state, params, last_message_at, decayed_at, sent_at)
+
+    __slots__ = ("text", "sent_at", "reply_gap_s", "topic_changed", "seed")
+
+    def __init__(self, text, sent_at, reply_gap_s=None, topic_changed=None, seed=None):
+        self.text = text
+        self.sent_at = sent_at
+        self.reply_gap_s = reply_gap_s
+        self.topic_changed = topic_changed
+        self.seed = seed
+
+
+class RowTimes:
+    """The player row's clock before a write: its last message, and the instant decay was applied up to."""
+
+    __slots__ = ("last_message_at", "decayed_at")
+
+    def __init__(self, last_message_at=None, decayed_at=None):
+        self.last_message_at = last_message_at
+        self.decayed_at = decayed_at
+
+
+def process_message(state, params, user_id, message, times, observation=None):
+    """Section 4 for one :class:`Message`; updates `state` and returns (result, observation).
+
+    `times` (:class:`RowTimes`) says how long the player was away. `observation`
+    replaces the encoding of the text (replay passes the stored one). The
+    result holds the keys of MODEL.md section 9 except user_id, message_id,
+    duplicate and version, which bayes_engine.pg adds.
+    """
+    sent_at = message.sent_at
+    decay_h = decay(state, params, times.last_message_at, times.decayed_at, sent_at)
     cp = params.chapter(state["c"])
     position = day_position(state, sent_at)
     if observation is None:
         observation = encoder.encode_message(
-            text, reply_gap_s, topic_changed, position, cp.fast_reply_s, cp.slow_reply_s
+            message.text, message.reply_gap_s, message.topic_changed, position, cp.fast_reply_s, cp.slow_reply_s
         )
     update_metrics(state, observation.plus, observation.minus, params, sent_at)
     update_vices(state, observation.vices)
     transition, emission = mood_matrices(state, params)
     state["h"] = mood_step(state["h"], transition, emission, observation.symbols)
-    update_timing(state, reply_gap_s, params)
+    update_timing(state, message.reply_gap_s, params)
     state["n"] += 1
     state["nc"] += 1
     n = state["n"]
-    skip, p_skip = decide_skip(state, params, user_id, n, session_seed)
-    delay_s = reply_delay(state, params, user_id, n, session_seed)
+    skip, p_skip = decide_skip(state, params, user_id, n, message.seed)
+    delay_s = reply_delay(state, params, user_id, n, message.seed)
 
     result = summary(state, params, observation.observations)
     result.update(
@@ -517,7 +534,7 @@ def advance_chapter(state, params, chapter):
     current = state["c"]
     if chapter < current:
         raise BayesError(
-            INVALID_PARAMETER, f"cannot go back from chapter {current} to chapter {chapter}", "chapters only advance"
+            INVALID_PARAMETER, f"cannot go back from chapter {current} to chapter {chapter}", "Chapters only advance."
         )
     if chapter == current:
         return False

@@ -1,19 +1,27 @@
 """The PL/Python entry points: the one place that talks to PostgreSQL.
 
-Each SQL function of the engine is a shim of three lines that loads the
-package (bayes.py_load) and calls one function here, passing ``plpy`` in.
-Nothing in the package imports ``plpy``, so plain pytest imports all of it.
+Each SQL function of the engine is a shim that loads the package
+(bayes.py_load, on a backend's first call) and calls one function here,
+passing ``plpy`` in; scripts/build writes the shims. Nothing else in the
+package imports ``plpy``, so plain pytest imports all of it.
 
 jsonb arrives as JSON text (no transform is used) and is returned as JSON
 text, which PostgreSQL parses into jsonb; timestamps arrive as epoch seconds
 (the SQL layer converts them).  A :class:`BayesError` becomes a PostgreSQL
 error with its own SQLSTATE, which PostgREST maps to a 4xx.
 
-The writers (``step_*``) do the math only: the SQL functions around them
-lock the row, check idempotency and write the row and the event, so that
-one transaction holds one row lock.
+The writers share one step (:func:`step`): the SQL helper around it
+(bayes.apply_input) locks the row, checks idempotency and writes the row and
+the event, so that one transaction holds one row lock.
+
+Per backend this module caches its prepared plans and the parsed parameters
+of the last revision of bayes.params_revision it saw. When that revision
+moves (a parameter or a module of bayes.py_module changed), it also compares
+its own build with bayes.py_build(); on a new build, :func:`entry_point`
+loads the new code and calls the new copy of the function.
 """
 
+import importlib
 import json
 
 from . import codec, events, model, wire
@@ -22,6 +30,8 @@ from .params import Params
 
 _REVISION_SQL = "select revision from bayes.params_revision"
 _SNAPSHOT_SQL = "select bayes.params_snapshot()::text as snapshot"
+_BUILD_SQL = "select bayes.py_build() as build"
+_LOAD_SQL = "select bayes.py_load()"
 _EVENTS_SQL = "select kind, input::text as input from bayes.player_event where user_id = $1 order by event_id"
 _DECAYED_AT_SQL = (
     "select extract(epoch from decayed_at)::float8 as decayed_at from public.user_bayesian_state where user_id = $1"
@@ -32,16 +42,27 @@ _plans = {}
 _params_cache = {}
 
 
+class CodeChanged(Exception):
+    """bayes.py_module holds another build than the one this copy of the module was loaded from."""
+
+
 def entry_point(fn):
-    """Turn a BayesError raised by ``fn`` into plpy.error with its SQLSTATE."""
+    """Turn a BayesError raised by ``fn`` into plpy.error with its SQLSTATE; reload changed code."""
+    name = fn.__name__
 
     def wrapper(plpy, *args):
         try:
             return fn(plpy, *args)
         except BayesError as err:
             plpy.error(err.message, hint=err.hint, sqlstate=err.sqlstate)
+        except CodeChanged:
+            pass
+        # Outside the except clause, so that an error of the new code does not
+        # carry this one as its context.
+        plpy.execute(_plan(plpy, _LOAD_SQL))
+        return getattr(importlib.import_module(__name__), name)(plpy, *args)
 
-    wrapper.__name__ = fn.__name__
+    wrapper.__name__ = name
     wrapper.__doc__ = fn.__doc__
     return wrapper
 
@@ -56,13 +77,19 @@ def _plan(plpy, sql, types=None):
 def load_params(plpy, revision=None):
     """The current parameters, parsed again only when bayes.params_revision moved.
 
-    A statement trigger bumps the revision on any change to bayes.chapter_params
-    or bayes.params, so a changed row changes the next call.
+    A statement trigger bumps the revision on any change to bayes.chapter_params,
+    bayes.params or bayes.py_module, so a changed row changes the next call.
+    When it moved, the code is checked first: :class:`CodeChanged` when
+    bayes.py_module holds another build than this copy (loaded by
+    bayes.py_load, which sets ``__build__``; plain imports have none).
     """
     if revision is None:
         revision = plpy.execute(_plan(plpy, _REVISION_SQL))[0]["revision"]
     params = _params_cache.get(revision)
     if params is None:
+        build = globals().get("__build__")
+        if build is not None and plpy.execute(_plan(plpy, _BUILD_SQL))[0]["build"] != build:
+            raise CodeChanged
         text = plpy.execute(_plan(plpy, _SNAPSHOT_SQL))[0]["snapshot"]
         params = Params.from_snapshot(json.loads(text))
         _params_cache.clear()
@@ -83,6 +110,7 @@ def default_state(plpy, chapter):
 
 @entry_point
 def decode_state(plpy, state_text):
+    load_params(plpy)  # not for the parameters: a new build of the code is noticed here
     return codec.encode(codec.decode(state_text))
 
 
@@ -95,67 +123,24 @@ def describe_state(plpy, state_text):
 
 
 @entry_point
-def step_message(
-    plpy,
-    state_text,
-    revision,
-    version,
-    user_id,
-    message_id,
-    text,
-    sent_at,
-    last_message_at,
-    decayed_at,
-    reply_gap_s,
-    topic_changed,
-    session_seed,
-):
-    """Section 4 for one message: returns (new state, result, event input) as JSON texts."""
+def step(plpy, kind, user_id, message_id, input_text, state_text, version, last_message_at, decayed_at, revision):
+    """Any writer's input applied to a locked row's state (events.apply).
+
+    Returns (new state, result, event input) as JSON texts; the new state is
+    None when nothing changed (a chapter that is already current).
+    """
     params = load_params(plpy, revision)
     state = codec.decode(state_text)
-    result, event_input = events.apply_message(
-        state, params, user_id, text, sent_at, last_message_at, decayed_at, reply_gap_s, topic_changed, session_seed
-    )
+    times = model.RowTimes(last_message_at, decayed_at)
+    result, event_input = events.apply(state, params, user_id, kind, json.loads(input_text), times)
+    changed = result.get("changed", True)
     result["user_id"] = user_id
-    result["message_id"] = message_id
-    result["duplicate"] = False
-    result["version"] = version + 1
-    return codec.encode(state), wire.message_result(result), _dumps(event_input)
-
-
-@entry_point
-def step_llm_scores(plpy, state_text, revision, version, user_id, message_id, deltas_text):
-    """Section 7's LLM evidence: returns (new state, result, event input) as JSON texts."""
-    params = load_params(plpy, revision)
-    state = codec.decode(state_text)
-    result, event_input = events.apply_llm_scores(state, params, json.loads(deltas_text))
-    result["user_id"] = user_id
-    result["message_id"] = message_id
-    result["duplicate"] = False
-    result["version"] = version + 1
-    return codec.encode(state), _dumps(result), _dumps(event_input)
-
-
-@entry_point
-def step_outcome(plpy, state_text, revision, version, user_id, decision, engaged):
-    """Section 4.4's outcome: returns (new state, result, event input) as JSON texts."""
-    params = load_params(plpy, revision)
-    state = codec.decode(state_text)
-    result, event_input = events.apply_outcome(state, params, decision, engaged)
-    result["user_id"] = user_id
-    result["version"] = version + 1
-    return codec.encode(state), _dumps(result), _dumps(event_input)
-
-
-@entry_point
-def step_chapter(plpy, state_text, revision, version, user_id, chapter):
-    """Section 8: returns (new state, result, event input) as JSON texts; state is null when unchanged."""
-    params = load_params(plpy, revision)
-    state = codec.decode(state_text)
-    changed, result, event_input = events.apply_chapter(state, params, chapter)
-    result["user_id"] = user_id
+    if kind in ("message", "llm_scores"):
+        result["message_id"] = message_id
+        result["duplicate"] = False
     result["version"] = version + 1 if changed else version
-    return (codec.encode(state) if changed else None), _dumps(result), _dumps(event_input)
+    result_text = wire.message_result(result) if kind == "message" else _dumps(result)
+    return (codec.encode(state) if changed else None), result_text, _dumps(event_input)
 
 
 @entry_point
@@ -225,6 +210,7 @@ def metric_interval(plpy, state_text, metric, mass):
     """The equal-tailed credible interval of one metric's Beta posterior."""
     from . import stats, vocab
 
+    load_params(plpy)  # not for the parameters: a new build of the code is noticed here
     if metric not in vocab.METRIC_NAMES:
         raise BayesError(
             INVALID_PARAMETER, f"unknown metric {metric!r}", "metrics are intimacy, passion, trust, secureness"

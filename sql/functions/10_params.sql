@@ -18,7 +18,7 @@ as $$
     )
 $$;
 
-comment on function bayes.params_snapshot() is
+comment on function bayes.params_snapshot is
 'bayes.chapter_params and bayes.params as one JSON document {chapters: [...], global: {...}}.';
-revoke all on function bayes.params_snapshot() from public;
-grant execute on function bayes.params_snapshot() to authenticated, service_role;
+revoke all on function bayes.params_snapshot from public;
+grant execute on function bayes.params_snapshot to authenticated, service_role;

@@ -28,7 +28,7 @@ begin
 end
 $$;
 
-comment on function bayes.raise_error(text, text, text) is
+comment on function bayes.raise_error is
 'Raises p_sqlstate with p_message (and p_hint); inside a PostgREST request a P0002 becomes HTTP 404 with code P0002.';
-revoke all on function bayes.raise_error(text, text, text) from public;
-grant execute on function bayes.raise_error(text, text, text) to authenticated, service_role;
+revoke all on function bayes.raise_error from public;
+grant execute on function bayes.raise_error to authenticated, service_role;

@@ -21,7 +21,7 @@ begin
 end
 $$;
 
-comment on function bayes.assert_may_read(uuid) is
+comment on function bayes.assert_may_read is
 'Raises 42501 unless the caller is the backend (not anon, not authenticated) or the authenticated player p_user_id.';
-revoke all on function bayes.assert_may_read(uuid) from public;
-grant execute on function bayes.assert_may_read(uuid) to authenticated, service_role;
+revoke all on function bayes.assert_may_read from public;
+grant execute on function bayes.assert_may_read to authenticated, service_role;

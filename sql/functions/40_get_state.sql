@@ -10,9 +10,7 @@ as $$
 declare
     v_row public.user_bayesian_state;
 begin
-    if p_user_id is null then
-        raise exception 'p_user_id must not be null' using errcode = '22004';
-    end if;
+    perform bayes.check_not_null(p_user_id, 'p_user_id');
     perform bayes.assert_may_read(p_user_id);
 
     select s.* into v_row
@@ -29,10 +27,10 @@ begin
 end
 $$;
 
-comment on function bayes.readable_state(uuid) is
+comment on function bayes.readable_state is
 'The state row of player p_user_id for a read RPC: 22004 for null, 42501 unless the caller may read it (bayes.assert_may_read), P0002 when absent.';
-revoke all on function bayes.readable_state(uuid) from public;
-grant execute on function bayes.readable_state(uuid) to authenticated, service_role;
+revoke all on function bayes.readable_state from public;
+grant execute on function bayes.readable_state to authenticated, service_role;
 
 create or replace function public.bayes_get_state(p_user_id uuid)
 returns jsonb
@@ -54,7 +52,7 @@ begin
 end
 $$;
 
-comment on function public.bayes_get_state(uuid) is
+comment on function public.bayes_get_state is
 'The decoded state of a player: metric means, variances, 95% intervals, composite, mood, vices. Callable by service_role or by the player himself; P0002 for an unknown player.';
-revoke all on function public.bayes_get_state(uuid) from public, anon, authenticated, service_role;
-grant execute on function public.bayes_get_state(uuid) to authenticated, service_role;
+revoke all on function public.bayes_get_state from public, anon, authenticated, service_role;
+grant execute on function public.bayes_get_state to authenticated, service_role;

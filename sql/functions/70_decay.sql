@@ -17,15 +17,12 @@ stable
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
-if GD.get('bayes_engine_build') != '@BUILD@': plpy.execute('select bayes.py_load()')
-from bayes_engine import pg
-return pg.decay_state(plpy, p_state, p_params_revision, p_last_message_at, p_decayed_at, p_now)
+@bayes_engine pg.decay_state(plpy, p_state, p_params_revision, p_last_message_at, p_decayed_at, p_now)
 $$;
 
-comment on function bayes.decay_state(jsonb, bigint, double precision, double precision, double precision) is
+comment on function bayes.decay_state is
 'A stored state decayed from p_decayed_at up to p_now (epoch seconds; MODEL.md section 5), as bayes.run_decay writes it.';
-revoke all on function bayes.decay_state(jsonb, bigint, double precision, double precision, double precision)
-from public;
+revoke all on function bayes.decay_state from public;
 
 create or replace function bayes.decay_states(
     p_states text[],
@@ -40,15 +37,12 @@ stable
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
-if GD.get('bayes_engine_build') != '@BUILD@': plpy.execute('select bayes.py_load()')
-from bayes_engine import pg
-return pg.decay_states(plpy, p_states, p_last_message_at, p_decayed_at, p_now, p_params_revision)
+@bayes_engine pg.decay_states(plpy, p_states, p_last_message_at, p_decayed_at, p_now, p_params_revision)
 $$;
 
-comment on function bayes.decay_states(text[], double precision[], double precision[], double precision, bigint) is
+comment on function bayes.decay_states is
 'A batch of stored states (jsonb text) decayed up to p_now (epoch seconds; MODEL.md section 5), one result per input, in order: the step bayes.run_decay runs on each batch. Each equals bayes.decay_state of its row.';
-revoke all on function bayes.decay_states(text[], double precision[], double precision[], double precision, bigint)
-from public;
+revoke all on function bayes.decay_states from public;
 
 create or replace function bayes.decay_lock_key()
 returns bigint
@@ -58,9 +52,9 @@ security invoker
 set search_path = pg_catalog, pg_temp
 return 7300215847719049216;
 
-comment on function bayes.decay_lock_key() is
+comment on function bayes.decay_lock_key is
 'The advisory lock key that bayes.run_decay holds while it runs: pg_try_advisory_lock(bayes.decay_lock_key()) keeps runs from starting.';
-revoke all on function bayes.decay_lock_key() from public;
+revoke all on function bayes.decay_lock_key from public;
 
 -- A procedure, because it commits after every batch. PostgreSQL forbids
 -- transaction control in a routine that has a SET clause, so this one cannot
@@ -96,15 +90,9 @@ declare
     v_batches integer := 0;
     v_started timestamptz := pg_catalog.clock_timestamp();
 begin
-    if p_now is null then
-        raise exception 'p_now must not be null (omit it to use now())' using errcode = '22004';
-    end if;
-    if p_batch is null then
-        raise exception 'p_batch must not be null (omit it for 5000)' using errcode = '22004';
-    end if;
-    if not pg_catalog.isfinite(p_now) then
-        raise exception 'p_now must be a finite time, got %', p_now using errcode = '22023';
-    end if;
+    perform bayes.check_not_null(p_now, 'p_now', 'omit it to use now()');
+    perform bayes.check_not_null(p_batch, 'p_batch', 'omit it for 5000');
+    perform bayes.check_time(p_now, 'p_now');
     if p_batch < 1 or p_batch > 1000000 then
         raise exception 'p_batch must be in 1..1000000, got %', p_batch using errcode = '22023';
     end if;
@@ -205,9 +193,9 @@ begin
 end
 $$;
 
-comment on procedure bayes.run_decay(timestamptz, integer) is  -- noqa: LT01
+comment on procedure bayes.run_decay is  -- noqa: LT01
 'Decays every player due for it up to p_now (MODEL.md section 5), p_batch players per committed transaction, skipping rows locked by live messages; one run at a time (advisory lock). Progress: a NOTICE per batch and the row of bayes.decay_run. Called by pg_cron (job bayes-run-decay).';
-revoke all on procedure bayes.run_decay(timestamptz, integer) from public;
+revoke all on procedure bayes.run_decay from public;
 
 create or replace function bayes.schedule_decay(p_schedule text default '*/15 * * * *')
 returns bigint
@@ -217,13 +205,11 @@ security invoker
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if p_schedule is null then
-        raise exception 'p_schedule must not be null' using errcode = '22004';
-    end if;
+    perform bayes.check_not_null(p_schedule, 'p_schedule');
     return cron.schedule('bayes-run-decay', p_schedule, 'call bayes.run_decay()');
 end
 $$;
 
-comment on function bayes.schedule_decay(text) is
+comment on function bayes.schedule_decay is
 '(Re)schedules the pg_cron job bayes-run-decay (call bayes.run_decay()) with a cron schedule, every 15 minutes by default; returns the job id. There is only ever one such job.';
-revoke all on function bayes.schedule_decay(text) from public;
+revoke all on function bayes.schedule_decay from public;

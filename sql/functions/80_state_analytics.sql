@@ -29,10 +29,10 @@ begin
 end
 $$;
 
-comment on function bayes.metric_key(text) is
+comment on function bayes.metric_key is
 'The key of a metric in the compact state (intimacy i, passion p, trust t, secureness s); 22023 for another name.';
-revoke all on function bayes.metric_key(text) from public;
-grant execute on function bayes.metric_key(text) to authenticated, service_role;
+revoke all on function bayes.metric_key from public;
+grant execute on function bayes.metric_key to authenticated, service_role;
 
 create or replace function bayes.metric_mean(p_state jsonb, p_metric text)
 returns double precision
@@ -50,10 +50,10 @@ begin
 end
 $$;
 
-comment on function bayes.metric_mean(jsonb, text) is
+comment on function bayes.metric_mean is
 'Posterior mean alpha / (alpha + beta) of a metric (intimacy, passion, trust, secureness) of a compact state.';
-revoke all on function bayes.metric_mean(jsonb, text) from public;
-grant execute on function bayes.metric_mean(jsonb, text) to authenticated, service_role;
+revoke all on function bayes.metric_mean from public;
+grant execute on function bayes.metric_mean to authenticated, service_role;
 
 create or replace function bayes.metric_variance(p_state jsonb, p_metric text)
 returns double precision
@@ -73,10 +73,10 @@ begin
 end
 $$;
 
-comment on function bayes.metric_variance(jsonb, text) is
+comment on function bayes.metric_variance is
 'Posterior variance alpha*beta / ((alpha+beta)^2 (alpha+beta+1)) of a metric of a compact state.';
-revoke all on function bayes.metric_variance(jsonb, text) from public;
-grant execute on function bayes.metric_variance(jsonb, text) to authenticated, service_role;
+revoke all on function bayes.metric_variance from public;
+grant execute on function bayes.metric_variance to authenticated, service_role;
 
 create or replace function bayes.metric_interval(p_state jsonb, p_metric text, p_mass double precision default 0.95)
 returns double precision[]
@@ -86,15 +86,13 @@ strict
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
-if GD.get('bayes_engine_build') != '@BUILD@': plpy.execute('select bayes.py_load()')
-from bayes_engine import pg
-return pg.metric_interval(plpy, p_state, p_metric, p_mass)
+@bayes_engine pg.metric_interval(plpy, p_state, p_metric, p_mass)
 $$;
 
-comment on function bayes.metric_interval(jsonb, text, double precision) is
+comment on function bayes.metric_interval is
 'Equal-tailed credible interval {low, high} holding p_mass (default 0.95) of a metric''s Beta posterior.';
-revoke all on function bayes.metric_interval(jsonb, text, double precision) from public;
-grant execute on function bayes.metric_interval(jsonb, text, double precision) to authenticated, service_role;
+revoke all on function bayes.metric_interval from public;
+grant execute on function bayes.metric_interval to authenticated, service_role;
 
 create or replace function bayes.composite_sd(p_state jsonb)
 returns double precision
@@ -115,10 +113,10 @@ begin
 end
 $$;
 
-comment on function bayes.composite_sd(jsonb) is
+comment on function bayes.composite_sd is
 'Standard deviation of the composite score (0..100) of a compact state: 100 * sqrt(sum of weight^2 * variance), the metrics being independent.';
-revoke all on function bayes.composite_sd(jsonb) from public;
-grant execute on function bayes.composite_sd(jsonb) to authenticated, service_role;
+revoke all on function bayes.composite_sd from public;
+grant execute on function bayes.composite_sd to authenticated, service_role;
 
 create or replace function bayes.mood(p_state jsonb)
 returns text
@@ -131,7 +129,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     return (
-        select (array['content', 'playful', 'anxious', 'avoidant', 'defensive', 'withdrawn'])[e.i]
+        select (array[@MOODS@])[e.i]
         from jsonb_array_elements_text(p_state -> 'h') with ordinality as e (belief, i)
         order by e.belief::float8 desc, e.i
         limit 1
@@ -139,10 +137,10 @@ begin
 end
 $$;
 
-comment on function bayes.mood(jsonb) is
+comment on function bayes.mood is
 'The most probable mood of a compact state (the first on a tie): content, playful, anxious, avoidant, defensive or withdrawn.';
-revoke all on function bayes.mood(jsonb) from public;
-grant execute on function bayes.mood(jsonb) to authenticated, service_role;
+revoke all on function bayes.mood from public;
+grant execute on function bayes.mood to authenticated, service_role;
 
 create or replace function bayes.top_vice(p_state jsonb)
 returns text
@@ -155,10 +153,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     return (
-        select (array[
-            'intellectual_dominance', 'risk_taking', 'substances', 'sexuality',
-            'emotional_intensity', 'rule_breaking', 'dark_humor', 'vulnerability'
-        ])[e.i]
+        select (array[@VICES@])[e.i]
         from jsonb_array_elements_text(p_state -> 'd') with ordinality as e (concentration, i)
         order by e.concentration::float8 desc, e.i
         limit 1
@@ -166,10 +161,10 @@ begin
 end
 $$;
 
-comment on function bayes.top_vice(jsonb) is
+comment on function bayes.top_vice is
 'The vice with the largest Dirichlet concentration in a compact state (the first on a tie).';
-revoke all on function bayes.top_vice(jsonb) from public;
-grant execute on function bayes.top_vice(jsonb) to authenticated, service_role;
+revoke all on function bayes.top_vice from public;
+grant execute on function bayes.top_vice to authenticated, service_role;
 
 create or replace function bayes.readiness_probability(p_state jsonb)
 returns double precision
@@ -179,15 +174,13 @@ strict
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
-if GD.get('bayes_engine_build') != '@BUILD@': plpy.execute('select bayes.py_load()')
-from bayes_engine import pg
-return pg.readiness_probability(plpy, p_state)
+@bayes_engine pg.readiness_probability(plpy, p_state)
 $$;
 
-comment on function bayes.readiness_probability(jsonb) is
+comment on function bayes.readiness_probability is
 'P(composite >= the chapter''s boss threshold) of a compact state, by the normal approximation (MODEL.md section 6). Stable: reads bayes.chapter_params.';
-revoke all on function bayes.readiness_probability(jsonb) from public;
-grant execute on function bayes.readiness_probability(jsonb) to authenticated, service_role;
+revoke all on function bayes.readiness_probability from public;
+grant execute on function bayes.readiness_probability to authenticated, service_role;
 
 create or replace function bayes.fallback_reason(p_state jsonb)
 returns text
@@ -197,15 +190,13 @@ strict
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
-if GD.get('bayes_engine_build') != '@BUILD@': plpy.execute('select bayes.py_load()')
-from bayes_engine import pg
-return pg.fallback_reason(plpy, p_state)
+@bayes_engine pg.fallback_reason(plpy, p_state)
 $$;
 
-comment on function bayes.fallback_reason(jsonb) is
+comment on function bayes.fallback_reason is
 'The first fallback rule of MODEL.md section 7 that fires for a compact state (cold_start, high_variance, critical_zone), else bayesian_sufficient. Stable: reads the parameter tables.';
-revoke all on function bayes.fallback_reason(jsonb) from public;
-grant execute on function bayes.fallback_reason(jsonb) to authenticated, service_role;
+revoke all on function bayes.fallback_reason from public;
+grant execute on function bayes.fallback_reason to authenticated, service_role;
 
 create or replace function bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text)
 returns jsonb
@@ -214,15 +205,13 @@ stable
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
-if GD.get('bayes_engine_build') != '@BUILD@': plpy.execute('select bayes.py_load()')
-from bayes_engine import pg
-return pg.readiness(plpy, p_state, p_method, p_user_id, p_seed)
+@bayes_engine pg.readiness(plpy, p_state, p_method, p_user_id, p_seed)
 $$;
 
-comment on function bayes.state_readiness(jsonb, text, text, text) is
+comment on function bayes.state_readiness is
 'Boss readiness of a compact state (MODEL.md section 6) by p_method normal or monte_carlo (10,000 draws seeded by p_user_id, n and p_seed).';
-revoke all on function bayes.state_readiness(jsonb, text, text, text) from public;
-grant execute on function bayes.state_readiness(jsonb, text, text, text) to authenticated, service_role;
+revoke all on function bayes.state_readiness from public;
+grant execute on function bayes.state_readiness to authenticated, service_role;
 
 create or replace function bayes.state_fallback_check(p_state jsonb)
 returns jsonb
@@ -232,12 +221,10 @@ strict
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
-if GD.get('bayes_engine_build') != '@BUILD@': plpy.execute('select bayes.py_load()')
-from bayes_engine import pg
-return pg.fallback_check(plpy, p_state)
+@bayes_engine pg.fallback_check(plpy, p_state)
 $$;
 
-comment on function bayes.state_fallback_check(jsonb) is
+comment on function bayes.state_fallback_check is
 'The fallback check of a compact state (MODEL.md section 7, rules 1, 2 and 4): needed, reason, and the numbers the rules read.';
-revoke all on function bayes.state_fallback_check(jsonb) from public;
-grant execute on function bayes.state_fallback_check(jsonb) to authenticated, service_role;
+revoke all on function bayes.state_fallback_check from public;
+grant execute on function bayes.state_fallback_check to authenticated, service_role;

@@ -14,13 +14,7 @@ as $$
 declare
     v_row public.user_bayesian_state;
 begin
-    if p_method is null then
-        raise exception 'p_method must not be null (omit it for normal)' using errcode = '22004';
-    end if;
-    if p_method not in ('normal', 'monte_carlo') then
-        raise exception 'unknown readiness method %', quote_literal(p_method)
-            using errcode = '22023', hint = 'Methods are normal (the default) and monte_carlo.';
-    end if;
+    perform bayes.check_readiness_method(p_method);
     v_row := bayes.readable_state(p_user_id);
     return bayes.state_readiness(
         v_row.state, p_method, p_user_id::text, nullif(current_setting('bayes.seed', true), '')
@@ -32,10 +26,10 @@ begin
 end
 $$;
 
-comment on function public.bayes_boss_readiness(uuid, text) is
+comment on function public.bayes_boss_readiness is
 'Boss readiness of a player (MODEL.md section 6): p_ready = P(composite >= threshold), ready (p_ready >= 0.7), confidence; p_method normal (default) or monte_carlo. Callable by service_role or by the player himself; P0002 for an unknown player.';
-revoke all on function public.bayes_boss_readiness(uuid, text) from public, anon, authenticated, service_role;
-grant execute on function public.bayes_boss_readiness(uuid, text) to authenticated, service_role;
+revoke all on function public.bayes_boss_readiness from public, anon, authenticated, service_role;
+grant execute on function public.bayes_boss_readiness to authenticated, service_role;
 
 create or replace function public.bayes_fallback_check(p_user_id uuid)
 returns jsonb
@@ -55,7 +49,7 @@ begin
 end
 $$;
 
-comment on function public.bayes_fallback_check(uuid) is
+comment on function public.bayes_fallback_check is
 'Whether the LLM is needed for a player now (MODEL.md section 7, rules 1, 2 and 4: cold_start, high_variance, critical_zone): needed, reason and the numbers behind it. Callable by service_role or by the player himself; P0002 for an unknown player.';
-revoke all on function public.bayes_fallback_check(uuid) from public, anon, authenticated, service_role;
-grant execute on function public.bayes_fallback_check(uuid) to authenticated, service_role;
+revoke all on function public.bayes_fallback_check from public, anon, authenticated, service_role;
+grant execute on function public.bayes_fallback_check to authenticated, service_role;

@@ -23,10 +23,20 @@ select set_eq(
       ('bayes.replay(uuid)', 'service_role'),
       ('bayes.save_state(uuid,jsonb,text,text,timestamp with time zone,jsonb,jsonb,timestamp with time zone)', 'service_role'),
       ('bayes.session_seed()', 'service_role'),
-      ('bayes.step_chapter(jsonb,bigint,bigint,uuid,integer)', 'service_role'),
-      ('bayes.step_llm_scores(jsonb,bigint,bigint,uuid,text,jsonb)', 'service_role'),
-      ('bayes.step_message(jsonb,bigint,bigint,uuid,text,text,double precision,double precision,double precision,double precision,boolean,text)', 'service_role'),
-      ('bayes.step_outcome(jsonb,bigint,bigint,uuid,text,boolean)', 'service_role'),
+      ('bayes.step(text,uuid,text,jsonb,jsonb,bigint,double precision,double precision,bigint)', 'service_role'),
+      ('bayes.apply_input(text,uuid,text,jsonb,timestamp with time zone,timestamp with time zone)', 'service_role'),
+      ('bayes.check_not_null(anyelement,text,text)', 'authenticated'),
+      ('bayes.check_not_null(anyelement,text,text)', 'service_role'),
+      ('bayes.check_message_text(text)', 'service_role'),
+      ('bayes.check_time(timestamp with time zone,text,text)', 'service_role'),
+      ('bayes.check_reply_gap(double precision)', 'service_role'),
+      ('bayes.check_deltas(jsonb)', 'service_role'),
+      ('bayes.check_chapter(integer)', 'service_role'),
+      ('bayes.check_decision(text)', 'service_role'),
+      ('bayes.check_readiness_method(text)', 'authenticated'),
+      ('bayes.check_readiness_method(text)', 'service_role'),
+      ('bayes.py_build()', 'authenticated'),
+      ('bayes.py_build()', 'service_role'),
       ('bayes_process_message(uuid,text,timestamp with time zone,text,double precision,boolean)', 'service_role'),
       ('bayes_apply_llm_scores(uuid,jsonb,text)', 'service_role'),
       ('bayes_record_outcome(uuid,text,boolean)', 'service_role'),
@@ -75,7 +85,7 @@ select set_eq(
       ('bayes.state_readiness(jsonb,text,text,text)', 'service_role'),
       ('bayes.state_fallback_check(jsonb)', 'authenticated'),
       ('bayes.state_fallback_check(jsonb)', 'service_role')$$,
-    'execute privileges of every engine function, per API role (the decay functions and procedure: none)'
+    'execute privileges of every engine function, per API role (the decay functions and procedure, bayes.install_py_module: none)'
 );
 
 select is_empty(
@@ -88,7 +98,7 @@ select is_empty(
 select set_eq(
     $$select t.relname, r.role, priv.name
       from (values ('public.user_bayesian_state'::regclass), ('bayes.player_event'), ('bayes.chapter_params'), ('bayes.params'),
-                   ('bayes.params_revision'), ('bayes.decay_run'), ('bayes.player_summary')) as t0 (rel)
+                   ('bayes.params_revision'), ('bayes.decay_run'), ('bayes.player_summary'), ('bayes.py_module')) as t0 (rel)
       cross join lateral (select t0.rel::text as relname) as t
       cross join (values ('anon'), ('authenticated'), ('service_role')) as r (role)
       cross join (values ('select'), ('insert'), ('update'), ('delete'), ('truncate'), ('references'), ('trigger')) as priv (name)
@@ -108,6 +118,8 @@ select set_eq(
       ('bayes.params', 'authenticated', 'select'),
       ('bayes.params', 'service_role', 'select'),
       ('bayes.decay_run', 'service_role', 'select'),
+      ('bayes.py_module', 'authenticated', 'select'),
+      ('bayes.py_module', 'service_role', 'select'),
       ('bayes.player_summary', 'service_role', 'select')$$,
     'table privileges per API role'
 );

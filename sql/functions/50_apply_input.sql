@@ -1,0 +1,242 @@
+-- What every writer RPC does once its arguments are checked, written once:
+-- bayes.apply_input locks (or creates) the player's row, answers a repeated
+-- message id with the first result, applies the input with bayes.step (the
+-- PL/Python math: bayes_engine.events.apply) and writes the new state and
+-- its event in one statement. One transaction, one row lock: concurrent
+-- writers of a player queue on the row lock, and nothing is written when any
+-- step raises. Times are epoch seconds on the Python side.
+
+create or replace function bayes.lock_state(p_user_id uuid, p_create boolean)
+returns public.user_bayesian_state
+language plpgsql
+volatile
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_row public.user_bayesian_state;
+begin
+    select s.* into v_row
+    from public.user_bayesian_state as s
+    where s.user_id = p_user_id
+    for update;
+    if found then
+        return v_row;
+    end if;
+    if not p_create then
+        perform bayes.raise_error(
+            'P0002',
+            format('no Bayesian state for player %s', p_user_id),
+            'A state is created by the first bayes_process_message of the player.'
+        );
+    end if;
+    begin
+        insert into public.user_bayesian_state (user_id, state)
+        values (p_user_id, bayes.default_state(1))
+        on conflict (user_id) do nothing;
+    exception when foreign_key_violation then
+        perform bayes.raise_error(
+            'P0002',
+            format('no player %s in auth.users', p_user_id),
+            'Players are created by Supabase Auth; pass the id of an existing auth.users row.'
+        );
+    end;
+    select s.* into strict v_row
+    from public.user_bayesian_state as s
+    where s.user_id = p_user_id
+    for update;
+    return v_row;
+end
+$$;
+
+comment on function bayes.lock_state is
+'Locks the state row of player p_user_id FOR UPDATE and returns it; when absent, creates it with chapter 1 priors (p_create) or raises P0002.';
+revoke all on function bayes.lock_state from public;
+grant execute on function bayes.lock_state to service_role;
+
+create or replace function bayes.save_state(
+    p_user_id uuid,
+    p_state jsonb,
+    p_kind text,
+    p_message_id text,
+    p_occurred_at timestamptz,
+    p_input jsonb,
+    p_result jsonb,
+    p_message_at timestamptz
+)
+returns void
+language plpgsql
+volatile
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    -- plpgsql, not a SQL function: PostgreSQL 15 plans a SQL function's
+    -- statements again on every call, plpgsql keeps the plan per session.
+    with updated as (
+        update public.user_bayesian_state as s
+        set state = p_state,
+            version = s.version + 1,
+            last_message_at = greatest(s.last_message_at, p_message_at),
+            decayed_at = greatest(s.decayed_at, p_message_at),
+            updated_at = now()
+        where s.user_id = p_user_id
+        returning s.version
+    )
+    insert into bayes.player_event (user_id, kind, message_id, occurred_at, input, result, state_version)
+    select p_user_id, p_kind, p_message_id, p_occurred_at, p_input, p_result, u.version
+    from updated as u;
+end
+$$;
+
+comment on function bayes.save_state is
+'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given) and appends its event to bayes.player_event.';
+revoke all on function bayes.save_state from public;
+grant execute on function bayes.save_state to service_role;
+
+create or replace function bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text)
+returns jsonb
+language plpgsql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return (
+        select e.result || '{"duplicate": true}'::jsonb
+        from bayes.player_event as e
+        where e.user_id = p_user_id and e.kind = p_kind and e.message_id = p_message_id
+    );
+end
+$$;
+
+comment on function bayes.previous_result is
+'The result first returned for (player, kind, message id), marked "duplicate": true; null when that input was never applied.';
+revoke all on function bayes.previous_result from public;
+grant execute on function bayes.previous_result to service_role;
+
+create or replace function bayes.session_seed()
+returns text
+language plpgsql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return nullif(current_setting('bayes.seed', true), '');
+end
+$$;
+
+comment on function bayes.session_seed is
+'The optional session seed of the random draws (setting bayes.seed), or null.';
+revoke all on function bayes.session_seed from public;
+grant execute on function bayes.session_seed to service_role;
+
+create or replace function bayes.step(
+    p_kind text,
+    p_user_id uuid,
+    p_message_id text,
+    p_input jsonb,
+    p_state jsonb,
+    p_version bigint,
+    p_last_message_at double precision,
+    p_decayed_at double precision,
+    p_params_revision bigint,
+    out state jsonb,
+    out result jsonb,
+    out input jsonb
+)
+language plpython3u
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+@bayes_engine pg.step(plpy, p_kind, p_user_id, p_message_id, p_input, p_state, p_version, p_last_message_at, p_decayed_at, p_params_revision)
+$$;
+
+comment on function bayes.step is
+'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller and the input logged in bayes.player_event.';
+revoke all on function bayes.step from public;
+grant execute on function bayes.step to service_role;
+
+create or replace function bayes.apply_input(
+    p_kind text,
+    p_user_id uuid,
+    p_message_id text,
+    p_input jsonb,
+    p_occurred_at timestamptz,
+    p_message_at timestamptz default null
+)
+returns jsonb
+language plpgsql
+volatile
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_row public.user_bayesian_state;
+    v_previous jsonb;
+    v_step record;
+begin
+    -- A message or a chapter creates the state of a new player; the other
+    -- writers need one (P0002).
+    v_row := bayes.lock_state(p_user_id, p_kind in ('message', 'chapter'));
+    if p_message_id is not null then
+        v_previous := bayes.previous_result(p_user_id, p_kind, p_message_id);
+        if v_previous is not null then
+            return v_previous;
+        end if;
+    end if;
+
+    select s.* into v_step
+    from bayes.step(
+        p_kind,
+        p_user_id,
+        p_message_id,
+        p_input,
+        v_row.state,
+        v_row.version,
+        extract(epoch from v_row.last_message_at)::float8,
+        extract(epoch from v_row.decayed_at)::float8,
+        (select r.revision from bayes.params_revision as r)
+    ) as s;
+    if v_step.state is not null then
+        perform bayes.save_state(
+            p_user_id, v_step.state, p_kind, p_message_id, p_occurred_at, v_step.input, v_step.result, p_message_at
+        );
+    end if;
+    return v_step.result;
+end
+$$;
+
+comment on function bayes.apply_input is
+'The shared sequence of the writer RPCs: lock (or create) the row, return the first result of a repeated (player, kind, message id), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at).';
+revoke all on function bayes.apply_input from public;
+grant execute on function bayes.apply_input to service_role;
+
+create or replace function bayes.replay(p_user_id uuid)
+returns jsonb
+language plpython3u
+stable
+strict
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+@bayes_engine pg.replay(plpy, p_user_id)
+$$;
+
+comment on function bayes.replay is
+'The state of player p_user_id rebuilt from bayes.player_event with the current parameters; equals the stored state while the parameters are unchanged.';
+revoke all on function bayes.replay from public;
+grant execute on function bayes.replay to service_role;
+
+-- The four per-writer steps that bayes.step replaced (issue 11). Dropped here,
+-- in the same migration that replaces their callers, so that no call ever
+-- finds the new RPCs without their step or the old ones without theirs.
+drop function if exists bayes.step_message(
+    jsonb, bigint, bigint, uuid, text, text, double precision, double precision, double precision, double precision,
+    boolean, text
+);
+drop function if exists bayes.step_llm_scores(jsonb, bigint, bigint, uuid, text, jsonb);
+drop function if exists bayes.step_outcome(jsonb, bigint, bigint, uuid, text, boolean);
+drop function if exists bayes.step_chapter(jsonb, bigint, bigint, uuid, integer);

@@ -1,0 +1,28 @@
+-- bayes_apply_llm_scores (MODEL.md sections 7 and 9): the LLM's per-metric
+-- deltas as evidence, for the game's backend (service_role). The math is
+-- bayes_engine.model's apply_llm_scores, reached through bayes.apply_input.
+
+create or replace function public.bayes_apply_llm_scores(
+    p_user_id uuid,
+    p_deltas jsonb,
+    p_message_id text default null
+)
+returns jsonb
+language plpgsql
+volatile
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    perform bayes.check_not_null(p_user_id, 'p_user_id');
+    perform bayes.check_deltas(p_deltas);
+    perform bayes.check_message_id(p_message_id);
+
+    return bayes.apply_input('llm_scores', p_user_id, p_message_id, jsonb_build_object('deltas', p_deltas), now());
+end
+$$;
+
+comment on function public.bayes_apply_llm_scores is
+'Applies the LLM''s per-metric deltas in [-10, 10] as evidence (MODEL.md section 7), e.g. {"intimacy": 4, "trust": -2}. A repeated (user, message_id) returns the first result with "duplicate": true. service_role only.';
+revoke all on function public.bayes_apply_llm_scores from public, anon, authenticated, service_role;
+grant execute on function public.bayes_apply_llm_scores to service_role;
