@@ -56,6 +56,7 @@ import psycopg
 from bayes_dev import players as population
 from bayes_dev.support import stack_env
 from bayes_engine import codec, events
+from bayes_engine.model import Message, RowTimes
 from bayes_engine.params import Params
 
 MESSAGES = population.MESSAGES  # the messages the benchmarks send
@@ -125,7 +126,9 @@ class Runner:
         state_text, version, last, decayed, now = self.conn.execute(APP_SELECT_SQL, (user_id,)).fetchone()
         state = codec.decode(state_text)
         message_id = uuid.uuid4().hex
-        result, event_input = events.apply_message(state, self.params, str(user_id), text, now, last, decayed, gap)
+        result, event_input = events.apply_message(
+            state, self.params, str(user_id), Message(text, now, gap), RowTimes(last, decayed)
+        )
         result.update(user_id=str(user_id), message_id=message_id, duplicate=False, version=version + 1)
         self.conn.execute(
             APP_WRITE_SQL,

@@ -57,18 +57,8 @@ def state_pool(params: Params, size: int = POOL_SIZE, seed: int = 0) -> list[str
         last = None
         for gap in gaps:
             t += gap
-            events.apply_message(
-                state,
-                params,
-                f"pool-{seed}-{i}",
-                rnd.choice(MESSAGES),
-                t,
-                last,
-                last,
-                gap,
-                rnd.random() < 0.2,
-                str(seed),
-            )
+            message = model.Message(rnd.choice(MESSAGES), t, gap, rnd.random() < 0.2, str(seed))
+            events.apply_message(state, params, f"pool-{seed}-{i}", message, model.RowTimes(last, last))
             last = t
         pool.append(codec.encode(state))
     return pool

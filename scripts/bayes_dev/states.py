@@ -6,7 +6,7 @@ Instants are seconds since the epoch; T0 is a fixed one, HOUR an hour.
 
 import json
 
-from bayes_engine import codec, events, vocab
+from bayes_engine import codec, events, model, vocab
 from bayes_engine.params import DEFAULT_PARAMS as P
 from hypothesis import strategies as hs
 
@@ -60,7 +60,8 @@ def run_conversation(messages=200, seed=None):
         body, gap = CONVERSATION[i % len(CONVERSATION)]
         t += gap if gap else 30.0
         state = codec.decode(text)
-        result, event_input = events.apply_message(state, P, "player-1", body, t, last, decayed_at, gap, None, seed)
+        message = model.Message(body, t, gap, None, seed)
+        result, event_input = events.apply_message(state, P, "player-1", message, model.RowTimes(last, decayed_at))
         log.append(("message", json.loads(json.dumps(event_input))))
         if i % 7 == 3:
             events.apply_llm_scores(state, P, {"intimacy": 3, "secureness": -1})

@@ -9,7 +9,7 @@ import uuid
 import numpy as np
 import psycopg
 import pytest
-from bayes_dev.support import act_as, migration_files, new_player, psql
+from bayes_dev.support import ROOT, act_as, migration_files, new_player, psql
 from bayes_engine import codec, describe, params
 from psycopg import errors
 
@@ -207,22 +207,42 @@ def test_a_corrupt_row_is_an_error_never_a_reset(conn):
 
 
 def test_a_backend_reloads_the_code_of_a_new_build(dsn):
-    """A connection that holds an older copy of the package reloads it when the
-    functions migration of a newer build is applied (pooled PostgREST backends)."""
-    newest = migration_files()[-1].read_text()
-    build = newest.split("-- build ", 1)[1].split("\n", 1)[0]
+    """A connection that holds an older copy of the package loads the new one
+    on its next call after a functions migration changed a module of
+    bayes.py_module (pooled PostgREST backends), and runs the new code."""
     with psycopg.connect(dsn, autocommit=True) as old_backend, psycopg.connect(dsn) as deployer:
+        build = scalar(old_backend, "select bayes.py_build()")
         assert scalar(old_backend, "select bayes.loaded_build()") is None
         assert scalar(old_backend, "select bayes.default_state(1) ->> 'v'") == "1"
         assert scalar(old_backend, "select bayes.loaded_build()") == build
-        fake_new = "f" * 16
-        deployer.execute(newest.replace(build, fake_new))
+        original = scalar(deployer, "select source from bayes.py_module where name = 'bayes_engine'")
+        changed = original.replace("SCHEMA_VERSION = 1\n", "SCHEMA_VERSION = 7\n")
+        assert changed != original
+        install = "select bayes.install_py_module('bayes_engine', encode(sha256(convert_to(%s, 'UTF8')), 'hex'), %s)"
+        deployer.execute(install, (changed, changed))
         deployer.commit()
         try:
-            scalar(old_backend, "select bayes.default_state(1)")
-            assert scalar(old_backend, "select bayes.loaded_build()") == fake_new
+            new_build = scalar(deployer, "select bayes.py_build()")
+            assert new_build != build
+            assert scalar(old_backend, "select bayes.default_state(1) ->> 'v'") == "7"
+            assert scalar(old_backend, "select bayes.loaded_build()") == new_build
         finally:
-            deployer.execute(newest)
+            deployer.execute(install, (original, original))
             deployer.commit()
         assert scalar(old_backend, "select bayes.default_state(1) ->> 'v'") == "1"
         assert scalar(old_backend, "select bayes.loaded_build()") == build
+
+
+def test_the_modules_in_the_database_are_the_package_sources(conn):
+    rows = dict(conn.execute("select name, source from bayes.py_module").fetchall())
+    package = ROOT / "plpython" / "bayes_engine"
+    expected = {}
+    for path in package.rglob("*.py"):
+        name = ".".join(["bayes_engine", *path.relative_to(package).with_suffix("").parts])
+        expected[name.removesuffix(".__init__")] = path.read_text()
+    assert rows == expected
+
+
+def test_a_module_whose_text_does_not_match_its_hash_is_refused(conn):
+    with pytest.raises(errors.InvalidParameterValue, match="does not match its hash"), conn.transaction():
+        conn.execute("select bayes.install_py_module('bayes_engine.extra', repeat('0', 64), 'X = 1')")

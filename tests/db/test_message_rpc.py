@@ -11,7 +11,7 @@ import uuid
 import psycopg
 import pytest
 from bayes_dev.support import act_as, new_player
-from bayes_engine import codec, events, params
+from bayes_engine import codec, events, model, params
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from psycopg import errors
@@ -79,9 +79,8 @@ def test_first_message_creates_the_state_and_logs_one_event(conn):
     # the stored state equals the same message applied by the Python engine
     s = codec.default_state(1, params.DEFAULT_PARAMS)
     s = codec.decode(codec.encode(s))
-    events.apply_message(
-        s, params.DEFAULT_PARAMS, str(user_id), "I love you. What do you dream about?", T0.timestamp(), None, None, 40.0
-    )
+    message = model.Message("I love you. What do you dream about?", T0.timestamp(), 40.0)
+    events.apply_message(s, params.DEFAULT_PARAMS, str(user_id), message, model.RowTimes())
     assert state == codec.encode(s).replace(":", ": ").replace(",", ", ") or codec.decode(state) == codec.decode(
         codec.encode(s)
     )

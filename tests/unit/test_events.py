@@ -84,7 +84,8 @@ def test_replay_of_any_history_equals_the_state_and_invariants_hold(history, see
         if kind == "message":
             _, body, gap, topic = event
             t += gap if gap is not None else 60.0
-            result, data = events.apply_message(state, P, "p", body, t, last, decayed_at, gap, topic, seed)
+            message = model.Message(body, t, gap, topic, seed)
+            result, data = events.apply_message(state, P, "p", message, model.RowTimes(last, decayed_at))
             last = decayed_at = t
             assert result["observations"] == len(result["features"])
         elif kind == "llm_scores":
@@ -94,7 +95,7 @@ def test_replay_of_any_history_equals_the_state_and_invariants_hold(history, see
         else:
             if event[1] < state["c"]:
                 continue
-            data = events.apply_chapter(state, P, event[1])[2]
+            data = events.apply_chapter(state, P, event[1])[1]
         log.append((kind, json.loads(json.dumps(data))))
         text = codec.encode(state)
         s = codec.decode(text)
