@@ -4,7 +4,7 @@ bayes.player_summary.
 
 A module fixture commits a population to the shared test database:
 
-- 2,000 players made by scripts/players.py (engine-made states, no events);
+- 2,000 players made by bayes_dev.players (engine-made states, no events);
 - 20 players whose states come from real bayes_process_message calls sent
   in the last day, some of them after a move to a later chapter;
 - one bulk-decay run dated 2000-01-01. It decays nobody, but it gives the
