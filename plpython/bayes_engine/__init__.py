@@ -19,8 +19,7 @@ it as an argument, runs the SQL (its only I/O) and turns a
 Caches, all per process (per backend in the database):
     pg        prepared plans by SQL text, and the :class:`params.Params` of
               the last ``bayes.params_revision`` it saw (parsed again when
-              the revision moves, which is also when it compares its build
-              with ``bayes.py_build()`` and loads the new code if it changed).
+              the revision moves).
     params    ``Params.derived``: values computed from the parameters and
               kept with them (the per-chapter mood transition matrices of
               ``model``); ``DEFAULT_PARAMS``, parsed from ``DEFAULT_SNAPSHOT``
