@@ -21,6 +21,50 @@ CREATE EXTENSION IF NOT EXISTS plpython3u WITH SCHEMA pg_catalog;
 -- Name: EXTENSION plpython3u; Type: COMMENT; Schema: -; Owner:
 COMMENT ON EXTENSION plpython3u IS 'PL/Python3U untrusted procedural language';
 
+-- Name: apply_input(text, uuid, text, jsonb, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_row public.user_bayesian_state;
+    v_previous jsonb;
+    v_step record;
+begin
+    -- A message or a chapter creates the state of a new player; the other
+    -- writers need one (P0002).
+    v_row := bayes.lock_state(p_user_id, p_kind in ('message', 'chapter'));
+    if p_message_id is not null then
+        v_previous := bayes.previous_result(p_user_id, p_kind, p_message_id);
+        if v_previous is not null then
+            return v_previous;
+        end if;
+    end if;
+
+    select s.* into v_step
+    from bayes.step(
+        p_kind,
+        p_user_id,
+        p_message_id,
+        p_input,
+        v_row.state,
+        v_row.version,
+        extract(epoch from v_row.last_message_at)::float8,
+        extract(epoch from v_row.decayed_at)::float8,
+        (select r.revision from bayes.params_revision as r)
+    ) as s;
+    if v_step.state is not null then
+        perform bayes.save_state(
+            p_user_id, v_step.state, p_kind, p_message_id, p_occurred_at, v_step.input, v_step.result, p_message_at
+        );
+    end if;
+    return v_step.result;
+end
+$$;
+
+-- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) IS 'The shared sequence of the writer RPCs: lock (or create) the row, return the first result of a repeated (player, kind, message id), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at).';
+
 -- Name: assert_may_read(uuid); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.assert_may_read(p_user_id uuid) RETURNS void
     LANGUAGE plpgsql STABLE
@@ -57,6 +101,72 @@ $$;
 -- Name: FUNCTION bump_params_revision(); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.bump_params_revision() IS 'Statement trigger of the parameter tables: bumps bayes.params_revision so that every backend re-reads the parameters.';
 
+-- Name: check_chapter(integer); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.check_chapter(p_chapter integer) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    perform bayes.check_not_null(p_chapter, 'p_chapter');
+    if p_chapter not between 1 and 5 then
+        raise exception 'unknown chapter %: chapters are 1..5', p_chapter using errcode = '22023';
+    end if;
+end
+$$;
+
+-- Name: FUNCTION check_chapter(p_chapter integer); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.check_chapter(p_chapter integer) IS 'Raises 22004 for null and 22023 unless p_chapter is 1..5.';
+
+-- Name: check_decision(text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.check_decision(p_decision text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    perform bayes.check_not_null(p_decision, 'p_decision');
+    if p_decision not in ('skip', 'reply') then
+        raise exception 'unknown decision "%": expected skip or reply', left(p_decision, 80) using errcode = '22023';
+    end if;
+end
+$$;
+
+-- Name: FUNCTION check_decision(p_decision text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.check_decision(p_decision text) IS 'Raises 22004 for null and 22023 unless p_decision is skip or reply.';
+
+-- Name: check_deltas(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.check_deltas(p_deltas jsonb) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_key text;
+    v_value jsonb;
+begin
+    perform bayes.check_not_null(p_deltas, 'p_deltas');
+    if jsonb_typeof(p_deltas) <> 'object' or p_deltas = '{}'::jsonb then
+        raise exception 'p_deltas must be a non-empty JSON object of metric deltas, got %', left(p_deltas::text, 80)
+            using errcode = '22023',
+                  hint = 'For example {"intimacy": 4, "trust": -2}; each delta is in [-10, 10].';
+    end if;
+    for v_key, v_value in select d.key, d.value from jsonb_each(p_deltas) as d loop
+        if v_key not in ('intimacy', 'passion', 'trust', 'secureness') then
+            raise exception 'unknown metric "%" in p_deltas', v_key
+                using errcode = '22023', hint = 'The metrics are intimacy, passion, trust, secureness.';
+        end if;
+        if jsonb_typeof(v_value) <> 'number' then
+            raise exception 'p_deltas.% must be a number, got %', v_key, left(v_value::text, 80)
+                using errcode = '22023';
+        end if;
+        if v_value::numeric not between -10 and 10 then
+            raise exception 'p_deltas.% must be in [-10, 10], got %', v_key, v_value using errcode = '22023';
+        end if;
+    end loop;
+end
+$$;
+
+-- Name: FUNCTION check_deltas(p_deltas jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.check_deltas(p_deltas jsonb) IS 'Raises 22004 for null and 22023 unless p_deltas is a non-empty JSON object {metric: number in [-10, 10]}.';
+
 -- Name: check_message_id(text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.check_message_id(p_message_id text) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
@@ -72,6 +182,90 @@ $$;
 
 -- Name: FUNCTION check_message_id(p_message_id text); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.check_message_id(p_message_id text) IS 'Raises 22023 unless p_message_id is null or 1 to 200 characters.';
+
+-- Name: check_message_text(text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.check_message_text(p_message text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    perform bayes.check_not_null(p_message, 'p_message');
+    if octet_length(p_message) > 65536 then
+        raise exception 'p_message is % bytes; the limit is 64 KiB (65536 bytes)', octet_length(p_message)
+            using errcode = '22001';
+    end if;
+end
+$$;
+
+-- Name: FUNCTION check_message_text(p_message text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.check_message_text(p_message text) IS 'Raises 22004 for a null message and 22001 for one over 64 KiB (65536 bytes of UTF-8).';
+
+-- Name: check_not_null(anyelement, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.check_not_null(p_value anyelement, p_name text, p_note text DEFAULT NULL::text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if p_value is null then
+        raise exception '% must not be null%', p_name, coalesce(' (' || p_note || ')', '') using errcode = '22004';
+    end if;
+end
+$$;
+
+-- Name: FUNCTION check_not_null(p_value anyelement, p_name text, p_note text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.check_not_null(p_value anyelement, p_name text, p_note text) IS 'Raises 22004 "<p_name> must not be null (<p_note>)" when p_value is null.';
+
+-- Name: check_readiness_method(text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.check_readiness_method(p_method text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    perform bayes.check_not_null(p_method, 'p_method', 'omit it for normal');
+    if p_method not in ('normal', 'monte_carlo') then
+        raise exception 'unknown readiness method %', quote_literal(p_method)
+            using errcode = '22023', hint = 'Methods are normal (the default) and monte_carlo.';
+    end if;
+end
+$$;
+
+-- Name: FUNCTION check_readiness_method(p_method text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.check_readiness_method(p_method text) IS 'Raises 22004 for null and 22023 unless p_method is normal or monte_carlo.';
+
+-- Name: check_reply_gap(double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.check_reply_gap(p_reply_gap_s double precision) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if p_reply_gap_s = 'NaN'::float8 or p_reply_gap_s in ('Infinity'::float8, '-Infinity'::float8) then
+        raise exception 'p_reply_gap_s must be a finite number of seconds, got %', p_reply_gap_s
+            using errcode = '22023';
+    end if;
+    if p_reply_gap_s < 0 then
+        raise exception 'p_reply_gap_s must be >= 0 seconds, got %', p_reply_gap_s using errcode = '22023';
+    end if;
+end
+$$;
+
+-- Name: FUNCTION check_reply_gap(p_reply_gap_s double precision); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.check_reply_gap(p_reply_gap_s double precision) IS 'Raises 22023 unless p_reply_gap_s is null or a finite number of seconds >= 0.';
+
+-- Name: check_time(timestamp with time zone, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.check_time(p_value timestamp with time zone, p_name text, p_note text DEFAULT NULL::text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    perform bayes.check_not_null(p_value, p_name, p_note);
+    if not isfinite(p_value) then
+        raise exception '% must be a finite time, got %', p_name, p_value using errcode = '22023';
+    end if;
+end
+$$;
+
+-- Name: FUNCTION check_time(p_value timestamp with time zone, p_name text, p_note text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.check_time(p_value timestamp with time zone, p_name text, p_note text) IS 'Raises 22004 for a null time and 22023 for an infinite one.';
 
 -- Name: composite_sd(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.composite_sd(p_state jsonb) RETURNS double precision
@@ -105,7 +299,7 @@ CREATE FUNCTION bayes.decay_state(p_state jsonb, p_params_revision bigint, p_las
     LANGUAGE plpython3u STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
 from bayes_engine import pg
 return pg.decay_state(plpy, p_state, p_params_revision, p_last_message_at, p_decayed_at, p_now)
 $$;
@@ -118,7 +312,7 @@ CREATE FUNCTION bayes.decay_states(p_states text[], p_last_message_at double pre
     LANGUAGE plpython3u STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
 from bayes_engine import pg
 return pg.decay_states(plpy, p_states, p_last_message_at, p_decayed_at, p_now, p_params_revision)
 $$;
@@ -131,7 +325,7 @@ CREATE FUNCTION bayes.decode_state(p_state jsonb) RETURNS jsonb
     LANGUAGE plpython3u IMMUTABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
 from bayes_engine import pg
 return pg.decode_state(plpy, p_state)
 $$;
@@ -144,7 +338,7 @@ CREATE FUNCTION bayes.default_state(p_chapter integer) RETURNS jsonb
     LANGUAGE plpython3u STABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
 from bayes_engine import pg
 return pg.default_state(plpy, p_chapter)
 $$;
@@ -173,7 +367,7 @@ CREATE FUNCTION bayes.describe_state(p_state jsonb) RETURNS jsonb
     LANGUAGE plpython3u STABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
 from bayes_engine import pg
 return pg.describe_state(plpy, p_state)
 $$;
@@ -186,13 +380,34 @@ CREATE FUNCTION bayes.fallback_reason(p_state jsonb) RETURNS text
     LANGUAGE plpython3u STABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
 from bayes_engine import pg
 return pg.fallback_reason(plpy, p_state)
 $$;
 
 -- Name: FUNCTION fallback_reason(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.fallback_reason(p_state jsonb) IS 'The first fallback rule of MODEL.md section 7 that fires for a compact state (cold_start, high_variance, critical_zone), else bayesian_sufficient. Stable: reads the parameter tables.';
+
+-- Name: install_py_module(text, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if encode(sha256(convert_to(p_source, 'UTF8')), 'hex') <> p_sha256 then
+        raise exception 'module % does not match its hash %', p_name, p_sha256
+            using errcode = '22023', hint = 'Rebuild the migration with scripts/build; do not edit it.';
+    end if;
+    insert into bayes.py_module as m (name, source, sha256)
+    values (p_name, p_source, p_sha256)
+    on conflict (name) do update
+    set source = excluded.source, sha256 = excluded.sha256
+    where m.sha256 <> excluded.sha256;
+end
+$$;
+
+-- Name: FUNCTION install_py_module(p_name text, p_sha256 text, p_source text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) IS 'Installs (or replaces) the source of one bayes_engine module after checking its SHA-256; called by the generated functions migrations.';
 
 -- Name: loaded_build(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.loaded_build() RETURNS text
@@ -203,7 +418,7 @@ return GD.get('bayes_engine_build')
 $$;
 
 -- Name: FUNCTION loaded_build(); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.loaded_build() IS 'Build hash of the bayes_engine code loaded in this backend, or null before its first call.';
+COMMENT ON FUNCTION bayes.loaded_build() IS 'Build id of the bayes_engine code loaded in this backend (see bayes.py_build()), or null before its first call.';
 
 -- Name: user_bayesian_state; Type: TABLE; Schema: public; Owner: postgres
 CREATE TABLE public.user_bayesian_state (
@@ -291,7 +506,7 @@ CREATE FUNCTION bayes.metric_interval(p_state jsonb, p_metric text, p_mass doubl
     LANGUAGE plpython3u IMMUTABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
 from bayes_engine import pg
 return pg.metric_interval(plpy, p_state, p_metric, p_mass)
 $$;
@@ -406,58 +621,59 @@ $$;
 -- Name: FUNCTION previous_result(p_user_id uuid, p_kind text, p_message_id text); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text) IS 'The result first returned for (player, kind, message id), marked "duplicate": true; null when that input was never applied.';
 
+-- Name: py_build(); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.py_build() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select left(
+        encode(sha256(convert_to(string_agg(m.name || ' ' || m.sha256, E'\n' order by m.name), 'UTF8')), 'hex'),
+        16
+    )
+    from bayes.py_module as m
+$$;
+
+-- Name: FUNCTION py_build(); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.py_build() IS 'Build id of the bayes_engine code in bayes.py_module: the first 16 hex digits of the SHA-256 over its modules'' names and hashes.';
+
 -- Name: py_load(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.py_load() RETURNS text
     LANGUAGE plpython3u
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-# Generated by scripts/build from plpython/bayes_engine. The package is served
-# from these strings by an import hook, so nothing is copied onto the database
-# host: the migration alone deploys the code.
+    AS $$
+# The package is served from the rows of bayes.py_module by an import hook,
+# so nothing is copied onto the database host: the migrations alone deploy
+# the code. A finder and loader by protocol, not by importlib.abc: that
+# module pulls in importlib.resources and typing, about 12 ms of a fresh
+# backend's first call.
 import importlib.machinery
 import sys
 
-BUILD = '3df357979cf7a026'
-PACKAGES = ['bayes_engine']
-SOURCES = {
-    'bayes_engine': '"""Bayesian player-state engine (pure Python core of the PL/Python functions).\n\nThe package is embedded into PL/Python functions running inside PostgreSQL, so\nit uses only the standard library, performs no I/O, keeps no mutable global\nstate and never imports ``plpy``. The SQL wrappers translate\n:class:`bayes_engine.errors.BayesError` into ``plpy.error(..., sqlstate=...)``.\n\nModules:\n    errors    BayesError and the SQLSTATE constants.\n    vocab     fixed vocabularies (metrics, vices, moods, HMM symbols, chapters).\n    params    the model parameters (snapshot of the ``bayes`` parameter tables).\n    stats     Beta / Normal helpers (incomplete beta, quantiles, entropy).\n    codec     the compact stored state: defaults, validation, upgrade, JSON.\n    describe  the human/API view of a state (``bayes_get_state``).\n"""\n\nSCHEMA_VERSION = 1\n',
-    'bayes_engine.bulk': '"""The bulk decay\'s batch step: a whole batch of stored states decayed at once.\n\n``bayes.run_decay`` hands a batch of rows (thousands) to one call of\n:func:`decayed_texts` instead of calling PL/Python once a row. Per row this\ndoes only what decay needs:\n\n1. one regular expression over the state\'s JSON text finds the numbers that\n   decay moves or reads (``d``, ``h``, ``m``, ``mp``); the text is the one\n   PostgreSQL prints for a jsonb, whose layout is canonical (keys sorted by\n   length then bytes, ``", "`` and ``": "`` between items);\n2. numpy parses them, and :func:`model.decayed_metric` and\n   :func:`model.decayed_towards` (the formulas the per-message path runs)\n   compute the whole batch with the factors of :func:`model.decay_factors`;\n3. the new numbers are written with 6 significant digits (``h`` in\n   micro-units by the codec\'s own rounding) into the original text, every\n   other byte of which is kept.\n\nThe result equals ``events.decayed_text`` row by row, as a jsonb: the same\nfloats (numpy\'s + - * / are IEEE operations, as Python\'s) and the same\nrounding. A row whose text does not have the expected layout (a state with\npersonal HMM matrices, a future schema) or whose numbers are not those of a\nvalid state goes through ``events.decayed_text`` instead, which decodes and\nvalidates it in full and raises on a corrupt one.\n"""\n\nimport math\nimport re\n\nimport numpy as np\n\nfrom . import codec, events, model\n\n_LIST = r"\\[([^\\]]*)\\]"\n_PAIRS = r\'\\{"i": \\[([^\\]]*)\\], "p": \\[([^\\]]*)\\], "s": \\[([^\\]]*)\\], "t": \\[([^\\]]*)\\]\\}\'\n_SKIP = r"\\[[^\\]]*\\]"\n# A whole v1 state without A/B as jsonb prints it.\n_LAYOUT = re.compile(\n    r\'^\\{"b": \' + _SKIP + r\', "c": ([1-5]), "d": \' + _LIST + r\', "g": \' + _SKIP + r\', "h": \' + _LIST + r\', "k": \' + _SKIP\n    + r\', "m": \' + _PAIRS + r\', "n": \\d+, "v": 1, "dd": \' + _SKIP + r\', "mp": \' + _PAIRS + r\', "nc": \\d+\\}$\'\n)\n# The groups: c, d (8 numbers), h (6), then m and mp, each as i, p, s, t pairs.\n_N_VICES, _N_MOODS = 8, 6\n_WIDTH = _N_VICES + _N_MOODS + 8 + 8\n# jsonb prints the metrics in key order i, p, s, t; the engine\'s order is\n# METRIC_KEYS (i, p, t, s): the formulas do not care, the text keeps its own.\n_TEMPLATE = (\n    ", ".join(["%.6g"] * _N_VICES) + "\\0" + ", ".join(["%.6g"] * _N_MOODS) + "\\0"\n    + \'{"i": [%.6g, %.6g], "p": [%.6g, %.6g], "s": [%.6g, %.6g], "t": [%.6g, %.6g]}\'\n)\n\n\ndef quantized_probabilities(rows):\n    """codec.quantize_probabilities for every row of a 2-D array, with the same floats.\n\n    The same operations in the same order: the exact sum (math.fsum), then\n    x / total * units, floor, and the missing units to the largest\n    remainders, ties to the lower index (a stable sort).\n    """\n    totals = np.array([math.fsum(row) for row in rows.tolist()], dtype=float)\n    scaled = rows / totals[:, None] * codec.PROBABILITY_UNITS\n    units = np.floor(scaled)\n    missing = codec.PROBABILITY_UNITS - units.sum(axis=1)\n    order = np.argsort(-(scaled - units), axis=1, kind="stable")\n    rank = np.empty_like(order)\n    np.put_along_axis(rank, order, np.arange(rows.shape[1])[None, :].repeat(len(rows), axis=0), axis=1)\n    return (units + (rank < missing[:, None])) / codec.PROBABILITY_UNITS\n\n\ndef decayed_texts(params, texts, last_message_at, decayed_at, now):\n    """Each stored state (jsonb text) decayed up to `now`: a list of JSON texts.\n\n    texts, last_message_at, decayed_at: one item per row (times in epoch\n    seconds, None for none); now: epoch seconds.\n    """\n    count = len(texts)\n    out = [None] * count\n    rows, matches, factors = [], [], []\n    for i in range(count):\n        match = _LAYOUT.match(texts[i])\n        if match is None:\n            out[i] = events.decayed_text(params, texts[i], last_message_at[i], decayed_at[i], now)\n            continue\n        rows.append(i)\n        matches.append(match)\n        factors.append(model.decay_factors(params, int(match.group(1)), last_message_at[i], decayed_at[i], now)[1:])\n    if not rows:\n        return out\n\n    try:\n        numbers = np.array(", ".join([", ".join(m.groups()[1:]) for m in matches]).split(", "), dtype=float)\n        numbers = numbers.reshape(len(rows), _WIDTH)\n    except ValueError:  # not numbers, or not as many as a state has: let the full path say what is wrong\n        numbers = None\n    if numbers is None:\n        suspect = np.ones(len(rows), dtype=bool)\n    else:\n        d = numbers[:, :_N_VICES]\n        h = numbers[:, _N_VICES:_N_VICES + _N_MOODS]\n        m = numbers[:, _N_VICES + _N_MOODS:_N_VICES + _N_MOODS + 8]\n        mp = numbers[:, _N_VICES + _N_MOODS + 8:]\n        # What codec.validate would refuse: such rows take the full path.\n        suspect = ~(np.isfinite(numbers).all(axis=1) & (d > 0).all(axis=1) & (h >= 0).all(axis=1)\n                    & (np.abs(h.sum(axis=1) - 1.0) <= codec.ROW_TOLERANCE)\n                    & (m > 0).all(axis=1) & (mp > 0).all(axis=1))\n        f, f_v = (np.array(column, dtype=float) for column in zip(*factors))\n\n        alpha, beta = model.decayed_metric(m[:, 0::2], m[:, 1::2], mp[:, 0::2], mp[:, 1::2],\n                                           f[:, None], where=np.where)\n        metrics_move = (f < 1.0)[:, None]\n        m_new = np.empty_like(m)\n        m_new[:, 0::2] = np.where(metrics_move, alpha, m[:, 0::2])\n        m_new[:, 1::2] = np.where(metrics_move, beta, m[:, 1::2])\n        start = np.array(params.g["mood_start_belief"], dtype=float)\n        h_new = np.where(metrics_move, model.decayed_towards(h, start, f[:, None]), h)\n        d_new = np.where((f_v < 1.0)[:, None], model.decayed_towards(d, params.g["vice_prior"], f_v[:, None]), d)\n        values = np.concatenate([d_new, quantized_probabilities(h_new), m_new], axis=1).tolist()\n\n    for j, i in enumerate(rows):\n        text = texts[i]\n        if suspect[j]:\n            out[i] = events.decayed_text(params, text, last_message_at[i], decayed_at[i], now)\n            continue\n        new_d, new_h, new_m = (_TEMPLATE % tuple(values[j])).split("\\0")\n        match = matches[j]\n        out[i] = "".join((\n            text[:match.start(2)], new_d,\n            text[match.end(2):match.start(3)], new_h,\n            text[match.end(3):match.start(4) - 7], new_m,\n            text[match.end(7) + 2:],\n        ))\n    return out\n',
-    'bayes_engine.codec': '"""The compact stored state, schema v1 (MODEL.md section 2).\n\nKeys, in their fixed order: v c n nc m mp d h k g b dd, optionally A B::\n\n    v   int                     schema version (1)\n    c   int                     chapter 1..5\n    n   int                     messages processed in total\n    nc  int                     messages processed in the current chapter\n    m   {i,p,t,s: [alpha, beta]}  metric Beta posteriors\n    mp  {i,p,t,s: [alpha0, beta0]}  metric priors of the current chapter\n    d   [8 floats]              vice Dirichlet concentrations\n    h   [6 floats]              mood belief (sums to 1)\n    k   [a_skip, a_respond, consecutive_skips]\n    g   [mu, tau]               Normal posterior of the log reply gap\n    b   [4 spent floats, t]     evidence budget per metric at epoch second t\n    dd  [day, count]            UTC day number and messages on that day\n    A   6x6, B 6x14             optional personalised HMM matrices\n\nRounding on :func:`encode` (keeps the text of a state without A/B within 512\nbytes; decoded values are plain Python floats/ints):\n\n- every float is written with 6 significant digits, integral floats without a\n  fraction (``2.5`` -> ``2.5``, ``2.0`` -> ``2``, ``1e-05`` -> ``1e-5``);\n- ``h`` and the rows of ``A`` are written in micro-units (multiples of 1e-6,\n  largest-remainder rounding) so that they sum to exactly 1; probabilities\n  below 1e-6 may become 0;\n- the spent amounts of ``b`` below 1e-6 are written as 0, and the bucket time\n  ``b[4]`` as a whole epoch second.\n\n``encode(decode(text)) == text`` for any text produced by ``encode``.\n"""\n\nfrom __future__ import annotations\n\nimport copy\nimport json\nimport math\nimport re\n\nfrom . import SCHEMA_VERSION, vocab\nfrom .errors import DATA_CORRUPTED, FEATURE_NOT_SUPPORTED, BayesError\nfrom .params import Params, int_value, real_value\n\nKEY_ORDER = ("v", "c", "n", "nc", "m", "mp", "d", "h", "k", "g", "b", "dd", "A", "B")\nOPTIONAL_KEYS = ("A", "B")\nMAX_BYTES = 512             # a state without A/B\nMAX_BYTES_WITH_HMM = 2048   # a state with A and/or B\nSIGNIFICANT_DIGITS = 6\nPROBABILITY_UNITS = 1_000_000  # h and rows of A are stored in multiples of 1e-6\nROW_TOLERANCE = 1e-5           # h and rows of A must sum to 1 within this\n_STORED_HINT = "repair the row in public.user_bayesian_state; it is never reset automatically"\n\n# Upgrade steps: UPGRADES[v] turns a state of schema v into schema v + 1.\n# v1 is the first schema, so there are none yet. A step receives a deep copy\n# and returns the upgraded state (with "v" set to v + 1).\nUPGRADES: dict = {}\n\n\n# --------------------------------------------------------------------------\n# Defaults\n# --------------------------------------------------------------------------\n\ndef default_state(chapter: int, params: Params) -> dict:\n    """A fresh state at the start of `chapter` (no messages yet)."""\n    cp = params.chapter(chapter)\n    prior = params.metric_prior(chapter)\n    return {\n        "v": SCHEMA_VERSION,\n        "c": cp.chapter,\n        "n": 0,\n        "nc": 0,\n        "m": {key: list(prior[key]) for key in vocab.METRIC_KEYS},\n        "mp": {key: list(prior[key]) for key in vocab.METRIC_KEYS},\n        "d": [float(params.g["vice_prior"])] * len(vocab.VICES),\n        "h": list(params.g["mood_start_belief"]),\n        "k": [cp.skip_prior_skip, cp.skip_prior_respond, 0],\n        "g": [math.log(cp.reply_baseline_s), 1.0],\n        "b": [0.0, 0.0, 0.0, 0.0, 0.0],\n        "dd": [0, 0],\n    }\n\n\n# --------------------------------------------------------------------------\n# Validation\n# --------------------------------------------------------------------------\n\nclass _Checker:\n    """Validates one state, building a normalised copy; errors name the JSON path."""\n\n    def __init__(self, what: str) -> None:\n        self.what = what\n\n    def fail(self, path: str, problem: str) -> BayesError:\n        hint = _STORED_HINT if self.what == "stored state" else "the engine built an invalid state; nothing was written"\n        return BayesError(DATA_CORRUPTED, f"{self.what} is corrupt: {path} {problem}", hint)\n\n    def real(self, value: object, path: str, minimum: float = -math.inf, strict: bool = False) -> float:\n        """A finite float, > minimum when strict, else >= minimum."""\n        try:\n            x = real_value(value)\n        except (TypeError, ValueError) as exc:\n            raise self.fail(path, str(exc)) from None\n        if (strict and not x > minimum) or x < minimum:\n            raise self.fail(path, f"must be {\'>\' if strict else \'>=\'} {_num(minimum)}, got {x!r}")\n        return x\n\n    def integer(self, value: object, path: str, minimum: int = 0) -> int:\n        try:\n            x = int_value(value)\n        except (TypeError, ValueError) as exc:\n            raise self.fail(path, str(exc)) from None\n        if x < minimum:\n            raise self.fail(path, f"must be >= {minimum}, got {x}")\n        return x\n\n    def array(self, value: object, path: str, length: int) -> list:\n        if not isinstance(value, (list, tuple)):\n            raise self.fail(path, f"must be an array of {length}, got {type(value).__name__}")\n        if len(value) != length:\n            raise self.fail(path, f"must have {length} entries, got {len(value)}")\n        return list(value)\n\n    def probabilities(self, value: object, path: str, length: int, sum_to_one: bool) -> list[float]:\n        """Non-negative entries summing to 1 (sum_to_one) or to a positive total."""\n        row = [self.real(x, f"{path}[{j}]", 0.0) for j, x in enumerate(self.array(value, path, length))]\n        total = math.fsum(row)\n        if sum_to_one and abs(total - 1.0) > ROW_TOLERANCE:\n            raise self.fail(path, f"must sum to 1 (within {ROW_TOLERANCE}), got {total!r}")\n        if not sum_to_one and not total > 0:\n            raise self.fail(path, "must have a positive sum")\n        return row\n\n    def metrics(self, value: object, path: str) -> dict[str, list[float]]:\n        if not isinstance(value, dict):\n            raise self.fail(path, f"must be an object, got {type(value).__name__}")\n        keys = set(value)\n        for key in vocab.METRIC_KEYS:\n            if key not in keys:\n                raise self.fail(f"{path}.{key}", "is missing")\n        extra = sorted(str(k) for k in keys - set(vocab.METRIC_KEYS))\n        if extra:\n            raise self.fail(f"{path}.{extra[0]}", "is not a metric (expected i, p, t, s)")\n        out = {}\n        for key in vocab.METRIC_KEYS:\n            pair = self.array(value[key], f"{path}.{key}", 2)\n            out[key] = [self.real(pair[0], f"{path}.{key}[0] (alpha)", 0.0, strict=True),\n                        self.real(pair[1], f"{path}.{key}[1] (beta)", 0.0, strict=True)]\n        return out\n\n\ndef _num(x: float) -> str:\n    return str(int(x)) if x == int(x) else repr(x)\n\n\nclass _NotPlain(Exception):\n    """Raised inside _validate_plain: leave the state to the full validation."""\n\n\n_INF = math.inf\n_BASE_KEYS = frozenset(KEY_ORDER[:12])\n_METRIC_KEY_SET = frozenset(vocab.METRIC_KEYS)\n\n\ndef _real(x: object, minimum: float, strict: bool) -> float:\n    """x as a float when it is a plain JSON number in range, else _NotPlain."""\n    t = type(x)\n    if t is not float and t is not int:\n        raise _NotPlain\n    x = float(x)\n    if not (x < _INF and (x > minimum if strict else x >= minimum)):\n        raise _NotPlain\n    return x\n\n\ndef _uint(x: object) -> int:\n    if type(x) is not int or x < 0:\n        raise _NotPlain\n    return x\n\n\ndef _pair(value: object) -> list[float]:\n    if type(value) is not list or len(value) != 2:\n        raise _NotPlain\n    return [_real(value[0], 0.0, True), _real(value[1], 0.0, True)]\n\n\ndef _validate_plain(state: object) -> object:\n    """The fast path of :func:`validate` for a well-formed state without A/B.\n\n    It accepts only what the full validation accepts and returns the same\n    normalised copy; anything else (including every invalid state) returns\n    None, and the full validation then names the problem.\n    """\n    try:\n        if type(state) is not dict or state.keys() != _BASE_KEYS:\n            raise _NotPlain\n        n, nc = _uint(state["n"]), _uint(state["nc"])\n        c = state["c"]\n        if state["v"] != SCHEMA_VERSION or type(state["v"]) is not int or type(c) is not int or not 1 <= c <= 5 or nc > n:\n            raise _NotPlain\n        m, mp = state["m"], state["mp"]\n        if type(m) is not dict or type(mp) is not dict or m.keys() != _METRIC_KEY_SET or mp.keys() != _METRIC_KEY_SET:\n            raise _NotPlain\n        d, h, k, g, b, dd = state["d"], state["h"], state["k"], state["g"], state["b"], state["dd"]\n        if (type(d) is not list or len(d) != 8 or type(h) is not list or len(h) != 6\n                or type(k) is not list or len(k) != 3 or type(g) is not list or len(g) != 2\n                or type(b) is not list or len(b) != 5 or type(dd) is not list or len(dd) != 2):\n            raise _NotPlain\n        h_out = [_real(x, 0.0, False) for x in h]\n        if abs(math.fsum(h_out) - 1.0) > ROW_TOLERANCE:\n            raise _NotPlain\n        return {\n            "v": SCHEMA_VERSION,\n            "c": c,\n            "n": n,\n            "nc": nc,\n            "m": {key: _pair(m[key]) for key in vocab.METRIC_KEYS},\n            "mp": {key: _pair(mp[key]) for key in vocab.METRIC_KEYS},\n            "d": [_real(x, 0.0, True) for x in d],\n            "h": h_out,\n            "k": [_real(k[0], 0.0, True), _real(k[1], 0.0, True), _uint(k[2])],\n            "g": [_real(g[0], -_INF, True), _real(g[1], 0.0, True)],\n            "b": [_real(x, 0.0, False) for x in b],\n            "dd": [_uint(dd[0]), _uint(dd[1])],\n        }\n    except _NotPlain:\n        return None\n\n\ndef validate(state: object, what: str = "stored state") -> dict:\n    """Check a schema-v1 state and return a normalised copy (plain floats/ints).\n\n    Raises BayesError(DATA_CORRUPTED) naming the JSON path of the first problem.\n    `what` starts the message ("stored state is corrupt: ...").\n    """\n    plain = _validate_plain(state)\n    if plain is not None:\n        return plain\n    ck = _Checker(what)\n    if not isinstance(state, dict):\n        raise ck.fail("(root)", f"must be a JSON object, got {type(state).__name__}")\n    for key in KEY_ORDER:\n        if key not in state and key not in OPTIONAL_KEYS:\n            raise ck.fail(key, "is missing")\n    unknown = sorted(str(k) for k in state if k not in KEY_ORDER)\n    if unknown:\n        raise ck.fail(unknown[0], "is not a key of schema v1")\n\n    out: dict[str, object] = {}\n    out["v"] = ck.integer(state["v"], "v")\n    if out["v"] != SCHEMA_VERSION:\n        raise ck.fail("v", f"must be {SCHEMA_VERSION}, got {out[\'v\']}")\n    out["c"] = ck.integer(state["c"], "c")\n    if out["c"] not in vocab.CHAPTERS:\n        raise ck.fail("c", f"must be a chapter in 1..5, got {out[\'c\']}")\n    out["n"] = ck.integer(state["n"], "n")\n    out["nc"] = ck.integer(state["nc"], "nc")\n    if out["nc"] > out["n"]:\n        raise ck.fail("nc", f"must be <= n ({out[\'n\']}), got {out[\'nc\']}")\n    out["m"] = ck.metrics(state["m"], "m")\n    out["mp"] = ck.metrics(state["mp"], "mp")\n    out["d"] = [ck.real(x, f"d[{j}]", 0.0, strict=True)\n                for j, x in enumerate(ck.array(state["d"], "d", len(vocab.VICES)))]\n    out["h"] = ck.probabilities(state["h"], "h", len(vocab.MOODS), sum_to_one=True)\n\n    k = ck.array(state["k"], "k", 3)\n    out["k"] = [ck.real(k[0], "k[0] (a_skip)", 0.0, strict=True),\n                ck.real(k[1], "k[1] (a_respond)", 0.0, strict=True),\n                ck.integer(k[2], "k[2] (consecutive_skips)")]\n    g = ck.array(state["g"], "g", 2)\n    out["g"] = [ck.real(g[0], "g[0] (mu)"), ck.real(g[1], "g[1] (tau)", 0.0, strict=True)]\n    b = ck.array(state["b"], "b", 5)\n    out["b"] = ([ck.real(x, f"b[{j}] (spent)", 0.0) for j, x in enumerate(b[:4])]\n                + [ck.real(b[4], "b[4] (epoch second)", 0.0)])\n    dd = ck.array(state["dd"], "dd", 2)\n    out["dd"] = [ck.integer(dd[0], "dd[0] (day)"), ck.integer(dd[1], "dd[1] (count)")]\n\n    n_moods = len(vocab.MOODS)\n    if "A" in state:\n        rows = ck.array(state["A"], "A", n_moods)\n        out["A"] = [ck.probabilities(row, f"A[{r}]", n_moods, sum_to_one=True) for r, row in enumerate(rows)]\n    if "B" in state:\n        rows = ck.array(state["B"], "B", n_moods)\n        out["B"] = [ck.probabilities(row, f"B[{r}]", len(vocab.SYMBOLS), sum_to_one=False)\n                    for r, row in enumerate(rows)]\n    return out\n\n\n# --------------------------------------------------------------------------\n# Upgrades\n# --------------------------------------------------------------------------\n\ndef upgrade(state: dict) -> dict:\n    """Bring a stored state to SCHEMA_VERSION by applying the UPGRADES chain.\n\n    A state newer than this code raises FEATURE_NOT_SUPPORTED (never a reset);\n    a missing or unknown old version raises DATA_CORRUPTED.\n    """\n    if type(state) is dict and type(state.get("v")) is int and state["v"] == SCHEMA_VERSION:\n        return state\n    ck = _Checker("stored state")\n    if not isinstance(state, dict):\n        raise ck.fail("(root)", f"must be a JSON object, got {type(state).__name__}")\n    if "v" not in state:\n        raise ck.fail("v", "is missing")\n    v = ck.integer(state["v"], "v", minimum=-(2 ** 63))\n    if v > SCHEMA_VERSION:\n        raise BayesError(\n            FEATURE_NOT_SUPPORTED,\n            f"stored state has schema v={v}, newer than this code (v{SCHEMA_VERSION}): deploy the newer code",\n            "a newer engine wrote this row; do not reset it",\n        )\n    while v < SCHEMA_VERSION:\n        step = UPGRADES.get(v)\n        if step is None:\n            raise ck.fail("v", f"is {v}, and there is no upgrade from schema v={v} (this code reads v{SCHEMA_VERSION})")\n        state = step(copy.deepcopy(state))\n        new_v = state.get("v") if isinstance(state, dict) else None\n        if new_v != v + 1:\n            raise ck.fail("v", f"was not advanced by the upgrade step from v={v} (got {new_v!r}, expected {v + 1})")\n        v = new_v\n    return state\n\n\n# --------------------------------------------------------------------------\n# Encoding\n# --------------------------------------------------------------------------\n\ndef _fmt_float(x: float) -> str:\n    """A float as the shortest JSON text with 6 significant digits."""\n    if x == 0.0:\n        return "0"\n    text = format(x, f".{SIGNIFICANT_DIGITS}g")\n    if "e" in text:\n        mantissa, exponent = text.split("e")\n        text = f"{mantissa}e{int(exponent)}"\n    return text\n\n\ndef quantize_probabilities(row: list[float]) -> list[float]:\n    """Round a distribution to multiples of 1e-6 summing to exactly 1 (largest remainder)."""\n    total = math.fsum(row)\n    scaled = [x / total * PROBABILITY_UNITS for x in row]\n    units = [math.floor(x) for x in scaled]\n    missing = PROBABILITY_UNITS - sum(units)\n    by_remainder = sorted(range(len(row)), key=lambda j: (-(scaled[j] - units[j]), j))\n    for j in by_remainder[:missing]:\n        units[j] += 1\n    return [u / PROBABILITY_UNITS for u in units]\n\n\ndef _write(value: object) -> str:\n    """Compact JSON of a normalised state (dicts keep their insertion order)."""\n    t = type(value)\n    if t is float:\n        return _fmt_float(value)\n    if t is int:\n        return str(value)\n    if t is list:\n        return "[" + ",".join(map(_write, value)) + "]"\n    if t is dict:\n        return "{" + ",".join(\'"\' + k + \'":\' + _write(x) for k, x in value.items()) + "}"\n    raise TypeError(f"cannot encode {t.__name__}")\n\n\n# The text of a state without A/B in one %-format: every float as %.6g, the\n# exponents then shortened as _fmt_float does ("1e-05" -> "1e-5").\n_PLAIN_TEMPLATE = (\n    \'{"v":%d,"c":%d,"n":%d,"nc":%d,\'\n    \'"m":{"i":[%.6g,%.6g],"p":[%.6g,%.6g],"t":[%.6g,%.6g],"s":[%.6g,%.6g]},\'\n    \'"mp":{"i":[%.6g,%.6g],"p":[%.6g,%.6g],"t":[%.6g,%.6g],"s":[%.6g,%.6g]},\'\n    \'"d":[%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g],\'\n    \'"h":[%.6g,%.6g,%.6g,%.6g,%.6g,%.6g],\'\n    \'"k":[%.6g,%.6g,%d],"g":[%.6g,%.6g],"b":[%.6g,%.6g,%.6g,%.6g,%d],"dd":[%d,%d]}\'\n)\n_EXPONENT = re.compile(r"e([+-])0*(\\d)")\n\n\ndef _short_exponent(match: "re.Match") -> str:\n    return "e" + ("-" if match.group(1) == "-" else "") + match.group(2)\n\n\ndef _write_plain(s: dict) -> str:\n    m, mp, k = s["m"], s["mp"], s["k"]\n    values = (\n        s["v"], s["c"], s["n"], s["nc"],\n        *m["i"], *m["p"], *m["t"], *m["s"],\n        *mp["i"], *mp["p"], *mp["t"], *mp["s"],\n        *s["d"], *s["h"], k[0], k[1], k[2], s["g"][0] + 0.0, s["g"][1], *s["b"], *s["dd"],\n    )\n    text = _PLAIN_TEMPLATE % values\n    if "e" in text:\n        text = _EXPONENT.sub(_short_exponent, text)\n    return text\n\n\ndef encode(state: dict) -> str:\n    """Validate and serialise a state as compact JSON text (see the module docstring)."""\n    return _encode_normalised(validate(state, what="state to store"))\n\n\ndef encode_decayed(state: dict) -> str:\n    """Serialise a state that :func:`decode` returned and only ``model.decay`` changed.\n\n    The bulk decay\'s path: it skips :func:`encode`\'s second validation (decay\n    keeps every value finite and positive, the belief summing to 1), which\n    is a third of the Python work per row. Consumes `state`.\n    """\n    return _encode_normalised(state)\n\n\ndef _encode_normalised(s: dict) -> str:\n    s["h"] = quantize_probabilities(s["h"])\n    if "A" in s:\n        s["A"] = [quantize_probabilities(row) for row in s["A"]]\n    spent = [0.0 if x < 1e-6 else x for x in s["b"][:4]]\n    s["b"] = spent + [int(round(s["b"][4]))]  # written as an int: a whole epoch second\n    if "A" not in s and "B" not in s:\n        return _write_plain(s)\n    return _write({key: s[key] for key in KEY_ORDER if key in s})\n\n\ndef decode(data: str | bytes | dict) -> dict:\n    """Parse (if text), upgrade and validate a stored state; returns plain floats/ints."""\n    if isinstance(data, (str, bytes, bytearray)):\n        try:\n            data = json.loads(data)\n        except ValueError as exc:\n            raise BayesError(DATA_CORRUPTED, f"stored state is corrupt: not valid JSON ({exc})", _STORED_HINT) from None\n    return validate(upgrade(data))\n',
-    'bayes_engine.describe': '"""The human/API view of a state, as returned by the RPC ``bayes_get_state``."""\n\nfrom __future__ import annotations\n\nimport math\n\nfrom . import SCHEMA_VERSION, stats, vocab\nfrom .codec import validate\nfrom .params import Params\n\n\ndef describe_state(state: dict, params: Params) -> dict[str, object]:\n    """Means, variances, 95% intervals, composite, mood, vices, skip and timing of a state.\n\n    The result holds only plain Python numbers, strings, lists and dicts, so it\n    is JSON-serialisable as is.\n    """\n    s = validate(state)\n    chapter = s["c"]\n    weights = params.weights\n\n    metrics: dict[str, object] = {}\n    composite = 0.0\n    composite_var = 0.0\n    for key, name, w in zip(vocab.METRIC_KEYS, vocab.METRIC_NAMES, weights):\n        alpha, beta = s["m"][key]\n        mean = stats.beta_mean(alpha, beta)\n        var = stats.beta_var(alpha, beta)\n        lo, hi = stats.beta_interval(alpha, beta, 0.95)\n        metrics[name] = {"alpha": alpha, "beta": beta, "mean": mean, "var": var, "ci95": [lo, hi]}\n        composite += w * mean\n        composite_var += w * w * var\n\n    h = s["h"]\n    mood_index = max(range(len(h)), key=lambda j: (h[j], -j))  # first argmax\n\n    d = s["d"]\n    d_total = math.fsum(d)\n    mixture = [x / d_total for x in d]\n    order = sorted(range(len(mixture)), key=lambda j: (-mixture[j], j))\n\n    a_skip, a_respond, consecutive = s["k"]\n    mu, tau = s["g"]\n    return {\n        "schema_version": SCHEMA_VERSION,\n        "chapter": chapter,\n        "n": s["n"],\n        "nc": s["nc"],\n        "metrics": metrics,\n        "composite": 100.0 * composite,\n        "composite_sd": 100.0 * math.sqrt(composite_var),\n        "mood": {\n            "state": vocab.MOODS[mood_index],\n            "belief": dict(zip(vocab.MOODS, h)),\n        },\n        "vices": {\n            "mixture": dict(zip(vocab.VICES, mixture)),\n            "top": [[vocab.VICES[j], mixture[j]] for j in order[:3]],\n            "entropy_bits": stats.entropy_bits(mixture),\n        },\n        "skip": {\n            "a_skip": a_skip,\n            "a_respond": a_respond,\n            "consecutive_skips": consecutive,\n            "p_skip_mean": a_skip / (a_skip + a_respond),\n        },\n        "timing": {"mu_log_s": mu, "tau": tau, "typical_gap_s": math.exp(min(mu, 700.0))},\n        "boss": {"threshold": params.chapter(chapter).boss_threshold},\n    }\n',
-    'bayes_engine.encoder': '"""Observation encoding (MODEL.md section 3): text and timing become evidence.\n\n:func:`encode_message` turns one player message into an :class:`Observation`:\nper-metric positive and negative evidence (before scaling, halving and the\nbudget of section 4), the number of metric features that fired, the vice\nweights and the HMM symbols. It is a pure function of its arguments.\n\nWords match on word boundaries in the lower-cased text: the text is split\ninto runs of word characters (``\\\\w+``, Unicode-aware), and each run is looked\nup in the lexicons, so "high" never matches "highway" and "real" never\nmatches "really". Counts are occurrences.\n"""\n\nimport re\n\nfrom . import vocab\n\nPOSITIVE = frozenset(\n    "love amazing wonderful beautiful great happy excited thank appreciate care adore perfect "\n    "incredible sweet kind".split()\n)\nNEGATIVE = frozenset(\n    "hate boring annoying stupid ugly angry frustrated disappointed terrible awful worst whatever "\n    "fine goodbye".split()\n)\nPERSONAL = frozenset("feel think want like love miss hope dream fear wish remember".split())\nHUMOR_WORDS = frozenset("haha hahaha lol lmao rofl hehe".split())\nHUMOR_EMOJI = ("\\U0001F602", "\\U0001F923", "\\U0001F606")  # 😂 🤣 😆\nVICE_WORDS = (\n    frozenset("debate think logic smart read theory argue philosophy science intellectual research".split()),\n    frozenset("dare risk adventure crazy wild extreme adrenaline dangerous spontaneous impulsive".split()),\n    frozenset("drink bar party wine beer smoke weed high club cocktail shots".split()),\n    frozenset("kiss touch attractive sexy bed desire body lips cuddle intimate".split()),\n    frozenset("feel heart soul intense passion cry deeply overwhelm emotion burning".split()),\n    frozenset("rules rebel authority system break illegal convention defy against freedom".split()),\n    frozenset("dark morbid dead twisted ironic gallows sick disturbing macabre inappropriate".split()),\n    frozenset("afraid fear weak vulnerable honest real scared open secret confession".split()),\n)\nEMOTIONAL_VICE = 4  # symbol 5 (emotional_content) also fires on vice-4 words\n\n# Feature table of section 3: name -> ((metric index, evidence), ...).\n# Metric indexes follow vocab.METRIC_KEYS (i, p, t, s); evidence < 0 is negative.\nFEATURES = {\n    "long": ((0, 0.35), (1, 0.15)),\n    "medium": ((0, 0.15),),\n    "short": ((0, -0.12), (1, -0.045)),\n    "quick_reply": ((2, 0.30), (3, 0.15)),\n    "slow_reply": ((3, -0.25),),\n    "personal_question": ((0, 0.56), (2, 0.35)),\n    "questions": ((2, 0.15),),\n    "warm": ((1, 0.49),),\n    "warm_one": ((1, 0.15),),\n    "cold": ((1, -0.42), (2, -0.25)),\n    "cold_one": ((1, -0.12),),\n    "steady": ((3, 0.30),),\n    "absent": ((3, -0.49), (2, -0.12)),\n}\n\nLONG_CHARS = 300\nMEDIUM_CHARS = 150\nSHORT_CHARS = 20\nSYMBOL_LONG_CHARS = 200\nSYMBOL_SHORT_CHARS = 30\nVICE_LONG_CHARS = 200\nVICE_LONG_BONUS = 1.3\nQUICK_FRACTION = 0.5    # quick reply: gap < 0.5 * fast_c\nSLOW_FRACTION = 0.8     # slow reply: gap > 0.8 * slow_c\nSTEADY_MESSAGES = 3     # 1st-3rd message of the UTC day\nSTEADY_MAX_GAP_S = 24 * 3600\nABSENT_GAP_S = 48 * 3600\nFAST_SYMBOL_S = 120     # symbols 7/8/9: < 2 min, > 30 min, otherwise\nSLOW_SYMBOL_S = 1800\nEMOJI_HEAVY = 3\n\ndef _lexicon_index():\n    """word -> (positive, negative, personal, humor, vice indexes): one lookup per word."""\n    index = {}\n    words = POSITIVE | NEGATIVE | PERSONAL | HUMOR_WORDS\n    for lexicon in VICE_WORDS:\n        words |= lexicon\n    for word in words:\n        index[word] = (\n            int(word in POSITIVE),\n            int(word in NEGATIVE),\n            int(word in PERSONAL),\n            int(word in HUMOR_WORDS),\n            tuple(j for j, lexicon in enumerate(VICE_WORDS) if word in lexicon),\n        )\n    return index\n\n\n_LEXICON = _lexicon_index()\n_WORD = re.compile(r"\\w+")\n_EMOJI = re.compile("[\\U0001F300-\\U0001FAFF\\u2600-\\u27BF]")\n\n\n\nclass Observation:\n    """What one message says, before the per-message rules of section 4.\n\n    ``plus`` and ``minus`` are the summed positive and negative evidence per\n    metric (METRIC_KEYS order, both >= 0); ``features`` the names of the\n    metric features that fired (their count is the message\'s\n    ``observations``); ``vices`` the 8 Dirichlet increments; ``symbols`` the\n    sorted HMM symbol indexes.\n    """\n\n    __slots__ = ("plus", "minus", "features", "vices", "symbols")\n\n    def __init__(self, plus, minus, features, vices, symbols):\n        self.plus = plus\n        self.minus = minus\n        self.features = features\n        self.vices = vices\n        self.symbols = symbols\n\n    @property\n    def observations(self) -> int:\n        return len(self.features)\n\n    def to_json(self) -> dict:\n        """The observation as stored in the event log (what replay re-applies)."""\n        return {\n            "plus": self.plus,\n            "minus": self.minus,\n            "features": self.features,\n            "vices": self.vices,\n            "symbols": self.symbols,\n        }\n\n    @classmethod\n    def from_json(cls, data: dict) -> "Observation":\n        return cls(\n            [float(x) for x in data["plus"]],\n            [float(x) for x in data["minus"]],\n            list(data["features"]),\n            [float(x) for x in data["vices"]],\n            [int(x) for x in data["symbols"]],\n        )\n\n    def __eq__(self, other):\n        return isinstance(other, Observation) and self.to_json() == other.to_json()\n\n    def __repr__(self):\n        return f"Observation({self.to_json()!r})"\n\n\ndef count_emoji(text: str) -> int:\n    """Code points in U+1F300-U+1FAFF or U+2600-U+27BF."""\n    return len(_EMOJI.findall(text))\n\n\ndef encode_message(text, gap_s, topic_changed, day_position, fast_s, slow_s) -> Observation:\n    """Encode one message.\n\n    text: the message; gap_s: reply gap in seconds or None (unknown);\n    topic_changed: True, False or None (not reported); day_position: the\n    message\'s number within its UTC day (the first is 1), or None when not\n    known; fast_s, slow_s: the chapter\'s fast_c and slow_c.\n    """\n    length = len(text)\n    words = _WORD.findall(text.lower())\n    positive = negative = personal = humor = 0\n    vice_matches = [0, 0, 0, 0, 0, 0, 0, 0]\n    for word in words:\n        hits = _LEXICON.get(word)\n        if hits is not None:\n            p, n, s, h, vices = hits\n            positive += p\n            negative += n\n            personal += s\n            humor += h\n            for j in vices:\n                vice_matches[j] += 1\n    for emoji in HUMOR_EMOJI:\n        humor += text.count(emoji)\n    questions = text.count("?")\n    emoji = count_emoji(text)\n    known_gap = gap_s is not None\n\n    features = []\n    if length > LONG_CHARS:\n        features.append("long")\n    elif length > MEDIUM_CHARS:\n        features.append("medium")\n    elif length < SHORT_CHARS:\n        features.append("short")\n    if known_gap and gap_s < QUICK_FRACTION * fast_s:\n        features.append("quick_reply")\n    if known_gap and gap_s > SLOW_FRACTION * slow_s:\n        features.append("slow_reply")\n    if questions >= 1 and personal >= 1:\n        features.append("personal_question")\n    elif questions >= 2:\n        features.append("questions")\n    if positive >= 2:\n        features.append("warm")\n    elif positive == 1:\n        features.append("warm_one")\n    if negative >= 2:\n        features.append("cold")\n    elif negative == 1:\n        features.append("cold_one")\n    if known_gap and day_position is not None and day_position <= STEADY_MESSAGES and gap_s < STEADY_MAX_GAP_S:\n        features.append("steady")\n    if known_gap and gap_s > ABSENT_GAP_S:\n        features.append("absent")\n\n    plus = [0.0, 0.0, 0.0, 0.0]\n    minus = [0.0, 0.0, 0.0, 0.0]\n    for name in features:\n        for metric, evidence in FEATURES[name]:\n            if evidence > 0:\n                plus[metric] += evidence\n            else:\n                minus[metric] -= evidence\n\n    bonus = VICE_LONG_BONUS if length > VICE_LONG_CHARS else 1.0\n    vices = [min(1.0, bonus * min(1.0, 0.25 * m)) for m in vice_matches]\n\n    symbols = []\n    if length > SYMBOL_LONG_CHARS:\n        symbols.append(0)\n    elif length < SYMBOL_SHORT_CHARS:\n        symbols.append(1)\n    if questions >= 1:\n        symbols.append(2)\n    if positive:\n        symbols.append(3)\n    if negative:\n        symbols.append(4)\n    if personal or vice_matches[EMOTIONAL_VICE]:\n        symbols.append(5)\n    if humor:\n        symbols.append(6)\n    if known_gap:\n        if gap_s < FAST_SYMBOL_S:\n            symbols.append(7)\n        elif gap_s > SLOW_SYMBOL_S:\n            symbols.append(8)\n        else:\n            symbols.append(9)\n    if topic_changed is not None:\n        symbols.append(11 if topic_changed else 10)\n    if emoji >= EMOJI_HEAVY:\n        symbols.append(12)\n    elif emoji == 0:\n        symbols.append(13)\n    return Observation(plus, minus, features, vices, symbols)\n',
-    'bayes_engine.errors': '"""The single exception type of the engine and the SQLSTATEs it carries.\n\nPL/Python wrappers catch :class:`BayesError` and re-raise it with\n``plpy.error(e.message, hint=e.hint, sqlstate=e.sqlstate)`` so that PostgREST\nanswers 4xx instead of 500.\n"""\n\nfrom __future__ import annotations\n\nINVALID_PARAMETER = "22023"       # bad argument or bad parameter value\nNULL_VALUE = "22004"              # NULL where a value is required\nSTRING_TOO_LONG = "22001"         # message text over 64 KiB\nNO_DATA_FOUND = "P0002"           # unknown player in a read RPC\nINSUFFICIENT_PRIVILEGE = "42501"  # caller not allowed\nDATA_CORRUPTED = "XX001"          # a stored state that fails validation\nFEATURE_NOT_SUPPORTED = "0A000"   # a stored state newer than this code\n\n\nclass BayesError(Exception):\n    """An error meant for the client, with the SQLSTATE to raise it under."""\n\n    def __init__(self, sqlstate: str, message: str, hint: str | None = None) -> None:\n        super().__init__(message)\n        self.sqlstate = sqlstate\n        self.message = message\n        self.hint = hint\n\n    def __str__(self) -> str:\n        return self.message\n\n    def __repr__(self) -> str:\n        return f"BayesError({self.sqlstate!r}, {self.message!r}, hint={self.hint!r})"\n',
-    'bayes_engine.events': '"""Inputs as events: each writer applied to a state, with the event it logs,\nand the replay of a player\'s event log.\n\nEvery write of a player\'s state appends one row to ``bayes.player_event``\nwhose ``input`` holds exactly what this module needs to apply it again. A\nmessage event stores its *observation* (what the encoder extracted), not the\ntext: the log never keeps what the player wrote, and a replay reproduces the\nstored state even after the lexicons change. Replaying a log with\n:func:`replay` goes through the same decode/apply/encode cycle as the SQL\nfunctions, so it rebuilds the stored state exactly, provided the parameter\ntables have not changed since (replay uses the current parameters).\n"""\n\nfrom . import codec, model\nfrom .encoder import Observation\nfrom .errors import DATA_CORRUPTED, BayesError\n\n\ndef apply_message(state, params, user_id, text, sent_at, last_message_at, decayed_at,\n                  reply_gap_s=None, topic_changed=None, session_seed=None, observation=None):\n    """One message (model.process_message); returns (result, event input)."""\n    result, observation = model.process_message(\n        state, params, user_id, text, sent_at, last_message_at, decayed_at,\n        reply_gap_s, topic_changed, session_seed, observation)\n    event_input = {\n        "sent_at": sent_at,\n        "reply_gap_s": reply_gap_s,\n        "topic_changed": topic_changed,\n        "seed": session_seed,\n        "observation": observation.to_json(),\n    }\n    return result, event_input\n\n\ndef apply_llm_scores(state, params, deltas):\n    result = model.apply_llm_scores(state, params, deltas)\n    return result, {"deltas": deltas}\n\n\ndef apply_outcome(state, params, decision, engaged):\n    result = model.record_outcome(state, params, decision, engaged)\n    return result, {"decision": decision, "engaged": bool(engaged)}\n\n\ndef apply_chapter(state, params, chapter):\n    """Returns (changed, result, event input)."""\n    previous = state["c"]\n    changed = model.advance_chapter(state, params, chapter)\n    result = model.summary(state, params)\n    result["previous_chapter"] = previous\n    result["changed"] = changed\n    return changed, result, {"chapter": chapter}\n\n\ndef decayed_text(params, state_text, last_message_at, decayed_at, now):\n    """A stored state decayed up to `now` (section 5); the bulk decay\'s batch step (bulk.py) equals it row by row."""\n    state = codec.decode(state_text)\n    model.decay(state, params, last_message_at, decayed_at, now)\n    return codec.encode_decayed(state)\n\n\ndef replay(params, user_id, events, start_chapter=1, decayed_to=None):\n    """Rebuild a state from (kind, input) pairs in log order; returns its encoded text.\n\n    The first state is the one the RPCs create for a new player (chapter 1\n    priors). Each event is decoded, applied and encoded again, exactly as\n    the SQL functions do, so the result equals the stored state. The bulk\n    decay writes no event: `decayed_to` (the row\'s decayed_at) decays the\n    result up to where the stored state has been decayed. Because decay\n    composes, that equals the stored state up to the rounding of the\n    states the bulk runs stored in between (6 significant digits).\n    """\n    text = codec.encode(codec.default_state(start_chapter, params))\n    last_message_at = decayed_at = None\n    for position, (kind, data) in enumerate(events):\n        state = codec.decode(text)\n        try:\n            if kind == "message":\n                sent_at = data["sent_at"]\n                apply_message(state, params, str(user_id), None, sent_at, last_message_at, decayed_at,\n                              data["reply_gap_s"], data["topic_changed"], data["seed"],\n                              Observation.from_json(data["observation"]))\n                last_message_at = sent_at if last_message_at is None else max(last_message_at, sent_at)\n                decayed_at = sent_at if decayed_at is None else max(decayed_at, sent_at)\n            elif kind == "llm_scores":\n                apply_llm_scores(state, params, data["deltas"])\n            elif kind == "outcome":\n                apply_outcome(state, params, data["decision"], data["engaged"])\n            elif kind == "chapter":\n                apply_chapter(state, params, data["chapter"])\n            else:\n                raise KeyError(kind)\n        except (KeyError, TypeError, ValueError) as exc:\n            raise BayesError(DATA_CORRUPTED, f"event {position} ({kind}) of player {user_id} cannot be replayed: {exc!r}",\n                             "bayes.player_event rows are append-only; check for manual edits") from None\n        text = codec.encode(state)\n    if decayed_to is not None and last_message_at is not None and decayed_to > decayed_at:\n        text = decayed_text(params, text, last_message_at, decayed_at, decayed_to)\n    return text\n',
-    'bayes_engine.model': '"""The model: every update of MODEL.md sections 4, 5, 6, 7 and 8, once.\n\nFunctions here take a *decoded* state (a dict as returned by\n:func:`codec.decode`) and update it in place; the caller owns the dict.\nTimes are epoch seconds (floats). Nothing here touches the database, so the\nSQL functions, the app-server benchmark and the tests all run this code.\n\nThe order of one message (section 4): decay up to the message time, encode,\nmetrics, vices, mood, timing, skip and delay, fallback and boss readiness.\n"""\n\nimport math\n\nfrom . import encoder, rng, vocab\nfrom .errors import INVALID_PARAMETER, BayesError\n\nSECONDS_PER_HOUR = 3600.0\nSECONDS_PER_DAY = 86400\n\nFALLBACK_REASONS = ("cold_start", "high_variance", "no_signals", "critical_zone", "bayesian_sufficient")\nDECISIONS = ("skip", "reply")\nLLM_DELTA_LIMIT = 10.0\n\n\n# --------------------------------------------------------------------------\n# Section 5: decay\n# --------------------------------------------------------------------------\n\ndef decay_hours(last_message_at, decayed_at, now, grace_h):\n    """Hours of decay in the window [max(decayed_at, last_message_at + grace), now].\n\n    Zero when there is no message yet, or when `now` is not strictly after the\n    start of the window (a player exactly at the grace boundary is not\n    decayed).\n    """\n    if last_message_at is None:\n        return 0.0\n    start = last_message_at + grace_h * SECONDS_PER_HOUR\n    if decayed_at is not None and decayed_at > start:\n        start = decayed_at\n    if now <= start:\n        return 0.0\n    return (now - start) / SECONDS_PER_HOUR\n\n\ndef decay_factors(params, chapter, last_message_at, decayed_at, now):\n    """(hours, f, f_v): the metric decay hours, and the metric/mood and vice factors.\n\n    A factor is exactly 1.0 when its window is empty (or its rate is 0):\n    then nothing of that kind moves, not even by rounding.\n    """\n    cp = params.chapter(chapter)\n    f = f_v = 1.0\n    hours = decay_hours(last_message_at, decayed_at, now, cp.decay_grace_h)\n    if hours > 0.0 and cp.decay_rate_per_h > 0.0:\n        f = math.exp(-cp.decay_rate_per_h * hours)\n    vice_hours = decay_hours(last_message_at, decayed_at, now, cp.vice_decay_grace_h)\n    vice_rate = params.g["vice_decay_rate_per_h"]\n    if vice_hours > 0.0 and vice_rate > 0.0:\n        f_v = math.exp(-vice_rate * vice_hours)\n    return hours, f, f_v\n\n\ndef _choose(condition, if_true, if_false):\n    return if_true if condition else if_false\n\n\ndef decayed_metric(alpha, beta, alpha0, beta0, f, where=_choose):\n    """Section 5\'s step for one Beta metric: (alpha, beta) decayed by factor f.\n\n    In (mean, strength): the strength moves towards the prior\'s by f always,\n    the mean only when it is above the prior mean (a mean is never raised).\n    Pure arithmetic, so the bulk decay runs this same formula on numpy arrays\n    of a whole batch (with ``where=numpy.where``); the results are the same\n    floats as one player at a time.\n    """\n    strength0 = alpha0 + beta0\n    mean0 = alpha0 / strength0\n    strength = alpha + beta\n    mean = alpha / strength\n    strength = strength0 + (strength - strength0) * f\n    mean = where(mean > mean0, mean0 + (mean - mean0) * f, mean)\n    return mean * strength, (1.0 - mean) * strength\n\n\ndef decayed_towards(value, target, f):\n    """A value moved towards its target by factor f (the mood belief, a vice)."""\n    return target + (value - target) * f\n\n\ndef decay(state, params, last_message_at, decayed_at, now):\n    """Apply the absence decay of section 5 up to `now`, in place; return the metric decay hours.\n\n    Metrics move in (mean, strength) towards the chapter prior ``mp`` with\n    f = exp(-r_c * hours) (:func:`decayed_metric`). The mood belief moves\n    towards the start belief with the same f; the vices towards the\n    Dirichlet prior with their own grace and rate. Skip, timing and the\n    budget do not decay.\n    """\n    hours, f, f_v = decay_factors(params, state["c"], last_message_at, decayed_at, now)\n    if f < 1.0:\n        m, mp = state["m"], state["mp"]\n        for key in vocab.METRIC_KEYS:\n            alpha, beta = m[key]\n            alpha0, beta0 = mp[key]\n            m[key] = list(decayed_metric(alpha, beta, alpha0, beta0, f))\n        start = params.g["mood_start_belief"]\n        state["h"] = [decayed_towards(h, h0, f) for h, h0 in zip(state["h"], start)]\n    if f_v < 1.0:\n        prior = params.g["vice_prior"]\n        state["d"] = [decayed_towards(d, prior, f_v) for d in state["d"]]\n    return hours\n\n\n# --------------------------------------------------------------------------\n# Section 4.1 and 4.3: metrics and the evidence budget\n# --------------------------------------------------------------------------\n\ndef update_metrics(state, plus, minus, params, now):\n    """Discounted Beta update of the four metrics with one message\'s evidence.\n\n    plus, minus: summed evidence per metric (>= 0). Per metric the evidence is\n    scaled to at most 1 in total, halved while n < cold_start_messages, and\n    clipped to what the leaky-bucket budget allows; then\n    alpha <- alpha0 + gamma*(alpha - alpha0) + E+ and the same for beta. The\n    discount applies on every message. Returns the applied (E+, E-) pairs.\n    """\n    g = params.g\n    gamma = g["discount"]\n    budget = g["evidence_budget_per_hour"]\n    halve = state["n"] < g["cold_start_messages"]\n    b = state["b"]\n    elapsed = now - b[4]\n    leak = math.exp(-elapsed / SECONDS_PER_HOUR) if elapsed > 0.0 else 1.0\n    m, mp = state["m"], state["mp"]\n    applied = []\n    spent_out = []\n    for j, key in enumerate(vocab.METRIC_KEYS):\n        e_plus, e_minus = plus[j], minus[j]\n        total = e_plus + e_minus\n        if total > 1.0:\n            e_plus, e_minus, total = e_plus / total, e_minus / total, 1.0\n        if halve:\n            e_plus, e_minus, total = 0.5 * e_plus, 0.5 * e_minus, 0.5 * total\n        spent = b[j] * leak\n        room = budget - spent\n        if total > room:\n            scale = room / total if room > 0.0 else 0.0\n            e_plus, e_minus, total = e_plus * scale, e_minus * scale, total * scale\n        spent_out.append(spent + total)\n        alpha, beta = m[key]\n        alpha0, beta0 = mp[key]\n        m[key] = [alpha0 + gamma * (alpha - alpha0) + e_plus, beta0 + gamma * (beta - beta0) + e_minus]\n        applied.append((e_plus, e_minus))\n    spent_out.append(now if now > b[4] else b[4])\n    state["b"] = spent_out\n    return applied\n\n\ndef metric_summary(state):\n    """Means and variances per metric, the composite (0-100) and its sd."""\n    metrics = {}\n    composite = 0.0\n    composite_var = 0.0\n    m = state["m"]\n    for key, name, w in zip(vocab.METRIC_KEYS, vocab.METRIC_NAMES, vocab.METRIC_WEIGHTS):\n        alpha, beta = m[key]\n        s = alpha + beta\n        mean = alpha / s\n        var = alpha * beta / (s * s * (s + 1.0))\n        metrics[name] = {"mean": mean, "var": var}\n        composite += w * mean\n        composite_var += w * w * var\n    return metrics, 100.0 * composite, 100.0 * math.sqrt(composite_var)\n\n\n# --------------------------------------------------------------------------\n# Section 4.2: vices, mood, timing\n# --------------------------------------------------------------------------\n\ndef update_vices(state, increments):\n    state["d"] = [d + x for d, x in zip(state["d"], increments)]\n\n\ndef vice_summary(state):\n    d = state["d"]\n    total = math.fsum(d)\n    mixture = [x / total for x in d]\n    order = sorted(range(len(mixture)), key=lambda j: (-mixture[j], j))\n    entropy = 0.0\n    for p in mixture:\n        if p > 0.0:\n            entropy -= p * math.log2(p)\n    return {"top": [[vocab.VICES[j], mixture[j]] for j in order[:3]], "entropy_bits": max(entropy, 0.0)}\n\n\ndef chapter_transition(matrix, volatility):\n    """The transition matrix of a chapter: section 4.2\'s volatility adjustment.\n\n    Each diagonal d becomes max(0.3, d/v) when v > 1, else min(0.8, d/v); the\n    off-diagonals of its row are rescaled so that the row sums to 1 (spread\n    evenly if they were all zero).\n    """\n    rows = []\n    size = len(matrix)\n    for r, row in enumerate(matrix):\n        diagonal = row[r]\n        new_diagonal = max(0.3, diagonal / volatility) if volatility > 1.0 else min(0.8, diagonal / volatility)\n        off = 1.0 - diagonal\n        rest = 1.0 - new_diagonal\n        if off > 0.0:\n            new_row = [x * rest / off for x in row]\n        else:\n            new_row = [rest / (size - 1)] * size\n        new_row[r] = new_diagonal\n        rows.append(tuple(new_row))\n    return tuple(rows)\n\n\ndef mood_step(belief, transition, emission, symbols):\n    """One forward step: b\' proportional to (b^T A) times the product of B[:, o] over the symbols.\n\n    With no symbol, or when the product underflows to 0, it is the\n    predict-only step b\' = b^T A (normalised).\n    """\n    size = len(belief)\n    predicted = [0.0] * size\n    for i, b_i in enumerate(belief):\n        if b_i:\n            row = transition[i]\n            for j in range(size):\n                predicted[j] += b_i * row[j]\n    posterior = predicted\n    if symbols:\n        posterior = []\n        for j in range(size):\n            value = predicted[j]\n            row = emission[j]\n            for o in symbols:\n                value *= row[o]\n            posterior.append(value)\n        if not math.fsum(posterior) > 0.0:\n            posterior = predicted\n    total = math.fsum(posterior)\n    return [x / total for x in posterior]\n\n\ndef mood_matrices(state, params):\n    """(A_c, B) for the state\'s chapter: the state\'s own A/B when present, else the defaults."""\n    volatility = params.chapter(state["c"]).mood_volatility\n    raw_a = state.get("A")\n    if raw_a is None:\n        key = ("transition", state["c"])\n        a = params.derived.get(key)\n        if a is None:\n            a = params.derived[key] = chapter_transition(params.g["mood_transition"], volatility)\n    else:\n        a = chapter_transition(raw_a, volatility)\n    raw_b = state.get("B")\n    return a, (raw_b if raw_b is not None else params.g["mood_emission"])\n\n\ndef update_timing(state, gap_s, params):\n    """Normal update of the log reply gap with a known gap x <= timing_max_gap_s (x >= 1 s)."""\n    if gap_s is None or gap_s > params.g["timing_max_gap_s"]:\n        return\n    tau_x = params.g["timing_obs_precision"]\n    mu, tau = state["g"]\n    x = math.log(gap_s if gap_s > 1.0 else 1.0)\n    state["g"] = [(tau * mu + tau_x * x) / (tau + tau_x), tau + tau_x]\n\n\n# --------------------------------------------------------------------------\n# Section 4.4: skip and delay\n# --------------------------------------------------------------------------\n\ndef decide_skip(state, params, user_id, n, session_seed):\n    """Thompson-sampled skip decision; updates the run length k[2].\n\n    theta ~ Beta(a_skip, a_respond), capped at the chapter\'s skip_cap and\n    halved per consecutive skip; skip when U < theta, never more than\n    max_consecutive_skips in a row. Returns (skip, p) with p the skip\n    probability used (0 when the run limit forces a reply).\n    """\n    a_skip, a_respond, run = state["k"]\n    cap = params.chapter(state["c"]).skip_cap\n    theta = rng.generator(user_id, n, rng.SKIP_THETA, session_seed).betavariate(a_skip, a_respond)\n    p = min(theta, cap) * 0.5 ** run\n    if run >= params.g["max_consecutive_skips"]:\n        p = 0.0\n        skip = False\n    else:\n        skip = rng.generator(user_id, n, rng.SKIP_UNIFORM, session_seed).random() < p\n    state["k"] = [a_skip, a_respond, run + 1 if skip else 0]\n    return skip, p\n\n\ndef reply_delay(state, params, user_id, n, session_seed):\n    """min(cap_c, max(1, coef_c * e^y)) seconds, y from the posterior predictive N(mu, 1/tau + 1/tau_x)."""\n    cp = params.chapter(state["c"])\n    mu, tau = state["g"]\n    sd = math.sqrt(1.0 / tau + 1.0 / params.g["timing_obs_precision"])\n    y = rng.generator(user_id, n, rng.DELAY, session_seed).gauss(mu, sd)\n    return min(cp.delay_cap_s, max(1.0, cp.delay_coef * math.exp(min(y, 700.0))))\n\n\n# --------------------------------------------------------------------------\n# Sections 6 and 7: boss readiness and fallback\n# --------------------------------------------------------------------------\n\ndef confidence_label(p):\n    if p > 0.9 or p < 0.1:\n        return "high"\n    if p > 0.6 or p < 0.3:\n        return "medium"\n    return "low"\n\n\ndef boss_readiness(state, params, composite=None, composite_sd=None):\n    """P(C >= T_c) by the normal approximation, ready and the confidence label."""\n    if composite is None:\n        _, composite, composite_sd = metric_summary(state)\n    threshold = params.chapter(state["c"]).boss_threshold\n    p = 0.5 * math.erfc(-((composite - threshold) / composite_sd) / math.sqrt(2.0))\n    return {\n        "threshold": threshold,\n        "p_ready": p,\n        "ready": p >= params.g["ready_probability"],\n        "confidence": confidence_label(p),\n    }\n\n\ndef fallback_reason(state, params, metrics, composite, observations=None):\n    """The first rule of section 7 that fires; observations=None skips no_signals."""\n    if state["n"] < params.g["cold_start_messages"]:\n        return "cold_start"\n    for name, threshold in zip(vocab.METRIC_NAMES, params.variance_thresholds):\n        if metrics[name]["var"] > threshold:\n            return "high_variance"\n    if observations is not None and observations == 0:\n        return "no_signals"\n    if abs(composite - params.chapter(state["c"]).boss_threshold) < params.g["critical_zone"]:\n        return "critical_zone"\n    return "bayesian_sufficient"\n\n\ndef mood_name(state):\n    """The most probable mood (the first one on a tie)."""\n    h = state["h"]\n    return vocab.MOODS[max(range(len(h)), key=lambda j: (h[j], -j))]\n\n\ndef top_vice(state):\n    """The vice with the largest Dirichlet concentration (the first one on a tie)."""\n    d = state["d"]\n    return vocab.VICES[max(range(len(d)), key=lambda j: (d[j], -j))]\n\n\ndef summary(state, params, observations=None):\n    """The part of every writer\'s result that describes the state after the write."""\n    metrics, composite, composite_sd = metric_summary(state)\n    reason = fallback_reason(state, params, metrics, composite, observations)\n    return {\n        "n": state["n"],\n        "chapter": state["c"],\n        "composite": composite,\n        "composite_sd": composite_sd,\n        "composite_ci95": [max(0.0, composite - 1.959963984540054 * composite_sd),\n                           min(100.0, composite + 1.959963984540054 * composite_sd)],\n        "metrics": metrics,\n        "fallback": {"needed": reason != "bayesian_sufficient", "reason": reason},\n        "boss": boss_readiness(state, params, composite, composite_sd),\n    }\n\n\n# --------------------------------------------------------------------------\n# The writers: one message, LLM scores, an outcome, a chapter transition\n# --------------------------------------------------------------------------\n\ndef day_position(state, now):\n    """The message\'s number within its UTC day (updates dd); None for a message from an earlier day."""\n    day = int(now // SECONDS_PER_DAY)\n    last_day, count = state["dd"]\n    if day == last_day:\n        state["dd"] = [day, count + 1]\n        return count + 1\n    if day > last_day:\n        state["dd"] = [day, 1]\n        return 1\n    return None\n\n\ndef process_message(state, params, user_id, text, sent_at, last_message_at, decayed_at,\n                    reply_gap_s=None, topic_changed=None, session_seed=None, observation=None):\n    """Section 4 for one message; updates `state` and returns (result, observation).\n\n    `observation` replaces the encoding of `text` (replay passes the stored\n    one; text is then ignored). The result holds the keys of MODEL.md\n    section 9 except user_id, message_id, duplicate and version, which the\n    SQL layer adds.\n    """\n    decay_h = decay(state, params, last_message_at, decayed_at, sent_at)\n    cp = params.chapter(state["c"])\n    position = day_position(state, sent_at)\n    if observation is None:\n        observation = encoder.encode_message(text, reply_gap_s, topic_changed, position,\n                                             cp.fast_reply_s, cp.slow_reply_s)\n    update_metrics(state, observation.plus, observation.minus, params, sent_at)\n    update_vices(state, observation.vices)\n    transition, emission = mood_matrices(state, params)\n    state["h"] = mood_step(state["h"], transition, emission, observation.symbols)\n    update_timing(state, reply_gap_s, params)\n    state["n"] += 1\n    state["nc"] += 1\n    n = state["n"]\n    skip, p_skip = decide_skip(state, params, user_id, n, session_seed)\n    delay_s = reply_delay(state, params, user_id, n, session_seed)\n\n    result = summary(state, params, observation.observations)\n    result.update({\n        "vices": vice_summary(state),\n        "mood": {"state": mood_name(state), "belief": dict(zip(vocab.MOODS, state["h"]))},\n        "skip": {"skip": skip, "p": p_skip},\n        "delay_s": delay_s,\n        "observations": observation.observations,\n        "features": observation.features,\n        "decay_hours": decay_h,\n    })\n    return result, observation\n\n\ndef check_llm_deltas(deltas):\n    """Validate {metric name: delta in [-10, 10]}; returns the deltas as floats in METRIC_NAMES order (None = absent)."""\n    if not isinstance(deltas, dict) or not deltas:\n        raise BayesError(INVALID_PARAMETER, "p_deltas must be a non-empty JSON object of metric deltas")\n    out = [None, None, None, None]\n    for name, value in deltas.items():\n        if name not in vocab.METRIC_NAMES:\n            raise BayesError(INVALID_PARAMETER, f"unknown metric {name!r} in p_deltas",\n                             "metrics are intimacy, passion, trust, secureness")\n        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):\n            raise BayesError(INVALID_PARAMETER, f"p_deltas.{name} must be a finite number, got {value!r}")\n        if not -LLM_DELTA_LIMIT <= value <= LLM_DELTA_LIMIT:\n            raise BayesError(INVALID_PARAMETER, f"p_deltas.{name} must be in [-10, 10], got {value!r}")\n        out[vocab.METRIC_NAMES.index(name)] = float(value)\n    return out\n\n\ndef apply_llm_scores(state, params, deltas):\n    """Section 7: alpha += delta/10 for delta > 0, beta += |delta|/10 for delta < 0 (not halved, not budgeted)."""\n    values = check_llm_deltas(deltas)\n    m = state["m"]\n    for key, delta in zip(vocab.METRIC_KEYS, values):\n        if delta is None or delta == 0.0:\n            continue\n        alpha, beta = m[key]\n        if delta > 0.0:\n            alpha += delta / LLM_DELTA_LIMIT\n        else:\n            beta += -delta / LLM_DELTA_LIMIT\n        m[key] = [alpha, beta]\n    return summary(state, params)\n\n\ndef record_outcome(state, params, decision, engaged):\n    """Section 4.4: what the player did after a skip or a reply updates the skip Beta."""\n    if decision not in DECISIONS:\n        raise BayesError(INVALID_PARAMETER, f"unknown decision {decision!r}: expected \'skip\' or \'reply\'")\n    a_skip, a_respond, run = state["k"]\n    if (decision == "skip") == bool(engaged):\n        a_skip += 1.0\n    else:\n        a_respond += 1.0\n    state["k"] = [a_skip, a_respond, run]\n    return {\n        "chapter": state["c"],\n        "skip": {"a_skip": a_skip, "a_respond": a_respond, "p_skip_mean": a_skip / (a_skip + a_respond)},\n    }\n\n\ndef advance_chapter(state, params, chapter):\n    """Section 8: move to a later chapter (the same chapter is a no-op; an earlier one is an error).\n\n    m <- 0.7*m + 0.3*prior_c\', mp <- prior_c\', nc <- 0, skip Beta and timing\n    reset to the chapter\'s priors; vices and mood kept. Returns whether the\n    state changed.\n    """\n    cp = params.chapter(chapter)\n    current = state["c"]\n    if chapter < current:\n        raise BayesError(INVALID_PARAMETER, f"cannot go back from chapter {current} to chapter {chapter}",\n                         "chapters only advance")\n    if chapter == current:\n        return False\n    prior = params.metric_prior(chapter)\n    m = state["m"]\n    for key in vocab.METRIC_KEYS:\n        alpha0, beta0 = prior[key]\n        alpha, beta = m[key]\n        m[key] = [0.7 * alpha + 0.3 * alpha0, 0.7 * beta + 0.3 * beta0]\n    state["mp"] = {key: list(prior[key]) for key in vocab.METRIC_KEYS}\n    state["c"] = chapter\n    state["nc"] = 0\n    state["k"] = [cp.skip_prior_skip, cp.skip_prior_respond, 0]\n    state["g"] = [math.log(cp.reply_baseline_s), 1.0]\n    return True\n',
-    'bayes_engine.params': '"""Model parameters (MODEL.md sections 1-7, stored in the tables of section 9).\n\nAt run time the parameters come from ``bayes.chapter_params`` (one row per\nchapter) and ``bayes.params`` (global constants) as one JSON snapshot::\n\n    {"chapters": [{"chapter": 1, "boss_threshold": 55, ...}, ... 5 rows],\n     "global": {"discount": 0.98, ..., "mood_emission": [[...]]}}\n\n:data:`DEFAULT_SNAPSHOT` holds the defaults of MODEL.md in exactly that shape;\nthe SQL seed uses the same numbers. :meth:`Params.from_snapshot` validates a\nsnapshot (every key present, finite, in range) and raises\n``BayesError(\'22023\', ...)`` naming the offending key. Keys that are not part\nof the model (for example bookkeeping columns) are ignored.\n"""\n\nimport json\nimport math\nimport numbers\nimport sys\nfrom collections.abc import Mapping\nfrom types import MappingProxyType\n\nfrom . import vocab\nfrom .errors import INVALID_PARAMETER, BayesError\n\n_HINT_CHAPTER = "fix the row in bayes.chapter_params"\n_HINT_GLOBAL = "fix the row in bayes.params"\n_ROW_TOLERANCE = 1e-5  # rows of probabilities must sum to 1 within this\n\n\n# --------------------------------------------------------------------------\n# JSON number helpers (shared with the codec)\n# --------------------------------------------------------------------------\n\ndef real_value(value) -> float:\n    """Return a JSON number (int, float or Decimal; never bool) as a finite float.\n\n    Raises TypeError for a non-number and ValueError for NaN or infinity; the\n    exception text completes a sentence such as "key must be ...".\n    """\n    if type(value) is float or type(value) is int:\n        result = float(value)\n        if not math.isfinite(result):\n            raise ValueError(f"must be a finite number, got {_show(value)}")\n        return result\n    if isinstance(value, bool) or not (isinstance(value, numbers.Real) or _is_decimal(value)):\n        raise TypeError(f"must be a number, got {_show(value)}")\n    result = float(value)\n    if not math.isfinite(result):\n        raise ValueError(f"must be a finite number, got {_show(value)}")\n    return result\n\n\ndef int_value(value, allow_integral_float: bool = False) -> int:\n    """Return a JSON integer (never bool) as an int.\n\n    An integral Decimal is accepted; an integral float only when\n    ``allow_integral_float`` is true.\n    """\n    if isinstance(value, bool):\n        raise TypeError(f"must be an integer, got {_show(value)}")\n    if isinstance(value, numbers.Integral):\n        return int(value)\n    if _is_decimal(value) or (allow_integral_float and isinstance(value, numbers.Real)):\n        number = real_value(value)\n        if number == int(number):\n            return int(number)\n    raise TypeError(f"must be an integer, got {_show(value)}")\n\n\ndef _is_decimal(value) -> bool:\n    """A decimal.Decimal (what jsonb numbers become under the jsonb_plpython3u\n    transform), tested without importing decimal on every backend\'s first call."""\n    decimal = sys.modules.get("decimal")\n    return decimal is not None and isinstance(value, decimal.Decimal)\n\n\ndef _show(value) -> str:\n    """Short printable form of a bad value for error messages."""\n    text = repr(value)\n    if len(text) > 40:\n        text = text[:37] + "..."\n    return f"{text} ({type(value).__name__})"\n\n\n# --------------------------------------------------------------------------\n# Defaults (MODEL.md)\n# --------------------------------------------------------------------------\n\n# Section 2.1: chapter 1 uses the narrative priors; chapters 2..5 use\n# (mean * strength, (1 - mean) * strength), rounded to 10 decimals.\n_PRIOR_MEAN_STRENGTH = {\n    2: ((0.40, 12), (0.55, 10), (0.45, 11), (0.50, 10)),\n    3: ((0.55, 18), (0.60, 16), (0.58, 17), (0.60, 15)),\n    4: ((0.68, 25), (0.65, 22), (0.67, 24), (0.70, 20)),\n    5: ((0.78, 35), (0.72, 30), (0.75, 33), (0.80, 28)),\n}\n_PRIORS_CHAPTER_1 = ((1.5, 6), (3, 3), (2, 5), (2, 3))\n\n\ndef _chapter_priors(chapter: int) -> dict:\n    """The prior_<metric>_alpha/beta keys of one chapter."""\n    if chapter == 1:\n        pairs = _PRIORS_CHAPTER_1\n    else:\n        pairs = tuple(\n            (round(mean * strength, 10), round((1 - mean) * strength, 10))\n            for mean, strength in _PRIOR_MEAN_STRENGTH[chapter]\n        )\n    out = {}\n    for name, (alpha, beta) in zip(vocab.METRIC_NAMES, pairs):\n        out[f"prior_{name}_alpha"] = alpha\n        out[f"prior_{name}_beta"] = beta\n    return out\n\n\ndef _default_chapter(chapter: int) -> dict:\n    """One default row of bayes.chapter_params."""\n    j = chapter - 1\n    row = {"chapter": chapter, "boss_threshold": (55, 60, 65, 70, 75)[j]}\n    row.update(_chapter_priors(chapter))\n    row.update({\n        "skip_prior_skip": (3, 2, 1.5, 1, 0.5)[j],            # 2.1\n        "skip_prior_respond": (7, 8, 8.5, 9, 9.5)[j],         # 2.1\n        "skip_cap": (0.50, 0.35, 0.25, 0.15, 0.08)[j],        # 4.4\n        "reply_baseline_s": (300, 240, 180, 120, 90)[j],      # 2.1\n        "delay_coef": (0.15, 0.30, 0.50, 0.75, 1.0)[j],       # 4.2\n        "delay_cap_s": (10, 60, 300, 900, 1800)[j],           # 4.2\n        "fast_reply_s": (600, 300, 300, 300, 300)[j],         # 3\n        "slow_reply_s": (28800, 14400, 7200, 3600, 1800)[j],  # 3\n        "decay_grace_h": (8, 16, 24, 48, 72)[j],              # 5\n        "decay_rate_per_h": (0.008, 0.006, 0.004, 0.003, 0.002)[j],  # 5\n        "vice_decay_grace_h": (24, 48, 72, 96, 168)[j],       # 5\n        "mood_volatility": (1.3, 1.15, 1.0, 0.9, 0.85)[j],    # 4.2\n    })\n    return row\n\n\nDEFAULT_SNAPSHOT: dict = {\n    "chapters": [_default_chapter(c) for c in vocab.CHAPTERS],\n    "global": {\n        "discount": 0.98,\n        "cold_start_messages": 10,\n        "evidence_budget_per_hour": 5.0,\n        "variance_threshold_intimacy": 0.025,\n        "variance_threshold_passion": 0.025,\n        "variance_threshold_trust": 0.020,\n        "variance_threshold_secureness": 0.025,\n        "critical_zone": 5,\n        "ready_probability": 0.7,\n        "vice_prior": 1.0,\n        "vice_decay_rate_per_h": 0.002,\n        "timing_obs_precision": 1.0,\n        "timing_max_gap_s": 21600,\n        "max_consecutive_skips": 2,\n        "mood_start_belief": [0.40, 0.25, 0.10, 0.10, 0.05, 0.10],\n        "mood_transition": [\n            [0.55, 0.20, 0.08, 0.07, 0.03, 0.07],\n            [0.25, 0.50, 0.05, 0.05, 0.05, 0.10],\n            [0.10, 0.05, 0.50, 0.10, 0.15, 0.10],\n            [0.08, 0.02, 0.10, 0.55, 0.10, 0.15],\n            [0.05, 0.02, 0.15, 0.10, 0.55, 0.13],\n            [0.05, 0.02, 0.10, 0.15, 0.08, 0.60],\n        ],\n        "mood_emission": [\n            [0.12, 0.08, 0.12, 0.10, 0.02, 0.08, 0.08, 0.10, 0.05, 0.10, 0.08, 0.03, 0.02, 0.02],\n            [0.08, 0.05, 0.08, 0.08, 0.01, 0.05, 0.18, 0.12, 0.02, 0.08, 0.05, 0.10, 0.08, 0.02],\n            [0.10, 0.05, 0.18, 0.05, 0.05, 0.15, 0.02, 0.15, 0.02, 0.05, 0.08, 0.05, 0.02, 0.03],\n            [0.02, 0.18, 0.03, 0.02, 0.05, 0.03, 0.03, 0.03, 0.18, 0.08, 0.05, 0.15, 0.02, 0.13],\n            [0.15, 0.05, 0.05, 0.01, 0.18, 0.15, 0.02, 0.12, 0.03, 0.05, 0.05, 0.08, 0.01, 0.05],\n            [0.02, 0.22, 0.03, 0.01, 0.08, 0.05, 0.01, 0.02, 0.22, 0.05, 0.03, 0.12, 0.01, 0.13],\n        ],\n    },\n}\n\n\n# --------------------------------------------------------------------------\n# Validation rules\n# --------------------------------------------------------------------------\n\n# Range rules: "pos" > 0, "nonneg" >= 0, "unit" in [0, 1], "score" in [0, 100],\n# "discount" in (0, 1], "int_nonneg" an integer >= 0.\n_CHAPTER_RULES = {\n    "boss_threshold": "score",\n    **{f"prior_{name}_{ab}": "pos" for name in vocab.METRIC_NAMES for ab in ("alpha", "beta")},\n    "skip_prior_skip": "pos",\n    "skip_prior_respond": "pos",\n    "skip_cap": "unit",\n    "reply_baseline_s": "pos",\n    "delay_coef": "nonneg",\n    "delay_cap_s": "pos",\n    "fast_reply_s": "pos",\n    "slow_reply_s": "pos",\n    "decay_grace_h": "nonneg",\n    "decay_rate_per_h": "nonneg",\n    "vice_decay_grace_h": "nonneg",\n    "mood_volatility": "pos",\n}\n\n_GLOBAL_SCALAR_RULES = {\n    "discount": "discount",\n    "cold_start_messages": "int_nonneg",\n    "evidence_budget_per_hour": "pos",\n    **{f"variance_threshold_{name}": "pos" for name in vocab.METRIC_NAMES},\n    "critical_zone": "nonneg",\n    "ready_probability": "unit",\n    "vice_prior": "pos",\n    "vice_decay_rate_per_h": "nonneg",\n    "timing_obs_precision": "pos",\n    "timing_max_gap_s": "pos",\n    "max_consecutive_skips": "int_nonneg",\n}\n\n_RULE_TEXT = {\n    "pos": ("must be > 0", lambda x: x > 0),\n    "nonneg": ("must be >= 0", lambda x: x >= 0),\n    "unit": ("must be in [0, 1]", lambda x: 0 <= x <= 1),\n    "score": ("must be in [0, 100]", lambda x: 0 <= x <= 100),\n    "discount": ("must be in (0, 1]", lambda x: 0 < x <= 1),\n    "int_nonneg": ("must be >= 0", lambda x: x >= 0),\n}\n\n\ndef _bad(where: str, problem: str, hint: str) -> BayesError:\n    return BayesError(INVALID_PARAMETER, f"invalid parameter snapshot: {where} {problem}", hint)\n\n\ndef _scalar(container: Mapping, key: str, rule: str, where: str, hint: str) -> float:\n    """Fetch, type-check and range-check one scalar parameter."""\n    if key not in container:\n        raise _bad(where, "is missing", hint)\n    try:\n        if rule == "int_nonneg":\n            value: float = int_value(container[key], allow_integral_float=True)\n        else:\n            value = real_value(container[key])\n    except (TypeError, ValueError) as exc:\n        raise _bad(where, str(exc), hint) from None\n    text, ok = _RULE_TEXT[rule]\n    if not ok(value):\n        raise _bad(where, f"{text}, got {value!r}", hint)\n    return value\n\n\ndef _vector(raw, where: str, length: int, row_rule: str) -> tuple:\n    """Validate a list of `length` non-negative numbers as a tuple of floats.\n\n    row_rule "sum1": the entries sum to 1 (within 1e-5); "positive": they have\n    a positive sum.\n    """\n    if not isinstance(raw, (list, tuple)) or len(raw) != length:\n        raise _bad(where, f"must be a list of {length} numbers, got {_show(raw)}", _HINT_GLOBAL)\n    values = []\n    for pos, cell in enumerate(raw):\n        try:\n            x = real_value(cell)\n        except (TypeError, ValueError) as exc:\n            raise _bad(f"{where}[{pos}]", str(exc), _HINT_GLOBAL) from None\n        if x < 0:\n            raise _bad(f"{where}[{pos}]", f"must be >= 0, got {x!r}", _HINT_GLOBAL)\n        values.append(x)\n    total = math.fsum(values)\n    if row_rule == "sum1" and abs(total - 1.0) > _ROW_TOLERANCE:\n        raise _bad(where, f"must sum to 1, got {total!r}", _HINT_GLOBAL)\n    if row_rule == "positive" and not total > 0:\n        raise _bad(where, "must have a positive sum", _HINT_GLOBAL)\n    return tuple(values)\n\n\ndef _matrix(raw, where: str, rows: int, cols: int, row_rule: str) -> tuple:\n    """Validate a rows x cols matrix of non-negative numbers as nested tuples."""\n    if not isinstance(raw, (list, tuple)) or len(raw) != rows:\n        raise _bad(where, f"must be a list of {rows} rows, got {_show(raw)}", _HINT_GLOBAL)\n    return tuple(_vector(row, f"{where}[{r}]", cols, row_rule) for r, row in enumerate(raw))\n\n\n# --------------------------------------------------------------------------\n# Parameter objects\n# --------------------------------------------------------------------------\n\nCHAPTER_KEYS = ("chapter", *_CHAPTER_RULES)\n\n\nclass ChapterParams:\n    """One row of bayes.chapter_params (all values plain Python numbers), read-only.\n\n    Attributes: the keys of CHAPTER_KEYS (chapter, boss_threshold, the\n    prior_<metric>_alpha/beta pairs, skip_prior_skip, ..., mood_volatility).\n    A plain class rather than a dataclass: importing dataclasses costs a\n    fresh database backend milliseconds before its first message.\n    """\n\n    __slots__ = CHAPTER_KEYS\n\n    def __init__(self, **values):\n        if set(values) != set(CHAPTER_KEYS):\n            raise TypeError(f"ChapterParams needs exactly {CHAPTER_KEYS}")\n        for key in CHAPTER_KEYS:\n            object.__setattr__(self, key, values[key])\n\n    def __setattr__(self, key, value):\n        raise AttributeError("ChapterParams is read-only")\n\n    def __eq__(self, other):\n        return type(other) is ChapterParams and all(getattr(self, k) == getattr(other, k) for k in CHAPTER_KEYS)\n\n    def __hash__(self):\n        return hash(tuple(getattr(self, k) for k in CHAPTER_KEYS))\n\n    def __repr__(self):\n        return "ChapterParams(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in CHAPTER_KEYS) + ")"\n\n\nGLOBAL_KEYS = tuple(_GLOBAL_SCALAR_RULES) + ("mood_start_belief", "mood_transition", "mood_emission")\n\n\nclass Params:\n    """Validated, read-only model parameters.\n\n    ``params.g`` is a read-only mapping of the global constants (floats, ints\n    for cold_start_messages and max_consecutive_skips, tuples for\n    mood_start_belief and the nested tuples mood_transition (6x6) and\n    mood_emission (6x14)).\n    """\n\n    __slots__ = ("_chapters", "g", "derived")\n\n    def __init__(self, chapters: tuple, g: Mapping) -> None:\n        self._chapters = chapters\n        self.g = g\n        # Values computed from these parameters and cached with them (for\n        # example the chapter transition matrices of the mood model).\n        self.derived: dict = {}\n\n    @classmethod\n    def from_snapshot(cls, snapshot) -> "Params":\n        """Validate a parameter snapshot (dict, or its JSON text) into Params."""\n        if isinstance(snapshot, str):\n            try:\n                snapshot = json.loads(snapshot)\n            except ValueError as exc:\n                raise BayesError(INVALID_PARAMETER, f"invalid parameter snapshot: not valid JSON ({exc})") from None\n        if not isinstance(snapshot, Mapping):\n            raise _bad("snapshot", f"must be an object, got {_show(snapshot)}", _HINT_GLOBAL)\n        return cls(_parse_chapters(snapshot), _parse_globals(snapshot))\n\n    def chapter(self, c: int) -> ChapterParams:\n        """Parameters of chapter c (1..5)."""\n        if isinstance(c, bool) or not isinstance(c, int) or c not in vocab.CHAPTERS:\n            raise BayesError(INVALID_PARAMETER, f"unknown chapter {c!r}: chapters are 1..5")\n        return self._chapters[c - 1]\n\n    def metric_prior(self, c: int) -> dict:\n        """Metric priors of chapter c: {"i": (alpha0, beta0), "p": ..., "t": ..., "s": ...}."""\n        cp = self.chapter(c)\n        return {\n            key: (getattr(cp, f"prior_{name}_alpha"), getattr(cp, f"prior_{name}_beta"))\n            for key, name in zip(vocab.METRIC_KEYS, vocab.METRIC_NAMES)\n        }\n\n    @property\n    def weights(self) -> tuple:\n        """Composite weights in METRIC_KEYS order (fixed: vocab.METRIC_WEIGHTS)."""\n        return vocab.METRIC_WEIGHTS\n\n    @property\n    def variance_thresholds(self) -> tuple:\n        """Fallback variance thresholds in METRIC_KEYS order."""\n        return tuple(self.g[f"variance_threshold_{name}"] for name in vocab.METRIC_NAMES)\n\n    def __repr__(self) -> str:\n        return f"Params(chapters={self._chapters!r}, g={dict(self.g)!r})"\n\n\ndef _parse_chapters(snapshot: Mapping) -> tuple:\n    """Validate snapshot["chapters"]: exactly one row for each chapter 1..5."""\n    rows = snapshot.get("chapters")\n    if not isinstance(rows, (list, tuple)):\n        raise _bad("chapters", f"must be a list of 5 chapter rows, got {_show(rows)}", _HINT_CHAPTER)\n    by_chapter = {}\n    for pos, row in enumerate(rows):\n        if not isinstance(row, Mapping):\n            raise _bad(f"chapters[{pos}]", f"must be an object, got {_show(row)}", _HINT_CHAPTER)\n        if "chapter" not in row:\n            raise _bad(f"chapters[{pos}].chapter", "is missing", _HINT_CHAPTER)\n        try:\n            c = int_value(row["chapter"], allow_integral_float=True)\n        except (TypeError, ValueError) as exc:\n            raise _bad(f"chapters[{pos}].chapter", str(exc), _HINT_CHAPTER) from None\n        if c not in vocab.CHAPTERS:\n            raise _bad(f"chapters[{pos}].chapter", f"must be in 1..5, got {c}", _HINT_CHAPTER)\n        if c in by_chapter:\n            raise _bad(f"chapters[{pos}].chapter", f"duplicates chapter {c}", _HINT_CHAPTER)\n        by_chapter[c] = row\n    for c in vocab.CHAPTERS:\n        if c not in by_chapter:\n            raise _bad(f"chapter {c}", "is missing", _HINT_CHAPTER)\n    out = []\n    for c in vocab.CHAPTERS:\n        values = {\n            key: _scalar(by_chapter[c], key, rule, f"chapter {c} {key}", _HINT_CHAPTER)\n            for key, rule in _CHAPTER_RULES.items()\n        }\n        out.append(ChapterParams(chapter=c, **values))\n    return tuple(out)\n\n\ndef _parse_globals(snapshot: Mapping) -> Mapping:\n    """Validate snapshot["global"] into a read-only mapping."""\n    raw = snapshot.get("global")\n    if not isinstance(raw, Mapping):\n        raise _bad("global", f"must be an object, got {_show(raw)}", _HINT_GLOBAL)\n    g: dict = {\n        key: _scalar(raw, key, rule, f"global.{key}", _HINT_GLOBAL)\n        for key, rule in _GLOBAL_SCALAR_RULES.items()\n    }\n    n_moods, n_symbols = len(vocab.MOODS), len(vocab.SYMBOLS)\n    for key in ("mood_start_belief", "mood_transition", "mood_emission"):\n        if key not in raw:\n            raise _bad(f"global.{key}", "is missing", _HINT_GLOBAL)\n    g["mood_start_belief"] = _vector(raw["mood_start_belief"], "global.mood_start_belief", n_moods, "sum1")\n    g["mood_transition"] = _matrix(raw["mood_transition"], "global.mood_transition", n_moods, n_moods, "sum1")\n    g["mood_emission"] = _matrix(raw["mood_emission"], "global.mood_emission", n_moods, n_symbols, "positive")\n    return MappingProxyType(g)\n\n\ndef __getattr__(name):\n    """DEFAULT_PARAMS, parsed on first use (a database backend never needs it)."""\n    if name == "DEFAULT_PARAMS":\n        value = globals()["DEFAULT_PARAMS"] = Params.from_snapshot(DEFAULT_SNAPSHOT)\n        return value\n    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")\n\n\n__all__ = [\n    "CHAPTER_KEYS",\n    "GLOBAL_KEYS",\n    "ChapterParams",\n    "DEFAULT_PARAMS",\n    "DEFAULT_SNAPSHOT",\n    "Params",\n    "int_value",\n    "real_value",\n]\n',
-    'bayes_engine.pg': '"""The PL/Python entry points: the one place that talks to PostgreSQL.\n\nEach SQL function of the engine is a shim of three lines that loads the\npackage (bayes.py_load) and calls one function here, passing ``plpy`` in.\nNothing in the package imports ``plpy``, so plain pytest imports all of it.\n\njsonb arrives as JSON text (no transform is used) and is returned as JSON\ntext, which PostgreSQL parses into jsonb; timestamps arrive as epoch seconds\n(the SQL layer converts them).  A :class:`BayesError` becomes a PostgreSQL\nerror with its own SQLSTATE, which PostgREST maps to a 4xx.\n\nThe writers (``step_*``) do the math only: the SQL functions around them\nlock the row, check idempotency and write the row and the event, so that\none transaction holds one row lock.\n"""\n\nimport json\n\nfrom . import codec, events, model, wire\nfrom .errors import INVALID_PARAMETER, BayesError\nfrom .params import Params\n\n_REVISION_SQL = "select revision from bayes.params_revision"\n_SNAPSHOT_SQL = "select bayes.params_snapshot()::text as snapshot"\n_EVENTS_SQL = (\n    "select kind, input::text as input from bayes.player_event"\n    " where user_id = $1 order by event_id"\n)\n_DECAYED_AT_SQL = (\n    "select extract(epoch from decayed_at)::float8 as decayed_at"\n    " from public.user_bayesian_state where user_id = $1"\n)\n\n# Per backend: prepared plans and the parameters of the last revision seen.\n_plans = {}\n_params_cache = {}\n\n\ndef entry_point(fn):\n    """Turn a BayesError raised by ``fn`` into plpy.error with its SQLSTATE."""\n\n    def wrapper(plpy, *args):\n        try:\n            return fn(plpy, *args)\n        except BayesError as err:\n            plpy.error(err.message, hint=err.hint, sqlstate=err.sqlstate)\n\n    wrapper.__name__ = fn.__name__\n    wrapper.__doc__ = fn.__doc__\n    return wrapper\n\n\ndef _plan(plpy, sql, types=None):\n    plan = _plans.get(sql)\n    if plan is None:\n        plan = _plans[sql] = plpy.prepare(sql, types or [])\n    return plan\n\n\ndef load_params(plpy, revision=None):\n    """The current parameters, parsed again only when bayes.params_revision moved.\n\n    A statement trigger bumps the revision on any change to bayes.chapter_params\n    or bayes.params, so a changed row changes the next call.\n    """\n    if revision is None:\n        revision = plpy.execute(_plan(plpy, _REVISION_SQL))[0]["revision"]\n    params = _params_cache.get(revision)\n    if params is None:\n        text = plpy.execute(_plan(plpy, _SNAPSHOT_SQL))[0]["snapshot"]\n        params = Params.from_snapshot(json.loads(text))\n        _params_cache.clear()\n        _params_cache[revision] = params\n    return params\n\n\ndef _dumps(value):\n    return json.dumps(value, separators=(",", ":"), allow_nan=False)\n\n\n@entry_point\ndef default_state(plpy, chapter):\n    params = load_params(plpy)\n    params.chapter(chapter)  # 22023 for a chapter outside 1..5\n    return codec.encode(codec.default_state(chapter, params))\n\n\n@entry_point\ndef decode_state(plpy, state_text):\n    return codec.encode(codec.decode(state_text))\n\n\n@entry_point\ndef describe_state(plpy, state_text):\n    from . import describe  # imported on first use: not on the per-message path\n\n    state = codec.decode(state_text)\n    return _dumps(describe.describe_state(state, load_params(plpy)))\n\n\n@entry_point\ndef step_message(plpy, state_text, revision, version, user_id, message_id, text, sent_at,\n                 last_message_at, decayed_at, reply_gap_s, topic_changed, session_seed):\n    """Section 4 for one message: returns (new state, result, event input) as JSON texts."""\n    params = load_params(plpy, revision)\n    state = codec.decode(state_text)\n    result, event_input = events.apply_message(\n        state, params, user_id, text, sent_at, last_message_at, decayed_at,\n        reply_gap_s, topic_changed, session_seed)\n    result["user_id"] = user_id\n    result["message_id"] = message_id\n    result["duplicate"] = False\n    result["version"] = version + 1\n    return codec.encode(state), wire.message_result(result), _dumps(event_input)\n\n\n@entry_point\ndef step_llm_scores(plpy, state_text, revision, version, user_id, message_id, deltas_text):\n    """Section 7\'s LLM evidence: returns (new state, result, event input) as JSON texts."""\n    params = load_params(plpy, revision)\n    state = codec.decode(state_text)\n    result, event_input = events.apply_llm_scores(state, params, json.loads(deltas_text))\n    result["user_id"] = user_id\n    result["message_id"] = message_id\n    result["duplicate"] = False\n    result["version"] = version + 1\n    return codec.encode(state), _dumps(result), _dumps(event_input)\n\n\n@entry_point\ndef step_outcome(plpy, state_text, revision, version, user_id, decision, engaged):\n    """Section 4.4\'s outcome: returns (new state, result, event input) as JSON texts."""\n    params = load_params(plpy, revision)\n    state = codec.decode(state_text)\n    result, event_input = events.apply_outcome(state, params, decision, engaged)\n    result["user_id"] = user_id\n    result["version"] = version + 1\n    return codec.encode(state), _dumps(result), _dumps(event_input)\n\n\n@entry_point\ndef step_chapter(plpy, state_text, revision, version, user_id, chapter):\n    """Section 8: returns (new state, result, event input) as JSON texts; state is null when unchanged."""\n    params = load_params(plpy, revision)\n    state = codec.decode(state_text)\n    changed, result, event_input = events.apply_chapter(state, params, chapter)\n    result["user_id"] = user_id\n    result["version"] = version + 1 if changed else version\n    return (codec.encode(state) if changed else None), _dumps(result), _dumps(event_input)\n\n\n@entry_point\ndef replay(plpy, user_id):\n    """The state rebuilt from the player\'s event log (current parameters), decayed up to the row\'s decayed_at."""\n    params = load_params(plpy)\n    rows = plpy.execute(_plan(plpy, _EVENTS_SQL, ["uuid"]), [user_id])\n    decayed_to = plpy.execute(_plan(plpy, _DECAYED_AT_SQL, ["uuid"]), [user_id])\n    state_text = events.replay(params, user_id, ((row["kind"], json.loads(row["input"])) for row in rows),\n                               decayed_to=decayed_to[0]["decayed_at"] if decayed_to else None)\n    return state_text\n\n\n@entry_point\ndef decay_state(plpy, state_text, revision, last_message_at, decayed_at, now):\n    """Section 5: one stored state decayed up to `now` (bayes.decay_state)."""\n    return events.decayed_text(load_params(plpy, revision), state_text, last_message_at, decayed_at, now)\n\n\n@entry_point\ndef decay_states(plpy, state_texts, last_message_at, decayed_at, now, revision):\n    """Section 5 for a batch of stored states (the bulk decay\'s step): their decayed texts."""\n    from . import bulk  # numpy: only the bulk decay loads it, never the per-message path\n\n    return bulk.decayed_texts(load_params(plpy, revision), state_texts, last_message_at, decayed_at, now)\n\n\n@entry_point\ndef readiness(plpy, state_text, method, user_id, session_seed):\n    """Section 6 for a stored state, as JSON text."""\n    from . import readiness as readiness_module  # not on the per-message path\n\n    state = codec.decode(state_text)\n    return _dumps(readiness_module.readiness(state, load_params(plpy), method, user_id, session_seed))\n\n\n@entry_point\ndef fallback_check(plpy, state_text):\n    """Section 7, rules 1, 2 and 4, for a stored state, as JSON text."""\n    from . import readiness as readiness_module\n\n    return _dumps(readiness_module.fallback_check(codec.decode(state_text), load_params(plpy)))\n\n\n@entry_point\ndef readiness_probability(plpy, state_text):\n    """P(C >= T_c) of a stored state by the normal approximation."""\n    state = codec.decode(state_text)\n    return model.boss_readiness(state, load_params(plpy))["p_ready"]\n\n\n@entry_point\ndef fallback_reason(plpy, state_text):\n    """The first of section 7\'s rules 1, 2 and 4 that fires for a stored state."""\n    state = codec.decode(state_text)\n    params = load_params(plpy)\n    metrics, composite, _ = model.metric_summary(state)\n    return model.fallback_reason(state, params, metrics, composite)\n\n\n@entry_point\ndef metric_interval(plpy, state_text, metric, mass):\n    """The equal-tailed credible interval of one metric\'s Beta posterior."""\n    from . import stats, vocab\n\n    if metric not in vocab.METRIC_NAMES:\n        raise BayesError(INVALID_PARAMETER, f"unknown metric {metric!r}", "metrics are intimacy, passion, trust, secureness")\n    state = codec.decode(state_text)\n    alpha, beta = state["m"][vocab.METRIC_KEYS[vocab.METRIC_NAMES.index(metric)]]\n    return list(stats.beta_interval(alpha, beta, mass))\n',
-    'bayes_engine.readiness': '"""Boss readiness (MODEL.md section 6) and the fallback check (section 7,\nrules 1, 2 and 4) of a stored state, for the read RPCs and the SQL functions\nthat analysts use.\n\nTwo methods give P_ready = Pr(C >= T_c), C = 100 * sum_j w_j * theta_j with\nindependent theta_j ~ Beta(alpha_j, beta_j):\n\n- ``normal`` (the default): Phi((E[C] - T_c) / sd(C)), as every writer\'s\n  result reports it (model.boss_readiness);\n- ``monte_carlo``: the fraction of 10,000 joint draws of the four Betas\n  (numpy, imported on first use) whose composite reaches T_c. The draws are\n  seeded by (user_id, n, "readiness") and the optional session seed, like\n  every other draw of the engine, so a repeated call gives the same answer.\n"""\n\nfrom . import model, rng, vocab\nfrom .errors import INVALID_PARAMETER, BayesError\n\nMETHODS = ("normal", "monte_carlo")\nMONTE_CARLO_DRAWS = 10_000\nREADINESS = "readiness"  # the purpose of the Monte Carlo draws\' seed\n\n\ndef monte_carlo_probability(state, threshold, draws=MONTE_CARLO_DRAWS, seed=0):\n    """Pr(C >= threshold) estimated from `draws` joint draws of the metric Betas."""\n    import numpy as np  # about 50 ms the first time in a backend: only this method pays it\n\n    generator = np.random.Generator(np.random.PCG64(seed))\n    composite = np.zeros(draws)\n    for key, weight in zip(vocab.METRIC_KEYS, vocab.METRIC_WEIGHTS):\n        alpha, beta = state["m"][key]\n        composite += weight * generator.beta(alpha, beta, draws)\n    return float(np.count_nonzero(100.0 * composite >= threshold)) / draws\n\n\ndef readiness(state, params, method="normal", user_id="", session_seed=None):\n    """Section 6 for a state: P_ready by `method`, ready, the confidence label and what they rest on."""\n    if method not in METHODS:\n        raise BayesError(INVALID_PARAMETER, f"unknown readiness method {method!r}",\n                         "methods are \'normal\' (the default) and \'monte_carlo\'")\n    _, composite, composite_sd = model.metric_summary(state)\n    boss = model.boss_readiness(state, params, composite, composite_sd)\n    if method == "monte_carlo":\n        seed = rng.seed_of(user_id, state["n"], READINESS, session_seed)\n        p = monte_carlo_probability(state, boss["threshold"], MONTE_CARLO_DRAWS, seed)\n        boss.update(p_ready=p, ready=p >= params.g["ready_probability"], confidence=model.confidence_label(p),\n                    draws=MONTE_CARLO_DRAWS)\n    boss.update(method=method, chapter=state["c"], n=state["n"], composite=composite, composite_sd=composite_sd)\n    return boss\n\n\ndef fallback_check(state, params):\n    """Section 7\'s rules 1, 2 and 4 for a stored state (no_signals needs a message)."""\n    metrics, composite, composite_sd = model.metric_summary(state)\n    reason = model.fallback_reason(state, params, metrics, composite)\n    threshold = params.chapter(state["c"]).boss_threshold\n    return {\n        "needed": reason != "bayesian_sufficient",\n        "reason": reason,\n        "chapter": state["c"],\n        "n": state["n"],\n        "composite": composite,\n        "composite_sd": composite_sd,\n        "threshold": threshold,\n        "variances": {name: metrics[name]["var"] for name in vocab.METRIC_NAMES},\n    }\n',
-    'bayes_engine.rng': '"""Reproducible randomness (MODEL.md section 4.4).\n\nEvery draw comes from its own generator, seeded by (user_id, n, purpose) and\nan optional session seed (the setting ``bayes.seed``): the seed is the first\n8 bytes (little-endian) of BLAKE2b over ``"<user_id>|<n>|<purpose>|<seed>"``\n(an empty seed when the setting is unset). The generator is SplitMix64\n(Steele, Lea and Flood, 2014), whose 53 high bits give each uniform; the\nBeta and Normal draws are Python\'s ``random.Random.betavariate`` and\n``gauss`` on top of it. Seeding costs one hash (Python\'s Mersenne Twister\nwould spend most of a message\'s budget filling its 624-word state).\n\nA replay of the event log therefore makes the same decisions, and two\npurposes never share a stream.\n"""\n\nimport random\n\ntry:  # the builtin module: hashlib would first load OpenSSL (2 ms in a fresh backend)\n    from _blake2 import blake2b\nexcept ImportError:  # pragma: no cover - CPython always has _blake2\n    from hashlib import blake2b\n\nSKIP_THETA = "skip_theta"   # theta ~ Beta(a_skip, a_respond)\nSKIP_UNIFORM = "skip_u"     # U ~ Uniform(0, 1), skip when U < theta\nDELAY = "delay"             # y ~ N(mu, 1/tau + 1/tau_x)\n\n_MASK = (1 << 64) - 1\n_GOLDEN = 0x9E3779B97F4A7C15\n_UNIT = 2.0 ** -53\n\n\ndef seed_of(user_id: str, n: int, purpose: str, session_seed=None) -> int:\n    """The integer seed of one draw\'s generator."""\n    key = f"{user_id}|{n}|{purpose}|{\'\' if session_seed is None else session_seed}"\n    return int.from_bytes(blake2b(key.encode(), digest_size=8).digest(), "little")\n\n\nclass SplitMix64(random.Random):\n    """random.Random driven by SplitMix64: random() in [0, 1) with 53 bits."""\n\n    def seed(self, a=None, version=2):  # noqa: D102 - random.Random API\n        if not isinstance(a, int):\n            raise TypeError("SplitMix64 needs an integer seed")\n        self._state = a & _MASK\n        self.gauss_next = None\n\n    def random(self):\n        self._state = z = (self._state + _GOLDEN) & _MASK\n        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK\n        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK\n        return ((z ^ (z >> 31)) >> 11) * _UNIT\n\n    def getrandbits(self, k):\n        raise NotImplementedError("SplitMix64 draws floats only")\n\n    def getstate(self):\n        return self._state, self.gauss_next\n\n    def setstate(self, state):\n        self._state, self.gauss_next = state\n\n\ndef generator(user_id: str, n: int, purpose: str, session_seed=None) -> SplitMix64:\n    """A generator for one purpose of message n of a player."""\n    return SplitMix64(seed_of(user_id, n, purpose, session_seed))\n',
-    'bayes_engine.stats': '"""Distribution helpers in pure Python (math module only).\n\nThe regularized incomplete beta function uses the modified Lentz continued\nfraction (Numerical Recipes ``betacf``) with ``math.lgamma``; its inverse is a\nHalley/Newton iteration safeguarded by a bracket, accurate to about 1e-10 for\na, b in [0.05, 1e4].\n"""\n\nfrom __future__ import annotations\n\nimport math\n\nfrom .errors import INVALID_PARAMETER, BayesError\n\n_TINY = 1e-300          # Lentz guard against division by zero\n_CF_EPS = 1e-15         # continued-fraction convergence\n_CF_MAX_ITER = 20000    # ample for a, b up to ~1e6 (needs O(sqrt(max(a, b))))\n_PPF_MAX_ITER = 300\n\n\ndef _check_shape(a: float, b: float) -> None:\n    if not (math.isfinite(a) and math.isfinite(b) and a > 0 and b > 0):\n        raise BayesError(INVALID_PARAMETER, f"beta shape parameters must be finite and > 0, got a={a!r}, b={b!r}")\n\n\ndef beta_mean(a: float, b: float) -> float:\n    """Mean of Beta(a, b)."""\n    _check_shape(a, b)\n    return a / (a + b)\n\n\ndef beta_var(a: float, b: float) -> float:\n    """Variance of Beta(a, b)."""\n    _check_shape(a, b)\n    s = a + b\n    return a * b / (s * s * (s + 1.0))\n\n\ndef _log_beta(a: float, b: float) -> float:\n    return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)\n\n\ndef _beta_cf(x: float, a: float, b: float) -> float:\n    """Continued fraction of I_x(a, b) (modified Lentz); best for x < (a+1)/(a+b+2)."""\n    qab, qap, qam = a + b, a + 1.0, a - 1.0\n    c = 1.0\n    d = 1.0 - qab * x / qap\n    if abs(d) < _TINY:\n        d = _TINY\n    d = 1.0 / d\n    h = d\n    for m in range(1, _CF_MAX_ITER + 1):\n        m2 = 2 * m\n        # even step\n        aa = m * (b - m) * x / ((qam + m2) * (a + m2))\n        d = 1.0 + aa * d\n        if abs(d) < _TINY:\n            d = _TINY\n        c = 1.0 + aa / c\n        if abs(c) < _TINY:\n            c = _TINY\n        d = 1.0 / d\n        h *= d * c\n        # odd step\n        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))\n        d = 1.0 + aa * d\n        if abs(d) < _TINY:\n            d = _TINY\n        c = 1.0 + aa / c\n        if abs(c) < _TINY:\n            c = _TINY\n        d = 1.0 / d\n        delta = d * c\n        h *= delta\n        if abs(delta - 1.0) < _CF_EPS:\n            break\n    return h\n\n\ndef beta_cdf(x: float, a: float, b: float) -> float:\n    """Regularized incomplete beta function I_x(a, b), the CDF of Beta(a, b)."""\n    _check_shape(a, b)\n    if x <= 0.0:\n        return 0.0\n    if x >= 1.0:\n        return 1.0\n    log_front = a * math.log(x) + b * math.log1p(-x) - _log_beta(a, b)\n    if x < (a + 1.0) / (a + b + 2.0):\n        return math.exp(log_front) * _beta_cf(x, a, b) / a\n    return 1.0 - math.exp(log_front) * _beta_cf(1.0 - x, b, a) / b\n\n\ndef beta_pdf(x: float, a: float, b: float) -> float:\n    """Density of Beta(a, b) at x in (0, 1)."""\n    _check_shape(a, b)\n    if x <= 0.0 or x >= 1.0:\n        return 0.0\n    return math.exp((a - 1.0) * math.log(x) + (b - 1.0) * math.log1p(-x) - _log_beta(a, b))\n\n\ndef _ppf_guess(q: float, a: float, b: float) -> float:\n    """Initial guess for the Beta quantile (Numerical Recipes ``invbetai``)."""\n    if a >= 1.0 and b >= 1.0:\n        pp = q if q < 0.5 else 1.0 - q\n        t = math.sqrt(-2.0 * math.log(pp))\n        z = (2.30753 + t * 0.27061) / (1.0 + t * (0.99229 + t * 0.04481)) - t\n        if q < 0.5:\n            z = -z\n        al = (z * z - 3.0) / 6.0\n        h = 2.0 / (1.0 / (2.0 * a - 1.0 + 1e-300) + 1.0 / (2.0 * b - 1.0 + 1e-300))\n        w = (z * math.sqrt(al + h) / h\n             - (1.0 / (2.0 * b - 1.0 + 1e-300) - 1.0 / (2.0 * a - 1.0 + 1e-300)) * (al + 5.0 / 6.0 - 2.0 / (3.0 * h)))\n        if 2.0 * w > 700.0:\n            return a / (a + b) * 1e-6\n        return a / (a + b * math.exp(2.0 * w))\n    lna = math.log(a / (a + b))\n    lnb = math.log(b / (a + b))\n    t = math.exp(a * lna) / a\n    u = math.exp(b * lnb) / b\n    w = t + u\n    if q < t / w:\n        return (a * w * q) ** (1.0 / a)\n    return 1.0 - (b * w * (1.0 - q)) ** (1.0 / b)\n\n\ndef beta_ppf(q: float, a: float, b: float) -> float:\n    """Quantile of Beta(a, b): the x with I_x(a, b) = q.\n\n    Halley steps from a good initial guess, kept inside a bracket [lo, hi]\n    that always contains the root; a step leaving the bracket is replaced by\n    halving the distance to the violated bracket end (which also reaches tiny\n    quantiles of small shapes geometrically fast).\n    """\n    _check_shape(a, b)\n    if not (0.0 <= q <= 1.0):\n        raise BayesError(INVALID_PARAMETER, f"quantile level must be in [0, 1], got {q!r}")\n    if q == 0.0:\n        return 0.0\n    if q == 1.0:\n        return 1.0\n    lo, hi = 0.0, 1.0\n    x = min(max(_ppf_guess(q, a, b), 1e-300), 1.0 - 1e-16)\n    log_b = _log_beta(a, b)\n    for _ in range(_PPF_MAX_ITER):\n        f = beta_cdf(x, a, b) - q\n        if f == 0.0:\n            return x\n        if f < 0.0:\n            lo = x\n        else:\n            hi = x\n        log_pdf = (a - 1.0) * math.log(x) + (b - 1.0) * math.log1p(-x) - log_b\n        pdf = math.exp(log_pdf) if log_pdf < 700.0 else math.inf\n        candidate = math.nan\n        if 0.0 < pdf < math.inf:\n            u = f / pdf\n            # Halley correction, limited so that it never more than doubles the step.\n            curvature = u * ((a - 1.0) / x - (b - 1.0) / (1.0 - x))\n            step = u / (1.0 - 0.5 * min(1.0, curvature))\n            if abs(step) <= 1e-15 * x:\n                return x\n            candidate = x - step\n        if not (lo < candidate < hi):\n            candidate = 0.5 * (x + (lo if f > 0.0 else hi))\n        if candidate == x or hi - lo <= 1e-15 * hi:\n            return x\n        x = candidate\n    return x\n\n\ndef beta_interval(a: float, b: float, mass: float = 0.95) -> tuple[float, float]:\n    """Equal-tailed credible interval of Beta(a, b) holding `mass`."""\n    if not (0.0 < mass < 1.0):\n        raise BayesError(INVALID_PARAMETER, f"interval mass must be in (0, 1), got {mass!r}")\n    tail = (1.0 - mass) / 2.0\n    return beta_ppf(tail, a, b), beta_ppf(1.0 - tail, a, b)\n\n\ndef normal_cdf(x: float) -> float:\n    """Standard normal CDF Phi(x) (via erfc, accurate in both tails)."""\n    return 0.5 * math.erfc(-x / math.sqrt(2.0))\n\n\ndef entropy_bits(p: list[float]) -> float:\n    """Shannon entropy in bits of a distribution; p is normalised by its sum."""\n    total = math.fsum(p)\n    if not total > 0 or any(x < 0 for x in p):\n        raise BayesError(INVALID_PARAMETER, "entropy needs non-negative weights with a positive sum")\n    h = 0.0\n    for x in p:\n        px = x / total\n        if px > 0:\n            h -= px * math.log2(px)\n    return max(h, 0.0)\n',
-    'bayes_engine.vocab': '"""Fixed vocabularies of MODEL.md section 1. Order matters: arrays are indexed by it."""\n\nCHAPTERS = (1, 2, 3, 4, 5)\n\nMETRIC_KEYS = ("i", "p", "t", "s")\nMETRIC_NAMES = ("intimacy", "passion", "trust", "secureness")\n# Composite weights, in METRIC_KEYS order. Fixed (section 1), not a parameter:\n# the generated column user_bayesian_state.composite (bayes.state_composite)\n# uses the same numbers, and a stored generated column cannot read a table.\nMETRIC_WEIGHTS = (0.30, 0.25, 0.25, 0.20)\n\nVICES = (\n    "intellectual_dominance",\n    "risk_taking",\n    "substances",\n    "sexuality",\n    "emotional_intensity",\n    "rule_breaking",\n    "dark_humor",\n    "vulnerability",\n)\n\nMOODS = ("content", "playful", "anxious", "avoidant", "defensive", "withdrawn")\n\nSYMBOLS = (\n    "long_message",\n    "short_message",\n    "question",\n    "compliment",\n    "complaint",\n    "emotional_content",\n    "humor",\n    "fast_response",\n    "slow_response",\n    "normal_response",\n    "topic_continuation",\n    "topic_change",\n    "emoji_heavy",\n    "no_emoji",\n)\n',
-    'bayes_engine.wire': '"""The JSON text of the per-message result, written in one %-format.\n\n``json.dumps`` writes every float with 17 significant digits; this writer\nuses 6 (``%.6g``), which is all a client needs, makes the text about a third\nshorter and is several times faster on the per-message path. Its output is\nchecked against ``json.dumps`` of the same dict by the unit tests.\n"""\n\nimport json\n\nfrom . import vocab\n\n_BOOL = {True: "true", False: "false"}\n\n_METRICS = ",".join(\'"%s":{"mean":%%.6g,"var":%%.6g}\' % name for name in vocab.METRIC_NAMES)\n_BELIEF = ",".join(\'"%s":%%.6g\' % name for name in vocab.MOODS)\n_MESSAGE_TEMPLATE = (\n    \'{"user_id":"%s","message_id":%s,"duplicate":%s,"version":%d,"n":%d,"chapter":%d,\'\n    \'"composite":%.6g,"composite_sd":%.6g,"composite_ci95":[%.6g,%.6g],\'\n    \'"metrics":{\' + _METRICS + \'},\'\n    \'"vices":{"top":[["%s",%.6g],["%s",%.6g],["%s",%.6g]],"entropy_bits":%.6g},\'\n    \'"mood":{"state":"%s","belief":{\' + _BELIEF + \'}},\'\n    \'"skip":{"skip":%s,"p":%.6g},"delay_s":%.6g,"observations":%d,"features":[%s],\'\n    \'"fallback":{"needed":%s,"reason":"%s"},\'\n    \'"boss":{"threshold":%.6g,"p_ready":%.6g,"ready":%s,"confidence":"%s"},\'\n    \'"decay_hours":%.6g}\'\n)\n\n\ndef message_result(r: dict) -> str:\n    """JSON text of a bayes_process_message result (the dict built by model.process_message)."""\n    metrics = r["metrics"]\n    top = r["vices"]["top"]\n    belief = r["mood"]["belief"]\n    boss = r["boss"]\n    values = (\n        r["user_id"], json.dumps(r["message_id"]), _BOOL[r["duplicate"]], r["version"], r["n"], r["chapter"],\n        r["composite"], r["composite_sd"], r["composite_ci95"][0], r["composite_ci95"][1],\n        *[x for name in vocab.METRIC_NAMES for x in (metrics[name]["mean"], metrics[name]["var"])],\n        top[0][0], top[0][1], top[1][0], top[1][1], top[2][0], top[2][1], r["vices"]["entropy_bits"],\n        r["mood"]["state"], *[belief[name] for name in vocab.MOODS],\n        _BOOL[r["skip"]["skip"]], r["skip"]["p"], r["delay_s"], r["observations"],\n        ",".join(\'"%s"\' % f for f in r["features"]),\n        _BOOL[r["fallback"]["needed"]], r["fallback"]["reason"],\n        boss["threshold"], boss["p_ready"], _BOOL[boss["ready"]], boss["confidence"],\n        r["decay_hours"],\n    )\n    return _MESSAGE_TEMPLATE % values\n',
-}
+rows = plpy.execute(
+    "select m.name, m.source, bayes.py_build() as build from bayes.py_module as m order by m.name"
+)
+if not rows:
+    plpy.error("the bayes_engine code is not installed", sqlstate="55000",
+               hint="bayes.py_module is empty: apply the functions migrations (scripts/build, supabase db push).")
+build = rows[0]["build"]
+sources = {row["name"]: row["source"] for row in rows}
+packages = {name for name in sources if any(other.startswith(name + ".") for other in sources)}
 
 
-# A meta path finder and loader by protocol, not by importlib.abc: that module
-# pulls in importlib.resources and typing, about 12 ms of a fresh backend's
-# first call.
 class BayesEngineImporter:
-    build = BUILD
-
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in SOURCES:
+        if fullname not in sources:
             return None
-        return importlib.machinery.ModuleSpec(
-            fullname, self, origin="bayes.py_load", is_package=fullname in PACKAGES
-        )
+        return importlib.machinery.ModuleSpec(fullname, self, origin="bayes.py_module",
+                                              is_package=fullname in packages)
 
     def create_module(self, spec):
         return None
 
     def exec_module(self, module):
         name = module.__name__
-        code = compile(SOURCES[name], "<bayes_engine %s %s>" % (BUILD, name), "exec")
-        module.__build__ = BUILD
+        code = compile(sources[name], "<bayes_engine %s %s>" % (build, name), "exec")
+        module.__build__ = build
         exec(code, module.__dict__)
 
 
@@ -465,12 +681,12 @@ sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "BayesEngine
 for name in [n for n in sys.modules if n == "bayes_engine" or n.startswith("bayes_engine.")]:
     del sys.modules[name]
 sys.meta_path.insert(0, BayesEngineImporter())
-GD["bayes_engine_build"] = BUILD
-return BUILD
-$_$;
+GD["bayes_engine_build"] = build
+return build
+$$;
 
 -- Name: FUNCTION py_load(); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.py_load() IS 'Installs the bayes_engine Python package (build 3df357979cf7a026) into this backend''s interpreter; called by every PL/Python function of the engine when its backend holds no copy or an older one.';
+COMMENT ON FUNCTION bayes.py_load() IS 'Installs the bayes_engine package of bayes.py_module into this backend''s interpreter (replacing an older copy) and returns its build id; called by the engine''s PL/Python functions on their first call in a backend and after the code changed.';
 
 -- Name: raise_error(text, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.raise_error(p_sqlstate text, p_message text, p_hint text DEFAULT NULL::text) RETURNS void
@@ -505,9 +721,7 @@ CREATE FUNCTION bayes.readable_state(p_user_id uuid) RETURNS public.user_bayesia
 declare
     v_row public.user_bayesian_state;
 begin
-    if p_user_id is null then
-        raise exception 'p_user_id must not be null' using errcode = '22004';
-    end if;
+    perform bayes.check_not_null(p_user_id, 'p_user_id');
     perform bayes.assert_may_read(p_user_id);
 
     select s.* into v_row
@@ -532,7 +746,7 @@ CREATE FUNCTION bayes.readiness_probability(p_state jsonb) RETURNS double precis
     LANGUAGE plpython3u STABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
 from bayes_engine import pg
 return pg.readiness_probability(plpy, p_state)
 $$;
@@ -545,7 +759,7 @@ CREATE FUNCTION bayes.replay(p_user_id uuid) RETURNS jsonb
     LANGUAGE plpython3u STABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
 from bayes_engine import pg
 return pg.replay(plpy, p_user_id)
 $$;
@@ -579,15 +793,9 @@ declare
     v_batches integer := 0;
     v_started timestamptz := pg_catalog.clock_timestamp();
 begin
-    if p_now is null then
-        raise exception 'p_now must not be null (omit it to use now())' using errcode = '22004';
-    end if;
-    if p_batch is null then
-        raise exception 'p_batch must not be null (omit it for 5000)' using errcode = '22004';
-    end if;
-    if not pg_catalog.isfinite(p_now) then
-        raise exception 'p_now must be a finite time, got %', p_now using errcode = '22023';
-    end if;
+    perform bayes.check_not_null(p_now, 'p_now', 'omit it to use now()');
+    perform bayes.check_not_null(p_batch, 'p_batch', 'omit it for 5000');
+    perform bayes.check_time(p_now, 'p_now');
     if p_batch < 1 or p_batch > 1000000 then
         raise exception 'p_batch must be in 1..1000000, got %', p_batch using errcode = '22023';
     end if;
@@ -724,9 +932,7 @@ CREATE FUNCTION bayes.schedule_decay(p_schedule text DEFAULT '*/15 * * * *'::tex
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-    if p_schedule is null then
-        raise exception 'p_schedule must not be null' using errcode = '22004';
-    end if;
+    perform bayes.check_not_null(p_schedule, 'p_schedule');
     return cron.schedule('bayes-run-decay', p_schedule, 'call bayes.run_decay()');
 end
 $$;
@@ -761,7 +967,7 @@ CREATE FUNCTION bayes.state_fallback_check(p_state jsonb) RETURNS jsonb
     LANGUAGE plpython3u STABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
 from bayes_engine import pg
 return pg.fallback_check(plpy, p_state)
 $$;
@@ -774,7 +980,7 @@ CREATE FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id te
     LANGUAGE plpython3u STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
 from bayes_engine import pg
 return pg.readiness(plpy, p_state, p_method, p_user_id, p_seed)
 $$;
@@ -782,58 +988,18 @@ $$;
 -- Name: FUNCTION state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) IS 'Boss readiness of a compact state (MODEL.md section 6) by p_method normal or monte_carlo (10,000 draws seeded by p_user_id, n and p_seed).';
 
--- Name: step_chapter(jsonb, bigint, bigint, uuid, integer); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.step_chapter(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_chapter integer, OUT state jsonb, OUT result jsonb, OUT input jsonb) RETURNS record
+-- Name: step(text, uuid, text, jsonb, jsonb, bigint, double precision, double precision, bigint); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) RETURNS record
     LANGUAGE plpython3u STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
 from bayes_engine import pg
-return pg.step_chapter(plpy, p_state, p_params_revision, p_version, p_user_id, p_chapter)
+return pg.step(plpy, p_kind, p_user_id, p_message_id, p_input, p_state, p_version, p_last_message_at, p_decayed_at, p_params_revision)
 $$;
 
--- Name: FUNCTION step_chapter(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_chapter integer, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.step_chapter(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_chapter integer, OUT state jsonb, OUT result jsonb, OUT input jsonb) IS 'A chapter transition applied to a state (MODEL.md section 8); state is null when the chapter is already current.';
-
--- Name: step_llm_scores(jsonb, bigint, bigint, uuid, text, jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.step_llm_scores(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_message_id text, p_deltas jsonb, OUT state jsonb, OUT result jsonb, OUT input jsonb) RETURNS record
-    LANGUAGE plpython3u STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
-from bayes_engine import pg
-return pg.step_llm_scores(plpy, p_state, p_params_revision, p_version, p_user_id, p_message_id, p_deltas)
-$$;
-
--- Name: FUNCTION step_llm_scores(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_message_id text, p_deltas jsonb, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.step_llm_scores(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_message_id text, p_deltas jsonb, OUT state jsonb, OUT result jsonb, OUT input jsonb) IS 'LLM deltas applied to a state (MODEL.md section 7): alpha += delta/10 for delta > 0, beta += |delta|/10 for delta < 0.';
-
--- Name: step_message(jsonb, bigint, bigint, uuid, text, text, double precision, double precision, double precision, double precision, boolean, text); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.step_message(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_message_id text, p_message text, p_sent_at double precision, p_last_message_at double precision, p_decayed_at double precision, p_reply_gap_s double precision, p_topic_changed boolean, p_seed text, OUT state jsonb, OUT result jsonb, OUT input jsonb) RETURNS record
-    LANGUAGE plpython3u STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
-from bayes_engine import pg
-return pg.step_message(plpy, p_state, p_params_revision, p_version, p_user_id, p_message_id, p_message,
-                       p_sent_at, p_last_message_at, p_decayed_at, p_reply_gap_s, p_topic_changed, p_seed)
-$$;
-
--- Name: FUNCTION step_message(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_message_id text, p_message text, p_sent_at double precision, p_last_message_at double precision, p_decayed_at double precision, p_reply_gap_s double precision, p_topic_changed boolean, p_seed text, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.step_message(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_message_id text, p_message text, p_sent_at double precision, p_last_message_at double precision, p_decayed_at double precision, p_reply_gap_s double precision, p_topic_changed boolean, p_seed text, OUT state jsonb, OUT result jsonb, OUT input jsonb) IS 'One message applied to a state (MODEL.md section 4): decay, encoding, metrics, vices, mood, timing, skip, delay, fallback, boss readiness.';
-
--- Name: step_outcome(jsonb, bigint, bigint, uuid, text, boolean); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.step_outcome(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_decision text, p_engaged boolean, OUT state jsonb, OUT result jsonb, OUT input jsonb) RETURNS record
-    LANGUAGE plpython3u STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-if GD.get('bayes_engine_build') != '3df357979cf7a026': plpy.execute('select bayes.py_load()')
-from bayes_engine import pg
-return pg.step_outcome(plpy, p_state, p_params_revision, p_version, p_user_id, p_decision, p_engaged)
-$$;
-
--- Name: FUNCTION step_outcome(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_decision text, p_engaged boolean, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.step_outcome(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_decision text, p_engaged boolean, OUT state jsonb, OUT result jsonb, OUT input jsonb) IS 'An outcome of a skip or reply applied to the skip Beta of a state (MODEL.md section 4.4).';
+-- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) IS 'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller and the input logged in bayes.player_event.';
 
 -- Name: top_vice(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.top_vice(p_state jsonb) RETURNS text
@@ -842,10 +1008,7 @@ CREATE FUNCTION bayes.top_vice(p_state jsonb) RETURNS text
     AS $$
 begin
     return (
-        select (array[
-            'intellectual_dominance', 'risk_taking', 'substances', 'sexuality',
-            'emotional_intensity', 'rule_breaking', 'dark_humor', 'vulnerability'
-        ])[e.i]
+        select (array['intellectual_dominance', 'risk_taking', 'substances', 'sexuality', 'emotional_intensity', 'rule_breaking', 'dark_humor', 'vulnerability'])[e.i]
         from jsonb_array_elements_text(p_state -> 'd') with ordinality as e (concentration, i)
         order by e.concentration::float8 desc, e.i
         limit 1
@@ -863,35 +1026,19 @@ CREATE FUNCTION public.bayes_advance_chapter(p_user_id uuid, p_chapter integer) 
     AS $$
 declare
     v_row public.user_bayesian_state;
-    v_step record;
 begin
-    if p_user_id is null then
-        raise exception 'p_user_id must not be null' using errcode = '22004';
-    end if;
-    if p_chapter is null then
-        raise exception 'p_chapter must not be null' using errcode = '22004';
-    end if;
-    if p_chapter not between 1 and 5 then
-        raise exception 'unknown chapter %: chapters are 1..5', p_chapter using errcode = '22023';
-    end if;
+    perform bayes.check_not_null(p_user_id, 'p_user_id');
+    perform bayes.check_chapter(p_chapter);
 
+    -- Checked on the locked row, with this message (bayes_engine's own check
+    -- would say it with the PL/Python prefix); bayes.apply_input locks the
+    -- row again, which costs nothing in the same transaction.
     v_row := bayes.lock_state(p_user_id, true);
     if p_chapter < v_row.chapter then
         raise exception 'cannot go back from chapter % to chapter %', v_row.chapter, p_chapter
             using errcode = '22023', hint = 'Chapters only advance.';
     end if;
-    select s.* into v_step
-    from bayes.step_chapter(
-        v_row.state,
-        (select r.revision from bayes.params_revision as r),
-        v_row.version,
-        p_user_id,
-        p_chapter
-    ) as s;
-    if v_step.state is not null then
-        perform bayes.save_state(p_user_id, v_step.state, 'chapter', null, now(), v_step.input, v_step.result, null);
-    end if;
-    return v_step.result;
+    return bayes.apply_input('chapter', p_user_id, null, jsonb_build_object('chapter', p_chapter), now());
 end
 $$;
 
@@ -903,60 +1050,12 @@ CREATE FUNCTION public.bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-declare
-    v_row public.user_bayesian_state;
-    v_previous jsonb;
-    v_step record;
-    v_key text;
-    v_value jsonb;
 begin
-    if p_user_id is null then
-        raise exception 'p_user_id must not be null' using errcode = '22004';
-    end if;
-    if p_deltas is null then
-        raise exception 'p_deltas must not be null' using errcode = '22004';
-    end if;
-    if jsonb_typeof(p_deltas) <> 'object' or p_deltas = '{}'::jsonb then
-        raise exception 'p_deltas must be a non-empty JSON object of metric deltas, got %', left(p_deltas::text, 80)
-            using errcode = '22023',
-                  hint = 'For example {"intimacy": 4, "trust": -2}; each delta is in [-10, 10].';
-    end if;
-    for v_key, v_value in select d.key, d.value from jsonb_each(p_deltas) as d loop
-        if v_key not in ('intimacy', 'passion', 'trust', 'secureness') then
-            raise exception 'unknown metric "%" in p_deltas', v_key
-                using errcode = '22023', hint = 'The metrics are intimacy, passion, trust, secureness.';
-        end if;
-        if jsonb_typeof(v_value) <> 'number' then
-            raise exception 'p_deltas.% must be a number, got %', v_key, left(v_value::text, 80)
-                using errcode = '22023';
-        end if;
-        if v_value::numeric not between -10 and 10 then
-            raise exception 'p_deltas.% must be in [-10, 10], got %', v_key, v_value using errcode = '22023';
-        end if;
-    end loop;
+    perform bayes.check_not_null(p_user_id, 'p_user_id');
+    perform bayes.check_deltas(p_deltas);
     perform bayes.check_message_id(p_message_id);
 
-    v_row := bayes.lock_state(p_user_id, false);
-    if p_message_id is not null then
-        v_previous := bayes.previous_result(p_user_id, 'llm_scores', p_message_id);
-        if v_previous is not null then
-            return v_previous;
-        end if;
-    end if;
-
-    select s.* into v_step
-    from bayes.step_llm_scores(
-        v_row.state,
-        (select r.revision from bayes.params_revision as r),
-        v_row.version,
-        p_user_id,
-        p_message_id,
-        p_deltas
-    ) as s;
-    perform bayes.save_state(
-        p_user_id, v_step.state, 'llm_scores', p_message_id, now(), v_step.input, v_step.result, null
-    );
-    return v_step.result;
+    return bayes.apply_input('llm_scores', p_user_id, p_message_id, jsonb_build_object('deltas', p_deltas), now());
 end
 $$;
 
@@ -971,13 +1070,7 @@ CREATE FUNCTION public.bayes_boss_readiness(p_user_id uuid, p_method text DEFAUL
 declare
     v_row public.user_bayesian_state;
 begin
-    if p_method is null then
-        raise exception 'p_method must not be null (omit it for normal)' using errcode = '22004';
-    end if;
-    if p_method not in ('normal', 'monte_carlo') then
-        raise exception 'unknown readiness method %', quote_literal(p_method)
-            using errcode = '22023', hint = 'Methods are normal (the default) and monte_carlo.';
-    end if;
+    perform bayes.check_readiness_method(p_method);
     v_row := bayes.readable_state(p_user_id);
     return bayes.state_readiness(
         v_row.state, p_method, p_user_id::text, nullif(current_setting('bayes.seed', true), '')
@@ -1036,64 +1129,31 @@ COMMENT ON FUNCTION public.bayes_get_state(p_user_id uuid) IS 'The decoded state
 CREATE FUNCTION public.bayes_process_message(p_user_id uuid, p_message text, p_sent_at timestamp with time zone DEFAULT now(), p_message_id text DEFAULT NULL::text, p_reply_gap_s double precision DEFAULT NULL::double precision, p_topic_changed boolean DEFAULT NULL::boolean) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET extra_float_digits TO '1'
     AS $$
-declare
-    v_row public.user_bayesian_state;
-    v_previous jsonb;
-    v_step record;
 begin
-    if p_user_id is null then
-        raise exception 'p_user_id must not be null' using errcode = '22004';
-    end if;
-    if p_message is null then
-        raise exception 'p_message must not be null' using errcode = '22004';
-    end if;
-    if p_sent_at is null then
-        raise exception 'p_sent_at must not be null (omit it to use now())' using errcode = '22004';
-    end if;
-    if octet_length(p_message) > 65536 then
-        raise exception 'p_message is % bytes; the limit is 64 KiB (65536 bytes)', octet_length(p_message)
-            using errcode = '22001';
-    end if;
-    if not isfinite(p_sent_at) then
-        raise exception 'p_sent_at must be a finite time, got %', p_sent_at using errcode = '22023';
-    end if;
-    if p_reply_gap_s = 'NaN'::float8 or p_reply_gap_s in ('Infinity'::float8, '-Infinity'::float8) then
-        raise exception 'p_reply_gap_s must be a finite number of seconds, got %', p_reply_gap_s
-            using errcode = '22023';
-    end if;
-    if p_reply_gap_s < 0 then
-        raise exception 'p_reply_gap_s must be >= 0 seconds, got %', p_reply_gap_s using errcode = '22023';
-    end if;
+    perform bayes.check_not_null(p_user_id, 'p_user_id');
+    perform bayes.check_not_null(p_message, 'p_message');
+    perform bayes.check_not_null(p_sent_at, 'p_sent_at', 'omit it to use now()');
+    perform bayes.check_message_text(p_message);
+    perform bayes.check_time(p_sent_at, 'p_sent_at');
+    perform bayes.check_reply_gap(p_reply_gap_s);
     perform bayes.check_message_id(p_message_id);
 
-    v_row := bayes.lock_state(p_user_id, true);
-    if p_message_id is not null then
-        v_previous := bayes.previous_result(p_user_id, 'message', p_message_id);
-        if v_previous is not null then
-            return v_previous;
-        end if;
-    end if;
-
-    select s.* into v_step
-    from bayes.step_message(
-        v_row.state,
-        (select r.revision from bayes.params_revision as r),
-        v_row.version,
+    return bayes.apply_input(
+        'message',
         p_user_id,
         p_message_id,
-        p_message,
-        extract(epoch from p_sent_at)::float8,
-        extract(epoch from v_row.last_message_at)::float8,
-        extract(epoch from v_row.decayed_at)::float8,
-        p_reply_gap_s,
-        p_topic_changed,
-        bayes.session_seed()
-    ) as s;
-    perform bayes.save_state(
-        p_user_id, v_step.state, 'message', p_message_id, p_sent_at, v_step.input, v_step.result, p_sent_at
+        jsonb_build_object(
+            'text', p_message,
+            'sent_at', extract(epoch from p_sent_at),
+            'reply_gap_s', p_reply_gap_s,
+            'topic_changed', p_topic_changed,
+            'seed', bayes.session_seed()
+        ),
+        p_sent_at,
+        p_sent_at
     );
-    return v_step.result;
 end
 $$;
 
@@ -1105,35 +1165,15 @@ CREATE FUNCTION public.bayes_record_outcome(p_user_id uuid, p_decision text, p_e
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-declare
-    v_row public.user_bayesian_state;
-    v_step record;
 begin
-    if p_user_id is null then
-        raise exception 'p_user_id must not be null' using errcode = '22004';
-    end if;
-    if p_decision is null then
-        raise exception 'p_decision must not be null' using errcode = '22004';
-    end if;
-    if p_engaged is null then
-        raise exception 'p_engaged must not be null' using errcode = '22004';
-    end if;
-    if p_decision not in ('skip', 'reply') then
-        raise exception 'unknown decision "%": expected skip or reply', left(p_decision, 80) using errcode = '22023';
-    end if;
+    perform bayes.check_not_null(p_user_id, 'p_user_id');
+    perform bayes.check_not_null(p_decision, 'p_decision');
+    perform bayes.check_not_null(p_engaged, 'p_engaged');
+    perform bayes.check_decision(p_decision);
 
-    v_row := bayes.lock_state(p_user_id, false);
-    select s.* into v_step
-    from bayes.step_outcome(
-        v_row.state,
-        (select r.revision from bayes.params_revision as r),
-        v_row.version,
-        p_user_id,
-        p_decision,
-        p_engaged
-    ) as s;
-    perform bayes.save_state(p_user_id, v_step.state, 'outcome', null, now(), v_step.input, v_step.result, null);
-    return v_step.result;
+    return bayes.apply_input(
+        'outcome', p_user_id, null, jsonb_build_object('decision', p_decision, 'engaged', p_engaged), now()
+    );
 end
 $$;
 
@@ -1228,7 +1268,7 @@ CREATE TABLE bayes.params_revision (
 );
 
 -- Name: TABLE params_revision; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.params_revision IS 'One row: revision of bayes.chapter_params and bayes.params, bumped by a statement trigger on any change.';
+COMMENT ON TABLE bayes.params_revision IS 'One row: revision of the parameters (bayes.chapter_params, bayes.params) and of the code (bayes.py_module), bumped by a statement trigger on any change to them.';
 
 -- Name: player_event; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.player_event (
@@ -1280,6 +1320,21 @@ CREATE VIEW bayes.player_summary WITH (security_invoker='true') AS
 -- Name: VIEW player_summary; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON VIEW bayes.player_summary IS 'One row per player: chapter, messages, composite and its sd, boss threshold, readiness P(composite >= threshold), mood, top vice, fallback reason (rules 1, 2, 4), last message, and the instant decay was applied up to.';
 
+-- Name: py_module; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.py_module (
+    name text NOT NULL,
+    source text NOT NULL,
+    sha256 text NOT NULL,
+    CONSTRAINT py_module_name_in_package CHECK (((name = 'bayes_engine'::text) OR (name ~~ 'bayes\_engine.%'::text))),
+    CONSTRAINT py_module_sha256_of_source CHECK ((sha256 = encode(sha256(convert_to(source, 'UTF8'::name)), 'hex'::text)))
+);
+
+-- Name: TABLE py_module; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.py_module IS 'Source of each module of the bayes_engine Python package (bayes_engine is the package itself), as deployed by the functions migrations; bayes.py_load() serves it to the interpreter of each backend.';
+
+-- Name: COLUMN py_module.sha256; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.py_module.sha256 IS 'SHA-256 of source (UTF-8, hex): what scripts/build compares to decide which modules a new migration carries.';
+
 -- Name: chapter_params chapter_params_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.chapter_params
     ADD CONSTRAINT chapter_params_pkey PRIMARY KEY (chapter);
@@ -1300,6 +1355,10 @@ ALTER TABLE ONLY bayes.params_revision
 ALTER TABLE ONLY bayes.player_event
     ADD CONSTRAINT player_event_pkey PRIMARY KEY (user_id, event_id);
 
+-- Name: py_module py_module_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.py_module
+    ADD CONSTRAINT py_module_pkey PRIMARY KEY (name);
+
 -- Name: user_bayesian_state user_bayesian_state_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
 ALTER TABLE ONLY public.user_bayesian_state
     ADD CONSTRAINT user_bayesian_state_pkey PRIMARY KEY (user_id);
@@ -1318,6 +1377,9 @@ CREATE TRIGGER chapter_params_bump_revision AFTER INSERT OR DELETE OR UPDATE OR 
 
 -- Name: params params_bump_revision; Type: TRIGGER; Schema: bayes; Owner: postgres
 CREATE TRIGGER params_bump_revision AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON bayes.params FOR EACH STATEMENT EXECUTE FUNCTION bayes.bump_params_revision();
+
+-- Name: py_module py_module_bump_revision; Type: TRIGGER; Schema: bayes; Owner: postgres
+CREATE TRIGGER py_module_bump_revision AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON bayes.py_module FOR EACH STATEMENT EXECUTE FUNCTION bayes.bump_params_revision();
 
 -- Name: user_bayesian_state user_bayesian_state_delete_events; Type: TRIGGER; Schema: public; Owner: postgres
 CREATE TRIGGER user_bayesian_state_delete_events AFTER DELETE ON public.user_bayesian_state REFERENCING OLD TABLE AS old_states FOR EACH STATEMENT EXECUTE FUNCTION bayes.delete_player_events();
@@ -1353,6 +1415,12 @@ CREATE POLICY params_revision_readable ON bayes.params_revision FOR SELECT TO au
 -- Name: player_event; Type: ROW SECURITY; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.player_event ENABLE ROW LEVEL SECURITY;
 
+-- Name: py_module; Type: ROW SECURITY; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.py_module ENABLE ROW LEVEL SECURITY;
+
+-- Name: py_module py_module_readable; Type: POLICY; Schema: bayes; Owner: postgres
+CREATE POLICY py_module_readable ON bayes.py_module FOR SELECT TO authenticated, service_role USING (true);
+
 -- Name: user_bayesian_state player_reads_own_state; Type: POLICY; Schema: public; Owner: postgres
 CREATE POLICY player_reads_own_state ON public.user_bayesian_state FOR SELECT TO authenticated USING ((user_id = ( SELECT auth.uid() AS uid)));
 
@@ -1363,6 +1431,10 @@ ALTER TABLE public.user_bayesian_state ENABLE ROW LEVEL SECURITY;
 GRANT USAGE ON SCHEMA bayes TO authenticated;
 GRANT USAGE ON SCHEMA bayes TO service_role;
 
+-- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) TO service_role;
+
 -- Name: FUNCTION assert_may_read(p_user_id uuid); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) TO authenticated;
@@ -1371,9 +1443,43 @@ GRANT ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) TO service_role;
 -- Name: FUNCTION bump_params_revision(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.bump_params_revision() FROM PUBLIC;
 
+-- Name: FUNCTION check_chapter(p_chapter integer); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.check_chapter(p_chapter integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.check_chapter(p_chapter integer) TO service_role;
+
+-- Name: FUNCTION check_decision(p_decision text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.check_decision(p_decision text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.check_decision(p_decision text) TO service_role;
+
+-- Name: FUNCTION check_deltas(p_deltas jsonb); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.check_deltas(p_deltas jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.check_deltas(p_deltas jsonb) TO service_role;
+
 -- Name: FUNCTION check_message_id(p_message_id text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.check_message_id(p_message_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.check_message_id(p_message_id text) TO service_role;
+
+-- Name: FUNCTION check_message_text(p_message text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.check_message_text(p_message text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.check_message_text(p_message text) TO service_role;
+
+-- Name: FUNCTION check_not_null(p_value anyelement, p_name text, p_note text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.check_not_null(p_value anyelement, p_name text, p_note text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.check_not_null(p_value anyelement, p_name text, p_note text) TO authenticated;
+GRANT ALL ON FUNCTION bayes.check_not_null(p_value anyelement, p_name text, p_note text) TO service_role;
+
+-- Name: FUNCTION check_readiness_method(p_method text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.check_readiness_method(p_method text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.check_readiness_method(p_method text) TO authenticated;
+GRANT ALL ON FUNCTION bayes.check_readiness_method(p_method text) TO service_role;
+
+-- Name: FUNCTION check_reply_gap(p_reply_gap_s double precision); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.check_reply_gap(p_reply_gap_s double precision) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.check_reply_gap(p_reply_gap_s double precision) TO service_role;
+
+-- Name: FUNCTION check_time(p_value timestamp with time zone, p_name text, p_note text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.check_time(p_value timestamp with time zone, p_name text, p_note text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.check_time(p_value timestamp with time zone, p_name text, p_note text) TO service_role;
 
 -- Name: FUNCTION composite_sd(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.composite_sd(p_state jsonb) FROM PUBLIC;
@@ -1410,6 +1516,9 @@ GRANT ALL ON FUNCTION bayes.describe_state(p_state jsonb) TO service_role;
 REVOKE ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) TO authenticated;
 GRANT ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) TO service_role;
+
+-- Name: FUNCTION install_py_module(p_name text, p_sha256 text, p_source text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) FROM PUBLIC;
 
 -- Name: FUNCTION loaded_build(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.loaded_build() FROM PUBLIC;
@@ -1456,6 +1565,11 @@ GRANT ALL ON FUNCTION bayes.params_snapshot() TO service_role;
 -- Name: FUNCTION previous_result(p_user_id uuid, p_kind text, p_message_id text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text) TO service_role;
+
+-- Name: FUNCTION py_build(); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.py_build() FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.py_build() TO authenticated;
+GRANT ALL ON FUNCTION bayes.py_build() TO service_role;
 
 -- Name: FUNCTION py_load(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.py_load() FROM PUBLIC;
@@ -1510,21 +1624,9 @@ REVOKE ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_use
 GRANT ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) TO authenticated;
 GRANT ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) TO service_role;
 
--- Name: FUNCTION step_chapter(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_chapter integer, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.step_chapter(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_chapter integer, OUT state jsonb, OUT result jsonb, OUT input jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION bayes.step_chapter(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_chapter integer, OUT state jsonb, OUT result jsonb, OUT input jsonb) TO service_role;
-
--- Name: FUNCTION step_llm_scores(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_message_id text, p_deltas jsonb, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.step_llm_scores(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_message_id text, p_deltas jsonb, OUT state jsonb, OUT result jsonb, OUT input jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION bayes.step_llm_scores(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_message_id text, p_deltas jsonb, OUT state jsonb, OUT result jsonb, OUT input jsonb) TO service_role;
-
--- Name: FUNCTION step_message(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_message_id text, p_message text, p_sent_at double precision, p_last_message_at double precision, p_decayed_at double precision, p_reply_gap_s double precision, p_topic_changed boolean, p_seed text, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.step_message(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_message_id text, p_message text, p_sent_at double precision, p_last_message_at double precision, p_decayed_at double precision, p_reply_gap_s double precision, p_topic_changed boolean, p_seed text, OUT state jsonb, OUT result jsonb, OUT input jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION bayes.step_message(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_message_id text, p_message text, p_sent_at double precision, p_last_message_at double precision, p_decayed_at double precision, p_reply_gap_s double precision, p_topic_changed boolean, p_seed text, OUT state jsonb, OUT result jsonb, OUT input jsonb) TO service_role;
-
--- Name: FUNCTION step_outcome(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_decision text, p_engaged boolean, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.step_outcome(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_decision text, p_engaged boolean, OUT state jsonb, OUT result jsonb, OUT input jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION bayes.step_outcome(p_state jsonb, p_params_revision bigint, p_version bigint, p_user_id uuid, p_decision text, p_engaged boolean, OUT state jsonb, OUT result jsonb, OUT input jsonb) TO service_role;
+-- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) TO service_role;
 
 -- Name: FUNCTION top_vice(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.top_vice(p_state jsonb) FROM PUBLIC;
@@ -1582,6 +1684,10 @@ GRANT SELECT,INSERT ON TABLE bayes.player_event TO service_role;
 
 -- Name: TABLE player_summary; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.player_summary TO service_role;
+
+-- Name: TABLE py_module; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.py_module TO authenticated;
+GRANT SELECT ON TABLE bayes.py_module TO service_role;
 
 -- pg_cron jobs (rows of cron.job): jobname | schedule | command | username | active
 -- bayes-run-decay | */15 * * * * | call bayes.run_decay() | postgres | true

@@ -20,10 +20,11 @@ FILE_RE = re.compile(r"^-- file (sql/functions/\S+) sha256 ", re.M)
 
 @pytest.fixture
 def repo(tmp_path) -> Path:
-    """A clone of HEAD with the working tree's build script."""
+    """A clone of HEAD with the working tree's build script, every migration frozen (as on main)."""
     dst = tmp_path / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(dst)], check=True)
     shutil.copy(ROOT / "scripts" / "build", dst / "scripts" / "build")
+    assert build(dst, "--freeze").returncode == 0
     return dst
 
 
@@ -154,8 +155,43 @@ def test_a_removed_module_is_deleted_from_the_table(repo):
 
 def test_placeholders_are_expanded_from_vocab_and_the_shim_is_written_once(repo):
     text = "".join(migrations(repo).values())
-    assert "@bayes_engine " not in text and "@MOODS@" not in text and "@VICES@" not in text
+    assert not re.search(r"^@bayes_engine ", text, re.M) and "@MOODS@" not in text and "@VICES@" not in text
+    assert "from bayes_engine import pg\nreturn pg.step(plpy, p_kind," in text
     assert "array['content', 'playful', 'anxious', 'avoidant', 'defensive', 'withdrawn']" in text
     (repo / "sql" / "functions" / "99_bad.sql").write_text("select '@NOT_A_NAME@';\n")
     proc = build(repo)
     assert proc.returncode != 0 and "@NOT_A_NAME@" in proc.stderr
+
+
+def test_a_baseline_replaces_the_frozen_migrations_and_the_build_goes_on_from_it(repo):
+    before = migrations(repo)
+    proc = build(repo, "--baseline")
+    assert proc.returncode == 0, proc.stderr
+    [baseline] = migrations(repo)
+    version = baseline[:14]
+    assert baseline == f"{version}_baseline.sql" and version > max(before)[:14]
+    archive = repo / "supabase" / "migrations-archive" / version
+    assert {p.name: p.read_text() for p in archive.glob("*.sql")} == before, "archived untouched"
+    assert (archive / "frozen-migrations.txt").exists()
+    assert f"--status reverted {' '.join(sorted(name[:14] for name in before))}" in proc.stdout
+    assert f"--status applied {version}" in proc.stdout
+    check = build(repo, "--check")
+    assert check.returncode == 0 and "draft:" not in check.stdout
+
+    # the baseline holds every schema migration, every module, every file
+    text = migrations(repo)[baseline]
+    assert len(re.findall(r"^-- schema sql/migrations/", text, re.M)) == len(
+        list((repo / "sql" / "migrations").glob("*.sql"))
+    )
+    assert len(INSTALL_RE.findall(text)) == len(list((repo / "plpython" / "bayes_engine").glob("*.py")))
+    assert len(FILE_RE.findall(text)) == len(list((repo / "sql" / "functions").glob("*.sql")))
+
+    # and the build goes on from it: a change adds what changed, an edited
+    # schema source is still refused
+    append(repo / MODULE, "# after the baseline\n")
+    assert build(repo).returncode == 0
+    [new] = new_files({baseline: text}, migrations(repo))
+    assert INSTALL_RE.findall(migrations(repo)[new]) == ["bayes_engine.wire"]
+    path = repo / "sql" / "migrations" / "0001_foundation.sql"
+    path.write_text(path.read_text() + "\n-- an edit\n")
+    assert "put the change in a new file" in build(repo).stderr
