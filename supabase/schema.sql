@@ -102,39 +102,45 @@ $$;
 COMMENT ON FUNCTION bayes.bump_params_revision() IS 'Statement trigger of the parameter tables: bumps bayes.params_revision so that every backend re-reads the parameters.';
 
 -- Name: check_chapter(integer); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.check_chapter(p_chapter integer) RETURNS void
+CREATE FUNCTION bayes.check_chapter(p_chapter integer) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-    perform bayes.check_not_null(p_chapter, 'p_chapter');
+    if p_chapter is null then
+        return bayes.check_not_null(p_chapter, 'p_chapter');
+    end if;
     if p_chapter not between 1 and 5 then
         raise exception 'unknown chapter %: chapters are 1..5', p_chapter using errcode = '22023';
     end if;
+    return true;
 end
 $$;
 
 -- Name: FUNCTION check_chapter(p_chapter integer); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.check_chapter(p_chapter integer) IS 'Raises 22004 for null and 22023 unless p_chapter is 1..5.';
+COMMENT ON FUNCTION bayes.check_chapter(p_chapter integer) IS 'True, or raises 22004 for null and 22023 unless p_chapter is 1..5.';
 
 -- Name: check_decision(text); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.check_decision(p_decision text) RETURNS void
+CREATE FUNCTION bayes.check_decision(p_decision text) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-    perform bayes.check_not_null(p_decision, 'p_decision');
+    if p_decision is null then
+        return bayes.check_not_null(p_decision, 'p_decision');
+    end if;
     if p_decision not in ('skip', 'reply') then
         raise exception 'unknown decision "%": expected skip or reply', left(p_decision, 80) using errcode = '22023';
     end if;
+    return true;
 end
 $$;
 
 -- Name: FUNCTION check_decision(p_decision text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.check_decision(p_decision text) IS 'Raises 22004 for null and 22023 unless p_decision is skip or reply.';
+COMMENT ON FUNCTION bayes.check_decision(p_decision text) IS 'True, or raises 22004 for null and 22023 unless p_decision is skip or reply.';
 
 -- Name: check_deltas(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.check_deltas(p_deltas jsonb) RETURNS void
+CREATE FUNCTION bayes.check_deltas(p_deltas jsonb) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -142,7 +148,9 @@ declare
     v_key text;
     v_value jsonb;
 begin
-    perform bayes.check_not_null(p_deltas, 'p_deltas');
+    if p_deltas is null then
+        return bayes.check_not_null(p_deltas, 'p_deltas');
+    end if;
     if jsonb_typeof(p_deltas) <> 'object' or p_deltas = '{}'::jsonb then
         raise exception 'p_deltas must be a non-empty JSON object of metric deltas, got %', left(p_deltas::text, 80)
             using errcode = '22023',
@@ -161,14 +169,15 @@ begin
             raise exception 'p_deltas.% must be in [-10, 10], got %', v_key, v_value using errcode = '22023';
         end if;
     end loop;
+    return true;
 end
 $$;
 
 -- Name: FUNCTION check_deltas(p_deltas jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.check_deltas(p_deltas jsonb) IS 'Raises 22004 for null and 22023 unless p_deltas is a non-empty JSON object {metric: number in [-10, 10]}.';
+COMMENT ON FUNCTION bayes.check_deltas(p_deltas jsonb) IS 'True, or raises 22004 for null and 22023 unless p_deltas is a non-empty JSON object {metric: number in [-10, 10]}.';
 
 -- Name: check_message_id(text); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.check_message_id(p_message_id text) RETURNS void
+CREATE FUNCTION bayes.check_message_id(p_message_id text) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -177,31 +186,35 @@ begin
         raise exception 'p_message_id must be null or 1 to 200 characters, got % characters', length(p_message_id)
             using errcode = '22023';
     end if;
+    return true;
 end
 $$;
 
 -- Name: FUNCTION check_message_id(p_message_id text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.check_message_id(p_message_id text) IS 'Raises 22023 unless p_message_id is null or 1 to 200 characters.';
+COMMENT ON FUNCTION bayes.check_message_id(p_message_id text) IS 'True, or raises 22023 unless p_message_id is null or 1 to 200 characters.';
 
 -- Name: check_message_text(text); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.check_message_text(p_message text) RETURNS void
+CREATE FUNCTION bayes.check_message_text(p_message text) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-    perform bayes.check_not_null(p_message, 'p_message');
+    if p_message is null then
+        return bayes.check_not_null(p_message, 'p_message');
+    end if;
     if octet_length(p_message) > 65536 then
         raise exception 'p_message is % bytes; the limit is 64 KiB (65536 bytes)', octet_length(p_message)
             using errcode = '22001';
     end if;
+    return true;
 end
 $$;
 
 -- Name: FUNCTION check_message_text(p_message text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.check_message_text(p_message text) IS 'Raises 22004 for a null message and 22001 for one over 64 KiB (65536 bytes of UTF-8).';
+COMMENT ON FUNCTION bayes.check_message_text(p_message text) IS 'True, or raises 22004 for a null message and 22001 for one over 64 KiB (65536 bytes of UTF-8).';
 
 -- Name: check_not_null(anyelement, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.check_not_null(p_value anyelement, p_name text, p_note text DEFAULT NULL::text) RETURNS void
+CREATE FUNCTION bayes.check_not_null(p_value anyelement, p_name text, p_note text DEFAULT NULL::text) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -209,31 +222,35 @@ begin
     if p_value is null then
         raise exception '% must not be null%', p_name, coalesce(' (' || p_note || ')', '') using errcode = '22004';
     end if;
+    return true;
 end
 $$;
 
 -- Name: FUNCTION check_not_null(p_value anyelement, p_name text, p_note text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.check_not_null(p_value anyelement, p_name text, p_note text) IS 'Raises 22004 "<p_name> must not be null (<p_note>)" when p_value is null.';
+COMMENT ON FUNCTION bayes.check_not_null(p_value anyelement, p_name text, p_note text) IS 'True, or raises 22004 "<p_name> must not be null (<p_note>)" when p_value is null.';
 
 -- Name: check_readiness_method(text); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.check_readiness_method(p_method text) RETURNS void
+CREATE FUNCTION bayes.check_readiness_method(p_method text) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-    perform bayes.check_not_null(p_method, 'p_method', 'omit it for normal');
+    if p_method is null then
+        return bayes.check_not_null(p_method, 'p_method', 'omit it for normal');
+    end if;
     if p_method not in ('normal', 'monte_carlo') then
         raise exception 'unknown readiness method %', quote_literal(p_method)
             using errcode = '22023', hint = 'Methods are normal (the default) and monte_carlo.';
     end if;
+    return true;
 end
 $$;
 
 -- Name: FUNCTION check_readiness_method(p_method text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.check_readiness_method(p_method text) IS 'Raises 22004 for null and 22023 unless p_method is normal or monte_carlo.';
+COMMENT ON FUNCTION bayes.check_readiness_method(p_method text) IS 'True, or raises 22004 for null and 22023 unless p_method is normal or monte_carlo.';
 
 -- Name: check_reply_gap(double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.check_reply_gap(p_reply_gap_s double precision) RETURNS void
+CREATE FUNCTION bayes.check_reply_gap(p_reply_gap_s double precision) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -245,27 +262,31 @@ begin
     if p_reply_gap_s < 0 then
         raise exception 'p_reply_gap_s must be >= 0 seconds, got %', p_reply_gap_s using errcode = '22023';
     end if;
+    return true;
 end
 $$;
 
 -- Name: FUNCTION check_reply_gap(p_reply_gap_s double precision); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.check_reply_gap(p_reply_gap_s double precision) IS 'Raises 22023 unless p_reply_gap_s is null or a finite number of seconds >= 0.';
+COMMENT ON FUNCTION bayes.check_reply_gap(p_reply_gap_s double precision) IS 'True, or raises 22023 unless p_reply_gap_s is null or a finite number of seconds >= 0.';
 
 -- Name: check_time(timestamp with time zone, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.check_time(p_value timestamp with time zone, p_name text, p_note text DEFAULT NULL::text) RETURNS void
+CREATE FUNCTION bayes.check_time(p_value timestamp with time zone, p_name text, p_note text DEFAULT NULL::text) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-    perform bayes.check_not_null(p_value, p_name, p_note);
+    if p_value is null then
+        return bayes.check_not_null(p_value, p_name, p_note);
+    end if;
     if not isfinite(p_value) then
         raise exception '% must be a finite time, got %', p_name, p_value using errcode = '22023';
     end if;
+    return true;
 end
 $$;
 
 -- Name: FUNCTION check_time(p_value timestamp with time zone, p_name text, p_note text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.check_time(p_value timestamp with time zone, p_name text, p_note text) IS 'Raises 22004 for a null time and 22023 for an infinite one.';
+COMMENT ON FUNCTION bayes.check_time(p_value timestamp with time zone, p_name text, p_note text) IS 'True, or raises 22004 for a null time and 22023 for an infinite one.';
 
 -- Name: composite_sd(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.composite_sd(p_state jsonb) RETURNS double precision
@@ -519,16 +540,14 @@ CREATE FUNCTION bayes.metric_key(p_metric text) RETURNS text
     LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+    v_index integer := array_position(array['intimacy', 'passion', 'trust', 'secureness'], p_metric);
 begin
-    case p_metric
-        when 'intimacy' then return 'i';
-        when 'passion' then return 'p';
-        when 'trust' then return 't';
-        when 'secureness' then return 's';
-        else
-            raise exception 'unknown metric %', quote_literal(p_metric)
-                using errcode = '22023', hint = 'Metrics are intimacy, passion, trust, secureness.';
-    end case;
+    if v_index is null then
+        raise exception 'unknown metric %', quote_literal(p_metric)
+            using errcode = '22023', hint = 'Metrics are intimacy, passion, trust, secureness.';
+    end if;
+    return (array['i', 'p', 't', 's'])[v_index];
 end
 $$;
 
@@ -719,9 +738,10 @@ CREATE FUNCTION bayes.readable_state(p_user_id uuid) RETURNS public.user_bayesia
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
+    v_checked boolean;
     v_row public.user_bayesian_state;
 begin
-    perform bayes.check_not_null(p_user_id, 'p_user_id');
+    v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
     perform bayes.assert_may_read(p_user_id);
 
     select s.* into v_row
@@ -772,6 +792,7 @@ CREATE PROCEDURE bayes.run_decay(IN p_now timestamp with time zone DEFAULT now()
     LANGUAGE plpgsql
     AS $$
 declare
+    v_checked boolean;
     -- Session-level, so that it outlives the batches' commits; released at
     -- the end (or by the end of the session, if the run fails or is killed).
     c_lock_key constant bigint := bayes.decay_lock_key();
@@ -793,9 +814,9 @@ declare
     v_batches integer := 0;
     v_started timestamptz := pg_catalog.clock_timestamp();
 begin
-    perform bayes.check_not_null(p_now, 'p_now', 'omit it to use now()');
-    perform bayes.check_not_null(p_batch, 'p_batch', 'omit it for 5000');
-    perform bayes.check_time(p_now, 'p_now');
+    v_checked := bayes.check_not_null(p_now, 'p_now', 'omit it to use now()');
+    v_checked := bayes.check_not_null(p_batch, 'p_batch', 'omit it for 5000');
+    v_checked := bayes.check_time(p_now, 'p_now');
     if p_batch < 1 or p_batch > 1000000 then
         raise exception 'p_batch must be in 1..1000000, got %', p_batch using errcode = '22023';
     end if;
@@ -931,8 +952,10 @@ CREATE FUNCTION bayes.schedule_decay(p_schedule text DEFAULT '*/15 * * * *'::tex
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+    v_checked boolean;
 begin
-    perform bayes.check_not_null(p_schedule, 'p_schedule');
+    v_checked := bayes.check_not_null(p_schedule, 'p_schedule');
     return cron.schedule('bayes-run-decay', p_schedule, 'call bayes.run_decay()');
 end
 $$;
@@ -1025,10 +1048,11 @@ CREATE FUNCTION public.bayes_advance_chapter(p_user_id uuid, p_chapter integer) 
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
+    v_checked boolean;
     v_row public.user_bayesian_state;
 begin
-    perform bayes.check_not_null(p_user_id, 'p_user_id');
-    perform bayes.check_chapter(p_chapter);
+    v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
+    v_checked := bayes.check_chapter(p_chapter);
 
     -- Checked on the locked row, with this message (bayes_engine's own check
     -- would say it with the PL/Python prefix); bayes.apply_input locks the
@@ -1050,10 +1074,12 @@ CREATE FUNCTION public.bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+    v_checked boolean;
 begin
-    perform bayes.check_not_null(p_user_id, 'p_user_id');
-    perform bayes.check_deltas(p_deltas);
-    perform bayes.check_message_id(p_message_id);
+    v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
+    v_checked := bayes.check_deltas(p_deltas);
+    v_checked := bayes.check_message_id(p_message_id);
 
     return bayes.apply_input('llm_scores', p_user_id, p_message_id, jsonb_build_object('deltas', p_deltas), now());
 end
@@ -1068,9 +1094,10 @@ CREATE FUNCTION public.bayes_boss_readiness(p_user_id uuid, p_method text DEFAUL
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
+    v_checked boolean;
     v_row public.user_bayesian_state;
 begin
-    perform bayes.check_readiness_method(p_method);
+    v_checked := bayes.check_readiness_method(p_method);
     v_row := bayes.readable_state(p_user_id);
     return bayes.state_readiness(
         v_row.state, p_method, p_user_id::text, nullif(current_setting('bayes.seed', true), '')
@@ -1131,14 +1158,16 @@ CREATE FUNCTION public.bayes_process_message(p_user_id uuid, p_message text, p_s
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET extra_float_digits TO '1'
     AS $$
+declare
+    v_checked boolean;
 begin
-    perform bayes.check_not_null(p_user_id, 'p_user_id');
-    perform bayes.check_not_null(p_message, 'p_message');
-    perform bayes.check_not_null(p_sent_at, 'p_sent_at', 'omit it to use now()');
-    perform bayes.check_message_text(p_message);
-    perform bayes.check_time(p_sent_at, 'p_sent_at');
-    perform bayes.check_reply_gap(p_reply_gap_s);
-    perform bayes.check_message_id(p_message_id);
+    v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
+    v_checked := bayes.check_not_null(p_message, 'p_message');
+    v_checked := bayes.check_not_null(p_sent_at, 'p_sent_at', 'omit it to use now()');
+    v_checked := bayes.check_message_text(p_message);
+    v_checked := bayes.check_time(p_sent_at, 'p_sent_at');
+    v_checked := bayes.check_reply_gap(p_reply_gap_s);
+    v_checked := bayes.check_message_id(p_message_id);
 
     return bayes.apply_input(
         'message',
@@ -1165,11 +1194,13 @@ CREATE FUNCTION public.bayes_record_outcome(p_user_id uuid, p_decision text, p_e
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+    v_checked boolean;
 begin
-    perform bayes.check_not_null(p_user_id, 'p_user_id');
-    perform bayes.check_not_null(p_decision, 'p_decision');
-    perform bayes.check_not_null(p_engaged, 'p_engaged');
-    perform bayes.check_decision(p_decision);
+    v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
+    v_checked := bayes.check_not_null(p_decision, 'p_decision');
+    v_checked := bayes.check_not_null(p_engaged, 'p_engaged');
+    v_checked := bayes.check_decision(p_decision);
 
     return bayes.apply_input(
         'outcome', p_user_id, null, jsonb_build_object('decision', p_decision, 'engaged', p_engaged), now()

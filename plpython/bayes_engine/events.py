@@ -52,10 +52,10 @@ def apply_chapter(state, params, chapter):
     return result, {"chapter": chapter}
 
 
-KINDS = ("message", "llm_scores", "outcome", "chapter")
+NO_TIMES = model.RowTimes()
 
 
-def apply(state, params, user_id, kind, data, times=None):
+def apply(state, params, user_id, kind, data, times=NO_TIMES):
     """Any writer's input, by kind; returns (result, event input).
 
     `data` is a JSON object: what a writer RPC passes (a message with its
@@ -70,7 +70,7 @@ def apply(state, params, user_id, kind, data, times=None):
         )
         if observation is not None:
             observation = Observation.from_json(observation)
-        return apply_message(state, params, user_id, message, times or NO_TIMES, observation)
+        return apply_message(state, params, user_id, message, times, observation)
     if kind == "llm_scores":
         return apply_llm_scores(state, params, data["deltas"])
     if kind == "outcome":
@@ -78,9 +78,6 @@ def apply(state, params, user_id, kind, data, times=None):
     if kind == "chapter":
         return apply_chapter(state, params, data["chapter"])
     raise KeyError(kind)
-
-
-NO_TIMES = model.RowTimes()
 
 
 def decayed_text(params, state_text, last_message_at, decayed_at, now):

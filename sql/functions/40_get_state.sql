@@ -8,9 +8,10 @@ security invoker
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+    v_checked boolean;
     v_row public.user_bayesian_state;
 begin
-    perform bayes.check_not_null(p_user_id, 'p_user_id');
+    v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
     perform bayes.assert_may_read(p_user_id);
 
     select s.* into v_row

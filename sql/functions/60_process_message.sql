@@ -19,14 +19,16 @@ set search_path = pg_catalog, pg_temp
 -- 0 (a client's choice) it would keep 15 digits; 1 writes the exact value.
 set extra_float_digits = 1
 as $$
+declare
+    v_checked boolean;
 begin
-    perform bayes.check_not_null(p_user_id, 'p_user_id');
-    perform bayes.check_not_null(p_message, 'p_message');
-    perform bayes.check_not_null(p_sent_at, 'p_sent_at', 'omit it to use now()');
-    perform bayes.check_message_text(p_message);
-    perform bayes.check_time(p_sent_at, 'p_sent_at');
-    perform bayes.check_reply_gap(p_reply_gap_s);
-    perform bayes.check_message_id(p_message_id);
+    v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
+    v_checked := bayes.check_not_null(p_message, 'p_message');
+    v_checked := bayes.check_not_null(p_sent_at, 'p_sent_at', 'omit it to use now()');
+    v_checked := bayes.check_message_text(p_message);
+    v_checked := bayes.check_time(p_sent_at, 'p_sent_at');
+    v_checked := bayes.check_reply_gap(p_reply_gap_s);
+    v_checked := bayes.check_message_id(p_message_id);
 
     return bayes.apply_input(
         'message',

@@ -13,10 +13,12 @@ volatile
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_checked boolean;
 begin
-    perform bayes.check_not_null(p_user_id, 'p_user_id');
-    perform bayes.check_deltas(p_deltas);
-    perform bayes.check_message_id(p_message_id);
+    v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
+    v_checked := bayes.check_deltas(p_deltas);
+    v_checked := bayes.check_message_id(p_message_id);
 
     return bayes.apply_input('llm_scores', p_user_id, p_message_id, jsonb_build_object('deltas', p_deltas), now());
 end

@@ -9,11 +9,13 @@ volatile
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_checked boolean;
 begin
-    perform bayes.check_not_null(p_user_id, 'p_user_id');
-    perform bayes.check_not_null(p_decision, 'p_decision');
-    perform bayes.check_not_null(p_engaged, 'p_engaged');
-    perform bayes.check_decision(p_decision);
+    v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
+    v_checked := bayes.check_not_null(p_decision, 'p_decision');
+    v_checked := bayes.check_not_null(p_engaged, 'p_engaged');
+    v_checked := bayes.check_decision(p_decision);
 
     return bayes.apply_input(
         'outcome', p_user_id, null, jsonb_build_object('decision', p_decision, 'engaged', p_engaged), now()

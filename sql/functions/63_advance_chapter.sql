@@ -11,10 +11,11 @@ security invoker
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+    v_checked boolean;
     v_row public.user_bayesian_state;
 begin
-    perform bayes.check_not_null(p_user_id, 'p_user_id');
-    perform bayes.check_chapter(p_chapter);
+    v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
+    v_checked := bayes.check_chapter(p_chapter);
 
     -- Checked on the locked row, with this message (bayes_engine's own check
     -- would say it with the PL/Python prefix); bayes.apply_input locks the

@@ -69,6 +69,7 @@ language plpgsql
 security invoker
 as $$
 declare
+    v_checked boolean;
     -- Session-level, so that it outlives the batches' commits; released at
     -- the end (or by the end of the session, if the run fails or is killed).
     c_lock_key constant bigint := bayes.decay_lock_key();
@@ -90,9 +91,9 @@ declare
     v_batches integer := 0;
     v_started timestamptz := pg_catalog.clock_timestamp();
 begin
-    perform bayes.check_not_null(p_now, 'p_now', 'omit it to use now()');
-    perform bayes.check_not_null(p_batch, 'p_batch', 'omit it for 5000');
-    perform bayes.check_time(p_now, 'p_now');
+    v_checked := bayes.check_not_null(p_now, 'p_now', 'omit it to use now()');
+    v_checked := bayes.check_not_null(p_batch, 'p_batch', 'omit it for 5000');
+    v_checked := bayes.check_time(p_now, 'p_now');
     if p_batch < 1 or p_batch > 1000000 then
         raise exception 'p_batch must be in 1..1000000, got %', p_batch using errcode = '22023';
     end if;
@@ -204,8 +205,10 @@ volatile
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_checked boolean;
 begin
-    perform bayes.check_not_null(p_schedule, 'p_schedule');
+    v_checked := bayes.check_not_null(p_schedule, 'p_schedule');
     return cron.schedule('bayes-run-decay', p_schedule, 'call bayes.run_decay()');
 end
 $$;

@@ -16,16 +16,14 @@ parallel safe
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_index integer := array_position(array[@METRIC_NAMES@], p_metric);
 begin
-    case p_metric
-        when 'intimacy' then return 'i';
-        when 'passion' then return 'p';
-        when 'trust' then return 't';
-        when 'secureness' then return 's';
-        else
-            raise exception 'unknown metric %', quote_literal(p_metric)
-                using errcode = '22023', hint = 'Metrics are intimacy, passion, trust, secureness.';
-    end case;
+    if v_index is null then
+        raise exception 'unknown metric %', quote_literal(p_metric)
+            using errcode = '22023', hint = 'Metrics are intimacy, passion, trust, secureness.';
+    end if;
+    return (array[@METRIC_KEYS@])[v_index];
 end
 $$;
 

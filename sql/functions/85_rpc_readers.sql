@@ -12,9 +12,10 @@ security invoker
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+    v_checked boolean;
     v_row public.user_bayesian_state;
 begin
-    perform bayes.check_readiness_method(p_method);
+    v_checked := bayes.check_readiness_method(p_method);
     v_row := bayes.readable_state(p_user_id);
     return bayes.state_readiness(
         v_row.state, p_method, p_user_id::text, nullif(current_setting('bayes.seed', true), '')
