@@ -21,8 +21,8 @@ CREATE EXTENSION IF NOT EXISTS plpython3u WITH SCHEMA pg_catalog;
 -- Name: EXTENSION plpython3u; Type: COMMENT; Schema: -; Owner:
 COMMENT ON EXTENSION plpython3u IS 'PL/Python3U untrusted procedural language';
 
--- Name: apply_input(text, uuid, text, jsonb, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
+-- Name: apply_input(text, uuid, text, json, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -62,8 +62,8 @@ begin
 end
 $$;
 
--- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) IS 'The shared sequence of the writer RPCs: lock (or create) the row, return the first result of a repeated (player, kind, message id), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at).';
+-- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) IS 'The shared sequence of the writer RPCs: lock (or create) the row, return the first result of a repeated (player, kind, message id), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at).';
 
 -- Name: assert_may_read(uuid); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.assert_may_read(p_user_id uuid) RETURNS void
@@ -1011,8 +1011,8 @@ $$;
 -- Name: FUNCTION state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) IS 'Boss readiness of a compact state (MODEL.md section 6) by p_method normal or monte_carlo (10,000 draws seeded by p_user_id, n and p_seed).';
 
--- Name: step(text, uuid, text, jsonb, jsonb, bigint, double precision, double precision, bigint); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) RETURNS record
+-- Name: step(text, uuid, text, json, jsonb, bigint, double precision, double precision, bigint); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) RETURNS record
     LANGUAGE plpython3u STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1021,8 +1021,8 @@ from bayes_engine import pg
 return pg.step(plpy, p_kind, p_user_id, p_message_id, p_input, p_state, p_version, p_last_message_at, p_decayed_at, p_params_revision)
 $$;
 
--- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) IS 'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller and the input logged in bayes.player_event.';
+-- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) IS 'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller and the input logged in bayes.player_event.';
 
 -- Name: top_vice(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.top_vice(p_state jsonb) RETURNS text
@@ -1062,7 +1062,7 @@ begin
         raise exception 'cannot go back from chapter % to chapter %', v_row.chapter, p_chapter
             using errcode = '22023', hint = 'Chapters only advance.';
     end if;
-    return bayes.apply_input('chapter', p_user_id, null, jsonb_build_object('chapter', p_chapter), now());
+    return bayes.apply_input('chapter', p_user_id, null, json_build_object('chapter', p_chapter), now());
 end
 $$;
 
@@ -1081,7 +1081,7 @@ begin
     v_checked := bayes.check_deltas(p_deltas);
     v_checked := bayes.check_message_id(p_message_id);
 
-    return bayes.apply_input('llm_scores', p_user_id, p_message_id, jsonb_build_object('deltas', p_deltas), now());
+    return bayes.apply_input('llm_scores', p_user_id, p_message_id, json_build_object('deltas', p_deltas), now());
 end
 $$;
 
@@ -1173,7 +1173,7 @@ begin
         'message',
         p_user_id,
         p_message_id,
-        jsonb_build_object(
+        json_build_object(
             'text', p_message,
             'sent_at', extract(epoch from p_sent_at),
             'reply_gap_s', p_reply_gap_s,
@@ -1203,7 +1203,7 @@ begin
     v_checked := bayes.check_decision(p_decision);
 
     return bayes.apply_input(
-        'outcome', p_user_id, null, jsonb_build_object('decision', p_decision, 'engaged', p_engaged), now()
+        'outcome', p_user_id, null, json_build_object('decision', p_decision, 'engaged', p_engaged), now()
     );
 end
 $$;
@@ -1462,9 +1462,9 @@ ALTER TABLE public.user_bayesian_state ENABLE ROW LEVEL SECURITY;
 GRANT USAGE ON SCHEMA bayes TO authenticated;
 GRANT USAGE ON SCHEMA bayes TO service_role;
 
--- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) TO service_role;
+-- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) TO service_role;
 
 -- Name: FUNCTION assert_may_read(p_user_id uuid); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) FROM PUBLIC;
@@ -1655,9 +1655,9 @@ REVOKE ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_use
 GRANT ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) TO authenticated;
 GRANT ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) TO service_role;
 
--- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input jsonb, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) TO service_role;
+-- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) TO service_role;
 
 -- Name: FUNCTION top_vice(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.top_vice(p_state jsonb) FROM PUBLIC;

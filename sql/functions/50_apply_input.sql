@@ -136,7 +136,7 @@ create or replace function bayes.step(
     p_kind text,
     p_user_id uuid,
     p_message_id text,
-    p_input jsonb,
+    p_input json,
     p_state jsonb,
     p_version bigint,
     p_last_message_at double precision,
@@ -163,7 +163,7 @@ create or replace function bayes.apply_input(
     p_kind text,
     p_user_id uuid,
     p_message_id text,
-    p_input jsonb,
+    p_input json,
     p_occurred_at timestamptz,
     p_message_at timestamptz default null
 )

@@ -15,7 +15,7 @@ language plpgsql
 volatile
 security invoker
 set search_path = pg_catalog, pg_temp
--- jsonb_build_object writes a float8 with float8out: at extra_float_digits
+-- json_build_object writes a float8 with float8out: at extra_float_digits
 -- 0 (a client's choice) it would keep 15 digits; 1 writes the exact value.
 set extra_float_digits = 1
 as $$
@@ -34,7 +34,7 @@ begin
         'message',
         p_user_id,
         p_message_id,
-        jsonb_build_object(
+        json_build_object(
             'text', p_message,
             'sent_at', extract(epoch from p_sent_at),
             'reply_gap_s', p_reply_gap_s,

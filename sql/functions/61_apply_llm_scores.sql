@@ -20,7 +20,7 @@ begin
     v_checked := bayes.check_deltas(p_deltas);
     v_checked := bayes.check_message_id(p_message_id);
 
-    return bayes.apply_input('llm_scores', p_user_id, p_message_id, jsonb_build_object('deltas', p_deltas), now());
+    return bayes.apply_input('llm_scores', p_user_id, p_message_id, json_build_object('deltas', p_deltas), now());
 end
 $$;
 

@@ -18,7 +18,7 @@ begin
     v_checked := bayes.check_decision(p_decision);
 
     return bayes.apply_input(
-        'outcome', p_user_id, null, jsonb_build_object('decision', p_decision, 'engaged', p_engaged), now()
+        'outcome', p_user_id, null, json_build_object('decision', p_decision, 'engaged', p_engaged), now()
     );
 end
 $$;

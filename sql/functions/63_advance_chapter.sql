@@ -25,7 +25,7 @@ begin
         raise exception 'cannot go back from chapter % to chapter %', v_row.chapter, p_chapter
             using errcode = '22023', hint = 'Chapters only advance.';
     end if;
-    return bayes.apply_input('chapter', p_user_id, null, jsonb_build_object('chapter', p_chapter), now());
+    return bayes.apply_input('chapter', p_user_id, null, json_build_object('chapter', p_chapter), now());
 end
 $$;
 

@@ -3380,7 +3380,7 @@ comment on function public.bayes_get_state is
 revoke all on function public.bayes_get_state from public, anon, authenticated, service_role;
 grant execute on function public.bayes_get_state to authenticated, service_role;
 
--- file sql/functions/50_apply_input.sql sha256 5397744f017caf054633ea3e41b52ea29d20df82f1673f47ba0423bd7655253b
+-- file sql/functions/50_apply_input.sql sha256 e4ab13b092bb5706ff1919e6db00102297006b1c05aaeb28e088e97150224455
 -- What every writer RPC does once its arguments are checked, written once:
 -- bayes.apply_input locks (or creates) the player's row, answers a repeated
 -- message id with the first result, applies the input with bayes.step (the
@@ -3519,7 +3519,7 @@ create or replace function bayes.step(
     p_kind text,
     p_user_id uuid,
     p_message_id text,
-    p_input jsonb,
+    p_input json,
     p_state jsonb,
     p_version bigint,
     p_last_message_at double precision,
@@ -3548,7 +3548,7 @@ create or replace function bayes.apply_input(
     p_kind text,
     p_user_id uuid,
     p_message_id text,
-    p_input jsonb,
+    p_input json,
     p_occurred_at timestamptz,
     p_message_at timestamptz default null
 )
@@ -3628,7 +3628,7 @@ drop function if exists bayes.step_llm_scores(jsonb, bigint, bigint, uuid, text,
 drop function if exists bayes.step_outcome(jsonb, bigint, bigint, uuid, text, boolean);
 drop function if exists bayes.step_chapter(jsonb, bigint, bigint, uuid, integer);
 
--- file sql/functions/60_process_message.sql sha256 6dfae54ebc25c1670eabb4bd93b0858589677d2c6cb601fc5951df4a6560e0cd
+-- file sql/functions/60_process_message.sql sha256 4f285d7f2dd3cab387844bf8d5a3a44a3fbc34b892723bbb76521d8619e56aae
 -- bayes_process_message (MODEL.md sections 4 and 9): one player message, for
 -- the game's backend (service_role). The math is bayes_engine.model's
 -- process_message, reached through bayes.apply_input and bayes.step.
@@ -3646,7 +3646,7 @@ language plpgsql
 volatile
 security invoker
 set search_path = pg_catalog, pg_temp
--- jsonb_build_object writes a float8 with float8out: at extra_float_digits
+-- json_build_object writes a float8 with float8out: at extra_float_digits
 -- 0 (a client's choice) it would keep 15 digits; 1 writes the exact value.
 set extra_float_digits = 1
 as $$
@@ -3665,7 +3665,7 @@ begin
         'message',
         p_user_id,
         p_message_id,
-        jsonb_build_object(
+        json_build_object(
             'text', p_message,
             'sent_at', extract(epoch from p_sent_at),
             'reply_gap_s', p_reply_gap_s,
@@ -3683,7 +3683,7 @@ comment on function public.bayes_process_message is
 revoke all on function public.bayes_process_message from public, anon, authenticated, service_role;
 grant execute on function public.bayes_process_message to service_role;
 
--- file sql/functions/61_apply_llm_scores.sql sha256 185a92da896f586ebbca452d0959921e7e09eb2e57c81f5f9c7e49845bc88d0e
+-- file sql/functions/61_apply_llm_scores.sql sha256 0e53b4420acd41e7607f97aa877a79304f29bbcdd9a05fe00dafca3dc206e870
 -- bayes_apply_llm_scores (MODEL.md sections 7 and 9): the LLM's per-metric
 -- deltas as evidence, for the game's backend (service_role). The math is
 -- bayes_engine.model's apply_llm_scores, reached through bayes.apply_input.
@@ -3706,7 +3706,7 @@ begin
     v_checked := bayes.check_deltas(p_deltas);
     v_checked := bayes.check_message_id(p_message_id);
 
-    return bayes.apply_input('llm_scores', p_user_id, p_message_id, jsonb_build_object('deltas', p_deltas), now());
+    return bayes.apply_input('llm_scores', p_user_id, p_message_id, json_build_object('deltas', p_deltas), now());
 end
 $$;
 
@@ -3715,7 +3715,7 @@ comment on function public.bayes_apply_llm_scores is
 revoke all on function public.bayes_apply_llm_scores from public, anon, authenticated, service_role;
 grant execute on function public.bayes_apply_llm_scores to service_role;
 
--- file sql/functions/62_record_outcome.sql sha256 e53ffa0abb9edda07267d8a1ee8d52f389dfa34e5a03e38cd8ab903eae6be59f
+-- file sql/functions/62_record_outcome.sql sha256 6ffeb8580e4aa01df8b6ca6f20ef5a78c6563b309cd90b613eba3d4e018d26a8
 -- bayes_record_outcome (MODEL.md sections 4.4 and 9): what the player did
 -- after a skip or a reply, for the game's backend (service_role). The math is
 -- bayes_engine.model's record_outcome, reached through bayes.apply_input.
@@ -3736,7 +3736,7 @@ begin
     v_checked := bayes.check_decision(p_decision);
 
     return bayes.apply_input(
-        'outcome', p_user_id, null, jsonb_build_object('decision', p_decision, 'engaged', p_engaged), now()
+        'outcome', p_user_id, null, json_build_object('decision', p_decision, 'engaged', p_engaged), now()
     );
 end
 $$;
@@ -3746,7 +3746,7 @@ comment on function public.bayes_record_outcome is
 revoke all on function public.bayes_record_outcome from public, anon, authenticated, service_role;
 grant execute on function public.bayes_record_outcome to service_role;
 
--- file sql/functions/63_advance_chapter.sql sha256 f4be07c42810efd8f68a6d814f4ef73f414467371f0e817b8ebb5ac295cb4122
+-- file sql/functions/63_advance_chapter.sql sha256 7ed211ccb0ec6f96578e3511fa90993b9015f8f08dbebcb44c160343892c6402
 -- bayes_advance_chapter (MODEL.md sections 8 and 9): a chapter transition,
 -- for the game's backend (service_role). The math is bayes_engine.model's
 -- advance_chapter, reached through
@@ -3774,7 +3774,7 @@ begin
         raise exception 'cannot go back from chapter % to chapter %', v_row.chapter, p_chapter
             using errcode = '22023', hint = 'Chapters only advance.';
     end if;
-    return bayes.apply_input('chapter', p_user_id, null, jsonb_build_object('chapter', p_chapter), now());
+    return bayes.apply_input('chapter', p_user_id, null, json_build_object('chapter', p_chapter), now());
 end
 $$;
 
