@@ -5,13 +5,12 @@ sql/functions/), so that it grows with the change."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from bayes_dev.support import ROOT
+from bayes_dev.support import clone_repo
 
 MODULE = "plpython/bayes_engine/wire.py"
 INSTALL_RE = re.compile(r"^select bayes\.install_py_module\('([a-z_.]+)'", re.M)
@@ -20,12 +19,7 @@ FILE_RE = re.compile(r"^-- file (sql/functions/\S+) sha256 ", re.M)
 
 @pytest.fixture
 def repo(tmp_path) -> Path:
-    """A clone of HEAD with the working tree's build script, every migration frozen (as on main)."""
-    dst = tmp_path / "repo"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(dst)], check=True)
-    shutil.copy(ROOT / "scripts" / "build", dst / "scripts" / "build")
-    assert build(dst, "--freeze").returncode == 0
-    return dst
+    return clone_repo(tmp_path / "repo")
 
 
 def build(repo: Path, *args: str) -> subprocess.CompletedProcess:

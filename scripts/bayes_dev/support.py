@@ -9,8 +9,10 @@ ROOT is the repository this file lives in: bayes_dev is installed editable
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -45,6 +47,45 @@ def bootstrap_and_migrate(dsn: str) -> None:
     psql(dsn, "-v", "authenticator_password=postgres", "-f", str(BOOTSTRAP))
     for path in migration_files():
         psql(dsn, "--single-transaction", "-f", str(path))
+
+
+def cron_cluster(dbname: str):
+    """A pytest-postgresql cluster fixture, run as the `postgres` user, with
+    pg_cron preloaded for database `dbname` (pg_cron lives in one database per
+    cluster, so each database that the migrations build needs its own)."""
+    from pytest_postgresql import factories  # a test dependency: not for the demo
+
+    return factories.postgresql_proc(
+        executable=str(ROOT / "scripts" / "pg_ctl_unprivileged"),
+        postgres_options=f"-c shared_preload_libraries=pg_cron -c cron.database_name={dbname}",
+    )
+
+
+def create_database(proc, dbname: str) -> str:
+    """A new, empty database in a pytest-postgresql cluster; its URL."""
+    import psycopg
+
+    admin = f"host={proc.host} port={proc.port} user={proc.user} dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"create database {dbname}")
+    return f"postgresql://{proc.user}@{proc.host}:{proc.port}/{dbname}"
+
+
+def clone_repo(dst: Path) -> Path:
+    """A clone of HEAD at dst with the working tree's scripts/build, every
+    migration frozen (as on main): where the build's tests change sources."""
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(dst)], check=True)
+    shutil.copy(ROOT / "scripts" / "build", dst / "scripts" / "build")
+    subprocess.run(["python3", "scripts/build", "--freeze"], cwd=dst, check=True, capture_output=True)
+    return dst
+
+
+def schema_snapshot_tool():
+    """scripts/schema_snapshot.py, imported from its path (it is a script, not a module of bayes_dev)."""
+    spec = importlib.util.spec_from_file_location("schema_snapshot", ROOT / "scripts" / "schema_snapshot.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def new_player(conn) -> uuid.UUID:

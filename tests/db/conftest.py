@@ -6,25 +6,17 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from bayes_dev.support import ROOT, bootstrap_and_migrate
-from pytest_postgresql import factories
+from bayes_dev.support import bootstrap_and_migrate, create_database, cron_cluster
 
 DBNAME = "bayes_test"
 
-postgresql_proc = factories.postgresql_proc(
-    executable=str(ROOT / "scripts" / "pg_ctl_unprivileged"),
-    postgres_options=f"-c shared_preload_libraries=pg_cron -c cron.database_name={DBNAME}",
-)
+postgresql_proc = cron_cluster(DBNAME)
 
 
 @pytest.fixture(scope="session")
 def dsn(postgresql_proc) -> str:
     """The migrated test database, once per session."""
-    proc = postgresql_proc
-    admin = f"host={proc.host} port={proc.port} user={proc.user} dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"create database {DBNAME}")
-    url = f"postgresql://{proc.user}@{proc.host}:{proc.port}/{DBNAME}"
+    url = create_database(postgresql_proc, DBNAME)
     bootstrap_and_migrate(url)
     # The migrations schedule the bulk decay every 15 minutes; here the tests
     # call bayes.run_decay themselves, at the instants they choose.

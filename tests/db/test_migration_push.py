@@ -6,15 +6,12 @@ whole history, while a database that applied the history applies nothing."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import shutil
 import subprocess
 
 import psycopg
 import pytest
-from bayes_dev.support import BOOTSTRAP, ROOT, psql
-from pytest_postgresql import factories
+from bayes_dev.support import BOOTSTRAP, ROOT, clone_repo, create_database, cron_cluster, psql, schema_snapshot_tool
 
 pytestmark = pytest.mark.db
 
@@ -22,26 +19,9 @@ DBNAME = "bayes_push"
 SUPABASE = ROOT / "node_modules" / ".bin" / "supabase"
 
 
-def cluster():
-    """A cluster of its own: pg_cron lives in one database per cluster (cron.database_name)."""
-    return factories.postgresql_proc(
-        executable=str(ROOT / "scripts" / "pg_ctl_unprivileged"),
-        postgres_options=f"-c shared_preload_libraries=pg_cron -c cron.database_name={DBNAME}",
-    )
-
-
-push_proc = cluster()
-existing_proc = cluster()
-fresh_proc = cluster()
-
-
-def clone(tmp_path):
-    """A clone of HEAD with the working tree's build script, every migration frozen (as on main)."""
-    repo = tmp_path / "repo"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
-    shutil.copy(ROOT / "scripts" / "build", repo / "scripts" / "build")
-    build(repo, "--freeze")
-    return repo
+push_proc = cron_cluster(DBNAME)
+existing_proc = cron_cluster(DBNAME)
+fresh_proc = cron_cluster(DBNAME)
 
 
 def build(repo, *args) -> str:
@@ -52,19 +32,9 @@ def build(repo, *args) -> str:
 
 def bootstrapped(proc) -> str:
     """A new database in the cluster, with what a Supabase project has before any migration."""
-    admin = f"host={proc.host} port={proc.port} user={proc.user} dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"create database {DBNAME}")
-    url = f"postgresql://{proc.user}@{proc.host}:{proc.port}/{DBNAME}"
+    url = create_database(proc, DBNAME)
     psql(url, "-v", "authenticator_password=postgres", "-f", str(BOOTSTRAP))
     return url
-
-
-def schema_snapshot(url) -> str:
-    spec = importlib.util.spec_from_file_location("schema_snapshot", ROOT / "scripts" / "schema_snapshot.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.snapshot(url)
 
 
 def push(workdir, url) -> str:
@@ -78,7 +48,7 @@ def push(workdir, url) -> str:
 
 
 def test_db_push_of_the_whole_history_with_a_one_line_module_change(push_proc, tmp_path):
-    repo = clone(tmp_path)
+    repo = clone_repo(tmp_path / "repo")
     module = repo / "plpython" / "bayes_engine" / "wire.py"
     with open(module, "a") as f:
         f.write("PUSHED_BY_THE_TEST = True\n")
@@ -101,7 +71,7 @@ def test_db_push_of_the_whole_history_with_a_one_line_module_change(push_proc, t
 
 
 def test_a_baseline_gives_a_new_deployment_the_schema_of_the_whole_history(existing_proc, fresh_proc, tmp_path):
-    repo = clone(tmp_path)
+    repo = clone_repo(tmp_path / "repo")
     history = sorted(p.name for p in (repo / "supabase" / "migrations").glob("*.sql"))
     existing = bootstrapped(existing_proc)
     push(repo, existing)
@@ -113,9 +83,10 @@ def test_a_baseline_gives_a_new_deployment_the_schema_of_the_whole_history(exist
     assert sorted(p.name for p in archived.glob("*.sql")) == history
     assert "draft:" not in build(repo, "--check")
 
+    tool = schema_snapshot_tool()
     fresh = bootstrapped(fresh_proc)
     assert push(repo, fresh).count("Applying migration") == 1
-    assert schema_snapshot(fresh) == schema_snapshot(existing)
+    assert tool.snapshot(fresh) == tool.snapshot(existing)
 
     # The database that applied the history: the commands the build printed
     # record the baseline as applied; then a push applies nothing.

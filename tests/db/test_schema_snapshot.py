@@ -10,13 +10,10 @@ commit it with the change that caused it:
 from __future__ import annotations
 
 import difflib
-import importlib.util
 import os
 
-import psycopg
 import pytest
-from bayes_dev.support import ROOT, bootstrap_and_migrate
-from pytest_postgresql import factories
+from bayes_dev.support import ROOT, bootstrap_and_migrate, create_database, cron_cluster, schema_snapshot_tool
 
 pytestmark = pytest.mark.db
 
@@ -28,27 +25,12 @@ MAX_LINE_CHARS = 240
 # A cluster of its own rather than tests/db/conftest.py's `dsn`: that database
 # has its pg_cron job unscheduled and is shared with tests that commit; the
 # snapshot wants the database exactly as the bootstrap and the migrations leave it.
-schema_proc = factories.postgresql_proc(
-    executable=str(ROOT / "scripts" / "pg_ctl_unprivileged"),
-    postgres_options=f"-c shared_preload_libraries=pg_cron -c cron.database_name={DBNAME}",
-)
-
-
-def snapshot_tool():
-    """scripts/schema_snapshot.py, imported from its path."""
-    spec = importlib.util.spec_from_file_location("schema_snapshot", ROOT / "scripts" / "schema_snapshot.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+schema_proc = cron_cluster(DBNAME)
 
 
 @pytest.fixture(scope="module")
 def migrated_url(schema_proc) -> str:
-    proc = schema_proc
-    admin = f"host={proc.host} port={proc.port} user={proc.user} dbname=postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"create database {DBNAME}")
-    url = f"postgresql://{proc.user}@{proc.host}:{proc.port}/{DBNAME}"
+    url = create_database(schema_proc, DBNAME)
     bootstrap_and_migrate(url)
     return url
 
@@ -71,7 +53,7 @@ def short_diff(committed: str, produced: str) -> str:
 
 
 def test_the_committed_schema_snapshot_is_what_the_migrations_produce(migrated_url):
-    tool = snapshot_tool()
+    tool = schema_snapshot_tool()
     produced = tool.snapshot(migrated_url)
     if os.environ.get(WRITE_ENV) == "1":
         tool.SNAPSHOT.write_text(produced)
