@@ -60,6 +60,10 @@ from bayes_engine.model import Message, RowTimes
 from bayes_engine.params import Params
 
 MESSAGES = population.MESSAGES  # the messages the benchmarks send
+# The benchmark's own writes of the state table (the baselines (a) and (c), the decay's baseline, the
+# populations) store states the codec made, as the engine's writers do: like them, they skip the table's
+# check of each written state (trigger user_bayesian_state_valid). (a') measures that check.
+ENGINE_WRITER = "-c bayes.state_writer=engine"
 
 BARE_SQL = (
     "update public.user_bayesian_state set state = %s::jsonb, version = version + 1, updated_at = now()"
@@ -99,7 +103,7 @@ class Runner:
     """The three operations on one connection."""
 
     def __init__(self, dsn: str, players: list[uuid.UUID]):
-        self.conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=0)
+        self.conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=0, options=ENGINE_WRITER)
         self.players = players
         self.i = 0
         row = self.conn.execute("select bayes.params_snapshot()::text").fetchone()
@@ -108,6 +112,12 @@ class Runner:
             "select state::text from public.user_bayesian_state where user_id = %s", (players[0],)
         ).fetchone()
         self.bare_state = row[0]
+        self.checked_conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=0)  # an operator's session
+
+    def checked(self):
+        """(a) as an operator's UPDATE: the trigger validates the state with the codec (bayes.state_problem)."""
+        user_id, _, _ = self._next()
+        self.checked_conn.execute(BARE_SQL, (self.bare_state, user_id))
 
     def _next(self):
         self.i += 1
@@ -145,7 +155,7 @@ class Runner:
 
 def latencies(dsn: str, players, calls: int, block: int) -> dict[str, list[float]]:
     runner = Runner(dsn, players)
-    ops = {"bare": runner.bare, "rpc": runner.rpc, "app": runner.app}
+    ops = {"bare": runner.bare, "rpc": runner.rpc, "app": runner.app, "checked": runner.checked}
     for op in ops.values():  # warm up: plans, caches, the interpreter of this backend
         for _ in range(50):
             op()
@@ -160,6 +170,7 @@ def latencies(dsn: str, players, calls: int, block: int) -> dict[str, list[float
                 samples.append((time.perf_counter_ns() - t) / 1e6)
         done += block
     runner.conn.close()
+    runner.checked_conn.close()
     return out
 
 
@@ -177,6 +188,7 @@ def _throughput_worker(args):
         op()
         count += 1
     runner.conn.close()
+    runner.checked_conn.close()
     return count / seconds
 
 
@@ -195,7 +207,7 @@ def first_calls(dsn: str, players, repeats: int) -> dict[str, list[float]]:
     for i in range(repeats):
         user_id = players[i % len(players)]
         for name in ("bare", "rpc"):
-            with psycopg.connect(dsn, autocommit=True) as conn:
+            with psycopg.connect(dsn, autocommit=True, options=ENGINE_WRITER) as conn:
                 conn.execute("select 1")  # the backend exists and answered: only the call is timed
                 if state_text is None:
                     state_text = conn.execute(
@@ -211,7 +223,7 @@ def first_calls(dsn: str, players, repeats: int) -> dict[str, list[float]]:
 
 
 def state_size_after(dsn: str, messages: int) -> tuple[int, int]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True, options=ENGINE_WRITER) as conn:
         (user_id,) = new_players(conn, 1, "size")
         for i in range(1, messages):
             conn.execute(RPC_SQL, (user_id, MESSAGES[i % len(MESSAGES)], None, float(5 + 97 * i % 7000)))
@@ -240,7 +252,7 @@ Target = tuple[str, str, bool]  # what is checked, the measured value, met
 
 
 def message_bench(dsn: str, args) -> list[Target]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True, options=ENGINE_WRITER) as conn:
         players = new_players(conn, 16, "lat")
         sets = [new_players(conn, 8, f"tp{j}") for j in range(2)]
 
@@ -248,9 +260,14 @@ def message_bench(dsn: str, args) -> list[Target]:
     lat = latencies(dsn, players, args.calls, args.block)
     p50 = {k: statistics.median(v) for k, v in lat.items()}
     p99 = {k: pct(v, 0.99) for k, v in lat.items()}
-    names = {"bare": "(a) bare UPDATE", "rpc": "(b) bayes_process_message", "app": "(c) app-server pattern"}
+    names = {
+        "bare": "(a) bare UPDATE",
+        "rpc": "(b) bayes_process_message",
+        "app": "(c) app-server pattern",
+        "checked": "(a') (a), state checked",
+    }
     print(f"  {'operation':<28} {'p50 ms':>8} {'p99 ms':>8} {'p50 / (a)':>10}")
-    for key in ("bare", "rpc", "app"):
+    for key in ("bare", "rpc", "app", "checked"):
         print(f"  {names[key]:<28} {p50[key]:8.3f} {p99[key]:8.3f} {p50[key] / p50['bare']:10.2f}")
 
     print(f"\n2 clients, {args.seconds:g} s each, separate players ...", flush=True)
@@ -379,7 +396,7 @@ def fresh_population(conn, count: int, tag: str) -> None:
 def decay_bench(dsn: str, args) -> list[Target]:
     count, batch = args.decay_players, args.decay_batch
     print(f"\nbulk decay of {count:,} players vs a bare set-based UPDATE of the same rows ...", flush=True)
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True, options=ENGINE_WRITER) as conn:
         conn.add_notice_handler(NoticePrinter())
         fresh_population(conn, count, "decay")
         p_now: datetime = conn.execute("select now()").fetchone()[0]
@@ -440,7 +457,7 @@ class LiveClient:
     """bayes_process_message for the two kinds of players, on one connection."""
 
     def __init__(self, dsn: str, active: list[uuid.UUID], returning: list[uuid.UUID]):
-        self.conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=0)
+        self.conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=0, options=ENGINE_WRITER)
         self.active = active
         self.returning: Iterator[uuid.UUID] = iter(returning)  # each returning player is called once
         self.rnd = random.Random(11)
@@ -472,7 +489,7 @@ def live_bench(dsn: str, args) -> list[Target]:
     print(
         f"\nlive traffic during a bulk decay run of {count:,} players (1 client, prepared, autocommit) ...", flush=True
     )
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True, options=ENGINE_WRITER) as conn:
         fresh_population(conn, count, "live")
         _, active = timed(
             f"{args.live_active} active players, a first message each through the RPC",
@@ -497,7 +514,7 @@ def live_bench(dsn: str, args) -> list[Target]:
 
     print(f"  during: call bayes.run_decay(p_batch => {batch}) on another connection ...", flush=True)
     during: dict[str, list[float]] = {"active": [], "returning": []}
-    decay_conn = psycopg.connect(dsn, autocommit=True)
+    decay_conn = psycopg.connect(dsn, autocommit=True, options=ENGINE_WRITER)
     decay_conn.add_notice_handler(NoticePrinter())
     started = threading.Event()
 
@@ -569,7 +586,7 @@ def main() -> int:
     sections = [name for name in SECTIONS if name in (args.only or SECTIONS)]
 
     dsn = stack_env()["DB_URL"]
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True, options=ENGINE_WRITER) as conn:
         server = conn.execute("select version()").fetchone()[0].split(",")[0]
         settings = dict(
             conn.execute(

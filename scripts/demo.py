@@ -24,11 +24,13 @@ Run by scripts/run (which sets up and starts the stack first). It
 6. draws each player's composite over time, its 95% band and the boss
    threshold into out/demo_composite.png.
 
-Time. pg_cron runs `call bayes.run_decay()` with the real now() every 15
-minutes, and decay never goes backwards, so the demo's timeline is anchored
-to the database's current time: the conversations end at T0, a couple of
-minutes ago, and the simulated decay instants T0 + 6 h, ... are in the
-future, where the cron job cannot have been already. T0 is moved back (by at
+Time. The engine takes only send times within its window around the
+database clock (at most clock_skew_s = 300 s ahead, at most
+max_message_age_h = 720 h back), and decay never goes backwards, so the
+demo's story lies in the recent past: the conversations end at T0, about
+four days ago, the simulated decay instants T0 + 6 h, ..., T0 + 96 h follow,
+and ava's return ends a few minutes before now. The demo signs its players
+up afresh, so no earlier decay has touched them. T0 is moved back (by at
 most four hours) when it falls in the first or last hours of a UTC day, so
 that no conversation straddles a UTC midnight: the `steady` feature counts
 messages per UTC day, and the demo must print the same numbers at any hour.
@@ -141,8 +143,12 @@ def reset(db) -> None:
 
 
 def anchor(now: dt.datetime) -> dt.datetime:
-    """T0, when the conversations end: two minutes ago, to the minute, kept inside [3 h, 23 h] of its UTC day."""
-    t0 = (now - dt.timedelta(minutes=2)).astimezone(dt.UTC).replace(second=0, microsecond=0)
+    """T0, when the conversations end: early enough that the whole story (the absence, decayed at T0 + 6 h
+    ... T0 + 96 h, and ava's return after it) ends at least two minutes before now, to the minute, kept
+    inside [3 h, 23 h] of its UTC day."""
+    span = dt.timedelta(hours=DECAY_STEPS_H[-1]) + RETURN_AFTER
+    span += dt.timedelta(seconds=sum(gap for gap, _, _ in RETURN_MESSAGES[1:]))
+    t0 = (now - dt.timedelta(minutes=2) - span).astimezone(dt.UTC).replace(second=0, microsecond=0)
     midnight = t0.replace(hour=0, minute=0)
     if t0 - midnight < T0_EARLIEST:
         return midnight - (dt.timedelta(days=1) - T0_LATEST)
@@ -437,7 +443,7 @@ def main() -> int:
         t0 = anchor(db.execute("select now()").fetchone()[0])
         demo = Demo(env, db)
         print(f"API {env['API_URL']}/rest/v1/  (supabase-py, service_role key)")
-        print(f"T0 = {t0:%Y-%m-%d %H:%M} UTC: every conversation ends then, a few minutes before now")
+        print(f"T0 = {t0:%Y-%m-%d %H:%M} UTC: every conversation ends then; the story after it ends a few minutes ago")
         for user_id, name, chapter in PLAYERS:
             demo.converse(user_id, name, chapter, t0)
         demo.time_passes(t0)

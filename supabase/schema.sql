@@ -23,8 +23,9 @@ COMMENT ON EXTENSION plpython3u IS 'PL/Python3U untrusted procedural language';
 
 -- Name: apply_input(text, uuid, text, json, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET "bayes.state_writer" TO 'engine'
     AS $$
 declare
     v_row public.user_bayesian_state;
@@ -34,6 +35,12 @@ begin
     -- A message or a chapter creates the state of a new player; the other
     -- writers need one (P0002).
     v_row := bayes.lock_state(p_user_id, p_kind in ('message', 'chapter'));
+    -- Checked on the locked row, with this message (bayes_engine's own check
+    -- would say it with the PL/Python prefix).
+    if p_kind = 'chapter' and (p_input ->> 'chapter')::integer < v_row.chapter then
+        raise exception 'cannot go back from chapter % to chapter %', v_row.chapter, p_input ->> 'chapter'
+            using errcode = '22023', hint = 'Chapters only advance.';
+    end if;
     if p_message_id is not null then
         v_previous := bayes.previous_result(p_user_id, p_kind, p_message_id);
         if v_previous is not null then
@@ -228,6 +235,19 @@ $$;
 
 -- Name: FUNCTION check_not_null(p_value anyelement, p_name text, p_note text); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.check_not_null(p_value anyelement, p_name text, p_note text) IS 'True, or raises 22004 "<p_name> must not be null (<p_note>)" when p_value is null.';
+
+-- Name: check_params(); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.check_params() RETURNS trigger
+    LANGUAGE plpython3u
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.check_params(plpy)
+$$;
+
+-- Name: FUNCTION check_params(); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.check_params() IS 'Statement trigger of bayes.chapter_params and bayes.params: refuses (22023, naming the key) a change that leaves parameters the engine cannot use: a missing row or key, a value that is not a finite number, out of its range, or a mood matrix whose rows do not sum to 1.';
 
 -- Name: check_readiness_method(text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.check_readiness_method(p_method text) RETURNS boolean
@@ -458,7 +478,7 @@ CREATE TABLE public.user_bayesian_state (
 );
 
 -- Name: TABLE user_bayesian_state; Type: COMMENT; Schema: public; Owner: postgres
-COMMENT ON TABLE public.user_bayesian_state IS 'Bayesian state of each player (MODEL.md section 2). Written only by the bayes_* RPCs; a player reads his own row.';
+COMMENT ON TABLE public.user_bayesian_state IS 'Bayesian state of each player (MODEL.md section 2). Written only by the bayes_* RPCs (through bayes.apply_input) and bayes.run_decay; the API roles may not insert or update it, and any other write of a state the codec refuses is refused (trigger user_bayesian_state_valid). A player reads his own row.';
 
 -- Name: COLUMN user_bayesian_state.state; Type: COMMENT; Schema: public; Owner: postgres
 COMMENT ON COLUMN public.user_bayesian_state.state IS 'Compact state JSON, schema v1: v c n nc m mp d h k g b dd [A B] (MODEL.md section 2).';
@@ -774,6 +794,28 @@ $$;
 -- Name: FUNCTION readiness_probability(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.readiness_probability(p_state jsonb) IS 'P(composite >= the chapter''s boss threshold) of a compact state, by the normal approximation (MODEL.md section 6). Stable: reads bayes.chapter_params.';
 
+-- Name: refuse_invalid_state(); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.refuse_invalid_state() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_problem text;
+begin
+    v_problem := bayes.state_problem(new.state);
+    if v_problem is not null then
+        raise exception 'public.user_bayesian_state refuses this state of player %: %', new.user_id, v_problem
+            using errcode = '23514',
+                  hint = 'A state must be one the engine could have written (MODEL.md section 2); '
+                      || 'the bayes_* RPCs and bayes.run_decay write the states.';
+    end if;
+    return new;
+end
+$$;
+
+-- Name: FUNCTION refuse_invalid_state(); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.refuse_invalid_state() IS 'Row trigger of public.user_bayesian_state (user_bayesian_state_valid): raises 23514, naming the player and the problem, for a state that bayes.state_problem finds corrupt.';
+
 -- Name: replay(uuid); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.replay(p_user_id uuid) RETURNS jsonb
     LANGUAGE plpython3u STABLE STRICT
@@ -998,6 +1040,16 @@ $$;
 -- Name: FUNCTION state_fallback_check(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.state_fallback_check(p_state jsonb) IS 'The fallback check of a compact state (MODEL.md section 7, rules 1, 2 and 4): needed, reason, and the numbers the rules read.';
 
+-- Name: state_problem(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.state_problem(p_state jsonb) RETURNS text
+    LANGUAGE plpython3u STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.state_problem(plpy, p_state)
+$$;
+
 -- Name: state_readiness(jsonb, text, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) RETURNS jsonb
     LANGUAGE plpython3u STABLE
@@ -1049,19 +1101,11 @@ CREATE FUNCTION public.bayes_advance_chapter(p_user_id uuid, p_chapter integer) 
     AS $$
 declare
     v_checked boolean;
-    v_row public.user_bayesian_state;
 begin
     v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
     v_checked := bayes.check_chapter(p_chapter);
-
-    -- Checked on the locked row, with this message (bayes_engine's own check
-    -- would say it with the PL/Python prefix); bayes.apply_input locks the
-    -- row again, which costs nothing in the same transaction.
-    v_row := bayes.lock_state(p_user_id, true);
-    if p_chapter < v_row.chapter then
-        raise exception 'cannot go back from chapter % to chapter %', v_row.chapter, p_chapter
-            using errcode = '22023', hint = 'Chapters only advance.';
-    end if;
+    -- An earlier chapter than the player's is refused by bayes.apply_input,
+    -- on the locked row.
     return bayes.apply_input('chapter', p_user_id, null, json_build_object('chapter', p_chapter), now());
 end
 $$;
@@ -1178,7 +1222,8 @@ begin
             'sent_at', extract(epoch from p_sent_at),
             'reply_gap_s', p_reply_gap_s,
             'topic_changed', p_topic_changed,
-            'seed', bayes.session_seed()
+            'seed', bayes.session_seed(),
+            'received_at', extract(epoch from now())
         ),
         p_sent_at,
         p_sent_at
@@ -1406,14 +1451,23 @@ CREATE INDEX user_bayesian_state_last_message_at_idx ON public.user_bayesian_sta
 -- Name: chapter_params chapter_params_bump_revision; Type: TRIGGER; Schema: bayes; Owner: postgres
 CREATE TRIGGER chapter_params_bump_revision AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON bayes.chapter_params FOR EACH STATEMENT EXECUTE FUNCTION bayes.bump_params_revision();
 
+-- Name: chapter_params chapter_params_valid; Type: TRIGGER; Schema: bayes; Owner: postgres
+CREATE TRIGGER chapter_params_valid AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON bayes.chapter_params FOR EACH STATEMENT EXECUTE FUNCTION bayes.check_params();
+
 -- Name: params params_bump_revision; Type: TRIGGER; Schema: bayes; Owner: postgres
 CREATE TRIGGER params_bump_revision AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON bayes.params FOR EACH STATEMENT EXECUTE FUNCTION bayes.bump_params_revision();
+
+-- Name: params params_valid; Type: TRIGGER; Schema: bayes; Owner: postgres
+CREATE TRIGGER params_valid AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON bayes.params FOR EACH STATEMENT EXECUTE FUNCTION bayes.check_params();
 
 -- Name: py_module py_module_bump_revision; Type: TRIGGER; Schema: bayes; Owner: postgres
 CREATE TRIGGER py_module_bump_revision AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON bayes.py_module FOR EACH STATEMENT EXECUTE FUNCTION bayes.bump_params_revision();
 
 -- Name: user_bayesian_state user_bayesian_state_delete_events; Type: TRIGGER; Schema: public; Owner: postgres
 CREATE TRIGGER user_bayesian_state_delete_events AFTER DELETE ON public.user_bayesian_state REFERENCING OLD TABLE AS old_states FOR EACH STATEMENT EXECUTE FUNCTION bayes.delete_player_events();
+
+-- Name: user_bayesian_state user_bayesian_state_valid; Type: TRIGGER; Schema: public; Owner: postgres
+CREATE TRIGGER user_bayesian_state_valid BEFORE INSERT OR UPDATE OF state ON public.user_bayesian_state FOR EACH ROW WHEN ((current_setting('bayes.state_writer'::text, true) IS DISTINCT FROM 'engine'::text)) EXECUTE FUNCTION bayes.refuse_invalid_state();
 
 -- Name: user_bayesian_state user_bayesian_state_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
 ALTER TABLE ONLY public.user_bayesian_state
@@ -1499,6 +1553,9 @@ REVOKE ALL ON FUNCTION bayes.check_not_null(p_value anyelement, p_name text, p_n
 GRANT ALL ON FUNCTION bayes.check_not_null(p_value anyelement, p_name text, p_note text) TO authenticated;
 GRANT ALL ON FUNCTION bayes.check_not_null(p_value anyelement, p_name text, p_note text) TO service_role;
 
+-- Name: FUNCTION check_params(); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.check_params() FROM PUBLIC;
+
 -- Name: FUNCTION check_readiness_method(p_method text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.check_readiness_method(p_method text) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.check_readiness_method(p_method text) TO authenticated;
@@ -1557,11 +1614,10 @@ GRANT ALL ON FUNCTION bayes.loaded_build() TO service_role;
 
 -- Name: TABLE user_bayesian_state; Type: ACL; Schema: public; Owner: postgres
 GRANT SELECT ON TABLE public.user_bayesian_state TO authenticated;
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.user_bayesian_state TO service_role;
+GRANT SELECT,DELETE ON TABLE public.user_bayesian_state TO service_role;
 
 -- Name: FUNCTION lock_state(p_user_id uuid, p_create boolean); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.lock_state(p_user_id uuid, p_create boolean) FROM PUBLIC;
-GRANT ALL ON FUNCTION bayes.lock_state(p_user_id uuid, p_create boolean) TO service_role;
 
 -- Name: FUNCTION metric_interval(p_state jsonb, p_metric text, p_mass double precision); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.metric_interval(p_state jsonb, p_metric text, p_mass double precision) FROM PUBLIC;
@@ -1595,7 +1651,6 @@ GRANT ALL ON FUNCTION bayes.params_snapshot() TO service_role;
 
 -- Name: FUNCTION previous_result(p_user_id uuid, p_kind text, p_message_id text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text) FROM PUBLIC;
-GRANT ALL ON FUNCTION bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text) TO service_role;
 
 -- Name: FUNCTION py_build(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.py_build() FROM PUBLIC;
@@ -1622,6 +1677,9 @@ REVOKE ALL ON FUNCTION bayes.readiness_probability(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.readiness_probability(p_state jsonb) TO authenticated;
 GRANT ALL ON FUNCTION bayes.readiness_probability(p_state jsonb) TO service_role;
 
+-- Name: FUNCTION refuse_invalid_state(); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.refuse_invalid_state() FROM PUBLIC;
+
 -- Name: FUNCTION replay(p_user_id uuid); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.replay(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.replay(p_user_id uuid) TO service_role;
@@ -1631,7 +1689,6 @@ REVOKE ALL ON PROCEDURE bayes.run_decay(IN p_now timestamp with time zone, IN p_
 
 -- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone) TO service_role;
 
 -- Name: FUNCTION schedule_decay(p_schedule text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.schedule_decay(p_schedule text) FROM PUBLIC;
@@ -1657,7 +1714,6 @@ GRANT ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user
 
 -- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) TO service_role;
 
 -- Name: FUNCTION top_vice(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.top_vice(p_state jsonb) FROM PUBLIC;
@@ -1711,7 +1767,7 @@ GRANT SELECT ON TABLE bayes.params_revision TO authenticated;
 GRANT SELECT ON TABLE bayes.params_revision TO service_role;
 
 -- Name: TABLE player_event; Type: ACL; Schema: bayes; Owner: postgres
-GRANT SELECT,INSERT ON TABLE bayes.player_event TO service_role;
+GRANT SELECT ON TABLE bayes.player_event TO service_role;
 
 -- Name: TABLE player_summary; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.player_summary TO service_role;

@@ -50,6 +50,20 @@ PROBABILITY_UNITS = 1_000_000  # h and rows of A are stored in multiples of 1e-6
 ROW_TOLERANCE = 1e-5  # h and rows of A must sum to 1 within this
 _STORED_HINT = "repair the row in public.user_bayesian_state; it is never reset automatically"
 
+# Bounds that no state the engine writes ever leaves (with any parameters
+# that bayes.params and bayes.chapter_params accept: concentrations there are
+# in [0.01, 1e5], message times within days of the database clock): a value
+# outside them was written by something else, and is refused like a missing key.
+MAX_COUNT = 10**15  # n, nc, consecutive skips, messages of a day
+MIN_CONCENTRATION = 1e-12  # alpha, beta (m, mp), vices d, skip Beta k[0..1]
+MAX_CONCENTRATION = 1e15
+MAX_ABS_LOG_GAP = 1000.0  # g[0], a log of seconds (the log of the largest float is 710)
+MIN_PRECISION = 1e-12  # g[1]
+MAX_PRECISION = 1e15
+MAX_SPENT = 1e15  # b[0..3]
+MAX_EPOCH_S = 7_258_118_400  # 2200-01-01T00:00:00Z: b[4], and dd[0] as a day number
+MAX_DAY = MAX_EPOCH_S // 86400
+
 # Upgrade steps: UPGRADES[v] turns a state of schema v into schema v + 1.
 # v1 is the first schema, so there are none yet. A step receives a deep copy
 # and returns the upgraded state (with "v" set to v + 1).
@@ -96,23 +110,32 @@ class _Checker:
         hint = _STORED_HINT if self.what == "stored state" else "the engine built an invalid state; nothing was written"
         return BayesError(DATA_CORRUPTED, f"{self.what} is corrupt: {path} {problem}", hint)
 
-    def real(self, value: object, path: str, minimum: float = -math.inf, strict: bool = False) -> float:
-        """A finite float, > minimum when strict, else >= minimum."""
+    def real(
+        self, value: object, path: str, minimum: float = -math.inf, strict: bool = False, maximum: float = math.inf
+    ) -> float:
+        """A finite float, > minimum when strict, else >= minimum, and <= maximum."""
         try:
             x = real_value(value)
         except (TypeError, ValueError) as exc:
             raise self.fail(path, str(exc)) from None
         if (strict and not x > minimum) or x < minimum:
             raise self.fail(path, f"must be {'>' if strict else '>='} {_num(minimum)}, got {x!r}")
+        if x > maximum:
+            raise self.fail(path, f"must be <= {_num(maximum)}, got {x!r}")
         return x
 
-    def integer(self, value: object, path: str, minimum: int = 0) -> int:
+    def concentration(self, value: object, path: str) -> float:
+        return self.real(value, path, MIN_CONCENTRATION, maximum=MAX_CONCENTRATION)
+
+    def integer(self, value: object, path: str, minimum: int = 0, maximum: int = MAX_COUNT) -> int:
         try:
             x = int_value(value)
         except (TypeError, ValueError) as exc:
             raise self.fail(path, str(exc)) from None
         if x < minimum:
             raise self.fail(path, f"must be >= {minimum}, got {x}")
+        if x > maximum:
+            raise self.fail(path, f"must be <= {maximum}, got {x}")
         return x
 
     def array(self, value: object, path: str, length: int) -> list:
@@ -146,38 +169,41 @@ class _Checker:
         for key in vocab.METRIC_KEYS:
             pair = self.array(value[key], f"{path}.{key}", 2)
             out[key] = [
-                self.real(pair[0], f"{path}.{key}[0] (alpha)", 0.0, strict=True),
-                self.real(pair[1], f"{path}.{key}[1] (beta)", 0.0, strict=True),
+                self.concentration(pair[0], f"{path}.{key}[0] (alpha)"),
+                self.concentration(pair[1], f"{path}.{key}[1] (beta)"),
             ]
         return out
 
 
 def _num(x: float) -> str:
-    return str(int(x)) if x == int(x) else repr(x)
+    """A bound for an error message: 0, -1000, 7258118400, 1e-12, 1e15."""
+    if x == int(x) and abs(x) < 1e12:
+        return str(int(x))
+    return f"{x:g}".replace("e+", "e")
 
 
 class _NotPlain(Exception):
     """Raised inside _validate_plain: leave the state to the full validation."""
 
 
-_INF = math.inf
 _BASE_KEYS = frozenset(KEY_ORDER[:12])
 _METRIC_KEY_SET = frozenset(vocab.METRIC_KEYS)
 
 
-def _real(x: object, minimum: float, strict: bool) -> float:
-    """x as a float when it is a plain JSON number in range, else _NotPlain."""
+def _real(x: object, minimum: float, maximum: float) -> float:
+    """x as a float when it is a plain JSON number in [minimum, maximum], else _NotPlain."""
     t = type(x)
-    if t is not float and t is not int:
+    if t is not float and t is not int or not minimum <= x <= maximum:
         raise _NotPlain
-    x = float(x)
-    if not (x < _INF and (x > minimum if strict else x >= minimum)):
-        raise _NotPlain
-    return x
+    return float(x)
 
 
-def _uint(x: object) -> int:
-    if type(x) is not int or x < 0:
+def _concentration(x: object) -> float:
+    return _real(x, MIN_CONCENTRATION, MAX_CONCENTRATION)
+
+
+def _uint(x: object, maximum: int = MAX_COUNT) -> int:
+    if type(x) is not int or not 0 <= x <= maximum:
         raise _NotPlain
     return x
 
@@ -185,7 +211,7 @@ def _uint(x: object) -> int:
 def _pair(value: object) -> list[float]:
     if type(value) is not list or len(value) != 2:
         raise _NotPlain
-    return [_real(value[0], 0.0, True), _real(value[1], 0.0, True)]
+    return [_concentration(value[0]), _concentration(value[1])]
 
 
 def _validate_plain(state: object) -> object:
@@ -227,7 +253,7 @@ def _validate_plain(state: object) -> object:
             or len(dd) != 2
         ):
             raise _NotPlain
-        h_out = [_real(x, 0.0, False) for x in h]
+        h_out = [_real(x, 0.0, 1.0) for x in h]
         if abs(math.fsum(h_out) - 1.0) > ROW_TOLERANCE:
             raise _NotPlain
         return {
@@ -237,12 +263,12 @@ def _validate_plain(state: object) -> object:
             "nc": nc,
             "m": {key: _pair(m[key]) for key in vocab.METRIC_KEYS},
             "mp": {key: _pair(mp[key]) for key in vocab.METRIC_KEYS},
-            "d": [_real(x, 0.0, True) for x in d],
+            "d": [_concentration(x) for x in d],
             "h": h_out,
-            "k": [_real(k[0], 0.0, True), _real(k[1], 0.0, True), _uint(k[2])],
-            "g": [_real(g[0], -_INF, True), _real(g[1], 0.0, True)],
-            "b": [_real(x, 0.0, False) for x in b],
-            "dd": [_uint(dd[0]), _uint(dd[1])],
+            "k": [_concentration(k[0]), _concentration(k[1]), _uint(k[2])],
+            "g": [_real(g[0], -MAX_ABS_LOG_GAP, MAX_ABS_LOG_GAP), _real(g[1], MIN_PRECISION, MAX_PRECISION)],
+            "b": [*(_real(x, 0.0, MAX_SPENT) for x in b[:4]), _real(b[4], 0.0, MAX_EPOCH_S)],
+            "dd": [_uint(dd[0], MAX_DAY), _uint(dd[1])],
         }
     except _NotPlain:
         return None
@@ -280,25 +306,26 @@ def validate(state: object, what: str = "stored state") -> dict:
         raise ck.fail("nc", f"must be <= n ({out['n']}), got {out['nc']}")
     out["m"] = ck.metrics(state["m"], "m")
     out["mp"] = ck.metrics(state["mp"], "mp")
-    out["d"] = [
-        ck.real(x, f"d[{j}]", 0.0, strict=True) for j, x in enumerate(ck.array(state["d"], "d", len(vocab.VICES)))
-    ]
+    out["d"] = [ck.concentration(x, f"d[{j}]") for j, x in enumerate(ck.array(state["d"], "d", len(vocab.VICES)))]
     out["h"] = ck.probabilities(state["h"], "h", len(vocab.MOODS), sum_to_one=True)
 
     k = ck.array(state["k"], "k", 3)
     out["k"] = [
-        ck.real(k[0], "k[0] (a_skip)", 0.0, strict=True),
-        ck.real(k[1], "k[1] (a_respond)", 0.0, strict=True),
+        ck.concentration(k[0], "k[0] (a_skip)"),
+        ck.concentration(k[1], "k[1] (a_respond)"),
         ck.integer(k[2], "k[2] (consecutive_skips)"),
     ]
     g = ck.array(state["g"], "g", 2)
-    out["g"] = [ck.real(g[0], "g[0] (mu)"), ck.real(g[1], "g[1] (tau)", 0.0, strict=True)]
+    out["g"] = [
+        ck.real(g[0], "g[0] (mu)", -MAX_ABS_LOG_GAP, maximum=MAX_ABS_LOG_GAP),
+        ck.real(g[1], "g[1] (tau)", MIN_PRECISION, maximum=MAX_PRECISION),
+    ]
     b = ck.array(state["b"], "b", 5)
-    out["b"] = [ck.real(x, f"b[{j}] (spent)", 0.0) for j, x in enumerate(b[:4])] + [
-        ck.real(b[4], "b[4] (epoch second)", 0.0)
+    out["b"] = [ck.real(x, f"b[{j}] (spent)", 0.0, maximum=MAX_SPENT) for j, x in enumerate(b[:4])] + [
+        ck.real(b[4], "b[4] (epoch second)", 0.0, maximum=MAX_EPOCH_S)
     ]
     dd = ck.array(state["dd"], "dd", 2)
-    out["dd"] = [ck.integer(dd[0], "dd[0] (day)"), ck.integer(dd[1], "dd[1] (count)")]
+    out["dd"] = [ck.integer(dd[0], "dd[0] (day)", maximum=MAX_DAY), ck.integer(dd[1], "dd[1] (count)")]
 
     n_moods = len(vocab.MOODS)
     if "A" in state:

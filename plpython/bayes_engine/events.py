@@ -59,11 +59,14 @@ def apply(state, params, user_id, kind, data, times=NO_TIMES):
     """Any writer's input, by kind; returns (result, event input).
 
     `data` is a JSON object: what a writer RPC passes (a message with its
-    ``text``), or what the event log stores (a message with its
+    ``text`` and ``received_at``, the database clock, which bounds its
+    ``sent_at``: :func:`model.check_sent_at`), or what the event log stores (a message with its
     ``observation``, which then replaces the encoding). `times` is the row's
     :class:`model.RowTimes`, needed by a message only.
     """
     if kind == "message":
+        if "received_at" in data:  # a writer RPC's message (the event log holds none)
+            model.check_sent_at(params, data["sent_at"], data["received_at"])
         observation = data.get("observation")
         message = model.Message(
             data.get("text"), data["sent_at"], data["reply_gap_s"], data["topic_changed"], data["seed"]

@@ -398,6 +398,47 @@ def day_position(state, now):
     return None
 
 
+def check_sent_at(params, sent_at, received_at):
+    """Section 4's time window: 22023 unless a message's send time lies within
+    [received_at - max_message_age_h, received_at + clock_skew_s] (epoch seconds;
+    received_at is the database clock). A time further ahead would move the
+    player's clock into the future, where no later message or decay reaches it."""
+    skew = params.g["clock_skew_s"]
+    if sent_at > received_at + skew:
+        raise BayesError(
+            INVALID_PARAMETER,
+            f"p_sent_at {_instant(sent_at)} is {_duration(sent_at - received_at)} ahead of the database clock"
+            f" ({_instant(received_at)}); at most clock_skew_s = {skew:g} s ahead is accepted",
+            "Pass the time the player sent the message; the allowed skew is the row clock_skew_s of bayes.params.",
+        )
+    age_h = params.g["max_message_age_h"]
+    if sent_at < received_at - 3600.0 * age_h:
+        raise BayesError(
+            INVALID_PARAMETER,
+            f"p_sent_at {_instant(sent_at)} is {_duration(received_at - sent_at)} before the database clock"
+            f" ({_instant(received_at)}); messages older than max_message_age_h = {age_h:g} h are refused",
+            "The oldest accepted send time is set by the row max_message_age_h of bayes.params.",
+        )
+
+
+def _instant(epoch_s):
+    """An epoch second as UTC ISO 8601, for error messages (imports datetime only on that path)."""
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromtimestamp(epoch_s, dt.UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):
+        return f"epoch second {epoch_s:.0f}"
+
+
+def _duration(seconds):
+    if seconds < 120:
+        return f"{seconds:g} s"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:,.1f} h"
+    return f"{seconds / 86400:,.1f} days"
+
+
 class Message:
     """One player message as bayes_process_message received it (times are epoch seconds).
 

@@ -40,13 +40,19 @@ def real_value(value) -> float:
     exception text completes a sentence such as "key must be ...".
     """
     if type(value) is float or type(value) is int:
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # an int beyond the float range: jsonb prints 1e400 as 1 followed by 400 zeros
+            raise ValueError(f"must be a finite number, got {_show(value)}") from None
         if not math.isfinite(result):
             raise ValueError(f"must be a finite number, got {_show(value)}")
         return result
     if isinstance(value, bool) or not (isinstance(value, numbers.Real) or _is_decimal(value)):
         raise TypeError(f"must be a number, got {_show(value)}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:
+        raise ValueError(f"must be a finite number, got {_show(value)}") from None
     if not math.isfinite(result):
         raise ValueError(f"must be a finite number, got {_show(value)}")
     return result
@@ -156,6 +162,8 @@ DEFAULT_SNAPSHOT: dict = {
         "timing_obs_precision": 1.0,
         "timing_max_gap_s": 21600,
         "max_consecutive_skips": 2,
+        "clock_skew_s": 300,
+        "max_message_age_h": 720,
         "mood_start_belief": [0.40, 0.25, 0.10, 0.10, 0.05, 0.10],
         "mood_transition": [
             [0.55, 0.20, 0.08, 0.07, 0.03, 0.07],
@@ -182,12 +190,15 @@ DEFAULT_SNAPSHOT: dict = {
 # --------------------------------------------------------------------------
 
 # Range rules: "pos" > 0, "nonneg" >= 0, "unit" in [0, 1], "score" in [0, 100],
-# "discount" in (0, 1], "int_nonneg" an integer >= 0.
+# "discount" in (0, 1], "int_nonneg" an integer >= 0, "concentration" in
+# [0.01, 1e5] (a prior pseudo-count: within these the states the engine writes
+# keep inside the codec's bounds), "per_message" in (0, 1e6] (an amount that
+# a state accumulates message after message, within the codec's bounds).
 _CHAPTER_RULES = {
     "boss_threshold": "score",
-    **{f"prior_{name}_{ab}": "pos" for name in vocab.METRIC_NAMES for ab in ("alpha", "beta")},
-    "skip_prior_skip": "pos",
-    "skip_prior_respond": "pos",
+    **{f"prior_{name}_{ab}": "concentration" for name in vocab.METRIC_NAMES for ab in ("alpha", "beta")},
+    "skip_prior_skip": "concentration",
+    "skip_prior_respond": "concentration",
     "skip_cap": "unit",
     "reply_baseline_s": "pos",
     "delay_coef": "nonneg",
@@ -203,15 +214,17 @@ _CHAPTER_RULES = {
 _GLOBAL_SCALAR_RULES = {
     "discount": "discount",
     "cold_start_messages": "int_nonneg",
-    "evidence_budget_per_hour": "pos",
+    "evidence_budget_per_hour": "per_message",
     **{f"variance_threshold_{name}": "pos" for name in vocab.METRIC_NAMES},
     "critical_zone": "nonneg",
     "ready_probability": "unit",
-    "vice_prior": "pos",
+    "vice_prior": "concentration",
     "vice_decay_rate_per_h": "nonneg",
-    "timing_obs_precision": "pos",
+    "timing_obs_precision": "per_message",
     "timing_max_gap_s": "pos",
     "max_consecutive_skips": "int_nonneg",
+    "clock_skew_s": "nonneg",
+    "max_message_age_h": "pos",
 }
 
 _RULE_TEXT = {
@@ -221,6 +234,8 @@ _RULE_TEXT = {
     "score": ("must be in [0, 100]", lambda x: 0 <= x <= 100),
     "discount": ("must be in (0, 1]", lambda x: 0 < x <= 1),
     "int_nonneg": ("must be >= 0", lambda x: x >= 0),
+    "concentration": ("must be in [0.01, 100000]", lambda x: 0.01 <= x <= 1e5),
+    "per_message": ("must be in (0, 1000000]", lambda x: 0 < x <= 1e6),
 }
 
 

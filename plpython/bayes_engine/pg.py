@@ -97,6 +97,22 @@ def load_params(plpy, revision=None):
     return params
 
 
+def state_problem(plpy, state_text):
+    """PLACEHOLDER: None when the codec accepts the state, else its error message."""
+    try:
+        codec.decode(state_text)
+    except BayesError as err:
+        return err.message
+    return None
+
+
+@entry_point
+def check_params(plpy):
+    """bayes.check_params, the statement trigger of the parameter tables: the
+    parameters after the change, validated (22023 naming the key), uncached."""
+    Params.from_snapshot(json.loads(plpy.execute(_plan(plpy, _SNAPSHOT_SQL))[0]["snapshot"]))
+
+
 def _dumps(value):
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 

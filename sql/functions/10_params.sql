@@ -22,3 +22,25 @@ comment on function bayes.params_snapshot is
 'bayes.chapter_params and bayes.params as one JSON document {chapters: [...], global: {...}}.';
 revoke all on function bayes.params_snapshot from public;
 grant execute on function bayes.params_snapshot to authenticated, service_role;
+
+create or replace function bayes.check_params()
+returns trigger
+language plpython3u
+volatile
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+@bayes_engine pg.check_params(plpy)
+$$;
+
+comment on function bayes.check_params is
+'Statement trigger of bayes.chapter_params and bayes.params: refuses (22023, naming the key) a change that leaves parameters the engine cannot use: a missing row or key, a value that is not a finite number, out of its range, or a mood matrix whose rows do not sum to 1.';
+revoke all on function bayes.check_params from public;
+
+create or replace trigger chapter_params_valid
+after insert or update or delete or truncate on bayes.chapter_params
+for each statement execute function bayes.check_params();
+
+create or replace trigger params_valid
+after insert or update or delete or truncate on bayes.params
+for each statement execute function bayes.check_params();

@@ -5,6 +5,18 @@
 -- its event in one statement. One transaction, one row lock: concurrent
 -- writers of a player queue on the row lock, and nothing is written when any
 -- step raises. Times are epoch seconds on the Python side.
+--
+-- Who writes public.user_bayesian_state: bayes.apply_input (for the writer
+-- RPCs) and bayes.run_decay (pg_cron), nothing else. The API roles may not
+-- insert or update the table themselves: a direct write would bypass the
+-- event log (bayes.replay would no longer rebuild the state) and could store
+-- a state the engine never wrote. So bayes.apply_input runs with its owner's
+-- rights (security definer), and the helpers it calls (lock_state,
+-- save_state, previous_result, step) are its owner's alone. Every other
+-- write (an operator's UPDATE) goes through the table's trigger
+-- user_bayesian_state_valid, which refuses a state the codec refuses;
+-- bayes.apply_input skips that check (its states come from the codec,
+-- which validated them) by setting bayes.state_writer for its duration.
 
 create or replace function bayes.lock_state(p_user_id uuid, p_create boolean)
 returns public.user_bayesian_state
@@ -51,8 +63,7 @@ $$;
 
 comment on function bayes.lock_state is
 'Locks the state row of player p_user_id FOR UPDATE and returns it; when absent, creates it with chapter 1 priors (p_create) or raises P0002.';
-revoke all on function bayes.lock_state from public;
-grant execute on function bayes.lock_state to service_role;
+revoke all on function bayes.lock_state from public, service_role;
 
 create or replace function bayes.save_state(
     p_user_id uuid,
@@ -91,8 +102,7 @@ $$;
 
 comment on function bayes.save_state is
 'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given) and appends its event to bayes.player_event.';
-revoke all on function bayes.save_state from public;
-grant execute on function bayes.save_state to service_role;
+revoke all on function bayes.save_state from public, service_role;
 
 create or replace function bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text)
 returns jsonb
@@ -112,8 +122,7 @@ $$;
 
 comment on function bayes.previous_result is
 'The result first returned for (player, kind, message id), marked "duplicate": true; null when that input was never applied.';
-revoke all on function bayes.previous_result from public;
-grant execute on function bayes.previous_result to service_role;
+revoke all on function bayes.previous_result from public, service_role;
 
 create or replace function bayes.session_seed()
 returns text
@@ -156,8 +165,7 @@ $$;
 
 comment on function bayes.step is
 'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller and the input logged in bayes.player_event.';
-revoke all on function bayes.step from public;
-grant execute on function bayes.step to service_role;
+revoke all on function bayes.step from public, service_role;
 
 create or replace function bayes.apply_input(
     p_kind text,
@@ -170,8 +178,14 @@ create or replace function bayes.apply_input(
 returns jsonb
 language plpgsql
 volatile
-security invoker
+-- Definer: the only writer of public.user_bayesian_state for the API roles,
+-- which may not write it directly (see the top of this file). It writes
+-- only states that bayes.step (the codec) built, for the player p_user_id
+-- its caller names, and its execute grant is service_role's alone.
+security definer
 set search_path = pg_catalog, pg_temp
+-- (quoted: sqlfluff does not parse a dotted setting name here)
+set "bayes.state_writer" = 'engine'
 as $$
 declare
     v_row public.user_bayesian_state;
@@ -181,6 +195,12 @@ begin
     -- A message or a chapter creates the state of a new player; the other
     -- writers need one (P0002).
     v_row := bayes.lock_state(p_user_id, p_kind in ('message', 'chapter'));
+    -- Checked on the locked row, with this message (bayes_engine's own check
+    -- would say it with the PL/Python prefix).
+    if p_kind = 'chapter' and (p_input ->> 'chapter')::integer < v_row.chapter then
+        raise exception 'cannot go back from chapter % to chapter %', v_row.chapter, p_input ->> 'chapter'
+            using errcode = '22023', hint = 'Chapters only advance.';
+    end if;
     if p_message_id is not null then
         v_previous := bayes.previous_result(p_user_id, p_kind, p_message_id);
         if v_previous is not null then
@@ -240,3 +260,12 @@ drop function if exists bayes.step_message(
 drop function if exists bayes.step_llm_scores(jsonb, bigint, bigint, uuid, text, jsonb);
 drop function if exists bayes.step_outcome(jsonb, bigint, bigint, uuid, text, boolean);
 drop function if exists bayes.step_chapter(jsonb, bigint, bigint, uuid, integer);
+
+-- The API roles write public.user_bayesian_state only through
+-- bayes.apply_input (see the top of this file). Revoked here rather than in a
+-- schema migration: in the migration that makes bayes.apply_input a definer,
+-- so that no call ever finds the one change without the other. service_role
+-- keeps select and delete on the states (deleting a row resets the player)
+-- and select on the events, which only bayes.apply_input appends.
+revoke insert, update on table public.user_bayesian_state from service_role;
+revoke insert on table bayes.player_event from service_role;

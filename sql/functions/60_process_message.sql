@@ -39,7 +39,8 @@ begin
             'sent_at', extract(epoch from p_sent_at),
             'reply_gap_s', p_reply_gap_s,
             'topic_changed', p_topic_changed,
-            'seed', bayes.session_seed()
+            'seed', bayes.session_seed(),
+            'received_at', extract(epoch from now())
         ),
         p_sent_at,
         p_sent_at

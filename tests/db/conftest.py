@@ -9,6 +9,8 @@ import pytest
 from bayes_dev.support import bootstrap_and_migrate, create_database, cron_cluster
 
 DBNAME = "bayes_test"
+# The time window's parameters as the migrations set them (the dsn fixture widens them).
+MIGRATED_TIME_WINDOW: dict[str, str] = {}
 
 postgresql_proc = cron_cluster(DBNAME)
 
@@ -22,6 +24,17 @@ def dsn(postgresql_proc) -> str:
     # call bayes.run_decay themselves, at the instants they choose.
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("select cron.unschedule('bayes-run-decay')")
+        # Likewise they send messages at the instants they choose (fixed dates,
+        # months of simulated absence), far from the database clock: this
+        # database accepts send times within a century of it. The tests of
+        # the time window itself put the defaults back in their transaction.
+        MIGRATED_TIME_WINDOW.update(
+            conn.execute(
+                "select name, value::text from bayes.params where name in ('clock_skew_s', 'max_message_age_h')"
+            ).fetchall()
+        )
+        conn.execute("update bayes.params set value = '3155760000' where name = 'clock_skew_s'")  # 100 years
+        conn.execute("update bayes.params set value = '876600' where name = 'max_message_age_h'")  # 100 years
     return url
 
 
@@ -31,3 +44,11 @@ def conn(dsn):
     with psycopg.connect(dsn) as c:
         yield c
         c.rollback()
+
+
+@pytest.fixture
+def default_time_window(conn):
+    """The time window of the migrations (not the widened one of this database), in the test's transaction."""
+    for name, value in MIGRATED_TIME_WINDOW.items():
+        conn.execute("update bayes.params set value = %s::jsonb where name = %s", (value, name))
+    return MIGRATED_TIME_WINDOW

@@ -39,7 +39,7 @@ def test_functions_migration_can_be_applied_again(dsn):
     psql(dsn, "--single-transaction", "-f", str(migration_files()[-1]))
 
 
-def test_parameter_tables_hold_the_model_defaults(conn):
+def test_parameter_tables_hold_the_model_defaults(conn, default_time_window):
     snapshot = scalar(conn, "select bayes.params_snapshot()")
     expected = params.DEFAULT_SNAPSHOT
     assert [c["chapter"] for c in snapshot["chapters"]] == [1, 2, 3, 4, 5]
@@ -188,7 +188,12 @@ def test_a_changed_parameter_changes_the_next_call(conn):
 def test_an_invalid_parameter_is_a_clear_error(conn):
     user_id = new_player(conn)
     create_state(conn, user_id)
+    with pytest.raises(errors.InvalidParameterValue, match="global.discount must be a number"), conn.transaction():
+        conn.execute("update bayes.params set value = '\"high\"' where name = 'discount'")  # refused when written
+    # What slips through (the triggers off, as in a restore) is the same clear error from every call.
+    conn.execute("set local session_replication_role = replica")
     conn.execute("update bayes.params set value = '\"high\"' where name = 'discount'")
+    conn.execute("update bayes.params_revision set revision = revision + 1")
     with pytest.raises(errors.InvalidParameterValue, match="discount"):
         conn.execute("select public.bayes_get_state(%s)", (user_id,))
 
@@ -196,11 +201,14 @@ def test_an_invalid_parameter_is_a_clear_error(conn):
 def test_a_corrupt_row_is_an_error_never_a_reset(conn):
     user_id = new_player(conn)
     create_state(conn, user_id)
-    conn.execute(
-        "update public.user_bayesian_state set state = jsonb_set(state, '{h}', '[1, 1, 1, 1, 1, 1]')"
-        " where user_id = %s",
-        (user_id,),
+    corrupt = (
+        "update public.user_bayesian_state set state = jsonb_set(state, '{h}', '[1, 1, 1, 1, 1, 1]') where user_id = %s"
     )
+    with pytest.raises(errors.CheckViolation, match="h must sum to 1"), conn.transaction():
+        conn.execute(corrupt, (user_id,))  # the table refuses it (issue 12)
+    conn.execute("set local session_replication_role = replica")  # as a restore or a bug might write it
+    conn.execute(corrupt, (user_id,))
+    conn.execute("set local session_replication_role = origin")
     with pytest.raises(errors.DataCorrupted, match="h"), conn.transaction():
         conn.execute("select public.bayes_get_state(%s)", (user_id,))
     assert scalar(conn, "select state -> 'h' from public.user_bayesian_state where user_id = %s", (user_id,)) == [1] * 6

@@ -385,3 +385,62 @@ def test_any_sequence_with_repeated_ids_applies_each_id_once(conn, sends):
     assert conn.execute(
         "select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s", (user_id, user_id)
     ).fetchone()[0]
+
+
+# ---------------------------------------------------------------- the time window (issue 12, defect 1)
+
+POISON = [
+    ("3000-01-01T00:00:00Z", "ahead of the database clock"),
+    ("2027-06-01T00:00:00Z", "ahead of the database clock"),
+    ("294276-12-31T23:59:59Z", "ahead of the database clock"),
+    ("1970-01-01T00:00:00Z", "before the database clock"),
+    ("0001-01-01T00:00:00Z", "before the database clock"),
+    ("4713-01-01 00:00:00+00 BC", "before the database clock"),
+]
+
+
+@pytest.mark.parametrize("sent_at, words", POISON, ids=[p[0] for p in POISON])
+def test_a_send_time_outside_the_window_is_22023_and_writes_nothing(conn, default_time_window, sent_at, words):
+    """Before issue 12, "3000-01-01" decayed the player to his prior and moved his clock to the year 3000,
+    where no later message and no bulk decay ever decayed him again."""
+    now = conn.execute("select now()").fetchone()[0]
+    player = new_player(conn)
+    send(conn, player, "hello there, how are you?", now - dt.timedelta(hours=30), "m0")
+    before = row(conn, player), event_count(conn, player)
+    newcomer = new_player(conn)
+    for user_id in (player, newcomer):
+        conn.execute("savepoint s")
+        with pytest.raises(errors.InvalidParameterValue, match=words):
+            conn.execute("select public.bayes_process_message(%s, 'I love you', %s::timestamptz)", (user_id, sent_at))
+        conn.execute("rollback to savepoint s")
+    assert (row(conn, player), event_count(conn, player)) == before
+    assert row(conn, newcomer) is None and event_count(conn, newcomer) == 0
+    # and the player goes on as before: a message now decays him for his 30 h away
+    assert send(conn, player, "hello again", now, "m1")["decay_hours"] == pytest.approx(22.0, abs=0.01)
+
+
+def test_the_window_follows_its_parameters(conn, default_time_window):
+    now = conn.execute("select now()").fetchone()[0]
+    user_id = new_player(conn)
+    conn.execute("savepoint s")
+    with pytest.raises(errors.InvalidParameterValue, match="clock_skew_s = 300 s"):
+        send(conn, user_id, "hello", now + dt.timedelta(minutes=10), "a")
+    conn.execute("rollback to savepoint s")
+    conn.execute("update bayes.params set value = '900' where name = 'clock_skew_s'")
+    assert send(conn, user_id, "hello", now + dt.timedelta(minutes=10), "a")["n"] == 1
+    conn.execute("savepoint s")
+    with pytest.raises(errors.InvalidParameterValue, match="max_message_age_h = 720 h"):
+        send(conn, user_id, "hello", now - dt.timedelta(days=31), "b")
+    conn.execute("rollback to savepoint s")
+    conn.execute("update bayes.params set value = '1000' where name = 'max_message_age_h'")
+    assert send(conn, user_id, "hello", now - dt.timedelta(days=31), "b")["n"] == 2
+
+
+def test_a_duplicate_outside_the_window_still_gets_its_first_result(conn, default_time_window):
+    """Idempotency first: a retried message id answers its first result even when its time has left the window."""
+    user_id = new_player(conn)
+    conn.execute("update bayes.params set value = '876600' where name = 'max_message_age_h'")
+    first = send(conn, user_id, "hello there", T0 - dt.timedelta(days=30), "old")
+    conn.execute("update bayes.params set value = '720' where name = 'max_message_age_h'")
+    again = send(conn, user_id, "hello there", T0 - dt.timedelta(days=30), "old")
+    assert again == {**first, "duplicate": True}

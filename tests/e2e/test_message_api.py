@@ -94,6 +94,17 @@ def test_a_duplicate_returns_the_first_result(service, signed_up, db):
     assert row(db, signed_up) == before
 
 
+class in_:  # noqa: N801 - reads as "in 6 minutes"
+    """An instant relative to the database clock (this machine's: the stack runs here), taken when the call
+    is made."""
+
+    def __init__(self, **delta):
+        self.delta = dt.timedelta(**delta)
+
+    def __str__(self) -> str:
+        return (dt.datetime.now(dt.UTC) + self.delta).isoformat()
+
+
 BAD = [
     # (rpc, arguments (without p_user_id unless given), HTTP status, SQLSTATE, what)
     ("bayes_process_message", {"p_user_id": None, "p_message": "x"}, 400, "22004", "null user"),
@@ -103,6 +114,17 @@ BAD = [
     ("bayes_process_message", {"p_message": "x", "p_reply_gap_s": "Infinity"}, 400, "22023", "infinite gap"),
     ("bayes_process_message", {"p_message": "x", "p_reply_gap_s": -5}, 400, "22023", "negative gap"),
     ("bayes_process_message", {"p_message": "x", "p_sent_at": "infinity"}, 400, "22023", "infinite time"),
+    # Time poisoning (issue 12): a send time far ahead would move the player's
+    # clock into the future, where neither messages nor the decay reach him.
+    ("bayes_process_message", {"p_message": "x", "p_sent_at": "3000-01-01T00:00:00Z"}, 400, "22023", "year 3000"),
+    ("bayes_process_message", {"p_message": "x", "p_sent_at": "2027-06-01T00:00:00Z"}, 400, "22023", "next June"),
+    ("bayes_process_message", {"p_message": "x", "p_sent_at": in_(minutes=6)}, 400, "22023", "6 min ahead"),
+    ("bayes_process_message", {"p_message": "x", "p_sent_at": "294276-12-31T00:00:00Z"}, 400, "22023", "max time"),
+    ("bayes_process_message", {"p_message": "x", "p_sent_at": "1970-01-01T00:00:00Z"}, 400, "22023", "1970"),
+    ("bayes_process_message", {"p_message": "x", "p_sent_at": "0001-01-01T00:00:00Z"}, 400, "22023", "year 1"),
+    ("bayes_process_message", {"p_message": "x", "p_sent_at": "4713-01-01 00:00:00+00 BC"}, 400, "22023", "4713 BC"),
+    ("bayes_process_message", {"p_message": "x", "p_sent_at": in_(hours=-721)}, 400, "22023", "721 h ago"),
+    ("bayes_process_message", {"p_message": "x", "p_sent_at": "-infinity"}, 400, "22023", "minus infinity"),
     ("bayes_apply_llm_scores", {"p_deltas": None}, 400, "22004", "null deltas"),
     ("bayes_apply_llm_scores", {"p_deltas": {"charm": 2}}, 400, "22023", "unknown metric"),
     ("bayes_apply_llm_scores", {"p_deltas": {"trust": 10.01}}, 400, "22023", "delta out of range"),
@@ -124,6 +146,7 @@ def test_bad_input_is_a_4xx_with_its_sqlstate_and_writes_nothing(
     service.rpc("bayes_process_message", message(signed_up, "hello there", 0))
     service.rpc("bayes_advance_chapter", {"p_user_id": str(signed_up), "p_chapter": 2})
     before = row(db, signed_up)
+    args = {key: str(value) if isinstance(value, in_) else value for key, value in args.items()}
     with pytest.raises(APIError) as err:
         service.rpc(fn, {"p_user_id": str(signed_up), **args})
     assert (service.status, err.value.code) == (status, sqlstate), err.value.message
@@ -158,3 +181,20 @@ def test_anon_and_player_keys_are_refused(anon, player_client, player, db, fn, a
         own.rpc(fn, {"p_user_id": str(player), **args})
     assert (own.status, err.value.code) == (403, "42501")
     assert row(db, player) == before
+
+
+def test_a_send_time_at_the_edge_of_the_window_is_applied(service, signed_up, db):
+    """Inside the window by a margin: 4 minutes ahead (skew 300 s) and 719 hours back (720 h)."""
+    ahead = service.rpc("bayes_process_message", {**message(signed_up, "hello", 0), "p_sent_at": str(in_(minutes=4))})
+    assert service.status == 200 and ahead.data["n"] == 1
+    back = service.rpc("bayes_process_message", {**message(signed_up, "hello", 1), "p_sent_at": str(in_(hours=-719))})
+    assert service.status == 200 and back.data["n"] == 2
+
+
+def test_the_refusal_names_the_bound(service, signed_up):
+    with pytest.raises(APIError) as err:
+        service.rpc("bayes_process_message", {**message(signed_up, "x", 0), "p_sent_at": "3000-01-01T00:00:00Z"})
+    assert "3000-01-01T00:00:00Z" in err.value.message and "clock_skew_s = 300 s" in err.value.message
+    with pytest.raises(APIError) as err:
+        service.rpc("bayes_process_message", {**message(signed_up, "x", 0), "p_sent_at": "1970-01-01T00:00:00Z"})
+    assert "max_message_age_h = 720 h" in err.value.message

@@ -261,26 +261,39 @@ CORRUPTIONS = [
     (put(["nc"], None), ["nc", "integer"]),
     (put(["m"], []), ["m", "object"]),
     (put(["m", "i"], [1.0]), ["m.i", "2 entries"]),
-    (put(["m", "i"], [-1.0, 2.0]), ["m.i[0] (alpha)", "> 0", "-1.0"]),
-    (put(["m", "t"], [1.0, 0.0]), ["m.t[1] (beta)", "> 0"]),
+    (put(["m", "i"], [-1.0, 2.0]), ["m.i[0] (alpha)", ">= 1e-12", "-1.0"]),
+    (put(["m", "t"], [1.0, 0.0]), ["m.t[1] (beta)", ">= 1e-12"]),
     (put(["mp", "s"], [math.nan, 2.0]), ["mp.s[0]", "finite"]),
     (put(["m", "p"], [True, 2.0]), ["m.p[0]", "number", "bool"]),
     (put(["m", "p"], ["1", 2.0]), ["m.p[0]", "number"]),
     (put(["m", "x"], [1.0, 2.0]), ["m.x", "not a metric"]),
     (lambda s: s["mp"].pop("i"), ["mp.i", "missing"]),
-    (put(["d", 3], 0.0), ["d[3]", "> 0"]),
+    (put(["d", 3], 0.0), ["d[3]", ">= 1e-12"]),
     (put(["d", 7], math.inf), ["d[7]", "finite"]),
     (put(["d"], [1.0] * 7), ["d", "8 entries"]),
     (put(["d"], {"a": 1}), ["d", "array"]),
     (put(["h", 2], -0.1), ["h[2]", ">= 0"]),
     (put(["h"], [0.5, 0.3, 0.1, 0.0, 0.0, 0.0]), ["h", "sum to 1"]),
     (put(["h"], [0.5, 0.5]), ["h", "6 entries"]),
-    (put(["k", 0], 0.0), ["k[0] (a_skip)", "> 0"]),
-    (put(["k", 1], -2.0), ["k[1] (a_respond)", "> 0"]),
+    (put(["k", 0], 0.0), ["k[0] (a_skip)", ">= 1e-12"]),
+    (put(["k", 1], -2.0), ["k[1] (a_respond)", ">= 1e-12"]),
     (put(["k", 2], 1.5), ["k[2] (consecutive_skips)", "integer"]),
     (put(["k", 2], -1), ["k[2]", ">= 0"]),
     (put(["g", 0], math.nan), ["g[0] (mu)", "finite"]),
-    (put(["g", 1], 0.0), ["g[1] (tau)", "> 0"]),
+    (put(["g", 1], 0.0), ["g[1] (tau)", ">= 1e-12"]),
+    # Schema-valid extremes that no state the engine writes ever reaches (issue 12, defect 6).
+    (put(["m", "i"], [1e-300, 2.0]), ["m.i[0] (alpha)", ">= 1e-12", "1e-300"]),
+    (put(["mp", "p"], [3.0, 1e16]), ["mp.p[1] (beta)", "<= 1e15"]),
+    (put(["n"], 10**30), ["n", "<= 1000000000000000"]),
+    (put(["nc"], 10**16), ["nc", "<= 1000000000000000"]),
+    (put(["d", 0], 1e300), ["d[0]", "<= 1e15"]),
+    (put(["k", 2], 10**18), ["k[2]", "<= 1000000000000000"]),
+    (put(["g", 0], -1e4), ["g[0] (mu)", ">= -1000"]),
+    (put(["g", 1], 1e20), ["g[1] (tau)", "<= 1e15"]),
+    (put(["b", 0], 1e16), ["b[0] (spent)", "<= 1e15"]),
+    (put(["b", 4], 1e300), ["b[4] (epoch second)", "<= 7258118400"]),
+    (put(["b", 4], 10**400), ["b[4] (epoch second)", "finite"]),
+    (put(["dd", 0], 10**6), ["dd[0] (day)", "<= 84006"]),
     (put(["b"], [0, 0, 0, 0]), ["b", "5 entries"]),
     (put(["b", 1], -0.5), ["b[1] (spent)", ">= 0"]),
     (put(["b", 4], -1), ["b[4] (epoch second)", ">= 0"]),
@@ -312,7 +325,7 @@ def test_encode_refuses_corrupt_states(mutate, words):
 def test_validate_names_path_in_example_message():
     with pytest.raises(BayesError) as exc:
         codec.validate(mutated(put(["m", "i"], [-1.0, 6.0])))
-    assert exc.value.message == "stored state is corrupt: m.i[0] (alpha) must be > 0, got -1.0"
+    assert exc.value.message == "stored state is corrupt: m.i[0] (alpha) must be >= 1e-12, got -1.0"
 
 
 @pytest.mark.parametrize("text", ["", "{", "not json", '{"v":1,', "[1,2"])

@@ -7,6 +7,7 @@ import math
 import pytest
 from bayes_dev.states import CONVERSATION, T0, fresh, run_conversation
 from bayes_engine import codec, events, model, vocab
+from bayes_engine.errors import BayesError
 from bayes_engine.params import DEFAULT_PARAMS as P
 from hypothesis import given, settings
 from hypothesis import strategies as hs
@@ -104,3 +105,67 @@ def test_replay_of_any_history_equals_the_state_and_invariants_hold(history, see
         assert all(d > 0 for d in s["d"]) and s["k"][0] > 0 and s["k"][1] > 0 and s["k"][2] <= 2
         assert len(text.encode()) <= 512
     assert events.replay(P, "p", log) == text
+
+
+# ---------------------------------------------------------------- the time window of a message (issue 12, defect 1)
+
+NOW = 1_790_000_000.0  # the database clock of these cases (2026-09-21)
+
+
+def message_input(sent_at, received_at=NOW):
+    return {
+        "text": "hello there",
+        "sent_at": sent_at,
+        "reply_gap_s": None,
+        "topic_changed": None,
+        "seed": None,
+        "received_at": received_at,
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    offset=hs.one_of(
+        hs.floats(min_value=-1e12, max_value=1e12, allow_nan=False),
+        hs.sampled_from([300.0, 300.0001, -720 * 3600.0, -720 * 3600.0 - 0.001, 0.0]),
+    )
+)
+def test_a_message_is_applied_only_inside_its_time_window(offset):
+    state = fresh()
+    before = codec.encode(state)
+    sent_at = NOW + offset
+    inside = -3600.0 * P.g["max_message_age_h"] <= sent_at - NOW <= P.g["clock_skew_s"]
+    if inside:
+        events.apply(state, P, "u1", "message", message_input(sent_at))
+        assert state["n"] == 1
+        return
+    with pytest.raises(BayesError) as exc:
+        events.apply(state, P, "u1", "message", message_input(sent_at))
+    assert exc.value.sqlstate == "22023"
+    assert ("clock_skew_s" if offset > 0 else "max_message_age_h") in exc.value.message
+    assert codec.encode(state) == before  # nothing changed
+
+
+@pytest.mark.parametrize(
+    "sent_at, words",
+    [
+        (32_503_680_000.0, ["3000-01-01T00:00:00Z", "ahead of the database clock", "clock_skew_s = 300 s"]),
+        (0.0, ["1970-01-01T00:00:00Z", "before the database clock", "max_message_age_h = 720 h"]),
+        (-62_135_596_800.0, ["0001-01-01T00:00:00Z", "max_message_age_h"]),
+        (-210_866_803_200.0, ["epoch second -210866803200", "max_message_age_h"]),  # 4713 BC: no datetime for it
+        (1e300, ["ahead of the database clock"]),
+    ],
+)
+def test_the_refusal_says_which_bound(sent_at, words):
+    with pytest.raises(BayesError) as exc:
+        events.apply(fresh(), P, "u1", "message", message_input(sent_at))
+    for word in words:
+        assert word in exc.value.message, exc.value.message
+
+
+def test_replay_applies_logged_messages_whatever_their_age():
+    """The event log holds no received_at: a logged message is never refused again (a replay years later)."""
+    state = fresh()
+    logged = {k: v for k, v in message_input(0.0).items() if k != "received_at"}
+    events.apply(state, P, "u1", "message", logged)
+    assert state["n"] == 1

@@ -9,6 +9,8 @@ import pytest
 from bayes_engine import params as P
 from bayes_engine import vocab
 from bayes_engine.errors import BayesError
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 # MODEL.md section 2.1, copied literally: (mean, strength) per metric i, p, t, s.
 MEAN_STRENGTH = {
@@ -200,7 +202,13 @@ def test_rejects_bad_global_values(bad, word):
 @pytest.mark.parametrize(
     "where, key, value, word",
     [
-        ("chapter", "prior_intimacy_alpha", 0, "> 0"),
+        ("chapter", "prior_intimacy_alpha", 0, "[0.01, 100000]"),
+        ("chapter", "prior_trust_beta", 1e-300, "[0.01, 100000]"),
+        ("chapter", "skip_prior_respond", 1e6, "[0.01, 100000]"),
+        ("global", "vice_prior", 0.001, "[0.01, 100000]"),
+        ("global", "evidence_budget_per_hour", 1e7, "(0, 1000000]"),
+        ("global", "clock_skew_s", -1, ">= 0"),
+        ("global", "max_message_age_h", 0, "> 0"),
         ("chapter", "reply_baseline_s", -300, "> 0"),
         ("chapter", "skip_cap", 1.5, "[0, 1]"),
         ("chapter", "boss_threshold", 120, "[0, 100]"),
@@ -208,7 +216,7 @@ def test_rejects_bad_global_values(bad, word):
         ("global", "discount", 1.01, "(0, 1]"),
         ("global", "cold_start_messages", 2.5, "integer"),
         ("global", "max_consecutive_skips", -1, ">= 0"),
-        ("global", "timing_obs_precision", 0, "> 0"),
+        ("global", "timing_obs_precision", 0, "(0, 1000000]"),
     ],
 )
 def test_rejects_out_of_range(where, key, value, word):
@@ -238,3 +246,55 @@ def test_rejects_non_objects_and_bad_json():
     rejects([], "snapshot")
     rejects({"chapters": [], "global": {}}, "chapter 1", "missing")
     rejects({"chapters": P.DEFAULT_SNAPSHOT["chapters"]}, "global")
+
+
+# ---------------------------------------------------------------- any bad value: 22023, never another exception
+# (issue 12: "discount" = 1e400, which jsonb prints as a 401-digit integer, was
+# an OverflowError, SQLSTATE 38000 and HTTP 500 in every RPC).
+
+JSON_VALUES = hs.recursive(
+    hs.none()
+    | hs.booleans()
+    | hs.integers(min_value=-(10**420), max_value=10**420)
+    | hs.floats(allow_nan=True, allow_infinity=True)
+    | hs.decimals(allow_nan=False, allow_infinity=False)
+    | hs.text(max_size=5),
+    lambda inner: hs.lists(inner, max_size=7) | hs.dictionaries(hs.text(max_size=3), inner, max_size=3),
+    max_leaves=20,
+)
+
+
+def _keys():
+    chapter_keys = [("chapter", c, key) for c in vocab.CHAPTERS for key in P.CHAPTER_KEYS]
+    return chapter_keys + [("global", None, key) for key in P.GLOBAL_KEYS]
+
+
+@settings(max_examples=600, deadline=None)
+@given(target=hs.sampled_from(_keys()), value=JSON_VALUES, via_text=hs.booleans())
+def test_any_bad_value_is_22023_naming_its_key(target, value, via_text):
+    where, c, key = target
+    snap = copy.deepcopy(P.DEFAULT_SNAPSHOT)
+    if where == "chapter":
+        chapter_row(snap, c)[key] = value
+    else:
+        snap["global"][key] = value
+    if via_text:
+        try:
+            snap = json.dumps(snap, default=str)  # as the database sends it (Decimals as their text)
+        except ValueError:
+            return
+    try:
+        P.Params.from_snapshot(snap)
+    except BayesError as err:
+        assert err.sqlstate == "22023"
+        named = key if where == "global" else (f"chapters[{c - 1}]" if key == "chapter" else f"chapter {c} {key}")
+        assert named in err.message, err.message
+
+
+@pytest.mark.parametrize("text", ["1e400", "-1e400", "1" + "0" * 400, "1e-400"])
+def test_a_huge_number_as_jsonb_prints_it_is_22023(text):
+    snap = json.loads(json.dumps(P.DEFAULT_SNAPSHOT).replace('"discount": 0.98', f'"discount": {text}'))
+    if text == "1e-400":  # underflows to 0.0: out of (0, 1]
+        rejects(snap, "global.discount", "(0, 1]")
+    else:
+        rejects(snap, "global.discount", "finite")

@@ -69,7 +69,7 @@ select cmp_ok(
 );
 select throws_ok(
     $$insert into public.user_bayesian_state (user_id, state)
-      values ('00000000-0000-4000-8000-0000000000c1', '{"c": 2}')$$,
+      values ('00000000-0000-4000-8000-0000000000c1', bayes.default_state(2))$$,
     '23505', null, 'one row per player'
 );
 select throws_ok(

@@ -89,10 +89,11 @@ select throws_ok(
     $$select public.bayes_get_state('00000000-0000-4000-8000-0000000000ff')$$,
     'P0002', null, 'an unknown player is P0002'
 );
-select lives_ok(
+select throws_ok(
     $$update public.user_bayesian_state set version = version + 1
       where user_id = '00000000-0000-4000-8000-00000000000a'$$,
-    'service_role writes states'
+    '42501', null,
+    'service_role cannot write states directly (the RPCs write them, with their events)'
 );
 select throws_ok(
     $$update bayes.chapter_params set boss_threshold = 1$$, '42501', null, 'service_role cannot change parameters'

@@ -1,5 +1,5 @@
--- Every function of the engine says what it is: security invoker (one
--- trigger function is definer, for a reason its comment gives), a pinned
+-- Every function of the engine says what it is: security invoker (two are
+-- definer, for reasons their comments give), a pinned
 -- search_path, an explicit volatility, and a comment.
 begin;
 select plan(5);
@@ -12,8 +12,8 @@ where p.pronamespace = 'bayes'::regnamespace
 
 select set_eq(
     'select signature from engine_function where prosecdef',
-    $$values ('bayes.delete_player_events()')$$,
-    'the only security definer function is the trigger that deletes a deleted state''s events'
+    $$values ('bayes.delete_player_events()'), ('bayes.apply_input(text,uuid,text,json,timestamp with time zone,timestamp with time zone)')$$,
+    'the security definer functions: the trigger that deletes a deleted state''s events, and the writers'' shared sequence'
 );
 select is_empty(
     $$select signature from engine_function
@@ -36,6 +36,9 @@ select set_eq(
     $$values
       ('bayes.assert_may_read(uuid)', 's'),
       ('bayes.bump_params_revision()', 'v'),
+      ('bayes.check_params()', 'v'),
+      ('bayes.refuse_invalid_state()', 'v'),
+      ('bayes.state_problem(jsonb)', 's'),
       ('bayes.check_message_id(text)', 'i'),
       ('bayes.delete_player_events()', 'v'),
       ('bayes.lock_state(uuid,boolean)', 'v'),
