@@ -52,7 +52,7 @@ _STORED_HINT = "repair the row in public.user_bayesian_state; it is never reset 
 
 # Bounds that no state the engine writes ever leaves (with any parameters
 # that bayes.params and bayes.chapter_params accept: concentrations there are
-# in [0.01, 1e5], message times within days of the database clock): a value
+# in [0.01, 1e5], message times at most a year ahead of the database clock): a value
 # outside them was written by something else, and is refused like a missing key.
 MAX_COUNT = 10**15  # n, nc, consecutive skips, messages of a day
 MIN_CONCENTRATION = 1e-12  # alpha, beta (m, mp), vices d, skip Beta k[0..1]

@@ -408,7 +408,7 @@ def check_sent_at(params, sent_at, received_at):
         raise BayesError(
             INVALID_PARAMETER,
             f"p_sent_at {_instant(sent_at)} is {_duration(sent_at - received_at)} ahead of the database clock"
-            f" ({_instant(received_at)}); at most clock_skew_s = {skew:g} s ahead is accepted",
+            f" ({_instant(received_at)}); at most clock_skew_s = {skew:.10g} s ahead is accepted",
             "Pass the time the player sent the message; the allowed skew is the row clock_skew_s of bayes.params.",
         )
     age_h = params.g["max_message_age_h"]
@@ -416,7 +416,7 @@ def check_sent_at(params, sent_at, received_at):
         raise BayesError(
             INVALID_PARAMETER,
             f"p_sent_at {_instant(sent_at)} is {_duration(received_at - sent_at)} before the database clock"
-            f" ({_instant(received_at)}); messages older than max_message_age_h = {age_h:g} h are refused",
+            f" ({_instant(received_at)}); messages older than max_message_age_h = {age_h:.10g} h are refused",
             "The oldest accepted send time is set by the row max_message_age_h of bayes.params.",
         )
 

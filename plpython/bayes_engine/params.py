@@ -193,7 +193,10 @@ DEFAULT_SNAPSHOT: dict = {
 # "discount" in (0, 1], "int_nonneg" an integer >= 0, "concentration" in
 # [0.01, 1e5] (a prior pseudo-count: within these the states the engine writes
 # keep inside the codec's bounds), "per_message" in (0, 1e6] (an amount that
-# a state accumulates message after message, within the codec's bounds).
+# a state accumulates message after message, within the codec's bounds),
+# "skew" in [0, 31536000] s and "age" in (0, 87600] h: the time window of a
+# message (a year ahead, ten years back at most), so that the times a state
+# stores stay inside the codec's bounds (after 1970, before 2200).
 _CHAPTER_RULES = {
     "boss_threshold": "score",
     **{f"prior_{name}_{ab}": "concentration" for name in vocab.METRIC_NAMES for ab in ("alpha", "beta")},
@@ -223,8 +226,8 @@ _GLOBAL_SCALAR_RULES = {
     "timing_obs_precision": "per_message",
     "timing_max_gap_s": "pos",
     "max_consecutive_skips": "int_nonneg",
-    "clock_skew_s": "nonneg",
-    "max_message_age_h": "pos",
+    "clock_skew_s": "skew",
+    "max_message_age_h": "age",
 }
 
 _RULE_TEXT = {
@@ -236,6 +239,8 @@ _RULE_TEXT = {
     "int_nonneg": ("must be >= 0", lambda x: x >= 0),
     "concentration": ("must be in [0.01, 100000]", lambda x: 0.01 <= x <= 1e5),
     "per_message": ("must be in (0, 1000000]", lambda x: 0 < x <= 1e6),
+    "skew": ("must be in [0, 31536000] (a year)", lambda x: 0 <= x <= 31_536_000),
+    "age": ("must be in (0, 87600] (ten years)", lambda x: 0 < x <= 87_600),
 }
 
 

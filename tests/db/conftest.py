@@ -26,15 +26,16 @@ def dsn(postgresql_proc) -> str:
         conn.execute("select cron.unschedule('bayes-run-decay')")
         # Likewise they send messages at the instants they choose (fixed dates,
         # months of simulated absence), far from the database clock: this
-        # database accepts send times within a century of it. The tests of
+        # database accepts send times up to a year ahead of it and ten years back
+        # (the widest window bayes.params allows). The tests of
         # the time window itself put the defaults back in their transaction.
         MIGRATED_TIME_WINDOW.update(
             conn.execute(
                 "select name, value::text from bayes.params where name in ('clock_skew_s', 'max_message_age_h')"
             ).fetchall()
         )
-        conn.execute("update bayes.params set value = '3155760000' where name = 'clock_skew_s'")  # 100 years
-        conn.execute("update bayes.params set value = '876600' where name = 'max_message_age_h'")  # 100 years
+        conn.execute("update bayes.params set value = '31536000' where name = 'clock_skew_s'")  # a year
+        conn.execute("update bayes.params set value = '87600' where name = 'max_message_age_h'")  # ten years
     return url
 
 

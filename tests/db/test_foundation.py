@@ -254,3 +254,12 @@ def test_the_modules_in_the_database_are_the_package_sources(conn):
 def test_a_module_whose_text_does_not_match_its_hash_is_refused(conn):
     with pytest.raises(errors.InvalidParameterValue, match="does not match its hash"), conn.transaction():
         conn.execute("select bayes.install_py_module('bayes_engine.extra', repeat('0', 64), 'X = 1')")
+
+
+def test_a_parameter_row_the_engine_does_not_read_is_a_warning(conn):
+    """A misspelt name changes nothing, so say so; newer code's rows arrive before that code (a migration)."""
+    warnings: list[str] = []
+    conn.add_notice_handler(lambda diag: warnings.append(diag.message_primary))
+    conn.execute("insert into bayes.params (name, value, description) values ('discout', '0.9', 'a typo')")
+    assert warnings == ["bayes.params has rows that this code does not read: discout"]
+    assert scalar(conn, "select value from bayes.params where name = 'discout'") == 0.9

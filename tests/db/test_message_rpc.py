@@ -309,7 +309,7 @@ def test_state_after_1000_messages_is_at_most_512_bytes(dsn):
     with psycopg.connect(dsn, autocommit=True) as conn:
         user_id = new_player(conn)
         with conn.transaction():
-            converse(conn, user_id, 1000)
+            converse(conn, user_id, 1000, start=T0 - dt.timedelta(days=400))  # 385 days of messages
         compact, text, n = conn.execute(
             "select octet_length(state::text), octet_length(replace(replace(state::text, ': ', ':'), ', ', ',')),"
             " (state->>'n')::int from public.user_bayesian_state where user_id = %s",
@@ -439,8 +439,43 @@ def test_the_window_follows_its_parameters(conn, default_time_window):
 def test_a_duplicate_outside_the_window_still_gets_its_first_result(conn, default_time_window):
     """Idempotency first: a retried message id answers its first result even when its time has left the window."""
     user_id = new_player(conn)
-    conn.execute("update bayes.params set value = '876600' where name = 'max_message_age_h'")
+    conn.execute("update bayes.params set value = '87600' where name = 'max_message_age_h'")
     first = send(conn, user_id, "hello there", T0 - dt.timedelta(days=30), "old")
     conn.execute("update bayes.params set value = '720' where name = 'max_message_age_h'")
     again = send(conn, user_id, "hello there", T0 - dt.timedelta(days=30), "old")
     assert again == {**first, "duplicate": True}
+
+
+REPAIR_FUTURE_SQL = [
+    # docs/operations.md, "Players whose clock is in the future": the same statements.
+    "delete from bayes.player_event where user_id = %(u)s and occurred_at > now() + interval '5 minutes'",
+    """update public.user_bayesian_state as s
+       set last_message_at = e.last, decayed_at = e.last
+       from (select max(occurred_at) as last from bayes.player_event where user_id = %(u)s and kind = 'message') as e
+       where s.user_id = %(u)s""",
+    "update public.user_bayesian_state set state = bayes.replay(user_id) where user_id = %(u)s",
+]
+
+
+def test_a_player_poisoned_before_the_window_is_found_and_repaired(conn, default_time_window):
+    """What docs/operations.md tells an operator to do about a player that a send time from the future
+    poisoned before issue 12: find him, drop the future messages from his log, set his clock back, replay."""
+    now = conn.execute("select now()").fetchone()[0]
+    poisoned, healthy = new_player(conn), new_player(conn)
+    for user_id in (poisoned, healthy):
+        converse(conn, user_id, 6, start=now - dt.timedelta(hours=100), prefix="p")
+    before = row(conn, poisoned)
+    conn.execute("update bayes.params set value = '31536000' where name = 'clock_skew_s'")  # as good as no window
+    send(conn, poisoned, "hello from the future", dt.datetime(2027, 6, 1, tzinfo=dt.UTC), "future")
+    conn.execute("update bayes.params set value = '300' where name = 'clock_skew_s'")
+    found = conn.execute(
+        "select user_id from public.user_bayesian_state"
+        " where last_message_at > now() + interval '5 minutes' or decayed_at > now() + interval '5 minutes'"
+    ).fetchall()
+    assert (poisoned,) in found and (healthy,) not in found
+    for sql in REPAIR_FUTURE_SQL:
+        conn.execute(sql, {"u": poisoned})
+    state, version, *times = row(conn, poisoned)
+    assert (state, times) == (before[0], list(before[2:]))  # as if the message from the future never came
+    # and the next message decays him for his real absence
+    assert send(conn, poisoned, "back again", now, "later")["decay_hours"] > 0
