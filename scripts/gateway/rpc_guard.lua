@@ -27,9 +27,9 @@
 -- gets every check but the types. Query arguments (GET) are text: only their
 -- names are checked.
 --
--- Cost: one pass over the body with string.find, which skips a nested value or
--- a long string in a few calls; nothing is decoded but the keys that carry an
--- escape, and the body is proxied as it came.
+-- Cost: one pass over the body with string.find, which skips a long string in
+-- one plain search and a nested value in a few; nothing is decoded but the keys
+-- that carry an escape, and the body is proxied as it came.
 
 local cjson = require("cjson.safe")
 
@@ -70,17 +70,24 @@ local function refuse(code, message, details, hint)
 end
 
 -- The index after the JSON string that starts at i (s[i] is the quote), or nil.
+-- A plain find of the next quote (memchr speed: a 64 KiB message is one call,
+-- where a pattern would match byte by byte), escaped when an odd number of
+-- backslashes precede it.
 local function skip_string(s, i)
   local j = i + 1
   while true do
-    local k = find(s, '["\\]', j)
+    local k = find(s, '"', j, true)
     if not k then
       return nil
     end
-    if byte(s, k) == 34 then
+    local p = k - 1
+    while p > i and byte(s, p) == 92 do
+      p = p - 1
+    end
+    if (k - 1 - p) % 2 == 0 then
       return k + 1
     end
-    j = k + 2
+    j = k + 1
   end
 end
 

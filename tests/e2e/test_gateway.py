@@ -404,6 +404,33 @@ def test_right_types_and_nulls_go_through(http, players):
     assert resp.status_code == 400 and resp.json()["code"] == "PGRST102"
 
 
+def test_the_guard_reads_past_escapes_and_brackets_inside_strings(http, db, players):
+    """The guard skips values without decoding them: what hides inside a string
+    (escaped quotes, backslashes, brackets, a fake key) must not end it early."""
+    user_id = str(players["with_state"][0])
+    tricky = [
+        r'"he said \"hi\" \\"',
+        r'"\\\\"',
+        r'"}, \"p_user_id\": 1, {"',
+        '"]]]}}}[[[{{{"',
+        r'"\\u0022 \\"',
+        r'"\u0022, \u0022p_user_id\u0022: 1"',
+        '"' + "x" * 70000 + '"',
+    ]
+    for text in tricky:
+        assert json.loads(text) is not None
+        deltas = f'{{"intimacy": 1, "note": [{text}, {{"k": {text}}}]}}'
+        body = f'{{"p_message_id": {text}, "p_deltas": {deltas}, "p_user_id": 1}}'
+        got = assert_error(post(http, "bayes_apply_llm_scores", body), 400, "BG002")
+        assert "p_user_id" in got["message"], got
+        body = f'{{"p_message_id": {text}, "p_deltas": {deltas}, "p_user_id": "{user_id}", "p_message_id": null}}'
+        assert_error(post(http, "bayes_apply_llm_scores", body), 400, "BG003")
+    # and a body of them all, right, goes through to the database
+    body = f'{{"p_user_id": "{user_id}", "p_method": {tricky[0]}}}'
+    resp = post(http, "bayes_boss_readiness", body)
+    assert resp.status_code == 400 and resp.json()["code"] == "22023", resp.text
+
+
 def test_supabase_py_gets_the_code_of_a_wrong_type(service, players):
     with pytest.raises(APIError) as err:
         service.rpc("bayes_advance_chapter", {"p_user_id": str(players["signed_up"][2]), "p_chapter": "2"})
