@@ -298,7 +298,9 @@ local function check_query(args)
 end
 
 local function check_content_type()
-  local ct = ngx.req.get_headers()["content-type"]
+  -- every header (0: no limit of 100), so that a Content-Type after the
+  -- hundredth is not missed; nginx bounds their total size
+  local ct = ngx.req.get_headers(0)["content-type"]
   if ct == nil then
     return -- PostgREST reads JSON
   end

@@ -259,6 +259,12 @@ def test_non_json_bodies_and_columns_are_refused(http, db, players, fn):
             content=json.dumps([args, args]).encode(),
             headers=[("Content-Type", "application/json"), ("Content-Type", "text/csv")],
         ),
+        # a Content-Type after a hundred other headers
+        http.post(
+            f"/rest/v1/rpc/{fn}",
+            content=f"p_user_id\n{a}\n{b}\n".encode(),
+            headers=[*((f"X-Filler-{i}", "x") for i in range(120)), ("Content-Type", "text/csv")],
+        ),
         # columns: PostgREST passes only the listed keys and drops the others without a word
         post(http, fn, json.dumps(args), params={"columns": "p_user_id"}),
     ]
