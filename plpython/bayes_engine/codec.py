@@ -48,6 +48,7 @@ MAX_BYTES_WITH_HMM = 2048  # a state with A and/or B
 SIGNIFICANT_DIGITS = 6
 PROBABILITY_UNITS = 1_000_000  # h and rows of A are stored in multiples of 1e-6
 ROW_TOLERANCE = 1e-5  # h and rows of A must sum to 1 within this
+MAX_INTEGER = 2**63 - 1  # counters, days and the chapter: what SQL's bigint can read
 _STORED_HINT = "repair the row in public.user_bayesian_state; it is never reset automatically"
 
 # Upgrade steps: UPGRADES[v] turns a state of schema v into schema v + 1.
@@ -113,6 +114,8 @@ class _Checker:
             raise self.fail(path, str(exc)) from None
         if x < minimum:
             raise self.fail(path, f"must be >= {minimum}, got {x}")
+        if x > MAX_INTEGER:
+            raise self.fail(path, f"must be <= {MAX_INTEGER}, got {_show_int(x)}")
         return x
 
     def array(self, value: object, path: str, length: int) -> list:
@@ -156,6 +159,12 @@ def _num(x: float) -> str:
     return str(int(x)) if x == int(x) else repr(x)
 
 
+def _show_int(x: int) -> str:
+    """An integer for a message: a huge one by its number of digits."""
+    text = str(x)
+    return text if len(text) <= 24 else f"a number of {len(text)} digits"
+
+
 class _NotPlain(Exception):
     """Raised inside _validate_plain: leave the state to the full validation."""
 
@@ -170,14 +179,17 @@ def _real(x: object, minimum: float, strict: bool) -> float:
     t = type(x)
     if t is not float and t is not int:
         raise _NotPlain
-    x = float(x)
+    try:
+        x = float(x)
+    except OverflowError:  # an int no float can hold
+        raise _NotPlain from None
     if not (x < _INF and (x > minimum if strict else x >= minimum)):
         raise _NotPlain
     return x
 
 
 def _uint(x: object) -> int:
-    if type(x) is not int or x < 0:
+    if type(x) is not int or x < 0 or x > MAX_INTEGER:
         raise _NotPlain
     return x
 
@@ -466,10 +478,20 @@ def _encode_normalised(s: dict) -> str:
 
 
 def decode(data: str | bytes | dict) -> dict:
-    """Parse (if text), upgrade and validate a stored state; returns plain floats/ints."""
-    if isinstance(data, (str, bytes, bytearray)):
-        try:
-            data = json.loads(data)
-        except ValueError as exc:
-            raise BayesError(DATA_CORRUPTED, f"stored state is corrupt: not valid JSON ({exc})", _STORED_HINT) from None
-    return validate(upgrade(data))
+    """Parse (if text), upgrade and validate a stored state; returns plain floats/ints.
+
+    Raises BayesError, and nothing else, for any state it refuses: XX001 for
+    a corrupt one (naming the JSON path of the first problem), 0A000 for a
+    newer schema version.
+    """
+    try:
+        if isinstance(data, (str, bytes, bytearray)):
+            try:
+                data = json.loads(data)
+            except ValueError as exc:  # also an integer of more than 4300 digits
+                raise BayesError(
+                    DATA_CORRUPTED, f"stored state is corrupt: not valid JSON ({exc})", _STORED_HINT
+                ) from None
+        return validate(upgrade(data))
+    except RecursionError:  # JSON nested deeper than the interpreter's recursion limit (about 1000)
+        raise BayesError(DATA_CORRUPTED, "stored state is corrupt: nested too deeply", _STORED_HINT) from None

@@ -40,7 +40,10 @@ def real_value(value) -> float:
     exception text completes a sentence such as "key must be ...".
     """
     if type(value) is float or type(value) is int:
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # an int beyond the largest float (a JSON number of 309 digits or more)
+            raise ValueError(f"must be a finite number, got {_show(value)}") from None
         if not math.isfinite(result):
             raise ValueError(f"must be a finite number, got {_show(value)}")
         return result

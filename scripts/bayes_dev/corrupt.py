@@ -18,6 +18,12 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+
+from bayes_engine import codec
+from hypothesis import strategies as hs
+
+from .states import states
 
 KEYS = ("v", "c", "n", "nc", "m", "mp", "d", "h", "k", "g", "b", "dd")
 WRONG_TYPES = {"string": "x", "object": {}, "array": [], "null": None}
@@ -96,6 +102,11 @@ def corruptions(state: dict) -> list[tuple[str, str]]:
     for path in (("d", 5), ("g", 1), ("m", "p", 0)):
         text = _text(_set(state, path, 123456789))
         out.append((f"{_show(path)} is tiny", text.replace("123456789", TINY, 1)))
+    # Integers beyond SQL's bigint, and a number of more digits than Python converts (4300).
+    out.append(("n is huge", _text(_set(state, ("n",), HUGE))))
+    out.append(("dd[0] = 2**63", _text(_set(state, ("dd", 0), 2**63))))
+    text = _text(_set(state, ("d", 1), 123456789))
+    out.append(("d[1] has 5000 digits", text.replace("123456789", "7" * 5000, 1)))
     # Arrays of the wrong length.
     lengths = [
         (("d",), 7),
@@ -151,3 +162,62 @@ def plant(conn, user_id, text: str) -> None:
     with conn.transaction():
         conn.execute("set local session_replication_role = replica")
         conn.execute("update public.user_bayesian_state set state = %s::jsonb where user_id = %s", (text, user_id))
+
+
+_CHARACTERS = hs.characters(blacklist_characters="\x00")  # jsonb cannot hold U+0000
+# Any JSON value that jsonb can hold (no NaN, no infinity, no U+0000).
+JSON = hs.recursive(
+    hs.none()
+    | hs.booleans()
+    | hs.integers(-(2**70), 2**70)
+    | hs.sampled_from([10**400, 0, -1, 1])
+    | hs.floats(allow_nan=False, allow_infinity=False)
+    | hs.text(_CHARACTERS, max_size=5),
+    lambda inner: hs.lists(inner, max_size=4) | hs.dictionaries(hs.text(_CHARACTERS, max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _paths(value, prefix=()):
+    """Every path into a JSON value (keys and indices), the root excluded."""
+    out = []
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        out.append((*prefix, key))
+        out.extend(_paths(child, (*prefix, key)))
+    return out
+
+
+@hs.composite
+def mutated_states(draw):
+    """Hypothesis strategy: a valid state (as JSON), then none, one or two mutations.
+
+    A mutation replaces a value anywhere with any JSON value, removes or adds
+    a key or an entry, or scales a number (by 0, -1, a tiny or a huge
+    factor). Many results are corrupt, some are still valid.
+    """
+    state = json.loads(codec.encode(draw(states())))
+    if draw(hs.booleans()):
+        state["A"] = [[1 / 6] * 6 for _ in range(6)]
+    for _ in range(draw(hs.integers(0, 2))):
+        where = draw(hs.sampled_from(_paths(state)))
+        parent = state
+        for step in where[:-1]:
+            parent = parent[step]
+        action = draw(hs.sampled_from(["replace", "remove", "add", "scale"]))
+        key = where[-1]
+        if action == "replace":
+            parent[key] = draw(JSON)
+        elif action == "remove":
+            del parent[key]
+        elif action == "add":
+            if isinstance(parent, dict):
+                parent[draw(hs.text(_CHARACTERS, min_size=1, max_size=3))] = draw(JSON)
+            else:
+                parent.insert(key, draw(JSON))
+        elif isinstance(parent[key], (int, float)) and not isinstance(parent[key], bool):
+            # zero, a sign, tiny and huge numbers, and nudges across the codec's tolerance of 1e-5
+            factor = draw(hs.sampled_from([0, -1, 1e-320, 1e300, 0.5, 2, 1 + 1e-5, 1 - 1e-5, 1 + 5e-6, 1 + 2e-5]))
+            if math.isfinite(parent[key] * factor):
+                parent[key] = parent[key] * factor
+    return state

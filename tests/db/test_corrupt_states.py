@@ -22,12 +22,10 @@ import psycopg
 import pytest
 from bayes_dev import corrupt, players
 from bayes_dev.support import ROOT, new_player
-from bayes_dev.states import states
 from bayes_engine import codec
 from bayes_engine.errors import BayesError
 from bayes_engine.params import Params
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as hs
 
 pytestmark = pytest.mark.db
 
@@ -128,55 +126,6 @@ def test_the_documented_query_finds_every_corrupt_row(population, db):
     assert {row[0]: row[1] for row in found} == {u: message for u, (_, _, message) in population.bad.items()}
 
 
-JSON = hs.recursive(
-    hs.none()
-    | hs.booleans()
-    | hs.integers(-(2**70), 2**70)
-    | hs.sampled_from([10**400, 0, -1, 1])
-    | hs.floats(allow_nan=False, allow_infinity=False)
-    | hs.text(max_size=5),
-    lambda inner: hs.lists(inner, max_size=4) | hs.dictionaries(hs.text(max_size=3), inner, max_size=3),
-    max_leaves=8,
-)
-
-
-def paths(value, prefix=()):
-    """Every path into a JSON value (keys and indices), the root excluded."""
-    out = []
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, child in items:
-        out.append((*prefix, key))
-        out.extend(paths(child, (*prefix, key)))
-    return out
-
-
-@hs.composite
-def mutated_states(draw):
-    """A valid state (as stored), then none, one or two mutations: a value replaced, a key or entry removed or added."""
-    state = json.loads(codec.encode(draw(states())))
-    if draw(hs.booleans()):
-        state["A"] = [[1 / 6] * 6 for _ in range(6)]
-    for _ in range(draw(hs.integers(0, 2))):
-        where = draw(hs.sampled_from(paths(state)))
-        parent = state
-        for step in where[:-1]:
-            parent = parent[step]
-        action = draw(hs.sampled_from(["replace", "remove", "add", "scale"]))
-        key = where[-1]
-        if action == "replace":
-            parent[key] = draw(JSON)
-        elif action == "remove":
-            del parent[key]
-        elif action == "add":
-            if isinstance(parent, dict):
-                parent[draw(hs.text(min_size=1, max_size=3))] = draw(JSON)
-            else:
-                parent.insert(key, draw(JSON))
-        elif isinstance(parent[key], (int, float)) and not isinstance(parent[key], bool):
-            parent[key] = parent[key] * draw(hs.sampled_from([0, -1, 1e-320, 1e300, 0.5, 2]))
-    return state
-
-
 @pytest.fixture(scope="module")
 def hypothesis_conn(dsn):
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -184,7 +133,7 @@ def hypothesis_conn(dsn):
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(state=mutated_states())
+@given(state=corrupt.mutated_states())
 def test_state_problem_is_null_exactly_when_the_codec_accepts_the_state(hypothesis_conn, state):
     """Against bayes_engine.codec.decode of the stored text (jsonb's own layout and numbers)."""
     text, problem = hypothesis_conn.execute(
