@@ -209,28 +209,44 @@ def test_every_kind_of_corrupt_row_is_skipped_with_the_codecs_error(db, params, 
     assert f"{len(bad)} skipped" in notices[-1]
 
 
-def test_a_skipped_row_is_skipped_by_every_run_until_it_is_repaired(db, params, pool, mine):
-    last = T0 - 100 * HOUR
-    user_id = add_player(db, mine, pool[2], last)
-    good = json.loads(pool[2])
+def test_a_skipped_row_is_skipped_by_every_run_until_it_is_repaired_as_operations_md_says(db, params, mine):
+    """docs/operations.md, "A skipped row": find it, repair it from the event log, and the next run decays it."""
+    user_id = new_player(db)
+    mine.append(user_id)
+    for i, text in enumerate(["hey! how was your day?", "I trust you, you make me feel safe", "haha 😂"]):
+        db.execute("select public.bayes_process_message(%s, %s, %s, %s, 90)", (user_id, text, T0 + i * HOUR, f"s{i}"))
+    good = json.loads(rows(db, [user_id])[user_id][0])
     corrupt.plant(db, user_id, json.dumps({**good, "h": [0.5] * 6}))
     runs = []
-    for hours in (10, 20):
+    for hours in (100, 110):
         run_decay(db, T0 + hours * HOUR)
         runs.append(last_run_id(db))
+    found = db.execute(
+        "select k.user_id, k.sqlstate, k.error, s.version"
+        " from bayes.decay_skipped as k"
+        " left join public.user_bayesian_state as s on s.user_id = k.user_id"
+        " where k.run_id = (select max(run_id) from bayes.decay_skipped)"
+    ).fetchall()
+    assert found == [(user_id, "XX001", "stored state is corrupt: h must sum to 1 (within 1e-05), got 3.0", 4)]
     assert (
         db.execute(
             "select count(*) from bayes.decay_skipped where user_id = %s and run_id = any(%s)", (user_id, runs)
         ).fetchone()[0]
         == 2
     )
-    # the operator's repair: a valid state again
-    corrupt.plant(db, user_id, pool[2])
+    # the repair: the state the engine would have, from the event log
+    db.execute(
+        "update public.user_bayesian_state set state = bayes.replay(user_id), version = version + 1,"
+        " updated_at = now() where user_id = %s",
+        (user_id,),
+    )
+    assert db.execute(
+        "select bayes.state_problem(state) from public.user_bayesian_state where user_id = %s", (user_id,)
+    ).fetchone() == (None,)
     before = rows(db, [user_id])
-    now = T0 + 30 * HOUR
+    now = T0 + 120 * HOUR
     run_decay(db, now)
-    run = run_row(db, last_run_id(db))
-    assert run["skipped"] == 0
+    assert run_row(db, last_run_id(db))["skipped"] == 0
     assert_decayed(params, before, rows(db, [user_id]), now)
 
 

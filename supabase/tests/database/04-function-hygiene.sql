@@ -67,6 +67,7 @@ select set_eq(
       ('bayes.py_load()', 'v'),
       ('bayes.raise_error(text,text,text)', 's'),
       ('bayes.state_composite(jsonb)', 'i'),
+      ('bayes.state_problem(jsonb)', 'i'),
       ('bayes_get_state(uuid)', 's'),
       ('bayes.readable_state(uuid)', 's'),
       ('bayes_boss_readiness(uuid,text)', 's'),
