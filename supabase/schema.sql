@@ -835,9 +835,8 @@ declare
     v_states text[];
     v_last_message_at double precision[];
     v_decayed_at double precision[];
+    v_result record;  -- bayes.decay_states: states, sqlstates, errors
     v_decayed jsonb[];
-    v_sqlstates text[];
-    v_errors text[];
     v_count integer;
     v_skipped_now integer;
     v_players bigint := 0;
@@ -926,21 +925,18 @@ begin
                     -- this, the longest step. A row that cannot be decayed
                     -- comes back with a null state and its error instead of
                     -- failing the batch.
-                    select d.states::jsonb[], d.sqlstates, d.errors
-                    into v_decayed, v_sqlstates, v_errors
-                    from bayes.decay_states(v_states, v_last_message_at, v_decayed_at, v_now_s, v_revision) as d;
+                    v_result := bayes.decay_states(v_states, v_last_message_at, v_decayed_at, v_now_s, v_revision);
+                    v_decayed := v_result.states::jsonb[];
 
                     -- 3. Write the rows that are still as read. A row locked
                     -- by a live message is skipped, and so is one that a
                     -- message has changed since step 1 (its version moved):
                     -- that message decayed it lazily. A row that could not be
-                    -- decayed is left as it is and recorded.
+                    -- decayed (its state is null) is left as it is.
                     with batch as (
-                        select b.user_id, b.version, b.state, b.sqlstate, b.error
-                        from rows from (
-                            pg_catalog.unnest(v_ids), pg_catalog.unnest(v_versions), pg_catalog.unnest(v_decayed),
-                            pg_catalog.unnest(v_sqlstates), pg_catalog.unnest(v_errors)
-                        ) as b (user_id, version, state, sqlstate, error)
+                        select b.user_id, b.version, b.state
+                        from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_versions), pg_catalog.unnest(v_decayed))
+                            as b (user_id, version, state)
                     ),
                     unchanged as (
                         select s.user_id, batch.state
@@ -958,18 +954,19 @@ begin
                         from unchanged
                         where s.user_id = unchanged.user_id
                         returning 1
-                    ),
-                    skipped as (
-                        insert into bayes.decay_skipped (run_id, user_id, sqlstate, error)
-                        select v_run_id, batch.user_id, batch.sqlstate, batch.error
-                        from batch
-                        where batch.state is null
-                        returning 1
                     )
-                    select
-                        (select pg_catalog.count(*)::integer from decayed),
-                        (select pg_catalog.count(*)::integer from skipped)
-                    into v_count, v_skipped_now;
+                    select pg_catalog.count(*)::integer into v_count from decayed;
+
+                    -- 4. Record the rows that could not be decayed, with their errors.
+                    v_skipped_now := pg_catalog.cardinality(pg_catalog.array_remove(v_result.errors, null));
+                    if v_skipped_now > 0 then
+                        insert into bayes.decay_skipped (run_id, user_id, sqlstate, error)
+                        select v_run_id, e.user_id, e.sqlstate, e.error
+                        from rows from (
+                            pg_catalog.unnest(v_ids), pg_catalog.unnest(v_result.sqlstates), pg_catalog.unnest(v_result.errors)
+                        ) as e (user_id, sqlstate, error)
+                        where e.error is not null;
+                    end if;
 
                     v_players := v_players + v_count;
                     v_skipped := v_skipped + v_skipped_now;

@@ -39,39 +39,43 @@ import numpy as np
 from . import codec, events, model
 from .errors import INTERNAL_ERROR, BayesError
 
-# The numbers as jsonb prints them (and Python's json for the unit tests:
-# exponents); a non-negative integer of at most 15 digits (a float holds it
-# exactly, and it is below codec.MAX_INTEGER). Anything else in a place of a
-# number (a string, a boolean, a longer integer) does not match: the row takes
-# the full path, where the codec says what is wrong.
-_NUM = r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
-_INT = r"\d{1,15}"
+# An item of a list of numbers: anything but the separators (possessive: no
+# backtracking). A string item, a boolean, null or a nested value does not
+# parse as a number (or breaks the list's length), and a number that no
+# float holds parses as infinity or 0: _batch sends such a row to the full
+# path. An integer where the codec wants one: at most 15 digits (a float
+# holds it exactly, and it is below codec.MAX_INTEGER); a longer one, or
+# 1.0, takes the full path too, where the codec says what is wrong.
+_NUM = r"[^,\]]++"
+_INT = r"\d{1,15}+"
 
 
 def _numbers(name, count):
     return rf"\[(?P<{name}>{', '.join([_NUM] * count)})\]"
 
 
-def _pairs(name, prefix):
-    """A metric object {i, p, s, t: [alpha, beta]} (jsonb's key order) as group `name`."""
-    items = ", ".join(f'"{key}": ' + _numbers(f"{prefix}{key}", 2) for key in "ipst")
-    return rf"(?P<{name}>\{{{items}\}})"
+def _pairs(prefix):
+    """A metric object {i, p, s, t: [alpha, beta]} in jsonb's key order, one group per pair."""
+    return "\\{" + ", ".join(f'"{key}": ' + _numbers(f"{prefix}{key}", 2) for key in "ipst") + "\\}"
 
 
 # A whole v1 state without A/B as jsonb prints it, every number in place:
 # exactly the keys, the array lengths, the integers and the types that
 # codec.validate requires. What it cannot see (signs, ranges, sums, finite
-# values) _batch checks with numpy.
+# values, numbers that do not parse) _batch checks with numpy. Its groups,
+# in text order, hold only numbers: b (5), d (8), g (2), h (6), k (2 of 3),
+# m (i, p, s, t pairs), n, mp (likewise), nc; 41 in all.
 _LAYOUT = re.compile(
-    rf'^\{{"b": {_numbers("b", 5)}, "c": (?P<c>[1-5]), "d": {_numbers("d", 8)}, "g": {_numbers("g", 2)}, '
-    rf'"h": {_numbers("h", 6)}, "k": \[(?P<k>{_NUM}, {_NUM}), {_INT}\], "m": {_pairs("m", "m_")}, '
-    rf'"n": (?P<n>{_INT}), "v": 1, "dd": \[{_INT}, {_INT}\], "mp": {_pairs("mp", "p_")}, "nc": (?P<nc>{_INT})\}}$'
+    rf'^\{{"b": {_numbers("b", 5)}, "c": [1-5], "d": {_numbers("d", 8)}, "g": {_numbers("g", 2)}, '
+    rf'"h": {_numbers("h", 6)}, "k": \[(?P<k>{_NUM}, {_NUM}), {_INT}\], "m": {_pairs("m_")}, '
+    rf'"n": (?P<n>{_INT}), "v": 1, "dd": \[{_INT}, {_INT}\], "mp": {_pairs("p_")}, "nc": (?P<nc>{_INT})\}}$'
 )
-# The numbers of a row, in this order: d (8), h (6), m and mp (each as i, p,
-# s, t pairs), then what is only checked: k (2), g (2), b (5), n, nc.
-_GROUPS = ("d", "h", "m_i", "m_p", "m_s", "m_t", "p_i", "p_p", "p_s", "p_t", "k", "g", "b", "n", "nc")
+_B, _D, _G, _H, _K = np.s_[0:5], np.s_[5:13], np.s_[13:15], np.s_[15:21], np.s_[21:23]
+_M, _N, _MP, _NC = np.s_[23:31], 31, np.s_[32:40], 40
+_WIDTH = 41
 _N_VICES, _N_MOODS = 8, 6
-_WIDTH = _N_VICES + _N_MOODS + 8 + 8 + 2 + 2 + 5 + 2
+_C = len(', "c": [')  # the chapter's digit, after the group b
+_M_OPEN, _M_CLOSE = len('{"i": ['), len("]}")  # around the groups m_i and m_t: the object m
 # jsonb prints the metrics in key order i, p, s, t; the engine's order is
 # METRIC_KEYS (i, p, t, s): the formulas do not care, the text keeps its own.
 _TEMPLATE = (
@@ -115,6 +119,21 @@ def decayed_one(params, text, last_message_at, decayed_at, now):
         return None, (INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
 
 
+def _parsed(matches):
+    """The numbers of the rows' groups, a row each; NaN for a row with one that does not parse (as "1e" or "+")."""
+    try:
+        numbers = np.array(", ".join([", ".join(m.groups()) for m in matches]).split(", "), dtype=float)
+        return numbers.reshape(len(matches), _WIDTH)
+    except ValueError:  # find the row (or rows), and parse the others
+        numbers = np.full((len(matches), _WIDTH), np.nan)
+        for j, match in enumerate(matches):
+            try:
+                numbers[j] = np.array(match.groups(), dtype=float)
+            except ValueError:
+                pass
+        return numbers
+
+
 def _batch(params, matches, factors):
     """(suspect, values) of the rows of the expected layout: numpy over them all.
 
@@ -122,13 +141,9 @@ def _batch(params, matches, factors):
     state (it takes the full path); values[j] holds the decayed d, h (in
     micro-units) and m of row j, in the order of _TEMPLATE.
     """
-    numbers = np.array(", ".join([", ".join(m.group(*_GROUPS)) for m in matches]).split(", "), dtype=float)
-    numbers = numbers.reshape(len(matches), _WIDTH)
-    d = numbers[:, :_N_VICES]
-    h = numbers[:, _N_VICES : _N_VICES + _N_MOODS]
-    m = numbers[:, _N_VICES + _N_MOODS : _N_VICES + _N_MOODS + 8]
-    mp = numbers[:, _N_VICES + _N_MOODS + 8 : _N_VICES + _N_MOODS + 16]
-    k, g, b, n, nc = (numbers[:, j] for j in (np.s_[-11:-9], np.s_[-9:-7], np.s_[-7:-2], -2, -1))
+    numbers = _parsed(matches)
+    b, d, g, h, k = numbers[:, _B], numbers[:, _D], numbers[:, _G], numbers[:, _H], numbers[:, _K]
+    m, n, mp, nc = numbers[:, _M], numbers[:, _N], numbers[:, _MP], numbers[:, _NC]
     # What codec.validate refuses besides the layout: such rows take the full
     # path. The belief's sum is checked with half the codec's tolerance, so
     # that a sum near the limit (where numpy's sum and math.fsum may differ
@@ -174,16 +189,16 @@ def decayed_texts(params, texts, last_message_at, decayed_at, now):
     errors = [None] * count
     rows, matches, factors = [], [], []
     for i in range(count):
-        match = _LAYOUT.match(texts[i])
+        text = texts[i]
+        match = _LAYOUT.match(text)
         if match is not None:
+            chapter = int(text[match.end("b") + _C])
             try:
-                factors.append(
-                    model.decay_factors(params, int(match.group("c")), last_message_at[i], decayed_at[i], now)[1:]
-                )
+                factors.append(model.decay_factors(params, chapter, last_message_at[i], decayed_at[i], now)[1:])
             except Exception:  # noqa: BLE001 - the full path says what is wrong with this row
                 match = None
         if match is None:
-            out[i], errors[i] = decayed_one(params, texts[i], last_message_at[i], decayed_at[i], now)
+            out[i], errors[i] = decayed_one(params, text, last_message_at[i], decayed_at[i], now)
             continue
         rows.append(i)
         matches.append(match)
@@ -208,9 +223,9 @@ def decayed_texts(params, texts, last_message_at, decayed_at, now):
                 new_d,
                 text[match.end("d") : match.start("h")],
                 new_h,
-                text[match.end("h") : match.start("m")],
+                text[match.end("h") : match.start("m_i") - _M_OPEN],
                 new_m,
-                text[match.end("m") :],
+                text[match.end("m_t") + _M_CLOSE :],
             )
         )
     return out, errors
