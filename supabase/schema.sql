@@ -977,7 +977,7 @@ begin
                 end if;
             end if;
             set constraints all immediate;
-        exception when others or query_canceled then
+        exception when others or query_canceled or assert_failure then
             perform pg_catalog.pg_advisory_unlock(c_lock_key);
             get stacked diagnostics
                 v_sqlstate = returned_sqlstate,
@@ -1005,7 +1005,7 @@ begin
                 set status = 'failed', sqlstate = v_sqlstate, error = v_message,
                     finished_at = pg_catalog.clock_timestamp()
                 where run_id = v_run_id;
-            exception when others or query_canceled then
+            exception when others or query_canceled or assert_failure then
                 raise warning 'bayes.run_decay: run % could not be marked failed (%); the next run marks it interrupted',
                     v_run_id, sqlerrm;
             end;

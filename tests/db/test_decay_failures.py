@@ -287,11 +287,11 @@ def sleeping_trigger(seconds: float) -> Callable:
     return setup
 
 
-def raising_trigger(deferred: bool) -> Callable:
+def raising_trigger(deferred: bool, statement: str = "raise exception 'refused by a test trigger'") -> Callable:
     def setup(db, victim, now):
         db.execute(
             "create function public.decay_test_trigger() returns trigger language plpgsql as $$"
-            " begin raise exception 'refused by a test trigger' using errcode = 'P0001'; end $$"
+            f" begin {statement}; end $$"
         )
         if deferred:
             db.execute(
@@ -397,6 +397,12 @@ FAILURES = [
     Failure("pg_cancel_backend", "57014", sleeping_trigger(10), drop_trigger, cancelled),
     Failure("a trigger raises", "P0001", raising_trigger(deferred=False), drop_trigger),
     Failure("a deferred trigger raises at commit", "P0001", raising_trigger(deferred=True), drop_trigger),
+    Failure(
+        "an ASSERT of a trigger fails",
+        "P0004",
+        raising_trigger(deferred=False, statement="assert new.version < 0, 'a test trigger asserts'"),
+        drop_trigger,
+    ),
     Failure("a check constraint on the state table", "23514", state_check, drop_state_check),
     Failure("a broken parameter fails bayes.decay_states", "22023", broken_parameter, restore_parameter),
     Failure("a module missing fails bayes.decay_states", "38000", missing_module, restore_module),

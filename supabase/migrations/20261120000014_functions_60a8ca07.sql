@@ -2488,7 +2488,7 @@ comment on function public.bayes_advance_chapter is
 revoke all on function public.bayes_advance_chapter from public, anon, authenticated, service_role;
 grant execute on function public.bayes_advance_chapter to service_role;
 
--- file sql/functions/70_decay.sql sha256 7f4c1747f40c1bef8bce83c9920882b284f503bbd8c422e77104d6f402c08226
+-- file sql/functions/70_decay.sql sha256 04248945a7546c40ebe520266adc87b91faa32d44d1a8af2095101b8be2b89bd
 -- Absence decay in bulk (MODEL.md section 5): bayes.run_decay, which pg_cron
 -- calls every 15 minutes. Each batch of rows goes through one call of
 -- bayes.decay_states, which runs the formulas of bayes_engine.model (the ones
@@ -2564,12 +2564,14 @@ revoke all on function bayes.decay_lock_key from public;
 -- keep it (and every later run would find "another run in progress") until
 -- it disconnects. Every step that runs while the lock is held (the run's
 -- first statements, each batch, its last statement) runs in the one block
--- with an exception handler below, which releases the lock and keeps the
--- error; the COMMITs are outside it (PostgreSQL forbids a COMMIT inside a
--- block that has an exception handler), and each step ends with SET
--- CONSTRAINTS ALL IMMEDIATE, so that a deferred constraint or trigger
--- fails in the block rather than at the COMMIT. After a failure the run
--- marks its row 'failed', commits, and raises the error again.
+-- with an exception handler below, for every error (OTHERS leaves out
+-- QUERY_CANCELED, which a statement timeout or a cancel raises, and
+-- ASSERT_FAILURE), which releases the lock and keeps the error. The
+-- COMMITs are outside it (PostgreSQL forbids a COMMIT inside a block that
+-- has an exception handler), and each step ends with SET CONSTRAINTS ALL
+-- IMMEDIATE, so that a deferred constraint or trigger fails in the block
+-- rather than at the COMMIT. After a failure the run marks its row
+-- 'failed', commits, and raises the error again.
 create or replace procedure bayes.run_decay(
     p_now timestamptz default now(),
     p_batch integer default 5000
@@ -2734,7 +2736,7 @@ begin
                 end if;
             end if;
             set constraints all immediate;
-        exception when others or query_canceled then
+        exception when others or query_canceled or assert_failure then
             perform pg_catalog.pg_advisory_unlock(c_lock_key);
             get stacked diagnostics
                 v_sqlstate = returned_sqlstate,
@@ -2762,7 +2764,7 @@ begin
                 set status = 'failed', sqlstate = v_sqlstate, error = v_message,
                     finished_at = pg_catalog.clock_timestamp()
                 where run_id = v_run_id;
-            exception when others or query_canceled then
+            exception when others or query_canceled or assert_failure then
                 raise warning 'bayes.run_decay: run % could not be marked failed (%); the next run marks it interrupted',
                     v_run_id, sqlerrm;
             end;
