@@ -209,6 +209,37 @@ def test_every_kind_of_corrupt_row_is_skipped_with_the_codecs_error(db, params, 
     assert f"{len(bad)} skipped" in notices[-1]
 
 
+@pytest.mark.parametrize(
+    ("last_message_at", "decayed_at"),
+    [("-infinity", "-infinity"), ("-infinity", None), ("2000-01-01", "-infinity"), ("2000-01-01", "2100-01-01")],
+)
+def test_odd_times_of_a_valid_state_never_fail_the_run(db, params, pool, mine, last_message_at, decayed_at):
+    """An operator's odd timestamps (the state itself valid): decayed as the lazy path would, or left alone."""
+    user_id = add_player(db, mine, pool[5], T0)
+    with db.transaction():
+        db.execute("set local session_replication_role = replica")
+        db.execute(
+            "update public.user_bayesian_state set last_message_at = %s, decayed_at = %s where user_id = %s",
+            (last_message_at, decayed_at, user_id),
+        )
+    now = T0 + 1000 * HOUR
+    read = (
+        "select state::text, version, extract(epoch from last_message_at)::float8,"
+        " extract(epoch from decayed_at)::float8, decayed_at = %s from public.user_bayesian_state where user_id = %s"
+    )
+    text, version, last, decayed, _ = before = db.execute(read, (now, user_id)).fetchone()
+    run_decay(db, now)
+    run = run_row(db, last_run_id(db))
+    assert (run["status"], run["skipped"]) == ("done", 0)
+    after = db.execute(read, (now, user_id)).fetchone()
+    if decayed_at == "2100-01-01":
+        assert after == before  # decayed beyond p_now already: not due
+    else:
+        assert after[1:] == (version + 1, last, now.timestamp(), True)
+        want = events.decayed_text(params, text, last, decayed, now.timestamp())
+        assert codec.decode(after[0]) == codec.decode(want)
+
+
 def test_a_skipped_row_is_skipped_by_every_run_until_it_is_repaired_as_operations_md_says(db, params, mine):
     """docs/operations.md, "A skipped row": find it, repair it from the event log, and the next run decays it."""
     user_id = new_player(db)
