@@ -310,21 +310,37 @@ COMMENT ON FUNCTION bayes.check_time(p_value timestamp with time zone, p_name te
 
 -- Name: composite_sd(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.composite_sd(p_state jsonb) RETURNS double precision
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+    -- The pairs (alpha, beta) of intimacy, passion, trust and secureness, and
+    -- their Beta variances (the formula of bayes.metric_variance; the state
+    -- is checked once, not once per metric).
+    v_a double precision[];
+    v_b double precision[];
+    v_var double precision[];
 begin
-    return 100 * sqrt(
-        0.30 ^ 2 * bayes.metric_variance(p_state, 'intimacy')
-        + 0.25 ^ 2 * bayes.metric_variance(p_state, 'passion')
-        + 0.25 ^ 2 * bayes.metric_variance(p_state, 'trust')
-        + 0.20 ^ 2 * bayes.metric_variance(p_state, 'secureness')
-    );
+    if bayes.state_problem(p_state) is not null then
+        return null;
+    end if;
+    v_a := array[
+        (p_state #>> '{m,i,0}')::float8, (p_state #>> '{m,p,0}')::float8,
+        (p_state #>> '{m,t,0}')::float8, (p_state #>> '{m,s,0}')::float8
+    ];
+    v_b := array[
+        (p_state #>> '{m,i,1}')::float8, (p_state #>> '{m,p,1}')::float8,
+        (p_state #>> '{m,t,1}')::float8, (p_state #>> '{m,s,1}')::float8
+    ];
+    for i in 1..4 loop
+        v_var[i] := v_a[i] * v_b[i] / ((v_a[i] + v_b[i]) ^ 2 * (v_a[i] + v_b[i] + 1));
+    end loop;
+    return 100 * sqrt(0.30 ^ 2 * v_var[1] + 0.25 ^ 2 * v_var[2] + 0.25 ^ 2 * v_var[3] + 0.20 ^ 2 * v_var[4]);
 end
 $$;
 
 -- Name: FUNCTION composite_sd(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.composite_sd(p_state jsonb) IS 'Standard deviation of the composite score (0..100) of a compact state: 100 * sqrt(sum of weight^2 * variance), the metrics being independent.';
+COMMENT ON FUNCTION bayes.composite_sd(p_state jsonb) IS 'Standard deviation of the composite score (0..100) of a compact state: 100 * sqrt(sum of weight^2 * variance), the metrics being independent; null for a corrupt state.';
 
 -- Name: decay_lock_key(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.decay_lock_key() RETURNS bigint
@@ -349,7 +365,7 @@ $$;
 COMMENT ON FUNCTION bayes.decay_state(p_state jsonb, p_params_revision bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision) IS 'A stored state decayed from p_decayed_at up to p_now (epoch seconds; MODEL.md section 5), as bayes.run_decay writes it.';
 
 -- Name: decay_states(text[], double precision[], double precision[], double precision, bigint); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint) RETURNS text[]
+CREATE FUNCTION bayes.decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[]) RETURNS record
     LANGUAGE plpython3u STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -358,8 +374,8 @@ from bayes_engine import pg
 return pg.decay_states(plpy, p_states, p_last_message_at, p_decayed_at, p_now, p_params_revision)
 $$;
 
--- Name: FUNCTION decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint) IS 'A batch of stored states (jsonb text) decayed up to p_now (epoch seconds; MODEL.md section 5), one result per input, in order: the step bayes.run_decay runs on each batch. Each equals bayes.decay_state of its row.';
+-- Name: FUNCTION decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[]); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[]) IS 'A batch of stored states (jsonb text) decayed up to p_now (epoch seconds; MODEL.md section 5), one item per input in each array, in order: the step bayes.run_decay runs on each batch. A decayed row has its state (equal to bayes.decay_state of the row) and null sqlstate and error; a row that cannot be decayed (corrupt) has a null state and the SQLSTATE and message a read of it would raise. A row never makes the call fail.';
 
 -- Name: decode_state(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.decode_state(p_state jsonb) RETURNS jsonb
@@ -427,7 +443,7 @@ return pg.fallback_reason(plpy, p_state)
 $$;
 
 -- Name: FUNCTION fallback_reason(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.fallback_reason(p_state jsonb) IS 'The first fallback rule of MODEL.md section 7 that fires for a compact state (cold_start, high_variance, critical_zone), else bayesian_sufficient. Stable: reads the parameter tables.';
+COMMENT ON FUNCTION bayes.fallback_reason(p_state jsonb) IS 'The first fallback rule of MODEL.md section 7 that fires for a compact state (cold_start, high_variance, critical_zone), else bayesian_sufficient; null for a corrupt state. Stable: reads the parameter tables.';
 
 -- Name: install_py_module(text, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) RETURNS void
@@ -553,7 +569,7 @@ return pg.metric_interval(plpy, p_state, p_metric, p_mass)
 $$;
 
 -- Name: FUNCTION metric_interval(p_state jsonb, p_metric text, p_mass double precision); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.metric_interval(p_state jsonb, p_metric text, p_mass double precision) IS 'Equal-tailed credible interval {low, high} holding p_mass (default 0.95) of a metric''s Beta posterior.';
+COMMENT ON FUNCTION bayes.metric_interval(p_state jsonb, p_metric text, p_mass double precision) IS 'Equal-tailed credible interval {low, high} holding p_mass (default 0.95) of a metric''s Beta posterior; null for a corrupt state.';
 
 -- Name: metric_key(text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.metric_key(p_metric text) RETURNS text
@@ -576,42 +592,55 @@ COMMENT ON FUNCTION bayes.metric_key(p_metric text) IS 'The key of a metric in t
 
 -- Name: metric_mean(jsonb, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.metric_mean(p_state jsonb, p_metric text) RETURNS double precision
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-    v_pair jsonb := p_state -> 'm' -> bayes.metric_key(p_metric);
+    v_key text := bayes.metric_key(p_metric);
+    v_pair jsonb;
 begin
+    if bayes.state_problem(p_state) is not null then
+        return null;
+    end if;
+    v_pair := p_state -> 'm' -> v_key;
     return (v_pair ->> 0)::float8 / ((v_pair ->> 0)::float8 + (v_pair ->> 1)::float8);
 end
 $$;
 
 -- Name: FUNCTION metric_mean(p_state jsonb, p_metric text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.metric_mean(p_state jsonb, p_metric text) IS 'Posterior mean alpha / (alpha + beta) of a metric (intimacy, passion, trust, secureness) of a compact state.';
+COMMENT ON FUNCTION bayes.metric_mean(p_state jsonb, p_metric text) IS 'Posterior mean alpha / (alpha + beta) of a metric (intimacy, passion, trust, secureness) of a compact state; null for a corrupt state.';
 
 -- Name: metric_variance(jsonb, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.metric_variance(p_state jsonb, p_metric text) RETURNS double precision
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-    v_pair jsonb := p_state -> 'm' -> bayes.metric_key(p_metric);
-    v_alpha double precision := (v_pair ->> 0)::float8;
-    v_beta double precision := (v_pair ->> 1)::float8;
+    v_key text := bayes.metric_key(p_metric);
+    v_alpha double precision;
+    v_beta double precision;
 begin
+    if bayes.state_problem(p_state) is not null then
+        return null;
+    end if;
+    v_alpha := (p_state -> 'm' -> v_key ->> 0)::float8;
+    v_beta := (p_state -> 'm' -> v_key ->> 1)::float8;
     return v_alpha * v_beta / ((v_alpha + v_beta) ^ 2 * (v_alpha + v_beta + 1));
 end
 $$;
 
 -- Name: FUNCTION metric_variance(p_state jsonb, p_metric text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.metric_variance(p_state jsonb, p_metric text) IS 'Posterior variance alpha*beta / ((alpha+beta)^2 (alpha+beta+1)) of a metric of a compact state.';
+COMMENT ON FUNCTION bayes.metric_variance(p_state jsonb, p_metric text) IS 'Posterior variance alpha*beta / ((alpha+beta)^2 (alpha+beta+1)) of a metric of a compact state; null for a corrupt state.';
 
 -- Name: mood(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.mood(p_state jsonb) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
+    if bayes.state_problem(p_state) is not null then
+        return null;
+    end if;
     return (
         select (array['content', 'playful', 'anxious', 'avoidant', 'defensive', 'withdrawn'])[e.i]
         from jsonb_array_elements_text(p_state -> 'h') with ordinality as e (belief, i)
@@ -622,7 +651,7 @@ end
 $$;
 
 -- Name: FUNCTION mood(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.mood(p_state jsonb) IS 'The most probable mood of a compact state (the first on a tie): content, playful, anxious, avoidant, defensive or withdrawn.';
+COMMENT ON FUNCTION bayes.mood(p_state jsonb) IS 'The most probable mood of a compact state (the first on a tie): content, playful, anxious, avoidant, defensive or withdrawn; null for a corrupt state.';
 
 -- Name: params_snapshot(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.params_snapshot() RETURNS jsonb
@@ -792,7 +821,7 @@ return pg.readiness_probability(plpy, p_state)
 $$;
 
 -- Name: FUNCTION readiness_probability(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.readiness_probability(p_state jsonb) IS 'P(composite >= the chapter''s boss threshold) of a compact state, by the normal approximation (MODEL.md section 6). Stable: reads bayes.chapter_params.';
+COMMENT ON FUNCTION bayes.readiness_probability(p_state jsonb) IS 'P(composite >= the chapter''s boss threshold) of a compact state, by the normal approximation (MODEL.md section 6); null for a corrupt state. Stable: reads bayes.chapter_params.';
 
 -- Name: refuse_invalid_state(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.refuse_invalid_state() RETURNS trigger
@@ -835,8 +864,6 @@ CREATE PROCEDURE bayes.run_decay(IN p_now timestamp with time zone DEFAULT now()
     AS $$
 declare
     v_checked boolean;
-    -- Session-level, so that it outlives the batches' commits; released at
-    -- the end (or by the end of the session, if the run fails or is killed).
     c_lock_key constant bigint := bayes.decay_lock_key();
     v_run_id bigint;
     v_revision bigint;
@@ -844,17 +871,27 @@ declare
     -- Keyset over user_id, from the smallest uuid up (Supabase Auth never
     -- issues the nil uuid).
     v_after uuid := '00000000-0000-0000-0000-000000000000';
-    -- One batch, as read (without a lock), and its decayed states.
+    -- One batch, as read (without a lock), and its decayed states or errors.
     v_ids uuid[];
     v_versions bigint[];
     v_states text[];
     v_last_message_at double precision[];
     v_decayed_at double precision[];
+    v_result record;  -- bayes.decay_states: states, sqlstates, errors
     v_decayed jsonb[];
     v_count integer;
+    v_skipped_now integer;
     v_players bigint := 0;
+    v_skipped bigint := 0;
     v_batches integer := 0;
+    v_finished boolean := false;
     v_started timestamptz := pg_catalog.clock_timestamp();
+    -- The error that ended the run, if one did.
+    v_sqlstate text;
+    v_message text;
+    v_detail text;
+    v_hint text;
+    v_context text;
 begin
     v_checked := bayes.check_not_null(p_now, 'p_now', 'omit it to use now()');
     v_checked := bayes.check_not_null(p_batch, 'p_batch', 'omit it for 5000');
@@ -862,6 +899,11 @@ begin
     if p_batch < 1 or p_batch > 1000000 then
         raise exception 'p_batch must be in 1..1000000, got %', p_batch using errcode = '22023';
     end if;
+    -- Called inside a transaction block (or from a function), the run could
+    -- not commit its batches: fail here (2D000, invalid transaction
+    -- termination), before the lock is taken, rather than at the first
+    -- batch, which would leave the lock with the session.
+    commit;
 
     if not pg_catalog.pg_try_advisory_lock(c_lock_key) then
         insert into bayes.decay_run (decay_to, batch_size, status, finished_at)
@@ -871,96 +913,170 @@ begin
         return;
     end if;
 
-    -- Holding the lock, no other run is alive: a 'running' row is a run that died.
-    update bayes.decay_run
-    set status = 'interrupted', finished_at = pg_catalog.clock_timestamp()
-    where status = 'running';
-    insert into bayes.decay_run (decay_to, batch_size)
-    values (p_now, p_batch)
-    returning run_id into v_run_id;
-    commit;
-
     v_now_s := pg_catalog.date_part('epoch', p_now);
     loop
-        v_revision := (select r.revision from bayes.params_revision as r);
-        -- 1. The next batch of players due for decay, in user_id order after
-        -- the previous batch, read without locking them.
-        select
-            pg_catalog.array_agg(due.user_id order by due.user_id),
-            pg_catalog.array_agg(due.version order by due.user_id),
-            pg_catalog.array_agg(due.state::text order by due.user_id),
-            pg_catalog.array_agg(pg_catalog.date_part('epoch', due.last_message_at) order by due.user_id),
-            pg_catalog.array_agg(pg_catalog.date_part('epoch', due.decayed_at) order by due.user_id)
-        into v_ids, v_versions, v_states, v_last_message_at, v_decayed_at
-        from (
-            select s.user_id, s.version, s.state, s.last_message_at, s.decayed_at
-            from public.user_bayesian_state as s
-            inner join bayes.chapter_params as cp on s.chapter = cp.chapter
-            where s.user_id > v_after
-              and s.last_message_at is not null
-              and s.last_message_at
-                  + pg_catalog.make_interval(secs => 3600 * least(cp.decay_grace_h, cp.vice_decay_grace_h)) < p_now
-              and (s.decayed_at is null or s.decayed_at < p_now)
-            order by s.user_id
-            limit p_batch
-        ) as due;
-        exit when v_ids is null;
-        v_after := v_ids[pg_catalog.array_length(v_ids, 1)];
+        begin
+            if v_run_id is null then
+                -- The run's first statements. Holding the lock, no other run
+                -- is alive: a 'running' row is a run that died.
+                update bayes.decay_run
+                set status = 'interrupted', finished_at = pg_catalog.clock_timestamp()
+                where status = 'running';
+                insert into bayes.decay_run (decay_to, batch_size)
+                values (p_now, p_batch)
+                returning run_id into v_run_id;
+            else
+                v_revision := (select r.revision from bayes.params_revision as r);
+                -- 1. The next batch of players due for decay, in user_id
+                -- order after the previous batch, read without locking them.
+                -- A row without a chapter (its state has no valid "c") is due
+                -- as soon as its last message is past: it cannot be decayed,
+                -- but it is skipped and recorded rather than never seen.
+                select
+                    pg_catalog.array_agg(due.user_id order by due.user_id),
+                    pg_catalog.array_agg(due.version order by due.user_id),
+                    pg_catalog.array_agg(due.state::text order by due.user_id),
+                    pg_catalog.array_agg(pg_catalog.date_part('epoch', due.last_message_at) order by due.user_id),
+                    pg_catalog.array_agg(pg_catalog.date_part('epoch', due.decayed_at) order by due.user_id)
+                into v_ids, v_versions, v_states, v_last_message_at, v_decayed_at
+                from (
+                    select s.user_id, s.version, s.state, s.last_message_at, s.decayed_at
+                    from public.user_bayesian_state as s
+                    left join bayes.chapter_params as cp on s.chapter = cp.chapter
+                    where s.user_id > v_after
+                      and s.last_message_at is not null
+                      and s.last_message_at + pg_catalog.make_interval(
+                          secs => 3600 * coalesce(least(cp.decay_grace_h, cp.vice_decay_grace_h), 0)
+                      ) < p_now
+                      and (s.decayed_at is null or s.decayed_at < p_now)
+                    order by s.user_id
+                    limit p_batch
+                ) as due;
 
-        -- 2. Decay the batch, and parse the new states, still without a lock:
-        -- live messages are never kept waiting by this, the longest step.
-        v_decayed := bayes.decay_states(v_states, v_last_message_at, v_decayed_at, v_now_s, v_revision)::jsonb[];
+                if v_ids is null then
+                    -- The run's last statement.
+                    update bayes.decay_run
+                    set status = 'done', finished_at = pg_catalog.clock_timestamp()
+                    where run_id = v_run_id;
+                    v_finished := true;
+                else
+                    v_after := v_ids[pg_catalog.array_length(v_ids, 1)];
 
-        -- 3. Write the rows that are still as read. A row locked by a live
-        -- message is skipped, and so is one that a message has changed since
-        -- step 1 (its version moved): that message decayed it lazily.
-        with batch as (
-            select b.user_id, b.version, b.state
-            from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_versions), pg_catalog.unnest(v_decayed))
-                as b (user_id, version, state)
-        ),
-        unchanged as (
-            select s.user_id, batch.state
-            from public.user_bayesian_state as s
-            inner join batch on s.user_id = batch.user_id and s.version = batch.version
-            for no key update of s skip locked
-        ),
-        decayed as (
-            update public.user_bayesian_state as s
-            set state = unchanged.state,
-                version = s.version + 1,
-                decayed_at = p_now,
-                updated_at = pg_catalog.now()
-            from unchanged
-            where s.user_id = unchanged.user_id
-            returning 1
-        )
-        select pg_catalog.count(*)::integer into v_count from decayed;
+                    -- 2. Decay the batch, and parse the new states, still
+                    -- without a lock: live messages are never kept waiting by
+                    -- this, the longest step. A row that cannot be decayed
+                    -- comes back with a null state and its error instead of
+                    -- failing the batch.
+                    v_result := bayes.decay_states(v_states, v_last_message_at, v_decayed_at, v_now_s, v_revision);
+                    v_decayed := v_result.states::jsonb[];
 
-        v_players := v_players + v_count;
-        v_batches := v_batches + 1;
-        update bayes.decay_run
-        set players = v_players, batches = v_batches
-        where run_id = v_run_id;
+                    -- 3. Write the rows that are still as read. A row locked
+                    -- by a live message is skipped, and so is one that a
+                    -- message has changed since step 1 (its version moved):
+                    -- that message decayed it lazily. A row that could not be
+                    -- decayed (its state is null) is left as it is.
+                    with batch as (
+                        select b.user_id, b.version, b.state
+                        from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_versions), pg_catalog.unnest(v_decayed))
+                            as b (user_id, version, state)
+                    ),
+                    unchanged as (
+                        select s.user_id, batch.state
+                        from public.user_bayesian_state as s
+                        inner join batch on s.user_id = batch.user_id and s.version = batch.version
+                        where batch.state is not null
+                        for no key update of s skip locked
+                    ),
+                    decayed as (
+                        update public.user_bayesian_state as s
+                        set state = unchanged.state,
+                            version = s.version + 1,
+                            decayed_at = p_now,
+                            updated_at = pg_catalog.now()
+                        from unchanged
+                        where s.user_id = unchanged.user_id
+                        returning 1
+                    )
+                    select pg_catalog.count(*)::integer into v_count from decayed;
+
+                    -- 4. Record the rows that could not be decayed, with their errors.
+                    v_skipped_now := pg_catalog.cardinality(pg_catalog.array_remove(v_result.errors, null));
+                    if v_skipped_now > 0 then
+                        insert into bayes.decay_skipped (run_id, user_id, sqlstate, error)
+                        select v_run_id, e.user_id, e.sqlstate, e.error
+                        from rows from (
+                            pg_catalog.unnest(v_ids), pg_catalog.unnest(v_result.sqlstates), pg_catalog.unnest(v_result.errors)
+                        ) as e (user_id, sqlstate, error)
+                        where e.error is not null;
+                    end if;
+
+                    v_players := v_players + v_count;
+                    v_skipped := v_skipped + v_skipped_now;
+                    v_batches := v_batches + 1;
+                    update bayes.decay_run
+                    set players = v_players, batches = v_batches, skipped = v_skipped
+                    where run_id = v_run_id;
+                end if;
+            end if;
+            set constraints all immediate;
+        exception when others or query_canceled or assert_failure then
+            perform pg_catalog.pg_advisory_unlock(c_lock_key);
+            get stacked diagnostics
+                v_sqlstate = returned_sqlstate,
+                v_message = message_text,
+                v_detail = pg_exception_detail,
+                v_hint = pg_exception_hint,
+                v_context = pg_exception_context;
+        end;
+        exit when v_sqlstate is not null;
         commit;
-        raise notice 'bayes.run_decay: batch %: % players decayed, % in all, % s',
-            v_batches, v_count, v_players,
-            pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started)::numeric, 1);
+        exit when v_finished;
+        if v_batches > 0 then
+            raise notice 'bayes.run_decay: batch %: % players decayed, % skipped, % in all, % s',
+                v_batches, v_count, v_skipped_now, v_players,
+                pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started)::numeric, 1);
+        end if;
     end loop;
 
-    update bayes.decay_run
-    set status = 'done', finished_at = pg_catalog.clock_timestamp()
-    where run_id = v_run_id;
-    commit;
+    if v_sqlstate is not null then
+        -- The lock is released already. Say why the run failed, then raise
+        -- its error again, for the caller (and pg_cron's job_run_details).
+        if v_run_id is not null then
+            begin
+                update bayes.decay_run
+                set status = 'failed', sqlstate = v_sqlstate, error = v_message,
+                    finished_at = pg_catalog.clock_timestamp()
+                where run_id = v_run_id;
+            exception when others or query_canceled or assert_failure then
+                raise warning 'bayes.run_decay: run % could not be marked failed (%); the next run marks it interrupted',
+                    v_run_id, sqlerrm;
+            end;
+            commit;
+        end if;
+        raise log 'bayes.run_decay: run % failed after % batches: % %; context: %',
+            v_run_id, v_batches, v_sqlstate, v_message, v_context;
+        if v_detail <> '' then
+            raise exception using errcode = v_sqlstate, message = v_message, detail = v_detail,
+                hint = coalesce(nullif(v_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');
+        end if;
+        raise exception using errcode = v_sqlstate, message = v_message,
+            hint = coalesce(nullif(v_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');
+    end if;
+
     perform pg_catalog.pg_advisory_unlock(c_lock_key);
-    raise log 'bayes.run_decay: run % decayed % players up to % in % batches', v_run_id, v_players, p_now, v_batches;
-    raise notice 'bayes.run_decay: done: % players decayed up to % in % batches (run %)',
-        v_players, p_now, v_batches, v_run_id;
+    raise log 'bayes.run_decay: run % decayed % players up to % in % batches, skipped %',
+        v_run_id, v_players, p_now, v_batches, v_skipped;
+    if v_skipped > 0 then
+        raise warning 'bayes.run_decay: run % skipped % players whose state cannot be decayed: see bayes.decay_skipped',
+            v_run_id, v_skipped;
+    end if;
+    raise notice 'bayes.run_decay: done: % players decayed up to % in % batches, % skipped (run %)',
+        v_players, p_now, v_batches, v_skipped, v_run_id;
 end
 $$;
 
 -- Name: PROCEDURE run_decay(IN p_now timestamp with time zone, IN p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON PROCEDURE bayes.run_decay(IN p_now timestamp with time zone, IN p_batch integer) IS 'Decays every player due for it up to p_now (MODEL.md section 5), p_batch players per committed transaction, skipping rows locked by live messages; one run at a time (advisory lock). Progress: a NOTICE per batch and the row of bayes.decay_run. Called by pg_cron (job bayes-run-decay).';
+COMMENT ON PROCEDURE bayes.run_decay(IN p_now timestamp with time zone, IN p_batch integer) IS 'Decays every player due for it up to p_now (MODEL.md section 5), p_batch players per committed transaction, skipping rows locked by live messages; one run at a time (advisory lock). A row whose state cannot be decayed (corrupt) is skipped and recorded in bayes.decay_skipped. A run that fails releases its lock, marks its row failed with the error and raises the error. Progress: a NOTICE per batch and the row of bayes.decay_run. Call it outside a transaction block. Called by pg_cron (job bayes-run-decay).';
 
 -- Name: save_state(uuid, jsonb, text, text, timestamp with time zone, jsonb, jsonb, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone) RETURNS void
@@ -1020,12 +1136,28 @@ COMMENT ON FUNCTION bayes.session_seed() IS 'The optional session seed of the ra
 
 -- Name: state_composite(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.state_composite(p_state jsonb) RETURNS double precision
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
-    RETURN ((100)::double precision * ((((((0.30)::double precision * ((p_state #>> '{m,i,0}'::text[]))::double precision) / (((p_state #>> '{m,i,0}'::text[]))::double precision + ((p_state #>> '{m,i,1}'::text[]))::double precision)) + (((0.25)::double precision * ((p_state #>> '{m,p,0}'::text[]))::double precision) / (((p_state #>> '{m,p,0}'::text[]))::double precision + ((p_state #>> '{m,p,1}'::text[]))::double precision))) + (((0.25)::double precision * ((p_state #>> '{m,t,0}'::text[]))::double precision) / (((p_state #>> '{m,t,0}'::text[]))::double precision + ((p_state #>> '{m,t,1}'::text[]))::double precision))) + (((0.20)::double precision * ((p_state #>> '{m,s,0}'::text[]))::double precision) / (((p_state #>> '{m,s,0}'::text[]))::double precision + ((p_state #>> '{m,s,1}'::text[]))::double precision))));
+    AS $$
+begin
+    if bayes.state_problem(p_state) is not null then
+        return null;
+    end if;
+    return 100 * (
+        0.30 * (p_state #>> '{m,i,0}')::float8
+        / ((p_state #>> '{m,i,0}')::float8 + (p_state #>> '{m,i,1}')::float8)
+        + 0.25 * (p_state #>> '{m,p,0}')::float8
+        / ((p_state #>> '{m,p,0}')::float8 + (p_state #>> '{m,p,1}')::float8)
+        + 0.25 * (p_state #>> '{m,t,0}')::float8
+        / ((p_state #>> '{m,t,0}')::float8 + (p_state #>> '{m,t,1}')::float8)
+        + 0.20 * (p_state #>> '{m,s,0}')::float8
+        / ((p_state #>> '{m,s,0}')::float8 + (p_state #>> '{m,s,1}')::float8)
+    );
+end
+$$;
 
 -- Name: FUNCTION state_composite(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.state_composite(p_state jsonb) IS 'Composite score 0..100 of a compact state: 100 * sum of weight * Beta mean over intimacy .30, passion .25, trust .25, secureness .20.';
+COMMENT ON FUNCTION bayes.state_composite(p_state jsonb) IS 'Composite score 0..100 of a compact state: 100 * sum of weight * Beta mean over intimacy .30, passion .25, trust .25, secureness .20 (the formula of the generated column composite); null for a corrupt state.';
 
 -- Name: state_fallback_check(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.state_fallback_check(p_state jsonb) RETURNS jsonb
@@ -1038,17 +1170,20 @@ return pg.fallback_check(plpy, p_state)
 $$;
 
 -- Name: FUNCTION state_fallback_check(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.state_fallback_check(p_state jsonb) IS 'The fallback check of a compact state (MODEL.md section 7, rules 1, 2 and 4): needed, reason, and the numbers the rules read.';
+COMMENT ON FUNCTION bayes.state_fallback_check(p_state jsonb) IS 'The fallback check of a compact state (MODEL.md section 7, rules 1, 2 and 4): needed, reason, and the numbers the rules read; null for a corrupt state (bayes_fallback_check raises its error instead).';
 
 -- Name: state_problem(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.state_problem(p_state jsonb) RETURNS text
-    LANGUAGE plpython3u STABLE
+    LANGUAGE plpython3u IMMUTABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
 from bayes_engine import pg
 return pg.state_problem(plpy, p_state)
 $$;
+
+-- Name: FUNCTION state_problem(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.state_problem(p_state jsonb) IS 'Null when the engine accepts a stored state, else the codec''s error message naming the JSON path of the first problem (what a read of the state raises, with XX001, or 0A000 for a newer schema version). The analytics functions return null exactly for these states.';
 
 -- Name: state_readiness(jsonb, text, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) RETURNS jsonb
@@ -1061,7 +1196,7 @@ return pg.readiness(plpy, p_state, p_method, p_user_id, p_seed)
 $$;
 
 -- Name: FUNCTION state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) IS 'Boss readiness of a compact state (MODEL.md section 6) by p_method normal or monte_carlo (10,000 draws seeded by p_user_id, n and p_seed).';
+COMMENT ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) IS 'Boss readiness of a compact state (MODEL.md section 6) by p_method normal or monte_carlo (10,000 draws seeded by p_user_id, n and p_seed); null for a corrupt state (bayes_boss_readiness raises its error instead).';
 
 -- Name: step(text, uuid, text, json, jsonb, bigint, double precision, double precision, bigint); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) RETURNS record
@@ -1078,10 +1213,13 @@ COMMENT ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p
 
 -- Name: top_vice(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.top_vice(p_state jsonb) RETURNS text
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE STRICT
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
+    if bayes.state_problem(p_state) is not null then
+        return null;
+    end if;
     return (
         select (array['intellectual_dominance', 'risk_taking', 'substances', 'sexuality', 'emotional_intensity', 'rule_breaking', 'dark_humor', 'vulnerability'])[e.i]
         from jsonb_array_elements_text(p_state -> 'd') with ordinality as e (concentration, i)
@@ -1092,7 +1230,7 @@ end
 $$;
 
 -- Name: FUNCTION top_vice(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.top_vice(p_state jsonb) IS 'The vice with the largest Dirichlet concentration in a compact state (the first on a tie).';
+COMMENT ON FUNCTION bayes.top_vice(p_state jsonb) IS 'The vice with the largest Dirichlet concentration in a compact state (the first on a tie); null for a corrupt state.';
 
 -- Name: bayes_advance_chapter(uuid, integer); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_advance_chapter(p_user_id uuid, p_chapter integer) RETURNS jsonb
@@ -1140,12 +1278,18 @@ CREATE FUNCTION public.bayes_boss_readiness(p_user_id uuid, p_method text DEFAUL
 declare
     v_checked boolean;
     v_row public.user_bayesian_state;
+    v_readiness jsonb;
 begin
     v_checked := bayes.check_readiness_method(p_method);
     v_row := bayes.readable_state(p_user_id);
-    return bayes.state_readiness(
+    v_readiness := bayes.state_readiness(
         v_row.state, p_method, p_user_id::text, nullif(current_setting('bayes.seed', true), '')
-    ) || jsonb_build_object(
+    );
+    if v_readiness is null then
+        -- A corrupt state: the analytics' null becomes the codec's error (XX001 or 0A000).
+        perform bayes.decode_state(v_row.state);
+    end if;
+    return v_readiness || jsonb_build_object(
         'user_id', v_row.user_id,
         'version', v_row.version,
         'decayed_at', v_row.decayed_at
@@ -1154,7 +1298,7 @@ end
 $$;
 
 -- Name: FUNCTION bayes_boss_readiness(p_user_id uuid, p_method text); Type: COMMENT; Schema: public; Owner: postgres
-COMMENT ON FUNCTION public.bayes_boss_readiness(p_user_id uuid, p_method text) IS 'Boss readiness of a player (MODEL.md section 6): p_ready = P(composite >= threshold), ready (p_ready >= 0.7), confidence; p_method normal (default) or monte_carlo. Callable by service_role or by the player himself; P0002 for an unknown player.';
+COMMENT ON FUNCTION public.bayes_boss_readiness(p_user_id uuid, p_method text) IS 'Boss readiness of a player (MODEL.md section 6): p_ready = P(composite >= threshold), ready (p_ready >= 0.7), confidence; p_method normal (default) or monte_carlo. Callable by service_role or by the player himself; P0002 for an unknown player, XX001 for a corrupt state.';
 
 -- Name: bayes_fallback_check(uuid); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_fallback_check(p_user_id uuid) RETURNS jsonb
@@ -1163,8 +1307,13 @@ CREATE FUNCTION public.bayes_fallback_check(p_user_id uuid) RETURNS jsonb
     AS $$
 declare
     v_row public.user_bayesian_state := bayes.readable_state(p_user_id);
+    v_check jsonb := bayes.state_fallback_check(v_row.state);
 begin
-    return bayes.state_fallback_check(v_row.state) || jsonb_build_object(
+    if v_check is null then
+        -- A corrupt state: the analytics' null becomes the codec's error (XX001 or 0A000).
+        perform bayes.decode_state(v_row.state);
+    end if;
+    return v_check || jsonb_build_object(
         'user_id', v_row.user_id,
         'version', v_row.version,
         'decayed_at', v_row.decayed_at
@@ -1173,7 +1322,7 @@ end
 $$;
 
 -- Name: FUNCTION bayes_fallback_check(p_user_id uuid); Type: COMMENT; Schema: public; Owner: postgres
-COMMENT ON FUNCTION public.bayes_fallback_check(p_user_id uuid) IS 'Whether the LLM is needed for a player now (MODEL.md section 7, rules 1, 2 and 4: cold_start, high_variance, critical_zone): needed, reason and the numbers behind it. Callable by service_role or by the player himself; P0002 for an unknown player.';
+COMMENT ON FUNCTION public.bayes_fallback_check(p_user_id uuid) IS 'Whether the LLM is needed for a player now (MODEL.md section 7, rules 1, 2 and 4: cold_start, high_variance, critical_zone): needed, reason and the numbers behind it. Callable by service_role or by the player himself; P0002 for an unknown player, XX001 for a corrupt state.';
 
 -- Name: bayes_get_state(uuid); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_get_state(p_user_id uuid) RETURNS jsonb
@@ -1302,18 +1451,34 @@ CREATE TABLE bayes.decay_run (
     batches integer DEFAULT 0 NOT NULL,
     started_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
     finished_at timestamp with time zone,
+    skipped bigint DEFAULT 0 NOT NULL,
+    sqlstate text,
+    error text,
+    CONSTRAINT decay_run_error_when_failed CHECK ((((status = 'failed'::text) = (error IS NOT NULL)) AND ((error IS NULL) = (sqlstate IS NULL)))),
     CONSTRAINT decay_run_finished_when_not_running CHECK (((status = 'running'::text) = (finished_at IS NULL))),
-    CONSTRAINT decay_run_status_known CHECK ((status = ANY (ARRAY['running'::text, 'done'::text, 'interrupted'::text, 'overlapped'::text])))
+    CONSTRAINT decay_run_status_known CHECK ((status = ANY (ARRAY['running'::text, 'done'::text, 'interrupted'::text, 'overlapped'::text, 'failed'::text])))
 );
 
 -- Name: TABLE decay_run; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.decay_run IS 'Log of bayes.run_decay: one row per call (''overlapped'' when another run held the lock), updated after every batch.';
+COMMENT ON TABLE bayes.decay_run IS 'Log of bayes.run_decay: one row per call, updated after every batch. status: running (in progress, or its server died: the next run marks it interrupted), done, failed (sqlstate and error say why; its lock was released), interrupted, overlapped (another run held the lock; it did nothing).';
 
 -- Name: COLUMN decay_run.decay_to; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON COLUMN bayes.decay_run.decay_to IS 'The p_now of the run: every decayed player was decayed up to this instant.';
 
+-- Name: COLUMN decay_run.status; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_run.status IS 'running, done, failed, interrupted (the server or the session died during the run; set by the next run) or overlapped.';
+
 -- Name: COLUMN decay_run.players; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON COLUMN bayes.decay_run.players IS 'Players decayed so far (committed batches).';
+
+-- Name: COLUMN decay_run.skipped; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_run.skipped IS 'Rows skipped so far because their state could not be decayed (corrupt): one row each in bayes.decay_skipped.';
+
+-- Name: COLUMN decay_run.sqlstate; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_run.sqlstate IS 'SQLSTATE of the error that ended a failed run; null unless status is failed.';
+
+-- Name: COLUMN decay_run.error; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_run.error IS 'Message of the error that ended a failed run (the caller got the same error); null unless status is failed.';
 
 -- Name: decay_run_run_id_seq; Type: SEQUENCE; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.decay_run ALTER COLUMN run_id ADD GENERATED ALWAYS AS IDENTITY (
@@ -1324,6 +1489,33 @@ ALTER TABLE bayes.decay_run ALTER COLUMN run_id ADD GENERATED ALWAYS AS IDENTITY
     NO MAXVALUE
     CACHE 1
 );
+
+-- Name: decay_skipped; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.decay_skipped (
+    run_id bigint NOT NULL,
+    user_id uuid NOT NULL,
+    sqlstate text NOT NULL,
+    error text NOT NULL,
+    skipped_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+-- Name: TABLE decay_skipped; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.decay_skipped IS 'Rows that bayes.run_decay skipped because their state could not be decayed: one row per run and player. Deleting a run deletes its rows; a deleted player keeps his (it is a log).';
+
+-- Name: COLUMN decay_skipped.run_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_skipped.run_id IS 'The run (bayes.decay_run) that skipped the row.';
+
+-- Name: COLUMN decay_skipped.user_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_skipped.user_id IS 'The player whose row of public.user_bayesian_state was skipped and left as it was.';
+
+-- Name: COLUMN decay_skipped.sqlstate; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_skipped.sqlstate IS 'What a read of the state raises: XX001 (corrupt), 0A000 (a schema newer than the code), XX000 (anything else).';
+
+-- Name: COLUMN decay_skipped.error; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_skipped.error IS 'The codec''s error message, naming the JSON path of the first problem; bayes.state_problem(state) says the same of the row now.';
+
+-- Name: COLUMN decay_skipped.skipped_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_skipped.skipped_at IS 'When the run skipped the row (its batch).';
 
 -- Name: params; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.params (
@@ -1384,17 +1576,21 @@ CREATE VIEW bayes.player_summary WITH (security_invoker='true') AS
     cp.boss_threshold,
     s.last_message_at,
     s.decayed_at,
-    ((s.state ->> 'n'::text))::bigint AS messages,
+        CASE
+            WHEN (bayes.state_problem(s.state) IS NULL) THEN ((s.state ->> 'n'::text))::bigint
+            ELSE NULL::bigint
+        END AS messages,
     bayes.composite_sd(s.state) AS composite_sd,
     bayes.readiness_probability(s.state) AS readiness,
     bayes.mood(s.state) AS mood,
     bayes.top_vice(s.state) AS top_vice,
-    bayes.fallback_reason(s.state) AS fallback_reason
+    bayes.fallback_reason(s.state) AS fallback_reason,
+    bayes.state_problem(s.state) AS state_problem
    FROM (public.user_bayesian_state s
-     JOIN bayes.chapter_params cp ON ((s.chapter = cp.chapter)));
+     LEFT JOIN bayes.chapter_params cp ON ((s.chapter = cp.chapter)));
 
 -- Name: VIEW player_summary; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON VIEW bayes.player_summary IS 'One row per player: chapter, messages, composite and its sd, boss threshold, readiness P(composite >= threshold), mood, top vice, fallback reason (rules 1, 2, 4), last message, and the instant decay was applied up to.';
+COMMENT ON VIEW bayes.player_summary IS 'One row per player: chapter, messages, composite and its sd, boss threshold, readiness P(composite >= threshold), mood, top vice, fallback reason (rules 1, 2, 4), last message, the instant decay was applied up to, and state_problem (null, or what is wrong with a corrupt state, whose computed columns are then null).';
 
 -- Name: py_module; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.py_module (
@@ -1419,6 +1615,10 @@ ALTER TABLE ONLY bayes.chapter_params
 ALTER TABLE ONLY bayes.decay_run
     ADD CONSTRAINT decay_run_pkey PRIMARY KEY (run_id);
 
+-- Name: decay_skipped decay_skipped_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.decay_skipped
+    ADD CONSTRAINT decay_skipped_pkey PRIMARY KEY (run_id, user_id);
+
 -- Name: params params_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.params
     ADD CONSTRAINT params_pkey PRIMARY KEY (name);
@@ -1438,6 +1638,9 @@ ALTER TABLE ONLY bayes.py_module
 -- Name: user_bayesian_state user_bayesian_state_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
 ALTER TABLE ONLY public.user_bayesian_state
     ADD CONSTRAINT user_bayesian_state_pkey PRIMARY KEY (user_id);
+
+-- Name: decay_skipped_user_id_idx; Type: INDEX; Schema: bayes; Owner: postgres
+CREATE INDEX decay_skipped_user_id_idx ON bayes.decay_skipped USING btree (user_id);
 
 -- Name: player_event_user_kind_message_uq; Type: INDEX; Schema: bayes; Owner: postgres
 CREATE UNIQUE INDEX player_event_user_kind_message_uq ON bayes.player_event USING btree (user_id, kind, message_id) WHERE (message_id IS NOT NULL);
@@ -1469,6 +1672,10 @@ CREATE TRIGGER user_bayesian_state_delete_events AFTER DELETE ON public.user_bay
 -- Name: user_bayesian_state user_bayesian_state_valid; Type: TRIGGER; Schema: public; Owner: postgres
 CREATE TRIGGER user_bayesian_state_valid BEFORE INSERT OR UPDATE OF state ON public.user_bayesian_state FOR EACH ROW WHEN ((current_setting('bayes.state_writer'::text, true) IS DISTINCT FROM 'engine'::text)) EXECUTE FUNCTION bayes.refuse_invalid_state();
 
+-- Name: decay_skipped decay_skipped_run_id_fkey; Type: FK CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.decay_skipped
+    ADD CONSTRAINT decay_skipped_run_id_fkey FOREIGN KEY (run_id) REFERENCES bayes.decay_run(run_id) ON DELETE CASCADE;
+
 -- Name: user_bayesian_state user_bayesian_state_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
 ALTER TABLE ONLY public.user_bayesian_state
     ADD CONSTRAINT user_bayesian_state_user_id_fkey FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE;
@@ -1484,6 +1691,12 @@ ALTER TABLE bayes.decay_run ENABLE ROW LEVEL SECURITY;
 
 -- Name: decay_run decay_run_readable; Type: POLICY; Schema: bayes; Owner: postgres
 CREATE POLICY decay_run_readable ON bayes.decay_run FOR SELECT TO service_role USING (true);
+
+-- Name: decay_skipped; Type: ROW SECURITY; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.decay_skipped ENABLE ROW LEVEL SECURITY;
+
+-- Name: decay_skipped decay_skipped_readable; Type: POLICY; Schema: bayes; Owner: postgres
+CREATE POLICY decay_skipped_readable ON bayes.decay_skipped FOR SELECT TO service_role USING (true);
 
 -- Name: params; Type: ROW SECURITY; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.params ENABLE ROW LEVEL SECURITY;
@@ -1580,8 +1793,8 @@ REVOKE ALL ON FUNCTION bayes.decay_lock_key() FROM PUBLIC;
 -- Name: FUNCTION decay_state(p_state jsonb, p_params_revision bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.decay_state(p_state jsonb, p_params_revision bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision) FROM PUBLIC;
 
--- Name: FUNCTION decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint) FROM PUBLIC;
+-- Name: FUNCTION decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[]); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[]) FROM PUBLIC;
 
 -- Name: FUNCTION decode_state(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.decode_state(p_state jsonb) FROM PUBLIC;
@@ -1707,6 +1920,11 @@ REVOKE ALL ON FUNCTION bayes.state_fallback_check(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.state_fallback_check(p_state jsonb) TO authenticated;
 GRANT ALL ON FUNCTION bayes.state_fallback_check(p_state jsonb) TO service_role;
 
+-- Name: FUNCTION state_problem(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.state_problem(p_state jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.state_problem(p_state jsonb) TO authenticated;
+GRANT ALL ON FUNCTION bayes.state_problem(p_state jsonb) TO service_role;
+
 -- Name: FUNCTION state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) TO authenticated;
@@ -1757,6 +1975,9 @@ GRANT SELECT ON TABLE bayes.chapter_params TO service_role;
 
 -- Name: TABLE decay_run; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.decay_run TO service_role;
+
+-- Name: TABLE decay_skipped; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.decay_skipped TO service_role;
 
 -- Name: TABLE params; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.params TO authenticated;

@@ -135,7 +135,7 @@ class _Checker:
         if x < minimum:
             raise self.fail(path, f"must be >= {minimum}, got {x}")
         if x > maximum:
-            raise self.fail(path, f"must be <= {maximum}, got {x}")
+            raise self.fail(path, f"must be <= {maximum}, got {_show_int(x)}")
         return x
 
     def array(self, value: object, path: str, length: int) -> list:
@@ -180,6 +180,12 @@ def _num(x: float) -> str:
     if x == int(x) and abs(x) < 1e12:
         return str(int(x))
     return f"{x:g}".replace("e+", "e")
+
+
+def _show_int(x: int) -> str:
+    """An integer for a message: a huge one by its number of digits."""
+    text = str(x)
+    return text if len(text) <= 24 else f"a number of {len(text)} digits"
 
 
 class _NotPlain(Exception):
@@ -493,10 +499,20 @@ def _encode_normalised(s: dict) -> str:
 
 
 def decode(data: str | bytes | dict) -> dict:
-    """Parse (if text), upgrade and validate a stored state; returns plain floats/ints."""
-    if isinstance(data, (str, bytes, bytearray)):
-        try:
-            data = json.loads(data)
-        except ValueError as exc:
-            raise BayesError(DATA_CORRUPTED, f"stored state is corrupt: not valid JSON ({exc})", _STORED_HINT) from None
-    return validate(upgrade(data))
+    """Parse (if text), upgrade and validate a stored state; returns plain floats/ints.
+
+    Raises BayesError, and nothing else, for any state it refuses: XX001 for
+    a corrupt one (naming the JSON path of the first problem), 0A000 for a
+    newer schema version.
+    """
+    try:
+        if isinstance(data, (str, bytes, bytearray)):
+            try:
+                data = json.loads(data)
+            except ValueError as exc:  # also an integer of more than 4300 digits
+                raise BayesError(
+                    DATA_CORRUPTED, f"stored state is corrupt: not valid JSON ({exc})", _STORED_HINT
+                ) from None
+        return validate(upgrade(data))
+    except RecursionError:  # JSON nested deeper than the interpreter's recursion limit (about 1000)
+        raise BayesError(DATA_CORRUPTED, "stored state is corrupt: nested too deeply", _STORED_HINT) from None

@@ -14,6 +14,7 @@ NO_DATA_FOUND = "P0002"  # unknown player in a read RPC
 INSUFFICIENT_PRIVILEGE = "42501"  # caller not allowed
 DATA_CORRUPTED = "XX001"  # a stored state that fails validation
 FEATURE_NOT_SUPPORTED = "0A000"  # a stored state newer than this code
+INTERNAL_ERROR = "XX000"  # anything else that went wrong with one row of the bulk decay (reported, not raised)
 
 
 class BayesError(Exception):

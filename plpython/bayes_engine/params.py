@@ -42,7 +42,7 @@ def real_value(value) -> float:
     if type(value) is float or type(value) is int:
         try:
             result = float(value)
-        except OverflowError:  # an int beyond the float range: jsonb prints 1e400 as 1 followed by 400 zeros
+        except OverflowError:  # an int beyond the largest float: jsonb prints 1e400 as 1 and 400 zeros
             raise ValueError(f"must be a finite number, got {_show(value)}") from None
         if not math.isfinite(result):
             raise ValueError(f"must be a finite number, got {_show(value)}")

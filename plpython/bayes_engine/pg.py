@@ -97,15 +97,6 @@ def load_params(plpy, revision=None):
     return params
 
 
-def state_problem(plpy, state_text):
-    """PLACEHOLDER: None when the codec accepts the state, else its error message."""
-    try:
-        codec.decode(state_text)
-    except BayesError as err:
-        return err.message
-    return None
-
-
 @entry_point
 def check_params(plpy):
     """bayes.check_params, the statement trigger of the parameter tables: the
@@ -192,48 +183,115 @@ def decay_state(plpy, state_text, revision, last_message_at, decayed_at, now):
 
 @entry_point
 def decay_states(plpy, state_texts, last_message_at, decayed_at, now, revision):
-    """Section 5 for a batch of stored states (the bulk decay's step): their decayed texts."""
+    """Section 5 for a batch of stored states (the bulk decay's step): (states, sqlstates, errors).
+
+    One item per row in each: the decayed text and two nulls, or a null
+    state and the SQLSTATE and message of what is wrong with the row (which
+    bayes.run_decay skips and records). A row never raises; the parameters
+    and the code may (then the whole call fails, as before).
+    """
     from . import bulk  # numpy: only the bulk decay loads it, never the per-message path
 
-    return bulk.decayed_texts(load_params(plpy, revision), state_texts, last_message_at, decayed_at, now)
+    texts, errors = bulk.decayed_texts(load_params(plpy, revision), state_texts, last_message_at, decayed_at, now)
+    return (
+        texts,
+        [None if e is None else e[0] for e in errors],
+        [None if e is None else e[1] for e in errors],
+    )
+
+
+def _problem(exc):
+    """The message of the codec's refusal of a state (a BayesError's own; anything else with its type)."""
+    return exc.message if isinstance(exc, BayesError) else f"stored state cannot be read: {type(exc).__name__}: {exc}"
+
+
+# The last state bayes.state_problem looked at in this backend, and its
+# answer: a query that calls several functions of a state per row (the view
+# bayes.player_summary calls five) decodes each state once.
+_last_problem = ["", None]
+
+
+@entry_point
+def state_problem(plpy, state_text):
+    """None when the codec accepts the stored state, else its error message (bayes.state_problem).
+
+    Only codec.decode runs on the way to None: no parameters, no numpy. On a
+    refusal the build is checked first (load_params raises CodeChanged, and
+    the new code answers), so a backend never reports a state as wrong
+    because it runs older code than is deployed.
+    """
+    if state_text == _last_problem[0]:
+        return _last_problem[1]
+    try:
+        codec.decode(state_text)
+        problem = None
+    except Exception as exc:  # noqa: BLE001 - whatever decode raises is a refusal
+        problem = _problem(exc)
+        load_params(plpy)
+    _last_problem[:] = state_text, problem
+    return problem
+
+
+def _decoded(state_text):
+    """The decoded state, or None when the codec refuses it: the analytics skip a corrupt state.
+
+    Exactly the states for which bayes.state_problem is not null. The
+    per-player RPCs that read through these functions turn the None back into
+    the codec's error (bayes.decode_state), so a player's own read never
+    gets a silent null.
+    """
+    try:
+        return codec.decode(state_text)
+    except Exception:  # noqa: BLE001 - whatever decode raises is a refusal
+        return None
 
 
 @entry_point
 def readiness(plpy, state_text, method, user_id, session_seed):
-    """Section 6 for a stored state, as JSON text."""
+    """Section 6 for a stored state, as JSON text; None for a state the codec refuses."""
     from . import readiness as readiness_module  # not on the per-message path
 
-    state = codec.decode(state_text)
-    return _dumps(readiness_module.readiness(state, load_params(plpy), method, user_id, session_seed))
+    params = load_params(plpy)
+    if method not in readiness_module.METHODS:  # an argument error even for a corrupt state
+        readiness_module.readiness(None, params, method)
+    state = _decoded(state_text)
+    if state is None:
+        return None
+    return _dumps(readiness_module.readiness(state, params, method, user_id, session_seed))
 
 
 @entry_point
 def fallback_check(plpy, state_text):
-    """Section 7, rules 1, 2 and 4, for a stored state, as JSON text."""
+    """Section 7, rules 1, 2 and 4, for a stored state, as JSON text; None for a state the codec refuses."""
     from . import readiness as readiness_module
 
-    return _dumps(readiness_module.fallback_check(codec.decode(state_text), load_params(plpy)))
+    params = load_params(plpy)
+    state = _decoded(state_text)
+    return None if state is None else _dumps(readiness_module.fallback_check(state, params))
 
 
 @entry_point
 def readiness_probability(plpy, state_text):
-    """P(C >= T_c) of a stored state by the normal approximation."""
-    state = codec.decode(state_text)
-    return model.boss_readiness(state, load_params(plpy))["p_ready"]
+    """P(C >= T_c) of a stored state by the normal approximation; None for a state the codec refuses."""
+    params = load_params(plpy)
+    state = _decoded(state_text)
+    return None if state is None else model.boss_readiness(state, params)["p_ready"]
 
 
 @entry_point
 def fallback_reason(plpy, state_text):
-    """The first of section 7's rules 1, 2 and 4 that fires for a stored state."""
-    state = codec.decode(state_text)
+    """The first of section 7's rules 1, 2 and 4 that fires for a stored state; None for a state the codec refuses."""
     params = load_params(plpy)
+    state = _decoded(state_text)
+    if state is None:
+        return None
     metrics, composite, _ = model.metric_summary(state)
     return model.fallback_reason(state, params, metrics, composite)
 
 
 @entry_point
 def metric_interval(plpy, state_text, metric, mass):
-    """The equal-tailed credible interval of one metric's Beta posterior."""
+    """The equal-tailed credible interval of one metric's Beta posterior; None for a state the codec refuses."""
     from . import stats, vocab
 
     load_params(plpy)  # not for the parameters: a new build of the code is noticed here
@@ -241,6 +299,10 @@ def metric_interval(plpy, state_text, metric, mass):
         raise BayesError(
             INVALID_PARAMETER, f"unknown metric {metric!r}", "metrics are intimacy, passion, trust, secureness"
         )
-    state = codec.decode(state_text)
+    if not 0.0 < mass < 1.0:  # an argument error even for a corrupt state
+        stats.beta_interval(1.0, 1.0, mass)
+    state = _decoded(state_text)
+    if state is None:
+        return None
     alpha, beta = state["m"][vocab.METRIC_KEYS[vocab.METRIC_NAMES.index(metric)]]
     return list(stats.beta_interval(alpha, beta, mass))

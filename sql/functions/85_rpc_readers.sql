@@ -14,12 +14,18 @@ as $$
 declare
     v_checked boolean;
     v_row public.user_bayesian_state;
+    v_readiness jsonb;
 begin
     v_checked := bayes.check_readiness_method(p_method);
     v_row := bayes.readable_state(p_user_id);
-    return bayes.state_readiness(
+    v_readiness := bayes.state_readiness(
         v_row.state, p_method, p_user_id::text, nullif(current_setting('bayes.seed', true), '')
-    ) || jsonb_build_object(
+    );
+    if v_readiness is null then
+        -- A corrupt state: the analytics' null becomes the codec's error (XX001 or 0A000).
+        perform bayes.decode_state(v_row.state);
+    end if;
+    return v_readiness || jsonb_build_object(
         'user_id', v_row.user_id,
         'version', v_row.version,
         'decayed_at', v_row.decayed_at
@@ -28,7 +34,7 @@ end
 $$;
 
 comment on function public.bayes_boss_readiness is
-'Boss readiness of a player (MODEL.md section 6): p_ready = P(composite >= threshold), ready (p_ready >= 0.7), confidence; p_method normal (default) or monte_carlo. Callable by service_role or by the player himself; P0002 for an unknown player.';
+'Boss readiness of a player (MODEL.md section 6): p_ready = P(composite >= threshold), ready (p_ready >= 0.7), confidence; p_method normal (default) or monte_carlo. Callable by service_role or by the player himself; P0002 for an unknown player, XX001 for a corrupt state.';
 revoke all on function public.bayes_boss_readiness from public, anon, authenticated, service_role;
 grant execute on function public.bayes_boss_readiness to authenticated, service_role;
 
@@ -41,8 +47,13 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_row public.user_bayesian_state := bayes.readable_state(p_user_id);
+    v_check jsonb := bayes.state_fallback_check(v_row.state);
 begin
-    return bayes.state_fallback_check(v_row.state) || jsonb_build_object(
+    if v_check is null then
+        -- A corrupt state: the analytics' null becomes the codec's error (XX001 or 0A000).
+        perform bayes.decode_state(v_row.state);
+    end if;
+    return v_check || jsonb_build_object(
         'user_id', v_row.user_id,
         'version', v_row.version,
         'decayed_at', v_row.decayed_at
@@ -51,6 +62,6 @@ end
 $$;
 
 comment on function public.bayes_fallback_check is
-'Whether the LLM is needed for a player now (MODEL.md section 7, rules 1, 2 and 4: cold_start, high_variance, critical_zone): needed, reason and the numbers behind it. Callable by service_role or by the player himself; P0002 for an unknown player.';
+'Whether the LLM is needed for a player now (MODEL.md section 7, rules 1, 2 and 4: cold_start, high_variance, critical_zone): needed, reason and the numbers behind it. Callable by service_role or by the player himself; P0002 for an unknown player, XX001 for a corrupt state.';
 revoke all on function public.bayes_fallback_check from public, anon, authenticated, service_role;
 grant execute on function public.bayes_fallback_check to authenticated, service_role;

@@ -1,6 +1,9 @@
 -- One row per player for psql analytics (docs/analytics.md). A view with
 -- security_invoker: whoever queries it sees only the rows the table's RLS
 -- lets him see. Readiness and fallback call PL/Python once per row each.
+-- A player whose state is corrupt has a row too: the columns computed from
+-- the state are null, state_problem says what is wrong (chapter and
+-- composite are the table's stored columns, as they are).
 
 create or replace view bayes.player_summary
 with (security_invoker = true)
@@ -12,16 +15,17 @@ select
     cp.boss_threshold,
     s.last_message_at,
     s.decayed_at,
-    (s.state ->> 'n')::bigint as messages,
+    case when bayes.state_problem(s.state) is null then (s.state ->> 'n')::bigint end as messages,
     bayes.composite_sd(s.state) as composite_sd,
     bayes.readiness_probability(s.state) as readiness,
     bayes.mood(s.state) as mood,
     bayes.top_vice(s.state) as top_vice,
-    bayes.fallback_reason(s.state) as fallback_reason
+    bayes.fallback_reason(s.state) as fallback_reason,
+    bayes.state_problem(s.state) as state_problem
 from public.user_bayesian_state as s
-inner join bayes.chapter_params as cp on s.chapter = cp.chapter;
+left join bayes.chapter_params as cp on s.chapter = cp.chapter;
 
 comment on view bayes.player_summary is
-'One row per player: chapter, messages, composite and its sd, boss threshold, readiness P(composite >= threshold), mood, top vice, fallback reason (rules 1, 2, 4), last message, and the instant decay was applied up to.';
+'One row per player: chapter, messages, composite and its sd, boss threshold, readiness P(composite >= threshold), mood, top vice, fallback reason (rules 1, 2, 4), last message, the instant decay was applied up to, and state_problem (null, or what is wrong with a corrupt state, whose computed columns are then null).';
 revoke all on table bayes.player_summary from public, anon, authenticated, service_role;
 grant select on table bayes.player_summary to service_role;

@@ -441,10 +441,11 @@ def test_the_functions_are_strict(conn, rows):
     got = conn.execute(
         "select bayes.metric_mean(null, 'trust'), bayes.metric_mean(%s::jsonb, null),"
         " bayes.metric_interval(%s::jsonb, 'trust', null), bayes.readiness_probability(null),"
-        " bayes.fallback_reason(null), bayes.mood(null), bayes.top_vice(null), bayes.composite_sd(null)",
+        " bayes.fallback_reason(null), bayes.mood(null), bayes.top_vice(null), bayes.composite_sd(null),"
+        " bayes.state_problem(null)",
         (state, state),
     ).fetchone()
-    assert got == (None,) * 8
+    assert got == (None,) * 9
 
 
 # --------------------------------------------------------------------------
@@ -464,6 +465,7 @@ VIEW_COLUMNS = [
     "mood",
     "top_vice",
     "fallback_reason",
+    "state_problem",
 ]
 
 
@@ -505,7 +507,9 @@ def test_the_view_columns_are_the_functions_and_columns_they_come_from(populatio
             count(*) filter (where v.top_vice is distinct from bayes.top_vice(s.state)),
             count(*) filter (where v.fallback_reason is distinct from bayes.fallback_reason(s.state)),
             count(*) filter (where v.last_message_at is distinct from s.last_message_at),
-            count(*) filter (where v.decayed_at is distinct from s.decayed_at)
+            count(*) filter (where v.decayed_at is distinct from s.decayed_at),
+            count(*) filter (where v.state_problem is distinct from bayes.state_problem(s.state)),
+            count(*) filter (where v.state_problem is not null)
         from bayes.player_summary as v
         inner join public.user_bayesian_state as s on s.user_id = v.user_id
         inner join bayes.chapter_params as cp on cp.chapter = s.chapter
@@ -513,7 +517,7 @@ def test_the_view_columns_are_the_functions_and_columns_they_come_from(populatio
         """,
         (population.user_ids,),
     ).fetchone()
-    assert mismatches == (POPULATION + RPC_PLAYERS,) + (0,) * 11
+    assert mismatches == (POPULATION + RPC_PLAYERS,) + (0,) * 13
 
 
 def test_the_view_agrees_with_the_independent_values(population, conn, rows):

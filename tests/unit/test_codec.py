@@ -305,6 +305,13 @@ CORRUPTIONS = [
     (put(["A"], [[1.2, -0.2, 0, 0, 0, 0]] * 6), ["A[0][1]", ">= 0"]),
     (put(["B"], [[0.1] * 14] * 3 + [[0.0] * 14] + [[0.1] * 14] * 2), ["B[3]", "positive sum"]),
     (put(["B"], [[0.1] * 14] * 2 + [[0.1] * 13] + [[0.1] * 14] * 3), ["B[2]", "14 entries"]),
+    # numbers JSON holds and a float or SQL's bigint does not (issue 12: they raised OverflowError, 38000)
+    (put(["d", 2], 10**400), ["d[2]", "finite", "(int)"]),
+    (put(["g", 0], -(10**400)), ["g[0] (mu)", "finite"]),
+    (put(["m", "s"], [10**309, 1.0]), ["m.s[0] (alpha)", "finite"]),
+    (put(["n"], 10**400), ["n", "<= 9223372036854775807", "a number of 401 digits"]),
+    (put(["dd", 0], 2**63), ["dd[0] (day)", "<= 9223372036854775807", "9223372036854775808"]),
+    (put(["k", 2], 2**70), ["k[2] (consecutive_skips)", "<= 9223372036854775807"]),
 ]
 
 
@@ -341,6 +348,49 @@ def test_non_object(data):
     with pytest.raises(BayesError) as exc:
         codec.decode(data)
     assert exc.value.sqlstate == "XX001"
+
+
+def test_json_nested_deeper_than_python_reads_is_corrupt():
+    """(issue 12: json.loads raised RecursionError, 38000 through PL/Python)."""
+    text = codec.encode(fresh(1))[:-1] + ',"zz":' + "[" * 5000 + "]" * 5000 + "}"
+    with pytest.raises(BayesError) as exc:
+        codec.decode(text)
+    assert (exc.value.sqlstate, exc.value.message) == ("XX001", "stored state is corrupt: nested too deeply")
+
+
+def test_a_number_of_more_digits_than_python_converts_is_corrupt():
+    text = codec.encode(fresh(1)).replace('"d":[1,', '"d":[' + "7" * 5000 + ",", 1)
+    with pytest.raises(BayesError) as exc:
+        codec.decode(text)
+    assert exc.value.sqlstate == "XX001" and "not valid JSON" in exc.value.message
+
+
+JSON_VALUES = hs.recursive(
+    hs.none()
+    | hs.booleans()
+    | hs.integers()
+    | hs.sampled_from([10**400, -(10**400), 2**63, 2**63 - 1])
+    | hs.floats()
+    | hs.text(max_size=4),
+    lambda inner: hs.lists(inner, max_size=9) | hs.dictionaries(hs.sampled_from(codec.KEY_ORDER + ("zz",)), inner),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    hs.one_of(
+        JSON_VALUES,
+        hs.builds(lambda key, value: {**fresh(2), key: value}, hs.sampled_from(codec.KEY_ORDER), JSON_VALUES),
+    )
+)
+def test_decode_refuses_anything_with_a_bayes_error_only(data):
+    """Whatever the JSON, decode returns a state or raises BayesError (XX001 or 0A000): never another exception."""
+    for value in (data, json.dumps(data)):
+        try:
+            codec.decode(value)
+        except BayesError as err:
+            assert err.sqlstate in ("XX001", "0A000")
 
 
 def test_nan_in_json_text():

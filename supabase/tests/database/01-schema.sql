@@ -1,6 +1,6 @@
 -- The schema of MODEL.md sections 2 and 9, as the migrations create it.
 begin;
-select plan(30);
+select plan(32);
 
 select has_extension('plpython3u', 'plpython3u is installed');
 select has_extension('pg_cron', 'pg_cron is installed');
@@ -34,6 +34,7 @@ select col_is_pk('bayes', 'player_event', array['user_id', 'event_id'], 'events 
 select has_table('bayes', 'chapter_params', 'per-chapter parameters');
 select has_table('bayes', 'params', 'global parameters');
 select has_table('bayes', 'decay_run', 'the log of the bulk decay runs');
+select has_table('bayes', 'decay_skipped', 'the rows the bulk decay skipped, and why');
 select has_view('bayes', 'player_summary', 'the analytics view');
 select is(
     (select count(*)::integer from cron.job where command = 'call bayes.run_decay()'),
@@ -53,6 +54,11 @@ select is(
        and relrowsecurity),
     4,
     'row level security is enabled on every table'
+);
+select is_empty(
+    $$select c.oid::regclass::text from pg_class as c
+      where c.relnamespace in ('bayes'::regnamespace, 'public'::regnamespace) and c.relkind = 'r' and not c.relrowsecurity$$,
+    'no table of schema bayes or public is without row level security'
 );
 
 -- Deleting the auth user deletes his state (on delete cascade).

@@ -51,6 +51,8 @@ select set_eq(
       ('bayes.py_load()', 'service_role'),
       ('bayes.state_composite(jsonb)', 'authenticated'),
       ('bayes.state_composite(jsonb)', 'service_role'),
+      ('bayes.state_problem(jsonb)', 'authenticated'),
+      ('bayes.state_problem(jsonb)', 'service_role'),
       ('bayes_get_state(uuid)', 'authenticated'),
       ('bayes_get_state(uuid)', 'service_role'),
       ('bayes.readable_state(uuid)', 'authenticated'),
@@ -94,7 +96,8 @@ select is_empty(
 select set_eq(
     $$select t.relname, r.role, priv.name
       from (values ('public.user_bayesian_state'::regclass), ('bayes.player_event'), ('bayes.chapter_params'), ('bayes.params'),
-                   ('bayes.params_revision'), ('bayes.decay_run'), ('bayes.player_summary'), ('bayes.py_module')) as t0 (rel)
+                   ('bayes.params_revision'), ('bayes.decay_run'), ('bayes.decay_skipped'), ('bayes.player_summary'),
+                   ('bayes.py_module')) as t0 (rel)
       cross join lateral (select t0.rel::text as relname) as t
       cross join (values ('anon'), ('authenticated'), ('service_role')) as r (role)
       cross join (values ('select'), ('insert'), ('update'), ('delete'), ('truncate'), ('references'), ('trigger')) as priv (name)
@@ -111,6 +114,7 @@ select set_eq(
       ('bayes.params', 'authenticated', 'select'),
       ('bayes.params', 'service_role', 'select'),
       ('bayes.decay_run', 'service_role', 'select'),
+      ('bayes.decay_skipped', 'service_role', 'select'),
       ('bayes.py_module', 'authenticated', 'select'),
       ('bayes.py_module', 'service_role', 'select'),
       ('bayes.player_summary', 'service_role', 'select')$$,
