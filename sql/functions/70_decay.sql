@@ -86,6 +86,7 @@ security invoker
 as $$
 declare
     v_checked boolean;
+    v_skew_s double precision;
     c_lock_key constant bigint := bayes.decay_lock_key();
     v_run_id bigint;
     v_revision bigint;
@@ -118,6 +119,15 @@ begin
     v_checked := bayes.check_not_null(p_now, 'p_now', 'omit it to use now()');
     v_checked := bayes.check_not_null(p_batch, 'p_batch', 'omit it for 5000');
     v_checked := bayes.check_time(p_now, 'p_now');
+    -- A p_now ahead of the database clock would move decayed_at into the
+    -- future, where no later run or message decays the player again (issue
+    -- 12): at most clock_skew_s ahead, as for a message's send time.
+    v_skew_s := (select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'clock_skew_s');
+    if p_now > pg_catalog.now() + pg_catalog.make_interval(secs => v_skew_s) then
+        raise exception 'p_now % is % ahead of the database clock (%); at most clock_skew_s = % s ahead is accepted',
+            p_now, pg_catalog.date_trunc('second', p_now - pg_catalog.now()), pg_catalog.now(), v_skew_s
+            using errcode = '22023', hint = 'Omit p_now to decay up to now(); a past p_now decays up to then.';
+    end if;
     if p_batch < 1 or p_batch > 1000000 then
         raise exception 'p_batch must be in 1..1000000, got %', p_batch using errcode = '22023';
     end if;
@@ -197,6 +207,10 @@ begin
                     -- message has changed since step 1 (its version moved):
                     -- that message decayed it lazily. A row that could not be
                     -- decayed (its state is null) is left as it is.
+                    -- The states come from the codec: skip the table's check of
+                    -- each row (trigger user_bayesian_state_valid), for this
+                    -- batch's transaction only.
+                    perform pg_catalog.set_config('bayes.state_writer', 'engine', true);
                     with batch as (
                         select b.user_id, b.version, b.state
                         from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_versions), pg_catalog.unnest(v_decayed))

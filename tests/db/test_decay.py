@@ -328,3 +328,21 @@ def test_messages_keep_being_answered_during_a_bulk_run(db, dsn, pool):
         "select count(*) from public.user_bayesian_state where user_id = any(%s) and decayed_at >= %s", (due, T0)
     ).fetchone()[0]
     assert versions == len(due)
+
+
+@pytest.mark.parametrize("ahead", [dt.timedelta(minutes=6), dt.timedelta(days=200), dt.timedelta(days=365 * 974)])
+def test_a_p_now_ahead_of_the_clock_is_22023_and_decays_nobody(db, pool, ahead):
+    """Issue 12: run_decay('3000-01-01') moved every due player's decayed_at to the year 3000, where no later
+    run or message decays him again. p_now may be at most clock_skew_s ahead, as a message's send time."""
+    user_id = add_player(db, pool[0], T0 - 100 * HOUR)
+    before, runs = snapshot(db, [user_id]), db.execute("select count(*) from bayes.decay_run").fetchone()
+    widened = db.execute("select value from bayes.params where name = 'clock_skew_s'").fetchone()[0]
+    db.execute("update bayes.params set value = '300' where name = 'clock_skew_s'")
+    try:
+        now = db.execute("select now()").fetchone()[0]
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="clock_skew_s = 300 s"):
+            run_decay(db, now + ahead)
+    finally:
+        db.execute("update bayes.params set value = %s where name = 'clock_skew_s'", (json.dumps(widened),))
+    assert snapshot(db, [user_id]) == before
+    assert db.execute("select count(*) from bayes.decay_run").fetchone() == runs

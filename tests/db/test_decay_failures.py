@@ -32,7 +32,7 @@ from bayes_engine import codec, events
 from bayes_engine.errors import BayesError
 from bayes_engine.params import Params
 
-T0 = dt.datetime(2031, 3, 1, 12, 0, tzinfo=dt.UTC)
+T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)  # before every other module's instants: their players are not due
 HOUR = dt.timedelta(hours=1)
 OVERLAPPED = "bayes.run_decay: another run is in progress; this one did nothing"
 
@@ -401,7 +401,10 @@ def broken_parameter(db, victim, now):
     db.execute(
         "create table public.decay_test_saved as select * from bayes.params where name = 'vice_decay_rate_per_h'"
     )
-    db.execute("update bayes.params set value = '\"fast\"' where name = 'vice_decay_rate_per_h'")
+    with db.transaction():  # the table refuses it (issue 12): as a restore with the triggers off would write it
+        db.execute("set local session_replication_role = replica")
+        db.execute("update bayes.params set value = '\"fast\"' where name = 'vice_decay_rate_per_h'")
+        db.execute("update bayes.params_revision set revision = revision + 1")
 
 
 def restore_parameter(db):

@@ -88,7 +88,7 @@ def test_a_corrupt_row_gets_its_error_and_the_others_are_decayed():
     out, errors = bulk.decayed_texts(P, [plain, corrupt, plain], [T0] * 3, [None] * 3, now)
     assert out[1] is None and errors[1] == per_row(corrupt, now)[1] == (
         "XX001",
-        "stored state is corrupt: d[0] must be > 0, got -1.0",
+        "stored state is corrupt: d[0] must be >= 1e-12, got -1.0",
     )
     assert out[0] == out[2] and json.loads(out[0]) == json.loads(per_row(plain, now)[0])
     assert errors[0] is errors[2] is None
