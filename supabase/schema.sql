@@ -23,7 +23,7 @@ COMMENT ON EXTENSION plpython3u IS 'PL/Python3U untrusted procedural language';
 
 -- Name: apply_input(text, uuid, text, json, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET "bayes.state_writer" TO 'engine'
     AS $$
@@ -1248,7 +1248,7 @@ COMMENT ON FUNCTION bayes.top_vice(p_state jsonb) IS 'The vice with the largest 
 
 -- Name: bayes_advance_chapter(uuid, integer); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_advance_chapter(p_user_id uuid, p_chapter integer) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
@@ -1267,7 +1267,7 @@ COMMENT ON FUNCTION public.bayes_advance_chapter(p_user_id uuid, p_chapter integ
 
 -- Name: bayes_apply_llm_scores(uuid, jsonb, text); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_message_id text DEFAULT NULL::text) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
@@ -1361,7 +1361,7 @@ COMMENT ON FUNCTION public.bayes_get_state(p_user_id uuid) IS 'The decoded state
 
 -- Name: bayes_process_message(uuid, text, timestamp with time zone, text, double precision, boolean); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_process_message(p_user_id uuid, p_message text, p_sent_at timestamp with time zone DEFAULT now(), p_message_id text DEFAULT NULL::text, p_reply_gap_s double precision DEFAULT NULL::double precision, p_topic_changed boolean DEFAULT NULL::boolean) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET extra_float_digits TO '1'
     AS $$
@@ -1399,7 +1399,7 @@ COMMENT ON FUNCTION public.bayes_process_message(p_user_id uuid, p_message text,
 
 -- Name: bayes_record_outcome(uuid, text, boolean); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_record_outcome(p_user_id uuid, p_decision text, p_engaged boolean) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
@@ -1745,7 +1745,6 @@ GRANT USAGE ON SCHEMA bayes TO service_role;
 
 -- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) FROM PUBLIC;
-GRANT ALL ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) TO service_role;
 
 -- Name: FUNCTION assert_may_read(p_user_id uuid); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) FROM PUBLIC;

@@ -8,12 +8,13 @@
 --
 -- Who writes public.user_bayesian_state: bayes.apply_input (for the writer
 -- RPCs) and bayes.run_decay (pg_cron), nothing else. The API roles may not
--- insert or update the table themselves: a direct write would bypass the
--- event log (bayes.replay would no longer rebuild the state) and could store
--- a state the engine never wrote. So bayes.apply_input runs with its owner's
--- rights (security definer), and the helpers it calls (lock_state,
--- save_state, previous_result, step) are its owner's alone. Every other
--- write (an operator's UPDATE) goes through the table's trigger
+-- insert or update the table, nor append to bayes.player_event, themselves:
+-- a direct write would bypass the event log (bayes.replay would no longer
+-- rebuild the state), could store a state the engine never wrote, or move a
+-- player's clock past the checks of the RPCs. So the four writer RPCs run
+-- with their owner's rights (security definer) after checking their
+-- arguments, and everything in this file is their owner's alone. Every
+-- other write (an operator's UPDATE) goes through the table's trigger
 -- user_bayesian_state_valid, which refuses a state the codec refuses;
 -- bayes.apply_input skips that check (its states come from the codec,
 -- which validated them) by setting bayes.state_writer for its duration.
@@ -178,11 +179,7 @@ create or replace function bayes.apply_input(
 returns jsonb
 language plpgsql
 volatile
--- Definer: the only writer of public.user_bayesian_state for the API roles,
--- which may not write it directly (see the top of this file). It writes
--- only states that bayes.step (the codec) built, for the player p_user_id
--- its caller names, and its execute grant is service_role's alone.
-security definer
+security invoker
 set search_path = pg_catalog, pg_temp
 -- (quoted: sqlfluff does not parse a dotted setting name here)
 set "bayes.state_writer" = 'engine'
@@ -231,8 +228,7 @@ $$;
 
 comment on function bayes.apply_input is
 'The shared sequence of the writer RPCs: lock (or create) the row, return the first result of a repeated (player, kind, message id), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at).';
-revoke all on function bayes.apply_input from public;
-grant execute on function bayes.apply_input to service_role;
+revoke all on function bayes.apply_input from public, service_role;
 
 create or replace function bayes.replay(p_user_id uuid)
 returns jsonb
@@ -261,10 +257,10 @@ drop function if exists bayes.step_llm_scores(jsonb, bigint, bigint, uuid, text,
 drop function if exists bayes.step_outcome(jsonb, bigint, bigint, uuid, text, boolean);
 drop function if exists bayes.step_chapter(jsonb, bigint, bigint, uuid, integer);
 
--- The API roles write public.user_bayesian_state only through
--- bayes.apply_input (see the top of this file). Revoked here rather than in a
--- schema migration: in the migration that makes bayes.apply_input a definer,
--- so that no call ever finds the one change without the other. service_role
+-- The API roles write public.user_bayesian_state only through the writer
+-- RPCs (see the top of this file). Revoked here rather than in a schema
+-- migration: in the migration that makes the RPCs definers, so that no call
+-- ever finds the one change without the other. service_role
 -- keeps select and delete on the states (deleting a row resets the player)
 -- and select on the events, which only bayes.apply_input appends.
 revoke insert, update on table public.user_bayesian_state from service_role;

@@ -13,7 +13,10 @@ create or replace function public.bayes_process_message(
 returns jsonb
 language plpgsql
 volatile
-security invoker
+-- Definer: the API roles may not write the state table or its event log
+-- themselves (sql/functions/50_apply_input.sql); a writer RPC is their way
+-- in. It checks every argument first, and only service_role may execute it.
+security definer
 set search_path = pg_catalog, pg_temp
 -- json_build_object writes a float8 with float8out: at extra_float_digits
 -- 0 (a client's choice) it would keep 15 digits; 1 writes the exact value.

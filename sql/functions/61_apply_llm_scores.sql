@@ -10,7 +10,10 @@ create or replace function public.bayes_apply_llm_scores(
 returns jsonb
 language plpgsql
 volatile
-security invoker
+-- Definer: the API roles may not write the state table or its event log
+-- themselves (sql/functions/50_apply_input.sql); a writer RPC is their way
+-- in. It checks every argument first, and only service_role may execute it.
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare

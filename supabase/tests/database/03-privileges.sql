@@ -20,7 +20,6 @@ select set_eq(
       ('bayes.check_message_id(text)', 'service_role'),
       ('bayes.replay(uuid)', 'service_role'),
       ('bayes.session_seed()', 'service_role'),
-      ('bayes.apply_input(text,uuid,text,json,timestamp with time zone,timestamp with time zone)', 'service_role'),
       ('bayes.check_not_null(anyelement,text,text)', 'authenticated'),
       ('bayes.check_not_null(anyelement,text,text)', 'service_role'),
       ('bayes.check_message_text(text)', 'service_role'),

@@ -12,8 +12,13 @@ where p.pronamespace = 'bayes'::regnamespace
 
 select set_eq(
     'select signature from engine_function where prosecdef',
-    $$values ('bayes.delete_player_events()'), ('bayes.apply_input(text,uuid,text,json,timestamp with time zone,timestamp with time zone)')$$,
-    'the security definer functions: the trigger that deletes a deleted state''s events, and the writers'' shared sequence'
+    $$values
+      ('bayes.delete_player_events()'),
+      ('bayes_process_message(uuid,text,timestamp with time zone,text,double precision,boolean)'),
+      ('bayes_apply_llm_scores(uuid,jsonb,text)'),
+      ('bayes_record_outcome(uuid,text,boolean)'),
+      ('bayes_advance_chapter(uuid,integer)')$$,
+    'the security definer functions: the trigger that deletes a deleted state''s events, and the four writer RPCs'
 );
 select is_empty(
     $$select signature from engine_function

@@ -2931,7 +2931,7 @@ comment on function public.bayes_get_state is
 revoke all on function public.bayes_get_state from public, anon, authenticated, service_role;
 grant execute on function public.bayes_get_state to authenticated, service_role;
 
--- file sql/functions/50_apply_input.sql sha256 45fb28b7a704d3de848b3f1f6deaf7e93cb1e8fffaf95cdedc0a125cf4abc1aa
+-- file sql/functions/50_apply_input.sql sha256 256eaa2fcf846d6023290668c03fdd0e5f846b529598ff71d28ae53c20b9690a
 -- What every writer RPC does once its arguments are checked, written once:
 -- bayes.apply_input locks (or creates) the player's row, answers a repeated
 -- message id with the first result, applies the input with bayes.step (the
@@ -2942,12 +2942,13 @@ grant execute on function public.bayes_get_state to authenticated, service_role;
 --
 -- Who writes public.user_bayesian_state: bayes.apply_input (for the writer
 -- RPCs) and bayes.run_decay (pg_cron), nothing else. The API roles may not
--- insert or update the table themselves: a direct write would bypass the
--- event log (bayes.replay would no longer rebuild the state) and could store
--- a state the engine never wrote. So bayes.apply_input runs with its owner's
--- rights (security definer), and the helpers it calls (lock_state,
--- save_state, previous_result, step) are its owner's alone. Every other
--- write (an operator's UPDATE) goes through the table's trigger
+-- insert or update the table, nor append to bayes.player_event, themselves:
+-- a direct write would bypass the event log (bayes.replay would no longer
+-- rebuild the state), could store a state the engine never wrote, or move a
+-- player's clock past the checks of the RPCs. So the four writer RPCs run
+-- with their owner's rights (security definer) after checking their
+-- arguments, and everything in this file is their owner's alone. Every
+-- other write (an operator's UPDATE) goes through the table's trigger
 -- user_bayesian_state_valid, which refuses a state the codec refuses;
 -- bayes.apply_input skips that check (its states come from the codec,
 -- which validated them) by setting bayes.state_writer for its duration.
@@ -3114,11 +3115,7 @@ create or replace function bayes.apply_input(
 returns jsonb
 language plpgsql
 volatile
--- Definer: the only writer of public.user_bayesian_state for the API roles,
--- which may not write it directly (see the top of this file). It writes
--- only states that bayes.step (the codec) built, for the player p_user_id
--- its caller names, and its execute grant is service_role's alone.
-security definer
+security invoker
 set search_path = pg_catalog, pg_temp
 -- (quoted: sqlfluff does not parse a dotted setting name here)
 set "bayes.state_writer" = 'engine'
@@ -3167,8 +3164,7 @@ $$;
 
 comment on function bayes.apply_input is
 'The shared sequence of the writer RPCs: lock (or create) the row, return the first result of a repeated (player, kind, message id), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at).';
-revoke all on function bayes.apply_input from public;
-grant execute on function bayes.apply_input to service_role;
+revoke all on function bayes.apply_input from public, service_role;
 
 create or replace function bayes.replay(p_user_id uuid)
 returns jsonb
@@ -3199,16 +3195,16 @@ drop function if exists bayes.step_llm_scores(jsonb, bigint, bigint, uuid, text,
 drop function if exists bayes.step_outcome(jsonb, bigint, bigint, uuid, text, boolean);
 drop function if exists bayes.step_chapter(jsonb, bigint, bigint, uuid, integer);
 
--- The API roles write public.user_bayesian_state only through
--- bayes.apply_input (see the top of this file). Revoked here rather than in a
--- schema migration: in the migration that makes bayes.apply_input a definer,
--- so that no call ever finds the one change without the other. service_role
+-- The API roles write public.user_bayesian_state only through the writer
+-- RPCs (see the top of this file). Revoked here rather than in a schema
+-- migration: in the migration that makes the RPCs definers, so that no call
+-- ever finds the one change without the other. service_role
 -- keeps select and delete on the states (deleting a row resets the player)
 -- and select on the events, which only bayes.apply_input appends.
 revoke insert, update on table public.user_bayesian_state from service_role;
 revoke insert on table bayes.player_event from service_role;
 
--- file sql/functions/60_process_message.sql sha256 2079df5f8afd09c3a87165cb84a644a12aa268b35f38f48ab636903b0fed52c3
+-- file sql/functions/60_process_message.sql sha256 721ef98a14c20f5eaacd15a117225c8af4270f049bb0b6ee6d30788a7153018b
 -- bayes_process_message (MODEL.md sections 4 and 9): one player message, for
 -- the game's backend (service_role). The math is bayes_engine.model's
 -- process_message, reached through bayes.apply_input and bayes.step.
@@ -3224,7 +3220,10 @@ create or replace function public.bayes_process_message(
 returns jsonb
 language plpgsql
 volatile
-security invoker
+-- Definer: the API roles may not write the state table or its event log
+-- themselves (sql/functions/50_apply_input.sql); a writer RPC is their way
+-- in. It checks every argument first, and only service_role may execute it.
+security definer
 set search_path = pg_catalog, pg_temp
 -- json_build_object writes a float8 with float8out: at extra_float_digits
 -- 0 (a client's choice) it would keep 15 digits; 1 writes the exact value.
@@ -3264,7 +3263,7 @@ comment on function public.bayes_process_message is
 revoke all on function public.bayes_process_message from public, anon, authenticated, service_role;
 grant execute on function public.bayes_process_message to service_role;
 
--- file sql/functions/61_apply_llm_scores.sql sha256 0e53b4420acd41e7607f97aa877a79304f29bbcdd9a05fe00dafca3dc206e870
+-- file sql/functions/61_apply_llm_scores.sql sha256 a3c0bca0f54b08fe4852b7d5fadd7ac693c3bba47dd930d7e8b855d7f495405a
 -- bayes_apply_llm_scores (MODEL.md sections 7 and 9): the LLM's per-metric
 -- deltas as evidence, for the game's backend (service_role). The math is
 -- bayes_engine.model's apply_llm_scores, reached through bayes.apply_input.
@@ -3277,7 +3276,10 @@ create or replace function public.bayes_apply_llm_scores(
 returns jsonb
 language plpgsql
 volatile
-security invoker
+-- Definer: the API roles may not write the state table or its event log
+-- themselves (sql/functions/50_apply_input.sql); a writer RPC is their way
+-- in. It checks every argument first, and only service_role may execute it.
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -3296,7 +3298,7 @@ comment on function public.bayes_apply_llm_scores is
 revoke all on function public.bayes_apply_llm_scores from public, anon, authenticated, service_role;
 grant execute on function public.bayes_apply_llm_scores to service_role;
 
--- file sql/functions/62_record_outcome.sql sha256 6ffeb8580e4aa01df8b6ca6f20ef5a78c6563b309cd90b613eba3d4e018d26a8
+-- file sql/functions/62_record_outcome.sql sha256 65713e186202bdae719e6a4e2a0053676842ef81da4fecf003f3ae483374579c
 -- bayes_record_outcome (MODEL.md sections 4.4 and 9): what the player did
 -- after a skip or a reply, for the game's backend (service_role). The math is
 -- bayes_engine.model's record_outcome, reached through bayes.apply_input.
@@ -3305,7 +3307,10 @@ create or replace function public.bayes_record_outcome(p_user_id uuid, p_decisio
 returns jsonb
 language plpgsql
 volatile
-security invoker
+-- Definer: the API roles may not write the state table or its event log
+-- themselves (sql/functions/50_apply_input.sql); a writer RPC is their way
+-- in. It checks every argument first, and only service_role may execute it.
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
@@ -3327,7 +3332,7 @@ comment on function public.bayes_record_outcome is
 revoke all on function public.bayes_record_outcome from public, anon, authenticated, service_role;
 grant execute on function public.bayes_record_outcome to service_role;
 
--- file sql/functions/63_advance_chapter.sql sha256 dcf9c463e55ecc0e4059a28327dd39c1d185a9264943f029154687e80a22b060
+-- file sql/functions/63_advance_chapter.sql sha256 e75743a8c93f852be888baf9d9f3f7b9dcd509e8e0556c823fd6872b15151fbf
 -- bayes_advance_chapter (MODEL.md sections 8 and 9): a chapter transition,
 -- for the game's backend (service_role). The math is bayes_engine.model's
 -- advance_chapter, reached through
@@ -3337,7 +3342,10 @@ create or replace function public.bayes_advance_chapter(p_user_id uuid, p_chapte
 returns jsonb
 language plpgsql
 volatile
-security invoker
+-- Definer: the API roles may not write the state table or its event log
+-- themselves (sql/functions/50_apply_input.sql); a writer RPC is their way
+-- in. It checks every argument first, and only service_role may execute it.
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
