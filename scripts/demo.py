@@ -29,8 +29,8 @@ database clock (at most clock_skew_s = 300 s ahead, at most
 max_message_age_h = 720 h back), and decay never goes backwards, so the
 demo's story lies in the recent past: the conversations end at T0, about
 four days ago, the simulated decay instants T0 + 6 h, ..., T0 + 96 h follow,
-and ava's return ends a few minutes before now. The demo signs its players
-up afresh, so no earlier decay has touched them. T0 is moved back (by at
+and ava's return ends before now. The demo signs its players up afresh,
+so no earlier decay has touched them. T0 is moved back (by at
 most four hours) when it falls in the first or last hours of a UTC day, so
 that no conversation straddles a UTC midnight: the `steady` feature counts
 messages per UTC day, and the demo must print the same numbers at any hour.
@@ -443,7 +443,7 @@ def main() -> int:
         t0 = anchor(db.execute("select now()").fetchone()[0])
         demo = Demo(env, db)
         print(f"API {env['API_URL']}/rest/v1/  (supabase-py, service_role key)")
-        print(f"T0 = {t0:%Y-%m-%d %H:%M} UTC: every conversation ends then; the story after it ends a few minutes ago")
+        print(f"T0 = {t0:%Y-%m-%d %H:%M} UTC: every conversation ends then; the absence and the return follow")
         for user_id, name, chapter in PLAYERS:
             demo.converse(user_id, name, chapter, t0)
         demo.time_passes(t0)
