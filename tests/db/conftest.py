@@ -4,9 +4,12 @@ into a Supabase-like database by the local bootstrap and the built migrations.""
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 from bayes_dev.support import bootstrap_and_migrate, create_database, cron_cluster
+from bayes_engine.params import Params
 
 DBNAME = "bayes_test"
 # The time window's parameters as the migrations set them (the dsn fixture widens them).
@@ -53,3 +56,16 @@ def default_time_window(conn):
     for name, value in MIGRATED_TIME_WINDOW.items():
         conn.execute("update bayes.params set value = %s::jsonb where name = %s", (value, name))
     return MIGRATED_TIME_WINDOW
+
+
+@pytest.fixture
+def db(dsn):
+    """An autocommit connection: bayes.run_decay commits, so it cannot run inside a transaction block."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def params(db) -> Params:
+    """The parameters of the test database, as the engine reads them."""
+    return Params.from_snapshot(json.loads(db.execute("select bayes.params_snapshot()::text").fetchone()[0]))

@@ -93,12 +93,6 @@ def population(dsn):
             conn.execute("delete from auth.users where id = any(%s)", (ids,))
 
 
-@pytest.fixture
-def db(dsn):
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        yield conn
-
-
 def test_the_population_has_every_kind(population):
     assert len(population.bad) >= 100
     assert {sqlstate for _, sqlstate, _ in population.bad.values()} == {"XX001", "0A000"}

@@ -13,30 +13,17 @@ import datetime as dt
 import json
 import math
 import threading
-import uuid
 
 import psycopg
 import pytest
-from bayes_dev import players
+from bayes_dev import decay_runs, players
+from bayes_dev.decay_runs import add_player, run_decay
 from bayes_dev.support import ROOT, new_player, psql
 from bayes_engine import bulk as batch_decay
 from bayes_engine import codec, events
-from bayes_engine.params import Params
 
 T0 = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
-
-
-@pytest.fixture
-def db(dsn):
-    """An autocommit connection: the procedure commits, so it cannot run inside a transaction block."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
-def params(db) -> Params:
-    return Params.from_snapshot(json.loads(db.execute("select bayes.params_snapshot()::text").fetchone()[0]))
 
 
 @pytest.fixture
@@ -44,32 +31,7 @@ def pool(params) -> list[str]:
     return players.state_pool(params, size=40, seed=4)
 
 
-def add_player(db, state_text: str, last_message_at, decayed_at="same") -> uuid.UUID:
-    user_id = new_player(db)
-    decayed_at = last_message_at if decayed_at == "same" else decayed_at
-    db.execute(
-        "insert into public.user_bayesian_state (user_id, state, version, last_message_at, decayed_at)"
-        " values (%s, %s, 1, %s, %s)",
-        (user_id, state_text, last_message_at, decayed_at),
-    )
-    return user_id
-
-
-def snapshot(db, ids) -> dict:
-    rows = db.execute(
-        "select user_id, state::text, version, extract(epoch from last_message_at)::float8,"
-        " extract(epoch from decayed_at)::float8, decayed_at"
-        " from public.user_bayesian_state where user_id = any(%s)",
-        (list(ids),),
-    ).fetchall()
-    return {r[0]: r[1:] for r in rows}
-
-
-def run_decay(db, now, batch=5000) -> list[str]:
-    notices: list[str] = []
-    db.add_notice_handler(lambda diag: notices.append(diag.message_primary))
-    db.execute("call bayes.run_decay(%s, %s)", (now, batch))
-    return notices
+snapshot = decay_runs.rows
 
 
 def last_run(db):

@@ -26,27 +26,15 @@ from collections.abc import Callable
 
 import psycopg
 import pytest
-from bayes_dev import corrupt, players
+from bayes_dev import corrupt, decay_runs, players
+from bayes_dev.decay_runs import rows, run_decay
 from bayes_dev.support import new_player
 from bayes_engine import codec, events
 from bayes_engine.errors import BayesError
-from bayes_engine.params import Params
 
 T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)  # before every other module's instants: their players are not due
 HOUR = dt.timedelta(hours=1)
 OVERLAPPED = "bayes.run_decay: another run is in progress; this one did nothing"
-
-
-@pytest.fixture
-def db(dsn):
-    """An autocommit connection: the procedure commits, so it cannot run inside a transaction block."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        yield conn
-
-
-@pytest.fixture
-def params(db) -> Params:
-    return Params.from_snapshot(json.loads(db.execute("select bayes.params_snapshot()::text").fetchone()[0]))
 
 
 @pytest.fixture
@@ -63,31 +51,7 @@ def mine(db):
 
 
 def add_player(db, mine: list, state_text: str, last_message_at) -> uuid.UUID:
-    user_id = new_player(db)
-    mine.append(user_id)
-    db.execute(
-        "insert into public.user_bayesian_state (user_id, state, version, last_message_at, decayed_at)"
-        " values (%s, %s, 1, %s, %s)",
-        (user_id, state_text, last_message_at, last_message_at),
-    )
-    return user_id
-
-
-def rows(db, ids) -> dict:
-    got = db.execute(
-        "select user_id, state::text, version, extract(epoch from last_message_at)::float8,"
-        " extract(epoch from decayed_at)::float8, decayed_at"
-        " from public.user_bayesian_state where user_id = any(%s)",
-        (list(ids),),
-    ).fetchall()
-    return {r[0]: r[1:] for r in got}
-
-
-def run_decay(conn, now, batch=5000) -> list[str]:
-    notices: list[str] = []
-    conn.add_notice_handler(lambda diag: notices.append(diag.message_primary))
-    conn.execute("call bayes.run_decay(%s, %s)", (now, batch))
-    return notices
+    return decay_runs.add_player(db, state_text, last_message_at, mine=mine)
 
 
 def last_run_id(db) -> int:
