@@ -35,12 +35,6 @@ begin
     -- A message or a chapter creates the state of a new player; the other
     -- writers need one (P0002).
     v_row := bayes.lock_state(p_user_id, p_kind in ('message', 'chapter'));
-    -- Checked on the locked row, with this message (bayes_engine's own check
-    -- would say it with the PL/Python prefix).
-    if p_kind = 'chapter' and (p_input ->> 'chapter')::integer < v_row.chapter then
-        raise exception 'cannot go back from chapter % to chapter %', v_row.chapter, p_input ->> 'chapter'
-            using errcode = '22023', hint = 'Chapters only advance.';
-    end if;
     if p_message_id is not null then
         v_previous := bayes.previous_result(p_user_id, p_kind, p_message_id);
         if v_previous is not null then
@@ -1253,11 +1247,19 @@ CREATE FUNCTION public.bayes_advance_chapter(p_user_id uuid, p_chapter integer) 
     AS $$
 declare
     v_checked boolean;
+    v_row public.user_bayesian_state;
 begin
     v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
     v_checked := bayes.check_chapter(p_chapter);
-    -- An earlier chapter than the player's is refused by bayes.apply_input,
-    -- on the locked row.
+
+    -- Checked on the locked row, with this message (bayes_engine's own check
+    -- would say it with the PL/Python prefix); bayes.apply_input locks the
+    -- row again, which costs nothing in the same transaction.
+    v_row := bayes.lock_state(p_user_id, true);
+    if p_chapter < v_row.chapter then
+        raise exception 'cannot go back from chapter % to chapter %', v_row.chapter, p_chapter
+            using errcode = '22023', hint = 'Chapters only advance.';
+    end if;
     return bayes.apply_input('chapter', p_user_id, null, json_build_object('chapter', p_chapter), now());
 end
 $$;

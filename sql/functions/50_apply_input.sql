@@ -192,12 +192,6 @@ begin
     -- A message or a chapter creates the state of a new player; the other
     -- writers need one (P0002).
     v_row := bayes.lock_state(p_user_id, p_kind in ('message', 'chapter'));
-    -- Checked on the locked row, with this message (bayes_engine's own check
-    -- would say it with the PL/Python prefix).
-    if p_kind = 'chapter' and (p_input ->> 'chapter')::integer < v_row.chapter then
-        raise exception 'cannot go back from chapter % to chapter %', v_row.chapter, p_input ->> 'chapter'
-            using errcode = '22023', hint = 'Chapters only advance.';
-    end if;
     if p_message_id is not null then
         v_previous := bayes.previous_result(p_user_id, p_kind, p_message_id);
         if v_previous is not null then

@@ -15,11 +15,19 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_checked boolean;
+    v_row public.user_bayesian_state;
 begin
     v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
     v_checked := bayes.check_chapter(p_chapter);
-    -- An earlier chapter than the player's is refused by bayes.apply_input,
-    -- on the locked row.
+
+    -- Checked on the locked row, with this message (bayes_engine's own check
+    -- would say it with the PL/Python prefix); bayes.apply_input locks the
+    -- row again, which costs nothing in the same transaction.
+    v_row := bayes.lock_state(p_user_id, true);
+    if p_chapter < v_row.chapter then
+        raise exception 'cannot go back from chapter % to chapter %', v_row.chapter, p_chapter
+            using errcode = '22023', hint = 'Chapters only advance.';
+    end if;
     return bayes.apply_input('chapter', p_user_id, null, json_build_object('chapter', p_chapter), now());
 end
 $$;
