@@ -19,8 +19,9 @@ chapter 3; B = 3 tokens):
                   v1 state; the v2 bulk decay at 500 h is its first v2 write.
     bulk_message  like bulk, then a v2 message at 400 h (lazy decay from the
                   v1 bulk's 300 h), then the v2 bulk decay at 500 h.
-    mixed         v1 messages at 290-298 h; its first v2 write is a message
-                  at 495 h (a lazy decay over 197 h), then more.
+    mixed         12 v1 messages at 290-298 h; its first v2 write is a message
+                  at 495 h (a lazy decay over 197 h, past the cold start),
+                  then more.
     llm           v1 messages, LLM scores and outcomes at 290-298 h; its
                   first v2 write is LLM scores, then v2 messages.
     outcome       v1 messages at 290-298 h; its first v2 write is an outcome.
@@ -49,6 +50,8 @@ import psycopg
 import pytest
 from bayes_dev.decay_runs import run_decay
 from bayes_dev.support import BOOTSTRAP, ROOT, create_database, cron_cluster, new_player, psql
+from bayes_engine import codec, events, model
+from bayes_engine.params import Params
 
 pytestmark = pytest.mark.db
 
@@ -93,7 +96,9 @@ def v1_supabase_dir(dst: Path) -> Path:
             f"commit {V1_COMMIT} (the last MODEL v1 commit, whose migrations this test pushes first) is not in"
             f" the history of {ROOT}: run the test in a full clone (git fetch --unshallow)\n{found.stderr}"
         )
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", V1_COMMIT, "supabase"], capture_output=True, check=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", V1_COMMIT, "supabase"], capture_output=True, check=True
+    )
     subprocess.run(["tar", "-x", "-C", str(dst)], input=archive.stdout, check=True)
     return dst
 
@@ -135,6 +140,7 @@ class History:
     counter: dict[str, int] = field(default_factory=dict)
     # rows kept on the way: {label: (state text, version, last_message_at, decayed_at)}
     kept: dict[str, tuple] = field(default_factory=dict)
+    last_input: dict = field(default_factory=dict)
 
     def at(self, hours: float) -> dt.datetime:
         return self.base + hours * HOUR
@@ -144,9 +150,7 @@ class History:
         i = self.counter.get(name, 0)
         self.counter[name] = i + 1
         text = TEXTS[i % len(TEXTS)]
-        return conn.execute(
-            MESSAGE_SQL, (self.players[name], text, self.at(hours), f"{name}-{i}", gap)
-        ).fetchone()[0]
+        return conn.execute(MESSAGE_SQL, (self.players[name], text, self.at(hours), f"{name}-{i}", gap)).fetchone()[0]
 
     def llm(self, conn, name: str, deltas: dict) -> dict:
         i = self.counter.get(name, 0)
@@ -180,9 +184,11 @@ def write_v1_history(h: History, conn) -> None:
         for hours in (0, 1, 2, 3):
             h.send(conn, name, hours)
     h.advance(conn, "chapter_bulk", 3)
-    for name in ("mixed", "llm", "outcome"):
+    for name in ("llm", "outcome"):
         for hours in (290, 292, 294, 296, 298):
             h.send(conn, name, hours)
+    for i in range(12):  # past the cold start (10 messages): its first v2 message may spend a token
+        h.send(conn, "mixed", 290 + 0.7 * i)
     h.llm(conn, "llm", {"intimacy": 6, "trust": -3})
     h.outcome(conn, "llm", "skip", True)
     h.outcome(conn, "llm", "reply", False)
@@ -241,3 +247,284 @@ def test_the_v1_history_has_posteriors_narrower_than_their_prior_before_an_absen
     for label in ("chapter before its absence", "chapter_bulk before the v1 bulk"):
         text = v1.kept[label][0]
         assert json.loads(text)["c"] == 3 and narrower_than_prior(text), (label, text)
+
+
+# ---------------------------------------------------------------------------
+# The upgrade: the working tree's migrations pushed onto the v1 database
+# ---------------------------------------------------------------------------
+
+NEW_PARAMS = {"uncertain_margin": 0.1, "audit_rate": 0.02, "llm_budget_tokens": 3, "llm_budget_window": 100}
+RETIRED_PARAMS = (
+    "variance_threshold_intimacy",
+    "variance_threshold_passion",
+    "variance_threshold_trust",
+    "variance_threshold_secureness",
+    "critical_zone",
+)
+READ_SQL = (
+    "select bayes.state_problem(s.state), public.bayes_get_state(s.user_id), public.bayes_boss_readiness(s.user_id),"
+    " public.bayes_boss_readiness(s.user_id, 'monte_carlo'), public.bayes_fallback_check(s.user_id)"
+    " from public.user_bayesian_state as s where s.user_id = %s"
+)
+
+
+@dataclass
+class Upgraded:
+    history: History
+    v1_rows: dict[str, tuple]  # the rows before the push
+    applied: list[str]  # the migrations the push applied
+    rows_after_push: dict[str, tuple]
+    reads_after_push: dict[str, tuple]  # READ_SQL of every player, right after the push
+    rows_after_reads: dict[str, tuple]
+
+
+def read_all(h: History, conn) -> dict[str, tuple]:
+    return {name: conn.execute(READ_SQL, (uid,)).fetchone() for name, uid in h.players.items()}
+
+
+@pytest.fixture(scope="module")
+def upgraded(v1) -> Upgraded:
+    with psycopg.connect(v1.url, autocommit=True) as conn:
+        v1_rows = v1.rows(conn)
+    applied = push(ROOT, v1.url)
+    pause_cron(v1.url)
+    with psycopg.connect(v1.url, autocommit=True) as conn:
+        rows_after_push = v1.rows(conn)
+        reads = read_all(v1, conn)
+        rows_after_reads = v1.rows(conn)
+    return Upgraded(v1, v1_rows, applied, rows_after_push, reads, rows_after_reads)
+
+
+def test_the_push_applies_only_the_new_migrations(upgraded):
+    v1_names = upgraded.history.v1_migrations
+    names = migration_names(ROOT)
+    assert names[: len(v1_names)] == v1_names, "the v1 migrations are still the first ones, unchanged in name"
+    assert upgraded.applied == names[len(v1_names) :] and upgraded.applied, upgraded.applied
+    with psycopg.connect(upgraded.history.url) as conn:
+        versions = [r[0] for r in conn.execute("select version from supabase_migrations.schema_migrations order by 1")]
+    assert versions == [name.split("_", 1)[0] for name in names]
+
+
+def test_the_push_writes_no_state(upgraded):
+    assert upgraded.rows_after_push == upgraded.v1_rows
+    assert {name: json.loads(r[0])["v"] for name, r in upgraded.rows_after_push.items()} == dict.fromkeys(
+        upgraded.v1_rows, 1
+    )
+
+
+def test_every_stored_v1_state_reads_after_the_push_and_reading_writes_nothing(upgraded):
+    for name, (problem, state, normal, monte_carlo, fallback) in upgraded.reads_after_push.items():
+        assert problem is None, (name, problem)
+        assert state["user_id"] == str(upgraded.history.players[name])
+        assert 0 <= normal["p_ready"] <= 1 and 0 <= monte_carlo["p_ready"] <= 1, name
+        assert fallback["reason"] in ("cold_start", "uncertain", "bayesian_sufficient"), (name, fallback)
+        # a v1 state is read as upgraded: a full budget
+        assert fallback["budget_left"] == NEW_PARAMS["llm_budget_tokens"], (name, fallback)
+    assert upgraded.rows_after_reads == upgraded.v1_rows, "a read upgrades nothing on disk"
+
+
+def test_the_parameters_after_the_upgrade(upgraded):
+    with psycopg.connect(upgraded.history.url) as conn:
+        rows = dict(conn.execute("select name, value from bayes.params").fetchall())
+        assert {k: rows.get(k) for k in NEW_PARAMS} == NEW_PARAMS
+        assert [k for k in RETIRED_PARAMS if k in rows] == []
+        for name in NEW_PARAMS:
+            for bad in ("-1", '"three"', "null"):
+                with pytest.raises(psycopg.Error) as err:
+                    with conn.transaction():
+                        conn.execute("update bayes.params set value = %s::jsonb where name = %s", (bad, name))
+                assert err.value.sqlstate == "22023", (name, bad, err.value)
+                assert name in str(err.value), (name, bad, err.value)
+            with pytest.raises(psycopg.Error) as err:
+                with conn.transaction():
+                    conn.execute("delete from bayes.params where name = %s", (name,))
+            assert err.value.sqlstate == "22023" and name in str(err.value), (name, err.value)
+        # a good value goes through (rolled back)
+        with conn.transaction(force_rollback=True):
+            conn.execute("update bayes.params set value = '0.05' where name = 'audit_rate'")
+            conn.execute("update bayes.params set value = '5' where name = 'llm_budget_tokens'")
+        conn.rollback()
+
+
+# ---------------------------------------------------------------------------
+# The v2 writes
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Write:
+    """A player's first write after the upgrade: what it applied, the row before and after, the result."""
+
+    kind: str  # message, llm_scores, outcome, or decay (the bulk decay)
+    data: dict  # the input as events.apply takes it; the decay's: {"now": epoch seconds}
+    before: tuple
+    after: tuple
+    result: dict | None
+
+
+@dataclass
+class V2:
+    upgraded: Upgraded
+    params: Params
+    first: dict[str, Write]
+    rows: dict[str, tuple]  # at the end
+    reads: dict[str, tuple]  # READ_SQL of every player, at the end
+
+
+FIRST_WRITES = ("mixed", "llm", "outcome", "chapter", "bulk_message", "chapter_bulk", "bulk")
+EXACT_REPLAY = ("untouched_1", "untouched_2", "mixed", "llm", "outcome", "chapter")
+BULK_DECAYED = ("bulk", "bulk_message", "chapter_bulk")
+
+
+@pytest.fixture(scope="module")
+def v2(upgraded) -> V2:
+    h = upgraded.history
+    first: dict[str, Write] = {}
+    with psycopg.connect(h.url, autocommit=True) as conn:
+
+        def row(name):
+            return conn.execute(ROW_SQL, (h.players[name],)).fetchone()
+
+        def message(name, hours):
+            before = row(name)
+            result = h.send(conn, name, hours)
+            first[name] = Write("message", dict(h.last_input), before, row(name), result)
+
+        message("mixed", 495)
+        h.send(conn, "mixed", 496)
+        h.send(conn, "mixed", 497)
+
+        before, deltas = row("llm"), {"passion": 3, "secureness": -2.5}
+        result = h.llm(conn, "llm", deltas)
+        first["llm"] = Write("llm_scores", {"deltas": deltas}, before, row("llm"), result)
+        h.send(conn, "llm", 495)
+        h.send(conn, "llm", 497)
+
+        before = row("outcome")
+        result = h.outcome(conn, "outcome", "skip", False)
+        first["outcome"] = Write("outcome", {"decision": "skip", "engaged": False}, before, row("outcome"), result)
+        h.send(conn, "outcome", 495)
+
+        message("chapter", 495)
+        h.send(conn, "chapter", 497)
+        message("bulk_message", 400)
+        message("chapter_bulk", 400)
+
+        before = row("bulk")
+        run_decay(conn, h.at(V2_BULK_H))
+        first["bulk"] = Write("decay", {"now": h.at(V2_BULK_H).timestamp()}, before, row("bulk"), None)
+
+        params = Params.from_snapshot(json.loads(conn.execute("select bayes.params_snapshot()::text").fetchone()[0]))
+        return V2(upgraded, params, first, h.rows(conn), read_all(h, conn))
+
+
+def expected_first_write(v2: V2, name: str) -> tuple[dict, dict | None]:
+    """The engine's Python on the stored v1 text: (the state it writes, the result), as the database must."""
+    w = v2.first[name]
+    text, _, last_message_at, decayed_at = w.before
+    if w.kind == "decay":
+        return json.loads(events.decayed_text(v2.params, text, last_message_at, decayed_at, w.data["now"])), None
+    state = codec.decode(text, v2.params)
+    times = model.RowTimes(last_message_at, decayed_at) if w.kind == "message" else model.RowTimes()
+    result, _ = events.apply(state, v2.params, str(v2.upgraded.history.players[name]), w.kind, w.data, times)
+    return json.loads(codec.encode(state)), result
+
+
+@pytest.mark.parametrize("name", FIRST_WRITES)
+def test_a_v1_state_is_upgraded_on_its_next_write(v2, name):
+    w = v2.first[name]
+    before, after = json.loads(w.before[0]), json.loads(w.after[0])
+    assert before["v"] == 1 and "lb" not in before
+    assert after["v"] == 2
+    expected, result = expected_first_write(v2, name)
+    assert after == expected
+    budget = v2.params.g["llm_budget_tokens"]
+    if w.kind == "message":
+        # MODEL section 7: lb = B on the upgrade, then + B/W (capped at B), then - 1 for a granted rule but cold_start
+        fallback = w.result["fallback"]
+        assert {k: fallback[k] for k in ("needed", "reason")} == {
+            k: result["fallback"][k] for k in ("needed", "reason")
+        }
+        spent = fallback["needed"] and fallback["reason"] != "cold_start"
+        assert after["lb"] == budget - spent
+        assert fallback["budget_left"] == pytest.approx(after["lb"], rel=1e-6)
+    else:
+        assert after["lb"] == budget
+
+
+def test_the_first_v2_message_past_the_cold_start_spends_a_token(v2):
+    w = v2.first["mixed"]
+    fallback = w.result["fallback"]
+    assert json.loads(w.before[0])["n"] >= v2.params.g["cold_start_messages"]
+    assert fallback["reason"] != "cold_start"
+    assert json.loads(w.after[0])["lb"] == v2.params.g["llm_budget_tokens"] - fallback["needed"]
+
+
+def test_the_first_v2_decay_of_a_narrow_posterior_keeps_its_strength(v2):
+    """The chapter player's v2 message decays a state with S < S0: v2 keeps S, where v1 would have raised it."""
+    w = v2.first["chapter"]
+    assert w.result["decay_hours"] > 0
+    text, _, last_message_at, decayed_at = w.before
+    narrow = narrower_than_prior(text)
+    assert narrow
+    state = codec.decode(text, v2.params)
+    model.decay(state, v2.params, last_message_at, decayed_at, w.data["sent_at"])
+    _, f, _ = model.decay_factors(v2.params, state["c"], last_message_at, decayed_at, w.data["sent_at"])
+    assert f < 1
+    before = json.loads(text)
+    for key in narrow:
+        strength, strength0 = sum(before["m"][key]), sum(before["mp"][key])
+        assert sum(state["m"][key]) == pytest.approx(strength, rel=1e-12), key
+        assert strength0 + (strength - strength0) * f > strength * (1 + 1e-3), key  # v1's decay
+
+
+def test_the_events_logged_after_the_upgrade_carry_v2(v2):
+    h = v2.upgraded.history
+    with psycopg.connect(h.url) as conn:
+        for name, uid in h.players.items():
+            v1_version = v2.upgraded.v1_rows[name][1]
+            logged = conn.execute(
+                "select state_version > %s, input->'v' from bayes.player_event where user_id = %s order by id",
+                (v1_version, uid),
+            ).fetchall()
+            assert logged, name
+            assert [v for after_upgrade, v in logged if not after_upgrade] == [None] * sum(
+                1 for a, _ in logged if not a
+            )
+            assert [v for after_upgrade, v in logged if after_upgrade] == [2] * sum(1 for a, _ in logged if a)
+
+
+def test_every_state_reads_after_the_v2_writes_and_the_untouched_stay_v1_on_disk(v2):
+    for name, (problem, state, normal, monte_carlo, fallback) in v2.reads.items():
+        assert problem is None, (name, problem)
+        assert state["user_id"] == str(v2.upgraded.history.players[name])
+        assert 0 <= normal["p_ready"] <= 1 and 0 <= monte_carlo["p_ready"] <= 1, name
+        assert fallback["reason"] in ("cold_start", "uncertain", "bayesian_sufficient"), (name, fallback)
+        assert fallback["budget_left"] == json.loads(v2.rows[name][0]).get("lb", v2.params.g["llm_budget_tokens"])
+    untouched = [name for name in v2.rows if name.startswith("untouched")]
+    assert untouched
+    for name in untouched:
+        assert v2.rows[name] == v2.upgraded.v1_rows[name]
+    for name in v2.rows:
+        assert json.loads(v2.rows[name][0])["v"] == (1 if name in untouched else 2), name
+
+
+@pytest.mark.parametrize("name", EXACT_REPLAY + BULK_DECAYED)
+def test_replay_equals_the_stored_state(v2, name):
+    """bayes.replay over events of both versions. A state still v1 on disk is compared as it reads (upgraded).
+    Players the bulk decay wrote: equal up to the rounding of the states it stored (as in v1, test_decay.py)."""
+    h = v2.upgraded.history
+    with psycopg.connect(h.url) as conn:
+        replayed = conn.execute("select bayes.replay(%s)::text", (h.players[name],)).fetchone()[0]
+    stored = codec.decode(v2.rows[name][0], v2.params)
+    replayed = codec.decode(replayed, v2.params)
+    if name in EXACT_REPLAY:
+        assert replayed == stored
+        return
+    assert {k: v for k, v in replayed.items() if k not in ("m", "d", "h")} == {
+        k: v for k, v in stored.items() if k not in ("m", "d", "h")
+    }
+    for key in stored["m"]:
+        assert replayed["m"][key] == pytest.approx(stored["m"][key], rel=2e-5), key
+    assert replayed["d"] == pytest.approx(stored["d"], rel=2e-5)
+    assert replayed["h"] == pytest.approx(stored["h"], abs=2e-5)
