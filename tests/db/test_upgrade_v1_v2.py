@@ -150,6 +150,14 @@ class History:
         i = self.counter.get(name, 0)
         self.counter[name] = i + 1
         text = TEXTS[i % len(TEXTS)]
+        # as events.apply takes it (MODEL v2 API): the input the engine's Python applies to the same state
+        self.last_input = {
+            "text": text,
+            "sent_at": self.at(hours).timestamp(),
+            "reply_gap_s": gap,
+            "topic_changed": None,
+            "seed": None,
+        }
         return conn.execute(MESSAGE_SQL, (self.players[name], text, self.at(hours), f"{name}-{i}", gap)).fetchone()[0]
 
     def llm(self, conn, name: str, deltas: dict) -> dict:
@@ -484,7 +492,7 @@ def test_the_events_logged_after_the_upgrade_carry_v2(v2):
         for name, uid in h.players.items():
             v1_version = v2.upgraded.v1_rows[name][1]
             logged = conn.execute(
-                "select state_version > %s, input->'v' from bayes.player_event where user_id = %s order by id",
+                "select state_version > %s, input->'v' from bayes.player_event where user_id = %s order by event_id",
                 (v1_version, uid),
             ).fetchall()
             assert logged, name
