@@ -40,6 +40,7 @@ Modules:
     wire       the JSON text of the per-message result.
     describe   the human/API view of a state (``bayes_get_state``).
     readiness  boss readiness and the fallback check of a stored state.
+    stored_decay  how a decay-only write rounds its metrics (MODEL.md 5's promises).
     bulk       the bulk decay of a batch of stored texts (numpy).
     pg         the PL/Python entry points: the one module that talks to PostgreSQL.
 """

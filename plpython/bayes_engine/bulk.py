@@ -18,8 +18,9 @@ does only what decay needs:
    micro-units by the codec's own rounding) into the original text, every
    other byte of which is kept; the written metrics are read back and
    checked against the promises of MODEL.md section 5
-   (``codec.decay_kept_promises``): a row whose rounding would break one
-   takes the full path, where ``codec.settle_decayed_metric`` rounds it.
+   (``stored_decay.decay_kept_promises``): a row whose rounding would break
+   one takes the full path, where ``stored_decay.settle_decayed_metric``
+   rounds it.
 
 The result equals ``events.decayed_text`` row by row, as a jsonb: the same
 floats (numpy's + - * / are IEEE operations, as Python's) and the same
@@ -39,7 +40,7 @@ import re
 
 import numpy as np
 
-from . import codec, events, model
+from . import codec, events, model, stored_decay
 from .errors import INTERNAL_ERROR, BayesError
 
 # An item of a list of numbers: anything but the separators (possessive: no
@@ -188,11 +189,13 @@ def _batch(params, matches, factors):
     m_new[:, 1::2] = np.where(metrics_move, beta, m[:, 1::2])
     # The metrics as they will be stored (6 significant digits, one format
     # for the whole batch), checked against section 5's promises; a row that
-    # breaks one takes the full path (codec.settle_decayed_metric).
+    # breaks one takes the full path (stored_decay.settle_decayed_metric).
     m_new = np.array(("%.6g," * m_new.size % tuple(m_new.ravel().tolist()))[:-1].split(","), dtype=float).reshape(
         m_new.shape
     )
-    kept = codec.decay_kept_promises(m_new[:, 0::2], m_new[:, 1::2], m[:, 0::2], m[:, 1::2], mp[:, 0::2], mp[:, 1::2])
+    kept = stored_decay.decay_kept_promises(
+        m_new[:, 0::2], m_new[:, 1::2], m[:, 0::2], m[:, 1::2], mp[:, 0::2], mp[:, 1::2]
+    )
     suspect |= ~kept.all(axis=1)
     h_new = quantized_probabilities(np.where(metrics_move, model.decayed_towards(h, start, f[:, None]), h))
     d_new = np.where((f_v < 1.0)[:, None], model.decayed_towards(d, params.g["vice_prior"], f_v[:, None]), d)

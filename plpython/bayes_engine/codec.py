@@ -32,9 +32,8 @@ bytes; decoded values are plain Python floats/ints):
   ``b[4]`` as a whole epoch second;
 - ``lb`` is written in whole micro-tokens, rounded down (a budget is never
   rounded up), with up to 12 significant digits;
-- a decay-only write (:func:`encode_decayed`) rounds each metric so that the
-  promises of MODEL.md section 5 hold for the stored numbers
-  (:func:`settle_decayed_metric`).
+- a decay-only write (``stored_decay.encode_decayed``) rounds each metric so
+  that the promises of MODEL.md section 5 hold for the stored numbers.
 
 ``encode(decode(text)) == text`` for any text produced by ``encode``.
 """
@@ -528,79 +527,11 @@ def _write_plain(s: dict) -> str:
 
 def encode(state: dict) -> str:
     """Validate and serialise a state as compact JSON text (see the module docstring)."""
-    return _encode_normalised(validate(state, what="state to store"))
+    return encode_normalised(validate(state, what="state to store"))
 
 
-def encode_decayed(state: dict, before: dict) -> str:
-    """Serialise a state that :func:`decode` returned and only ``model.decay`` changed.
-
-    `before` is the metric object ``m`` as decoded, before the decay: each
-    metric is rounded by :func:`settle_decayed_metric`. The bulk decay's
-    path: it skips :func:`encode`'s second validation (decay keeps every
-    value finite and positive, the belief summing to 1), which is a third of
-    the Python work per row. Consumes `state`.
-    """
-    m, mp = state["m"], state["mp"]
-    for key in vocab.METRIC_KEYS:
-        m[key] = list(settle_decayed_metric(m[key], before[key], mp[key]))
-    return _encode_normalised(state)
-
-
-def stored_float(x: float) -> float:
-    """The float that reads back from x written with 6 significant digits."""
-    return float(format(x, ".6g"))
-
-
-def decay_kept_promises(alpha, beta, before_alpha, before_beta, alpha0, beta0):
-    """Whether a decayed metric (alpha, beta), as stored, keeps MODEL.md section 5's promises.
-
-    Against the metric before the decay (as stored) and its prior: the mean
-    is not above the mean before; the strength S = alpha + beta is not above
-    the strength before (never narrowed); and neither crossed its prior's
-    value (S0, mu0) that it was at or above before (the rounding never takes
-    a strength or a mean below where decay can take it). Pure arithmetic:
-    the bulk decay runs it on numpy arrays.
-    """
-    strength, before_strength, strength0 = alpha + beta, before_alpha + before_beta, alpha0 + beta0
-    mean, before_mean, mean0 = alpha / strength, before_alpha / before_strength, alpha0 / strength0
-    return (
-        (mean <= before_mean)
-        & (strength <= before_strength)
-        & ((strength >= strength0) | (before_strength < strength0))
-        & ((mean >= mean0) | (before_mean < mean0))
-    )
-
-
-def settle_decayed_metric(pair, before, prior):
-    """The (alpha, beta) to store for a metric decayed from `before` (both as floats).
-
-    The nearest 6-digit values when they keep the promises of
-    :func:`decay_kept_promises` (nearly always); otherwise the pair among
-    the 6-digit values just below and just above alpha and beta that keeps
-    them and is nearest to the exact decay; otherwise `before` itself (a
-    decay too small to be stored keeps the metric as it was).
-    """
-    alpha, beta = pair
-    nearest = (stored_float(alpha), stored_float(beta))
-    if decay_kept_promises(*nearest, *before, *prior):
-        return nearest
-    import decimal  # only on this rare path
-
-    def directed(x, rounding):
-        return float(decimal.Context(prec=SIGNIFICANT_DIGITS, rounding=rounding).plus(decimal.Decimal(x)))
-
-    mean, strength = alpha / (alpha + beta), alpha + beta
-    best = None
-    for a in (directed(alpha, decimal.ROUND_FLOOR), directed(alpha, decimal.ROUND_CEILING)):
-        for b in (directed(beta, decimal.ROUND_FLOOR), directed(beta, decimal.ROUND_CEILING)):
-            if a >= MIN_CONCENTRATION and b >= MIN_CONCENTRATION and decay_kept_promises(a, b, *before, *prior):
-                distance = (abs(a / (a + b) - mean), abs(a + b - strength))
-                if best is None or distance < best[0]:
-                    best = (distance, (a, b))
-    return tuple(before) if best is None else best[1]
-
-
-def _encode_normalised(s: dict) -> str:
+def encode_normalised(s: dict) -> str:
+    """Serialise a state that :func:`validate` (or :func:`decode`) normalised; consumes it."""
     s["h"] = quantize_probabilities(s["h"])
     if "A" in s:
         s["A"] = [quantize_probabilities(row) for row in s["A"]]

@@ -96,7 +96,9 @@ def decayed_text(params, state_text, last_message_at, decayed_at, now):
     state = codec.decode(state_text, params)
     before = {key: list(pair) for key, pair in state["m"].items()}
     model.decay(state, params, last_message_at, decayed_at, now)
-    return codec.encode_decayed(state, before)
+    from . import stored_decay  # not on the per-message path
+
+    return stored_decay.encode_decayed(state, before)
 
 
 def replay(params, user_id, events, start_chapter=1, decayed_to=None):
