@@ -44,4 +44,4 @@ Modules:
     pg         the PL/Python entry points: the one module that talks to PostgreSQL.
 """
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2

@@ -16,13 +16,16 @@ does only what decay needs:
    factors of :func:`model.decay_factors`;
 3. the new numbers are written with 6 significant digits (``h`` in
    micro-units by the codec's own rounding) into the original text, every
-   other byte of which is kept.
+   other byte of which is kept; the written metrics are read back and
+   checked against the promises of MODEL.md section 5
+   (``codec.decay_kept_promises``): a row whose rounding would break one
+   takes the full path, where ``codec.settle_decayed_metric`` rounds it.
 
 The result equals ``events.decayed_text`` row by row, as a jsonb: the same
 floats (numpy's + - * / are IEEE operations, as Python's) and the same
 rounding. The batch path takes only rows the codec accepts; a row whose
 text does not have the expected layout (a state with personal HMM matrices,
-a future schema, a corrupt one) or whose numbers are not those of a valid
+a v1 state, which the full path upgrades, a future schema, a corrupt one) or whose numbers are not those of a valid
 state goes through ``events.decayed_text`` instead, which decodes and
 validates it in full.
 
@@ -59,22 +62,23 @@ def _pairs(prefix):
     return "\\{" + ", ".join(f'"{key}": ' + _numbers(f"{prefix}{key}", 2) for key in "ipst") + "\\}"
 
 
-# A whole v1 state without A/B as jsonb prints it, every number in place:
+# A whole v2 state without A/B as jsonb prints it, every number in place:
 # exactly the keys, the array lengths, the integers and the types that
 # codec.validate requires. What it cannot see (signs, ranges, sums, finite
 # values, numbers that do not parse, the codec's bounds) _batch checks with
 # numpy. Its groups, in text order, hold only numbers: b (5), d (8), g (2),
-# h (6), k (2 of 3), m (i, p, s, t pairs), n, dd (the day), mp (likewise),
-# nc; 42 in all. The other integers (k[2], dd[1]) have at most 15 digits,
+# h (6), k (2 of 3), m (i, p, s, t pairs), n, dd (the day), lb, mp (likewise),
+# nc; 43 in all. The other integers (k[2], dd[1]) have at most 15 digits,
 # below codec.MAX_COUNT.
 _LAYOUT = re.compile(
     rf'^\{{"b": {_numbers("b", 5)}, "c": [1-5], "d": {_numbers("d", 8)}, "g": {_numbers("g", 2)}, '
     rf'"h": {_numbers("h", 6)}, "k": \[(?P<k>{_NUM}, {_NUM}), {_INT}\], "m": {_pairs("m_")}, '
-    rf'"n": (?P<n>{_INT}), "v": 1, "dd": \[(?P<dd>{_INT}), {_INT}\], "mp": {_pairs("p_")}, "nc": (?P<nc>{_INT})\}}$'
+    rf'"n": (?P<n>{_INT}), "v": 2, "dd": \[(?P<dd>{_INT}), {_INT}\], "lb": (?P<lb>{_NUM}), "mp": {_pairs("p_")}, '
+    rf'"nc": (?P<nc>{_INT})\}}$'
 )
 _B, _D, _G, _H, _K = np.s_[0:5], np.s_[5:13], np.s_[13:15], np.s_[15:21], np.s_[21:23]
-_M, _N, _DD, _MP, _NC = np.s_[23:31], 31, 32, np.s_[33:41], 41
-_WIDTH = 42
+_M, _N, _DD, _LB, _MP, _NC = np.s_[23:31], 31, 32, 33, np.s_[34:42], 42
+_WIDTH = 43
 _N_VICES, _N_MOODS = 8, 6
 _C = len(', "c": [')  # the chapter's digit, after the group b
 _M_OPEN, _M_CLOSE = len('{"i": ['), len("]}")  # around the groups m_i and m_t: the object m
@@ -146,6 +150,7 @@ def _batch(params, matches, factors):
     numbers = _parsed(matches)
     b, d, g, h, k = numbers[:, _B], numbers[:, _D], numbers[:, _G], numbers[:, _H], numbers[:, _K]
     m, n, dd, mp, nc = numbers[:, _M], numbers[:, _N], numbers[:, _DD], numbers[:, _MP], numbers[:, _NC]
+    lb = numbers[:, _LB]
     lo, hi = codec.MIN_CONCENTRATION, codec.MAX_CONCENTRATION
     # What codec.validate refuses besides the layout: such rows take the full
     # path. The belief's sum is checked with half the codec's tolerance, so
@@ -166,6 +171,8 @@ def _batch(params, matches, factors):
         & (b[:, 4] >= 0)
         & (b[:, 4] <= codec.MAX_EPOCH_S)
         & (dd <= codec.MAX_DAY)
+        & (lb >= 0)
+        & (lb <= codec.MAX_LLM_TOKENS)
         & (nc <= n)
     )
     f, f_v = (np.array(column, dtype=float) for column in zip(*factors))
@@ -179,6 +186,14 @@ def _batch(params, matches, factors):
     m_new = np.empty_like(m)
     m_new[:, 0::2] = np.where(metrics_move, alpha, m[:, 0::2])
     m_new[:, 1::2] = np.where(metrics_move, beta, m[:, 1::2])
+    # The metrics as they will be stored (6 significant digits, one format
+    # for the whole batch), checked against section 5's promises; a row that
+    # breaks one takes the full path (codec.settle_decayed_metric).
+    m_new = np.array(("%.6g," * m_new.size % tuple(m_new.ravel().tolist()))[:-1].split(","), dtype=float).reshape(
+        m_new.shape
+    )
+    kept = codec.decay_kept_promises(m_new[:, 0::2], m_new[:, 1::2], m[:, 0::2], m[:, 1::2], mp[:, 0::2], mp[:, 1::2])
+    suspect |= ~kept.all(axis=1)
     h_new = quantized_probabilities(np.where(metrics_move, model.decayed_towards(h, start, f[:, None]), h))
     d_new = np.where((f_v < 1.0)[:, None], model.decayed_towards(d, params.g["vice_prior"], f_v[:, None]), d)
     return suspect, np.concatenate([d_new, h_new, m_new], axis=1).tolist()

@@ -1,8 +1,8 @@
-"""The compact stored state, schema v1 (MODEL.md section 2).
+"""The compact stored state, schema v2 (MODEL.md section 2).
 
-Keys, in their fixed order: v c n nc m mp d h k g b dd, optionally A B::
+Keys, in their fixed order: v c n nc m mp d h k g b dd lb, optionally A B::
 
-    v   int                     schema version (1)
+    v   int                     schema version (2)
     c   int                     chapter 1..5
     n   int                     messages processed in total
     nc  int                     messages processed in the current chapter
@@ -14,7 +14,11 @@ Keys, in their fixed order: v c n nc m mp d h k g b dd, optionally A B::
     g   [mu, tau]               Normal posterior of the log reply gap
     b   [4 spent floats, t]     evidence budget per metric at epoch second t
     dd  [day, count]            UTC day number and messages on that day
+    lb  float                   LLM budget: tokens left (MODEL.md section 7)
     A   6x6, B 6x14             optional personalised HMM matrices
+
+Schema v1 had no ``lb``; :func:`decode` upgrades a stored v1 state on read
+(lb = B, a full budget), and the next write stores it as v2.
 
 Rounding on :func:`encode` (keeps the text of a state without A/B within 512
 bytes; decoded values are plain Python floats/ints):
@@ -25,7 +29,12 @@ bytes; decoded values are plain Python floats/ints):
   largest-remainder rounding) so that they sum to exactly 1; probabilities
   below 1e-6 may become 0;
 - the spent amounts of ``b`` below 1e-6 are written as 0, and the bucket time
-  ``b[4]`` as a whole epoch second.
+  ``b[4]`` as a whole epoch second;
+- ``lb`` is written in whole micro-tokens, rounded down (a budget is never
+  rounded up), with up to 12 significant digits;
+- a decay-only write (:func:`encode_decayed`) rounds each metric so that the
+  promises of MODEL.md section 5 hold for the stored numbers
+  (:func:`settle_decayed_metric`).
 
 ``encode(decode(text)) == text`` for any text produced by ``encode``.
 """
@@ -41,7 +50,7 @@ from . import SCHEMA_VERSION, vocab
 from .errors import DATA_CORRUPTED, FEATURE_NOT_SUPPORTED, BayesError
 from .params import Params, int_value, real_value
 
-KEY_ORDER = ("v", "c", "n", "nc", "m", "mp", "d", "h", "k", "g", "b", "dd", "A", "B")
+KEY_ORDER = ("v", "c", "n", "nc", "m", "mp", "d", "h", "k", "g", "b", "dd", "lb", "A", "B")
 OPTIONAL_KEYS = ("A", "B")
 MAX_BYTES = 512  # a state without A/B
 MAX_BYTES_WITH_HMM = 2048  # a state with A and/or B
@@ -63,11 +72,32 @@ MAX_PRECISION = 1e15
 MAX_SPENT = 1e15  # b[0..3]
 MAX_EPOCH_S = 7_258_118_400  # 2200-01-01T00:00:00Z: b[4], and dd[0] as a day number
 MAX_DAY = MAX_EPOCH_S // 86400
+MAX_LLM_TOKENS = 1e6  # lb: at most the largest budget bayes.params accepts
+MICRO = 1_000_000  # lb is stored in whole micro-tokens
 
-# Upgrade steps: UPGRADES[v] turns a state of schema v into schema v + 1.
-# v1 is the first schema, so there are none yet. A step receives a deep copy
-# and returns the upgraded state (with "v" set to v + 1).
-UPGRADES: dict = {}
+
+def _upgrade_v1(state: dict, params) -> dict:
+    """Schema v1 -> v2: the LLM budget ``lb`` arrives full (B tokens)."""
+    if "lb" in state:
+        raise _Checker("stored state").fail("lb", "is not a key of schema v1 (v = 1)")
+    state["v"] = 2
+    state["lb"] = float(_budget_tokens(params))
+    return state
+
+
+def _budget_tokens(params) -> float:
+    """B of the parameters, or of the defaults when there are none (a check of validity only)."""
+    if params is None:
+        from .params import DEFAULT_SNAPSHOT
+
+        return DEFAULT_SNAPSHOT["global"]["llm_budget_tokens"]
+    return params.g["llm_budget_tokens"]
+
+
+# Upgrade steps: UPGRADES[v](state, params) turns a state of schema v into
+# schema v + 1. A step receives a deep copy and returns the upgraded state
+# (with "v" set to v + 1).
+UPGRADES: dict = {1: _upgrade_v1}
 
 
 # --------------------------------------------------------------------------
@@ -92,6 +122,7 @@ def default_state(chapter: int, params: Params) -> dict:
         "g": [math.log(cp.reply_baseline_s), 1.0],
         "b": [0.0, 0.0, 0.0, 0.0, 0.0],
         "dd": [0, 0],
+        "lb": float(params.g["llm_budget_tokens"]),
     }
 
 
@@ -192,7 +223,7 @@ class _NotPlain(Exception):
     """Raised inside _validate_plain: leave the state to the full validation."""
 
 
-_BASE_KEYS = frozenset(KEY_ORDER[:12])
+_BASE_KEYS = frozenset(KEY_ORDER[:13])
 _METRIC_KEY_SET = frozenset(vocab.METRIC_KEYS)
 
 
@@ -275,13 +306,14 @@ def _validate_plain(state: object) -> object:
             "g": [_real(g[0], -MAX_ABS_LOG_GAP, MAX_ABS_LOG_GAP), _real(g[1], MIN_PRECISION, MAX_PRECISION)],
             "b": [*(_real(x, 0.0, MAX_SPENT) for x in b[:4]), _real(b[4], 0.0, MAX_EPOCH_S)],
             "dd": [_uint(dd[0], MAX_DAY), _uint(dd[1])],
+            "lb": _real(state["lb"], 0.0, MAX_LLM_TOKENS),
         }
     except _NotPlain:
         return None
 
 
 def validate(state: object, what: str = "stored state") -> dict:
-    """Check a schema-v1 state and return a normalised copy (plain floats/ints).
+    """Check a schema-v2 state and return a normalised copy (plain floats/ints).
 
     Raises BayesError(DATA_CORRUPTED) naming the JSON path of the first problem.
     `what` starts the message ("stored state is corrupt: ...").
@@ -297,7 +329,7 @@ def validate(state: object, what: str = "stored state") -> dict:
             raise ck.fail(key, "is missing")
     unknown = sorted(str(k) for k in state if k not in KEY_ORDER)
     if unknown:
-        raise ck.fail(unknown[0], "is not a key of schema v1")
+        raise ck.fail(unknown[0], f"is not a key of schema v{SCHEMA_VERSION}")
 
     out: dict[str, object] = {}
     out["v"] = ck.integer(state["v"], "v")
@@ -332,6 +364,7 @@ def validate(state: object, what: str = "stored state") -> dict:
     ]
     dd = ck.array(state["dd"], "dd", 2)
     out["dd"] = [ck.integer(dd[0], "dd[0] (day)", maximum=MAX_DAY), ck.integer(dd[1], "dd[1] (count)")]
+    out["lb"] = ck.real(state["lb"], "lb (LLM budget)", 0.0, maximum=MAX_LLM_TOKENS)
 
     n_moods = len(vocab.MOODS)
     if "A" in state:
@@ -350,11 +383,12 @@ def validate(state: object, what: str = "stored state") -> dict:
 # --------------------------------------------------------------------------
 
 
-def upgrade(state: dict) -> dict:
+def upgrade(state: dict, params=None) -> dict:
     """Bring a stored state to SCHEMA_VERSION by applying the UPGRADES chain.
 
     A state newer than this code raises FEATURE_NOT_SUPPORTED (never a reset);
-    a missing or unknown old version raises DATA_CORRUPTED.
+    a missing or unknown old version raises DATA_CORRUPTED. `params` gives
+    the values a step fills in (v1 -> v2: lb = B); without them, the defaults.
     """
     if type(state) is dict and type(state.get("v")) is int and state["v"] == SCHEMA_VERSION:
         return state
@@ -374,7 +408,7 @@ def upgrade(state: dict) -> dict:
         step = UPGRADES.get(v)
         if step is None:
             raise ck.fail("v", f"is {v}, and there is no upgrade from schema v={v} (this code reads v{SCHEMA_VERSION})")
-        state = step(copy.deepcopy(state))
+        state = step(copy.deepcopy(state), params)
         new_v = state.get("v") if isinstance(state, dict) else None
         if new_v != v + 1:
             raise ck.fail("v", f"was not advanced by the upgrade step from v={v} (got {new_v!r}, expected {v + 1})")
@@ -410,9 +444,28 @@ def quantize_probabilities(row: list[float]) -> list[float]:
     return [u / PROBABILITY_UNITS for u in units]
 
 
+def micro_tokens(tokens: float) -> int:
+    """An amount of LLM budget in whole micro-tokens, rounded down (never up)."""
+    units = round(tokens * MICRO)
+    if units / MICRO > tokens:
+        units -= 1
+    return units
+
+
+def tokens_text(tokens: float) -> str:
+    """lb as stored: whole micro-tokens, rounded down; 12 significant digits hold any lb <= 1e6 exactly."""
+    return format(micro_tokens(tokens) / MICRO, ".12g")
+
+
+class _Tokens(str):
+    """The text of lb inside _write (a float would be written with 6 digits)."""
+
+
 def _write(value: object) -> str:
     """Compact JSON of a normalised state (dicts keep their insertion order)."""
     t = type(value)
+    if t is _Tokens:
+        return str(value)
     if t is float:
         return _fmt_float(value)
     if t is int:
@@ -432,7 +485,7 @@ _PLAIN_TEMPLATE = (
     '"mp":{"i":[%.6g,%.6g],"p":[%.6g,%.6g],"t":[%.6g,%.6g],"s":[%.6g,%.6g]},'
     '"d":[%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g],'
     '"h":[%.6g,%.6g,%.6g,%.6g,%.6g,%.6g],'
-    '"k":[%.6g,%.6g,%d],"g":[%.6g,%.6g],"b":[%.6g,%.6g,%.6g,%.6g,%d],"dd":[%d,%d]}'
+    '"k":[%.6g,%.6g,%d],"g":[%.6g,%.6g],"b":[%.6g,%.6g,%.6g,%.6g,%d],"dd":[%d,%d],"lb":%s}'
 )
 _EXPONENT = re.compile(r"e([+-])0*(\d)")
 
@@ -465,6 +518,7 @@ def _write_plain(s: dict) -> str:
         s["g"][1],
         *s["b"],
         *s["dd"],
+        tokens_text(s["lb"]),
     )
     text = _PLAIN_TEMPLATE % values
     if "e" in text:
@@ -477,14 +531,73 @@ def encode(state: dict) -> str:
     return _encode_normalised(validate(state, what="state to store"))
 
 
-def encode_decayed(state: dict) -> str:
+def encode_decayed(state: dict, before: dict) -> str:
     """Serialise a state that :func:`decode` returned and only ``model.decay`` changed.
 
-    The bulk decay's path: it skips :func:`encode`'s second validation (decay
-    keeps every value finite and positive, the belief summing to 1), which
-    is a third of the Python work per row. Consumes `state`.
+    `before` is the metric object ``m`` as decoded, before the decay: each
+    metric is rounded by :func:`settle_decayed_metric`. The bulk decay's
+    path: it skips :func:`encode`'s second validation (decay keeps every
+    value finite and positive, the belief summing to 1), which is a third of
+    the Python work per row. Consumes `state`.
     """
+    m, mp = state["m"], state["mp"]
+    for key in vocab.METRIC_KEYS:
+        m[key] = list(settle_decayed_metric(m[key], before[key], mp[key]))
     return _encode_normalised(state)
+
+
+def stored_float(x: float) -> float:
+    """The float that reads back from x written with 6 significant digits."""
+    return float(format(x, ".6g"))
+
+
+def decay_kept_promises(alpha, beta, before_alpha, before_beta, alpha0, beta0):
+    """Whether a decayed metric (alpha, beta), as stored, keeps MODEL.md section 5's promises.
+
+    Against the metric before the decay (as stored) and its prior: the mean
+    is not above the mean before; the strength S = alpha + beta is not above
+    the strength before (never narrowed); and neither crossed its prior's
+    value (S0, mu0) that it was at or above before (the rounding never takes
+    a strength or a mean below where decay can take it). Pure arithmetic:
+    the bulk decay runs it on numpy arrays.
+    """
+    strength, before_strength, strength0 = alpha + beta, before_alpha + before_beta, alpha0 + beta0
+    mean, before_mean, mean0 = alpha / strength, before_alpha / before_strength, alpha0 / strength0
+    return (
+        (mean <= before_mean)
+        & (strength <= before_strength)
+        & ((strength >= strength0) | (before_strength < strength0))
+        & ((mean >= mean0) | (before_mean < mean0))
+    )
+
+
+def settle_decayed_metric(pair, before, prior):
+    """The (alpha, beta) to store for a metric decayed from `before` (both as floats).
+
+    The nearest 6-digit values when they keep the promises of
+    :func:`decay_kept_promises` (nearly always); otherwise the pair among
+    the 6-digit values just below and just above alpha and beta that keeps
+    them and is nearest to the exact decay; otherwise `before` itself (a
+    decay too small to be stored keeps the metric as it was).
+    """
+    alpha, beta = pair
+    nearest = (stored_float(alpha), stored_float(beta))
+    if decay_kept_promises(*nearest, *before, *prior):
+        return nearest
+    import decimal  # only on this rare path
+
+    def directed(x, rounding):
+        return float(decimal.Context(prec=SIGNIFICANT_DIGITS, rounding=rounding).plus(decimal.Decimal(x)))
+
+    mean, strength = alpha / (alpha + beta), alpha + beta
+    best = None
+    for a in (directed(alpha, decimal.ROUND_FLOOR), directed(alpha, decimal.ROUND_CEILING)):
+        for b in (directed(beta, decimal.ROUND_FLOOR), directed(beta, decimal.ROUND_CEILING)):
+            if a >= MIN_CONCENTRATION and b >= MIN_CONCENTRATION and decay_kept_promises(a, b, *before, *prior):
+                distance = (abs(a / (a + b) - mean), abs(a + b - strength))
+                if best is None or distance < best[0]:
+                    best = (distance, (a, b))
+    return tuple(before) if best is None else best[1]
 
 
 def _encode_normalised(s: dict) -> str:
@@ -495,15 +608,17 @@ def _encode_normalised(s: dict) -> str:
     s["b"] = spent + [int(round(s["b"][4]))]  # written as an int: a whole epoch second
     if "A" not in s and "B" not in s:
         return _write_plain(s)
+    s["lb"] = _Tokens(tokens_text(s["lb"]))
     return _write({key: s[key] for key in KEY_ORDER if key in s})
 
 
-def decode(data: str | bytes | dict) -> dict:
+def decode(data: str | bytes | dict, params=None) -> dict:
     """Parse (if text), upgrade and validate a stored state; returns plain floats/ints.
 
     Raises BayesError, and nothing else, for any state it refuses: XX001 for
     a corrupt one (naming the JSON path of the first problem), 0A000 for a
-    newer schema version.
+    newer schema version. An older schema is upgraded with `params` (v1: lb
+    = B); without them, with the defaults (enough to check a state).
     """
     try:
         if isinstance(data, (str, bytes, bytearray)):
@@ -513,6 +628,6 @@ def decode(data: str | bytes | dict) -> dict:
                 raise BayesError(
                     DATA_CORRUPTED, f"stored state is corrupt: not valid JSON ({exc})", _STORED_HINT
                 ) from None
-        return validate(upgrade(data))
+        return validate(upgrade(data, params))
     except RecursionError:  # JSON nested deeper than the interpreter's recursion limit (about 1000)
         raise BayesError(DATA_CORRUPTED, "stored state is corrupt: nested too deeply", _STORED_HINT) from None

@@ -65,5 +65,10 @@ def describe_state(state: dict, params: Params) -> dict[str, object]:
             "p_skip_mean": a_skip / (a_skip + a_respond),
         },
         "timing": {"mu_log_s": mu, "tau": tau, "typical_gap_s": math.exp(min(mu, 700.0))},
+        "llm_budget": {
+            "tokens_left": s["lb"],
+            "tokens": params.g["llm_budget_tokens"],
+            "window_messages": params.g["llm_budget_window"],
+        },
         "boss": {"threshold": params.chapter(chapter).boss_threshold},
     }

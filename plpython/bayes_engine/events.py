@@ -9,20 +9,27 @@ stored state even after the lexicons change. Replaying a log with
 :func:`replay` goes through the same decode/apply/encode cycle as the SQL
 functions, so it rebuilds the stored state exactly, provided the parameter
 tables have not changed since (replay uses the current parameters).
+
+Events logged since schema v2 carry ``"v": 2`` in their input; older ones
+carry no ``v``. Replaying a v1 event applies v1's decay formula (the only
+part of the state update that v2 changed), and after it sets the LLM budget
+to B, as the upgrade of a stored v1 state on read does: so the first v2
+event starts from what the engine had when it wrote it.
 """
 
-from . import codec, model
+from . import SCHEMA_VERSION, codec, model
 from .encoder import Observation
 from .errors import DATA_CORRUPTED, BayesError
 
 
-def apply_message(state, params, user_id, message, times, observation=None):
+def apply_message(state, params, user_id, message, times, observation=None, schema=SCHEMA_VERSION):
     """One :class:`model.Message` (model.process_message); returns (result, event input).
 
     The event input is the message without its text, plus the observation.
     """
-    result, observation = model.process_message(state, params, user_id, message, times, observation)
+    result, observation = model.process_message(state, params, user_id, message, times, observation, schema)
     event_input = {
+        "v": SCHEMA_VERSION,
         "sent_at": message.sent_at,
         "reply_gap_s": message.reply_gap_s,
         "topic_changed": message.topic_changed,
@@ -34,12 +41,12 @@ def apply_message(state, params, user_id, message, times, observation=None):
 
 def apply_llm_scores(state, params, deltas):
     result = model.apply_llm_scores(state, params, deltas)
-    return result, {"deltas": deltas}
+    return result, {"v": SCHEMA_VERSION, "deltas": deltas}
 
 
 def apply_outcome(state, params, decision, engaged):
     result = model.record_outcome(state, params, decision, engaged)
-    return result, {"decision": decision, "engaged": bool(engaged)}
+    return result, {"v": SCHEMA_VERSION, "decision": decision, "engaged": bool(engaged)}
 
 
 def apply_chapter(state, params, chapter):
@@ -49,20 +56,21 @@ def apply_chapter(state, params, chapter):
     result = model.summary(state, params)
     result["previous_chapter"] = previous
     result["changed"] = changed
-    return result, {"chapter": chapter}
+    return result, {"v": SCHEMA_VERSION, "chapter": chapter}
 
 
 NO_TIMES = model.RowTimes()
 
 
-def apply(state, params, user_id, kind, data, times=NO_TIMES):
+def apply(state, params, user_id, kind, data, times=NO_TIMES, schema=SCHEMA_VERSION):
     """Any writer's input, by kind; returns (result, event input).
 
     `data` is a JSON object: what a writer RPC passes (a message with its
     ``text`` and ``received_at``, the database clock, which bounds its
     ``sent_at``: :func:`model.check_sent_at`), or what the event log stores (a message with its
     ``observation``, which then replaces the encoding). `times` is the row's
-    :class:`model.RowTimes`, needed by a message only.
+    :class:`model.RowTimes`, needed by a message only; `schema` the version
+    of the engine that logged the event (replay: 1 for an event without "v").
     """
     if kind == "message":
         if "received_at" in data:  # a writer RPC's message (the event log holds none)
@@ -73,7 +81,7 @@ def apply(state, params, user_id, kind, data, times=NO_TIMES):
         )
         if observation is not None:
             observation = Observation.from_json(observation)
-        return apply_message(state, params, user_id, message, times, observation)
+        return apply_message(state, params, user_id, message, times, observation, schema)
     if kind == "llm_scores":
         return apply_llm_scores(state, params, data["deltas"])
     if kind == "outcome":
@@ -85,9 +93,10 @@ def apply(state, params, user_id, kind, data, times=NO_TIMES):
 
 def decayed_text(params, state_text, last_message_at, decayed_at, now):
     """A stored state decayed up to `now` (section 5); the bulk decay's batch step (bulk.py) equals it row by row."""
-    state = codec.decode(state_text)
+    state = codec.decode(state_text, params)
+    before = {key: list(pair) for key, pair in state["m"].items()}
     model.decay(state, params, last_message_at, decayed_at, now)
-    return codec.encode_decayed(state)
+    return codec.encode_decayed(state, before)
 
 
 def replay(params, user_id, events, start_chapter=1, decayed_to=None):
@@ -104,11 +113,14 @@ def replay(params, user_id, events, start_chapter=1, decayed_to=None):
     text = codec.encode(codec.default_state(start_chapter, params))
     last_message_at = decayed_at = None
     for position, (kind, data) in enumerate(events):
-        state = codec.decode(text)
+        state = codec.decode(text, params)
         try:
             if kind == "message" and "observation" not in data:
                 raise KeyError("observation")  # the log holds observations, never texts
-            apply(state, params, str(user_id), kind, data, model.RowTimes(last_message_at, decayed_at))
+            schema = data.get("v", 1)
+            apply(state, params, str(user_id), kind, data, model.RowTimes(last_message_at, decayed_at), schema)
+            if schema == 1:  # as the upgrade on read: the v2 engine found a full budget
+                state["lb"] = float(params.g["llm_budget_tokens"])
             if kind == "message":
                 sent_at = data["sent_at"]
                 last_message_at = sent_at if last_message_at is None else max(last_message_at, sent_at)

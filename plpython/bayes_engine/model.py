@@ -11,13 +11,13 @@ metrics, vices, mood, timing, skip and delay, fallback and boss readiness.
 
 import math
 
-from . import encoder, rng, vocab
+from . import codec, encoder, rng, vocab
 from .errors import INVALID_PARAMETER, BayesError
 
 SECONDS_PER_HOUR = 3600.0
 SECONDS_PER_DAY = 86400
 
-FALLBACK_REASONS = ("cold_start", "high_variance", "no_signals", "critical_zone", "bayesian_sufficient")
+FALLBACK_REASONS = ("cold_start", "no_signals", "uncertain", "audit", "bayesian_sufficient")
 DECISIONS = ("skip", "reply")
 LLM_DELTA_LIMIT = 10.0
 
@@ -66,20 +66,27 @@ def _choose(condition, if_true, if_false):
     return if_true if condition else if_false
 
 
-def decayed_metric(alpha, beta, alpha0, beta0, f, where=_choose):
+def decayed_metric(alpha, beta, alpha0, beta0, f, where=_choose, schema=2):
     """Section 5's step for one Beta metric: (alpha, beta) decayed by factor f.
 
-    In (mean, strength): the strength moves towards the prior's by f always,
-    the mean only when it is above the prior mean (a mean is never raised).
-    Pure arithmetic, so the bulk decay runs this same formula on numpy arrays
-    of a whole batch (with ``where=numpy.where``); the results are the same
-    floats as one player at a time.
+    In (mean, strength): the strength moves down towards the prior's by f
+    when it is above it, and stays when it is not (a posterior is never
+    narrowed); the mean moves only when it is above the prior mean (a mean is
+    never raised). Pure arithmetic, so the bulk decay runs this same formula
+    on numpy arrays of a whole batch (with ``where=numpy.where``); the
+    results are the same floats as one player at a time.
+
+    ``schema=1`` is MODEL.md v1's formula, whose strength moved towards the
+    prior's also from below: only the replay of events logged by v1 uses it.
     """
     strength0 = alpha0 + beta0
     mean0 = alpha0 / strength0
     strength = alpha + beta
     mean = alpha / strength
-    strength = strength0 + (strength - strength0) * f
+    if schema == 1:
+        strength = strength0 + (strength - strength0) * f
+    else:
+        strength = where(strength > strength0, strength0 + (strength - strength0) * f, strength)
     mean = where(mean > mean0, mean0 + (mean - mean0) * f, mean)
     return mean * strength, (1.0 - mean) * strength
 
@@ -89,14 +96,15 @@ def decayed_towards(value, target, f):
     return target + (value - target) * f
 
 
-def decay(state, params, last_message_at, decayed_at, now):
+def decay(state, params, last_message_at, decayed_at, now, schema=2):
     """Apply the absence decay of section 5 up to `now`, in place; return the metric decay hours.
 
     Metrics move in (mean, strength) towards the chapter prior ``mp`` with
-    f = exp(-r_c * hours) (:func:`decayed_metric`). The mood belief moves
-    towards the start belief with the same f; the vices towards the
-    Dirichlet prior with their own grace and rate. Skip, timing and the
-    budget do not decay.
+    f = exp(-r_c * hours) (:func:`decayed_metric`; `schema` 1 for the replay
+    of an event logged by v1). The mood belief moves towards the start
+    belief with the same f; the vices towards the Dirichlet prior with their
+    own grace and rate. Skip, timing, the evidence budget and the LLM budget
+    do not decay.
     """
     hours, f, f_v = decay_factors(params, state["c"], last_message_at, decayed_at, now)
     if f < 1.0:
@@ -104,7 +112,7 @@ def decay(state, params, last_message_at, decayed_at, now):
         for key in vocab.METRIC_KEYS:
             alpha, beta = m[key]
             alpha0, beta0 = mp[key]
-            m[key] = list(decayed_metric(alpha, beta, alpha0, beta0, f))
+            m[key] = list(decayed_metric(alpha, beta, alpha0, beta0, f, schema=schema))
         start = params.g["mood_start_belief"]
         state["h"] = [decayed_towards(h, h0, f) for h, h0 in zip(state["h"], start)]
     if f_v < 1.0:
@@ -321,12 +329,67 @@ def confidence_label(p):
     return "low"
 
 
-def boss_readiness(state, params, composite=None, composite_sd=None):
-    """P(C >= T_c) by the normal approximation, ready and the confidence label."""
-    if composite is None:
-        _, composite, composite_sd = metric_summary(state)
+def _beta_cumulants(alpha, beta):
+    """The first four cumulants of Beta(alpha, beta): mean, variance, third and fourth cumulant."""
+    s = alpha + beta
+    ab = alpha * beta
+    var = ab / (s * s * (s + 1.0))
+    k3 = 2.0 * ab * (beta - alpha) / (s * s * s * (s + 1.0) * (s + 2.0))
+    k4 = 6.0 * ab * ((alpha - beta) ** 2 * (s + 1.0) - ab * (s + 2.0)) / (s**4 * (s + 1.0) ** 2 * (s + 2.0) * (s + 3.0))
+    return alpha / s, var, k3, k4
+
+
+def composite_cumulants(state):
+    """(k1, k2, k3, k4) of the composite C = 100 * sum w_k X_k, X_k ~ Beta independent (section 6).
+
+    Cumulants of independent variables add, and the r-th cumulant of c*X is
+    c^r times that of X.
+    """
+    k1 = k2 = k3 = k4 = 0.0
+    m = state["m"]
+    for key, w in zip(vocab.METRIC_KEYS, vocab.METRIC_WEIGHTS):
+        c = 100.0 * w
+        mean, var, third, fourth = _beta_cumulants(*m[key])
+        c2 = c * c
+        k1 += c * mean
+        k2 += c2 * var
+        k3 += c2 * c * third
+        k4 += c2 * c2 * fourth
+    return k1, k2, k3, k4
+
+
+_INV_SQRT_2PI = 0.3989422804014327
+
+
+def edgeworth_probability(state, threshold):
+    """P(C >= threshold) by the fourth-order Edgeworth expansion of section 6, clipped to [0, 1].
+
+    z = (T - k1)/sqrt(k2), g1 = k3/k2^1.5, g2 = k4/k2^2;
+    F(z) = Phi(z) - phi(z) (g1/6 He2(z) + g2/24 He3(z) + g1^2/72 He5(z)).
+    """
+    k1, k2, k3, k4 = composite_cumulants(state)
+    sd = math.sqrt(k2)
+    z = (threshold - k1) / sd
+    g1 = k3 / (k2 * sd)
+    g2 = k4 / (k2 * k2)
+    z2 = z * z
+    he2 = z2 - 1.0
+    he3 = z * (z2 - 3.0)
+    he5 = z * (z2 * (z2 - 10.0) + 15.0)
+    phi = _INV_SQRT_2PI * math.exp(-0.5 * z2)
+    cdf = 0.5 * math.erfc(-z / math.sqrt(2.0)) - phi * (g1 / 6.0 * he2 + g2 / 24.0 * he3 + g1 * g1 / 72.0 * he5)
+    return min(1.0, max(0.0, 1.0 - cdf))
+
+
+def normal_probability(composite, composite_sd, threshold):
+    """P(C >= threshold) by the plain normal approximation (MODEL.md v1's method)."""
+    return 0.5 * math.erfc(-((composite - threshold) / composite_sd) / math.sqrt(2.0))
+
+
+def boss_readiness(state, params):
+    """Section 6: P(C >= T_c) by the Edgeworth expansion, ready and the confidence label."""
     threshold = params.chapter(state["c"]).boss_threshold
-    p = 0.5 * math.erfc(-((composite - threshold) / composite_sd) / math.sqrt(2.0))
+    p = edgeworth_probability(state, threshold)
     return {
         "threshold": threshold,
         "p_ready": p,
@@ -335,18 +398,74 @@ def boss_readiness(state, params, composite=None, composite_sd=None):
     }
 
 
-def fallback_reason(state, params, metrics, composite, observations=None):
-    """The first rule of section 7 that fires; observations=None skips no_signals."""
-    if state["n"] < params.g["cold_start_messages"]:
+def fallback_reason(state, params, p_ready, observations=None, audit=None):
+    """The first rule of section 7 that fires.
+
+    observations=None skips no_signals (it needs a message), audit=None the
+    audit (it needs a message's draw): then the rules are 1 and 3.
+    `audit` is the message's uniform draw of purpose rng.AUDIT.
+    """
+    g = params.g
+    if state["n"] < g["cold_start_messages"]:
         return "cold_start"
-    for name, threshold in zip(vocab.METRIC_NAMES, params.variance_thresholds):
-        if metrics[name]["var"] > threshold:
-            return "high_variance"
     if observations is not None and observations == 0:
         return "no_signals"
-    if abs(composite - params.chapter(state["c"]).boss_threshold) < params.g["critical_zone"]:
-        return "critical_zone"
+    margin = g["uncertain_margin"]
+    if margin < p_ready < 1.0 - margin:
+        return "uncertain"
+    if audit is not None and audit < g["audit_rate"]:
+        return "audit"
     return "bayesian_sufficient"
+
+
+def refill_llm_budget(state, params):
+    """Section 7: a message first adds B/W tokens to lb, capped at B.
+
+    In whole micro-tokens, each rounded down, as the codec stores lb: the
+    arithmetic is exact, and a budget is never rounded up.
+    """
+    g = params.g
+    cap = codec.micro_tokens(g["llm_budget_tokens"])
+    refill = math.floor(g["llm_budget_tokens"] * codec.MICRO / g["llm_budget_window"])
+    state["lb"] = min(cap, codec.micro_tokens(state["lb"]) + refill) / codec.MICRO
+
+
+def message_fallback(state, params, p_ready, observations, user_id, session_seed):
+    """Section 7 for one message, after its update: {needed, reason, budget_left}; may spend a token of lb.
+
+    The budget is refilled first; cold_start is always granted and costs
+    nothing; another rule is granted only with at least one token, and a
+    grant takes one. bayesian_sufficient asks for nothing.
+    """
+    refill_llm_budget(state, params)
+    reason = fallback_reason(state, params, p_ready, observations, _AuditDraw(user_id, state["n"], session_seed))
+    needed = False
+    if reason == "cold_start":
+        needed = True
+    elif reason != "bayesian_sufficient" and state["lb"] >= 1.0:
+        needed = True
+        state["lb"] = (codec.micro_tokens(state["lb"]) - codec.MICRO) / codec.MICRO
+    return {"needed": needed, "reason": reason, "budget_left": state["lb"]}
+
+
+class _AuditDraw:
+    """The audit's uniform draw, made only when the rules reach it (compares like the float it is)."""
+
+    __slots__ = ("user_id", "n", "seed")
+
+    def __init__(self, user_id, n, seed):
+        self.user_id, self.n, self.seed = user_id, n, seed
+
+    def __lt__(self, q):
+        return rng.generator(self.user_id, self.n, rng.AUDIT, self.seed).random() < q
+
+
+def fallback_status(state, params, p_ready):
+    """Section 7 without a message (bayes_fallback_check, and the LLM-scores and chapter results):
+    rules 1 and 3, nothing consumed; needed says whether a request would be granted now."""
+    reason = fallback_reason(state, params, p_ready)
+    needed = reason == "cold_start" or (reason != "bayesian_sufficient" and state["lb"] >= 1.0)
+    return {"needed": needed, "reason": reason, "budget_left": state["lb"]}
 
 
 def mood_name(state):
@@ -361,10 +480,18 @@ def top_vice(state):
     return vocab.VICES[max(range(len(d)), key=lambda j: (d[j], -j))]
 
 
-def summary(state, params, observations=None):
-    """The part of every writer's result that describes the state after the write."""
+def summary(state, params, fallback=None, boss=None):
+    """The part of every writer's result that describes the state after the write.
+
+    `fallback` is a message's decision (:func:`message_fallback`); without
+    one, the result reports :func:`fallback_status`. `boss`: the state's
+    :func:`boss_readiness`, when the caller has it already.
+    """
     metrics, composite, composite_sd = metric_summary(state)
-    reason = fallback_reason(state, params, metrics, composite, observations)
+    if boss is None:
+        boss = boss_readiness(state, params)
+    if fallback is None:
+        fallback = fallback_status(state, params, boss["p_ready"])
     return {
         "n": state["n"],
         "chapter": state["c"],
@@ -375,8 +502,8 @@ def summary(state, params, observations=None):
             min(100.0, composite + 1.959963984540054 * composite_sd),
         ],
         "metrics": metrics,
-        "fallback": {"needed": reason != "bayesian_sufficient", "reason": reason},
-        "boss": boss_readiness(state, params, composite, composite_sd),
+        "fallback": fallback,
+        "boss": boss,
     }
 
 
@@ -467,16 +594,17 @@ class RowTimes:
         self.decayed_at = decayed_at
 
 
-def process_message(state, params, user_id, message, times, observation=None):
+def process_message(state, params, user_id, message, times, observation=None, schema=2):
     """Section 4 for one :class:`Message`; updates `state` and returns (result, observation).
 
     `times` (:class:`RowTimes`) says how long the player was away. `observation`
-    replaces the encoding of the text (replay passes the stored one). The
+    replaces the encoding of the text (replay passes the stored one, and
+    `schema` 1 for an event logged by v1: its decay was v1's). The
     result holds the keys of MODEL.md section 9 except user_id, message_id,
     duplicate and version, which bayes_engine.pg adds.
     """
     sent_at = message.sent_at
-    decay_h = decay(state, params, times.last_message_at, times.decayed_at, sent_at)
+    decay_h = decay(state, params, times.last_message_at, times.decayed_at, sent_at, schema)
     cp = params.chapter(state["c"])
     position = day_position(state, sent_at)
     if observation is None:
@@ -494,7 +622,9 @@ def process_message(state, params, user_id, message, times, observation=None):
     skip, p_skip = decide_skip(state, params, user_id, n, message.seed)
     delay_s = reply_delay(state, params, user_id, n, message.seed)
 
-    result = summary(state, params, observation.observations)
+    boss = boss_readiness(state, params)
+    fallback = message_fallback(state, params, boss["p_ready"], observation.observations, user_id, message.seed)
+    result = summary(state, params, fallback, boss)
     result.update(
         {
             "vices": vice_summary(state),

@@ -151,12 +151,11 @@ DEFAULT_SNAPSHOT: dict = {
         "discount": 0.98,
         "cold_start_messages": 10,
         "evidence_budget_per_hour": 5.0,
-        "variance_threshold_intimacy": 0.025,
-        "variance_threshold_passion": 0.025,
-        "variance_threshold_trust": 0.020,
-        "variance_threshold_secureness": 0.025,
-        "critical_zone": 5,
         "ready_probability": 0.7,
+        "uncertain_margin": 0.1,
+        "audit_rate": 0.02,
+        "llm_budget_tokens": 3,
+        "llm_budget_window": 100,
         "vice_prior": 1.0,
         "vice_decay_rate_per_h": 0.002,
         "timing_obs_precision": 1.0,
@@ -196,7 +195,10 @@ DEFAULT_SNAPSHOT: dict = {
 # a state accumulates message after message, within the codec's bounds),
 # "skew" in [0, 31536000] s and "age" in (0, 87600] h: the time window of a
 # message (a year ahead, ten years back at most), so that the times a state
-# stores stay inside the codec's bounds (after 1970, before 2200).
+# stores stay inside the codec's bounds (after 1970, before 2200); "margin" in
+# [0, 0.5] (the uncertain band of the fallback, eps < P_ready < 1 - eps),
+# "budget" in [0, 1e6] tokens (B of the LLM budget; the codec's bound on lb)
+# and "window" in [1, 1e9] messages (W: the budget refills B/W a message).
 _CHAPTER_RULES = {
     "boss_threshold": "score",
     **{f"prior_{name}_{ab}": "concentration" for name in vocab.METRIC_NAMES for ab in ("alpha", "beta")},
@@ -218,9 +220,11 @@ _GLOBAL_SCALAR_RULES = {
     "discount": "discount",
     "cold_start_messages": "int_nonneg",
     "evidence_budget_per_hour": "per_message",
-    **{f"variance_threshold_{name}": "pos" for name in vocab.METRIC_NAMES},
-    "critical_zone": "nonneg",
     "ready_probability": "unit",
+    "uncertain_margin": "margin",
+    "audit_rate": "unit",
+    "llm_budget_tokens": "budget",
+    "llm_budget_window": "window",
     "vice_prior": "concentration",
     "vice_decay_rate_per_h": "nonneg",
     "timing_obs_precision": "per_message",
@@ -241,6 +245,9 @@ _RULE_TEXT = {
     "per_message": ("must be in (0, 1000000]", lambda x: 0 < x <= 1e6),
     "skew": ("must be in [0, 31536000] (a year)", lambda x: 0 <= x <= 31_536_000),
     "age": ("must be in (0, 87600] (ten years)", lambda x: 0 < x <= 87_600),
+    "margin": ("must be in [0, 0.5]", lambda x: 0 <= x <= 0.5),
+    "budget": ("must be in [0, 1000000]", lambda x: 0 <= x <= 1e6),
+    "window": ("must be in [1, 1000000000] (messages)", lambda x: 1 <= x <= 1e9),
 }
 
 
@@ -385,11 +392,6 @@ class Params:
     def weights(self) -> tuple:
         """Composite weights in METRIC_KEYS order (fixed: vocab.METRIC_WEIGHTS)."""
         return vocab.METRIC_WEIGHTS
-
-    @property
-    def variance_thresholds(self) -> tuple:
-        """Fallback variance thresholds in METRIC_KEYS order."""
-        return tuple(self.g[f"variance_threshold_{name}"] for name in vocab.METRIC_NAMES)
 
     def __repr__(self) -> str:
         return f"Params(chapters={self._chapters!r}, g={dict(self.g)!r})"

@@ -87,14 +87,19 @@ def load_params(plpy, revision=None):
         revision = plpy.execute(_plan(plpy, _REVISION_SQL))[0]["revision"]
     params = _params_cache.get(revision)
     if params is None:
-        build = globals().get("__build__")
-        if build is not None and plpy.execute(_plan(plpy, _BUILD_SQL))[0]["build"] != build:
-            raise CodeChanged
+        _check_build(plpy)
         text = plpy.execute(_plan(plpy, _SNAPSHOT_SQL))[0]["snapshot"]
         params = Params.from_snapshot(json.loads(text))
         _params_cache.clear()
         _params_cache[revision] = params
     return params
+
+
+def _check_build(plpy):
+    """Raise :class:`CodeChanged` when bayes.py_module holds another build than this copy of the code."""
+    build = globals().get("__build__")
+    if build is not None and plpy.execute(_plan(plpy, _BUILD_SQL))[0]["build"] != build:
+        raise CodeChanged
 
 
 @entry_point
@@ -103,7 +108,10 @@ def check_params(plpy):
     parameters after the change, validated (22023 naming the key), uncached.
     A row of bayes.params that the engine does not read (a misspelt name, or
     one that newer code reads: a migration adds those before the code) is
-    a WARNING, not an error."""
+    a WARNING, not an error. The check is the deployed code's: a migration
+    that installs new code and then changes the parameters (in the same
+    session) is checked by the new code."""
+    _check_build(plpy)
     snapshot = json.loads(plpy.execute(_plan(plpy, _SNAPSHOT_SQL))[0]["snapshot"])
     Params.from_snapshot(snapshot)
     unread = sorted(set(snapshot.get("global") or ()) - set(GLOBAL_KEYS))
@@ -127,16 +135,17 @@ def default_state(plpy, chapter):
 
 @entry_point
 def decode_state(plpy, state_text):
-    load_params(plpy)  # not for the parameters: a new build of the code is noticed here
-    return codec.encode(codec.decode(state_text))
+    """The stored state as the codec reads it (an older schema upgraded), encoded again."""
+    return codec.encode(codec.decode(state_text, load_params(plpy)))
 
 
 @entry_point
 def describe_state(plpy, state_text):
     from . import describe  # imported on first use: not on the per-message path
 
-    state = codec.decode(state_text)
-    return _dumps(describe.describe_state(state, load_params(plpy)))
+    params = load_params(plpy)
+    state = codec.decode(state_text, params)
+    return _dumps(describe.describe_state(state, params))
 
 
 @entry_point
@@ -147,7 +156,7 @@ def step(plpy, kind, user_id, message_id, input_text, state_text, version, last_
     None when nothing changed (a chapter that is already current).
     """
     params = load_params(plpy, revision)
-    state = codec.decode(state_text)
+    state = codec.decode(state_text, params)
     times = model.RowTimes(last_message_at, decayed_at)
     result, event_input = events.apply(state, params, user_id, kind, json.loads(input_text), times)
     changed = result.get("changed", True)
@@ -232,7 +241,7 @@ def state_problem(plpy, state_text):
     return problem
 
 
-def _decoded(state_text):
+def _decoded(state_text, params):
     """The decoded state, or None when the codec refuses it: the analytics skip a corrupt state.
 
     Exactly the states for which bayes.state_problem is not null. The
@@ -241,7 +250,7 @@ def _decoded(state_text):
     gets a silent null.
     """
     try:
-        return codec.decode(state_text)
+        return codec.decode(state_text, params)
     except Exception:  # noqa: BLE001 - whatever decode raises is a refusal
         return None
 
@@ -254,7 +263,7 @@ def readiness(plpy, state_text, method, user_id, session_seed):
     params = load_params(plpy)
     if method not in readiness_module.METHODS:  # an argument error even for a corrupt state
         readiness_module.readiness(None, params, method)
-    state = _decoded(state_text)
+    state = _decoded(state_text, params)
     if state is None:
         return None
     return _dumps(readiness_module.readiness(state, params, method, user_id, session_seed))
@@ -262,31 +271,30 @@ def readiness(plpy, state_text, method, user_id, session_seed):
 
 @entry_point
 def fallback_check(plpy, state_text):
-    """Section 7, rules 1, 2 and 4, for a stored state, as JSON text; None for a state the codec refuses."""
+    """Section 7, rules 1 and 3, for a stored state, as JSON text; None for a state the codec refuses."""
     from . import readiness as readiness_module
 
     params = load_params(plpy)
-    state = _decoded(state_text)
+    state = _decoded(state_text, params)
     return None if state is None else _dumps(readiness_module.fallback_check(state, params))
 
 
 @entry_point
 def readiness_probability(plpy, state_text):
-    """P(C >= T_c) of a stored state by the normal approximation; None for a state the codec refuses."""
+    """P(C >= T_c) of a stored state by the Edgeworth expansion (section 6); None for a state the codec refuses."""
     params = load_params(plpy)
-    state = _decoded(state_text)
+    state = _decoded(state_text, params)
     return None if state is None else model.boss_readiness(state, params)["p_ready"]
 
 
 @entry_point
 def fallback_reason(plpy, state_text):
-    """The first of section 7's rules 1, 2 and 4 that fires for a stored state; None for a state the codec refuses."""
+    """The first of section 7's rules 1 and 3 that fires for a stored state; None for a state the codec refuses."""
     params = load_params(plpy)
-    state = _decoded(state_text)
+    state = _decoded(state_text, params)
     if state is None:
         return None
-    metrics, composite, _ = model.metric_summary(state)
-    return model.fallback_reason(state, params, metrics, composite)
+    return model.fallback_reason(state, params, model.boss_readiness(state, params)["p_ready"])
 
 
 @entry_point
@@ -294,14 +302,14 @@ def metric_interval(plpy, state_text, metric, mass):
     """The equal-tailed credible interval of one metric's Beta posterior; None for a state the codec refuses."""
     from . import stats, vocab
 
-    load_params(plpy)  # not for the parameters: a new build of the code is noticed here
+    params = load_params(plpy)  # a new build of the code is noticed here
     if metric not in vocab.METRIC_NAMES:
         raise BayesError(
             INVALID_PARAMETER, f"unknown metric {metric!r}", "metrics are intimacy, passion, trust, secureness"
         )
     if not 0.0 < mass < 1.0:  # an argument error even for a corrupt state
         stats.beta_interval(1.0, 1.0, mass)
-    state = _decoded(state_text)
+    state = _decoded(state_text, params)
     if state is None:
         return None
     alpha, beta = state["m"][vocab.METRIC_KEYS[vocab.METRIC_NAMES.index(metric)]]

@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - CPython always has _blake2
 SKIP_THETA = "skip_theta"  # theta ~ Beta(a_skip, a_respond)
 SKIP_UNIFORM = "skip_u"  # U ~ Uniform(0, 1), skip when U < theta
 DELAY = "delay"  # y ~ N(mu, 1/tau + 1/tau_x)
+AUDIT = "audit"  # U ~ Uniform(0, 1), the fallback's audit when U < audit_rate (MODEL.md section 7)
 
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15

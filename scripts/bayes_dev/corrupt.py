@@ -25,7 +25,7 @@ from hypothesis import strategies as hs
 
 from .states import states
 
-KEYS = ("v", "c", "n", "nc", "m", "mp", "d", "h", "k", "g", "b", "dd")
+KEYS = ("v", "c", "n", "nc", "m", "mp", "d", "h", "k", "g", "b", "dd", "lb")
 WRONG_TYPES = {"string": "x", "object": {}, "array": [], "null": None}
 HUGE = 10**400  # a JSON number, and a jsonb numeric, that no float can hold
 TINY = "1e-400"  # positive in JSON; 0.0 as a float
@@ -81,6 +81,9 @@ def corruptions(state: dict) -> list[tuple[str, str]]:
         (("b", 4), -5),
         (("dd", 0), -1),
         (("dd", 1), 2.5),
+        (("lb",), -1),
+        (("lb",), 2e6),
+        (("lb",), "3"),
         (("n",), -1),
         (("n",), 2.5),
         (("n",), True),
@@ -97,7 +100,7 @@ def corruptions(state: dict) -> list[tuple[str, str]]:
     negative = [h[0] - 0.5, h[1] + 0.5, *h[2:]]  # sums to 1, one entry below 0
     out.append(("h has a negative entry", _text(_set(state, ("h",), negative))))
     # Numbers a float cannot hold: huge (jsonb prints every digit), tiny (0.0 as a float).
-    for path in (("d", 2), ("g", 0), ("mp", "i", 0), ("m", "s", 0), ("b", 1)):
+    for path in (("d", 2), ("g", 0), ("mp", "i", 0), ("m", "s", 0), ("b", 1), ("lb",)):
         out.append((f"{_show(path)} is huge", _text(_set(state, path, HUGE))))
     for path in (("d", 5), ("g", 1), ("m", "p", 0)):
         text = _text(_set(state, path, 123456789))
@@ -136,7 +139,7 @@ def corruptions(state: dict) -> list[tuple[str, str]]:
     out.append(("h sums to 0", _text(_set(state, ("h",), [0] * 6))))
     out.append(("h sums to 1.001", _text(_set(state, ("h",), [h[0] + 0.001, *h[1:]]))))
     # Schema versions.
-    for value in (2, 99, 0, -1, "1", 1.5, True):
+    for value in (1, 3, 99, 0, -1, "2", 1.5, True):  # v = 1: a v1 state has no lb
         out.append((f"v = {json.dumps(value)}", _text(_set(state, ("v",), value))))
     # Unknown keys, and malformed optional ones.
     out.append(("an unknown key", _text({**state, "zz": 1})))

@@ -44,3 +44,16 @@ for each statement execute function bayes.check_params();
 create or replace trigger params_valid
 after insert or update or delete or truncate on bayes.params
 for each statement execute function bayes.check_params();
+
+-- MODEL.md v2 retired the fallback rules high_variance and critical_zone:
+-- their rows go once the code that no longer reads them is installed (the
+-- functions migration installs the modules before this file), so the
+-- trigger above checks the change with that code.
+delete from bayes.params
+where name in (
+    'variance_threshold_intimacy',
+    'variance_threshold_passion',
+    'variance_threshold_trust',
+    'variance_threshold_secureness',
+    'critical_zone'
+);

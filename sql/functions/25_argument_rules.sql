@@ -225,17 +225,17 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     if p_method is null then
-        return bayes.check_not_null(p_method, 'p_method', 'omit it for normal');
+        return bayes.check_not_null(p_method, 'p_method', 'omit it for edgeworth');
     end if;
-    if p_method not in ('normal', 'monte_carlo') then
+    if p_method not in ('edgeworth', 'normal', 'monte_carlo') then
         raise exception 'unknown readiness method %', quote_literal(p_method)
-            using errcode = '22023', hint = 'Methods are normal (the default) and monte_carlo.';
+            using errcode = '22023', hint = 'Methods are edgeworth (the default), normal and monte_carlo.';
     end if;
     return true;
 end
 $$;
 
 comment on function bayes.check_readiness_method is
-'True, or raises 22004 for null and 22023 unless p_method is normal or monte_carlo.';
+'True, or raises 22004 for null and 22023 unless p_method is edgeworth, normal or monte_carlo.';
 revoke all on function bayes.check_readiness_method from public;
 grant execute on function bayes.check_readiness_method to authenticated, service_role;

@@ -52,6 +52,6 @@ end
 $$;
 
 comment on function public.bayes_process_message is
-'Scores one player message (MODEL.md section 4): creates the state if absent, decays, encodes, updates, decides skip and delay, checks fallback and boss readiness, writes the state and an event. A repeated (user, message_id) returns the first result with "duplicate": true. service_role only.';
+'Scores one player message (MODEL.md section 4): creates the state if absent, decays, encodes, updates, decides skip and delay, checks boss readiness (Edgeworth) and the fallback (MODEL.md v2 section 7: reason, and needed as granted by the player''s LLM budget), writes the state and an event. A repeated (user, message_id) returns the first result with "duplicate": true. service_role only.';
 revoke all on function public.bayes_process_message from public, anon, authenticated, service_role;
 grant execute on function public.bayes_process_message to service_role;

@@ -241,7 +241,7 @@ as $$
 $$;
 
 comment on function bayes.readiness_probability is
-'P(composite >= the chapter''s boss threshold) of a compact state, by the normal approximation (MODEL.md section 6); null for a corrupt state. Stable: reads bayes.chapter_params.';
+'P(composite >= the chapter''s boss threshold) of a compact state, by the Edgeworth expansion (MODEL.md section 6); null for a corrupt state. Stable: reads bayes.chapter_params.';
 revoke all on function bayes.readiness_probability from public;
 grant execute on function bayes.readiness_probability to authenticated, service_role;
 
@@ -257,7 +257,7 @@ as $$
 $$;
 
 comment on function bayes.fallback_reason is
-'The first fallback rule of MODEL.md section 7 that fires for a compact state (cold_start, high_variance, critical_zone), else bayesian_sufficient; null for a corrupt state. Stable: reads the parameter tables.';
+'The first fallback rule of MODEL.md section 7 that fires for a compact state without a message (rules 1 and 3: cold_start, uncertain), else bayesian_sufficient; null for a corrupt state. Stable: reads the parameter tables.';
 revoke all on function bayes.fallback_reason from public;
 grant execute on function bayes.fallback_reason to authenticated, service_role;
 
@@ -272,7 +272,7 @@ as $$
 $$;
 
 comment on function bayes.state_readiness is
-'Boss readiness of a compact state (MODEL.md section 6) by p_method normal or monte_carlo (10,000 draws seeded by p_user_id, n and p_seed); null for a corrupt state (bayes_boss_readiness raises its error instead).';
+'Boss readiness of a compact state (MODEL.md section 6) by p_method edgeworth, normal or monte_carlo (10,000 draws seeded by p_user_id, n and p_seed); null for a corrupt state (bayes_boss_readiness raises its error instead).';
 revoke all on function bayes.state_readiness from public;
 grant execute on function bayes.state_readiness to authenticated, service_role;
 
@@ -288,6 +288,6 @@ as $$
 $$;
 
 comment on function bayes.state_fallback_check is
-'The fallback check of a compact state (MODEL.md section 7, rules 1, 2 and 4): needed, reason, and the numbers the rules read; null for a corrupt state (bayes_fallback_check raises its error instead).';
+'The fallback check of a compact state (MODEL.md section 7, rules 1 and 3, consuming nothing): needed, reason, budget_left, and the numbers the rules read; null for a corrupt state (bayes_fallback_check raises its error instead).';
 revoke all on function bayes.state_fallback_check from public;
 grant execute on function bayes.state_fallback_check to authenticated, service_role;

@@ -1,10 +1,10 @@
 -- Read RPCs on a player's stored state (MODEL.md section 9): boss readiness
--- (section 6) and the fallback check (section 7, rules 1, 2 and 4). Callable
+-- (section 6) and the fallback check (section 7, rules 1 and 3). Callable
 -- by the backend (service_role) or by the player himself. The stored state
 -- is decayed up to its decayed_at (every message, and the bulk decay every
 -- 15 minutes); the answer says which instant that is.
 
-create or replace function public.bayes_boss_readiness(p_user_id uuid, p_method text default 'normal')
+create or replace function public.bayes_boss_readiness(p_user_id uuid, p_method text default 'edgeworth')
 returns jsonb
 language plpgsql
 stable
@@ -34,7 +34,7 @@ end
 $$;
 
 comment on function public.bayes_boss_readiness is
-'Boss readiness of a player (MODEL.md section 6): p_ready = P(composite >= threshold), ready (p_ready >= 0.7), confidence; p_method normal (default) or monte_carlo. Callable by service_role or by the player himself; P0002 for an unknown player, XX001 for a corrupt state.';
+'Boss readiness of a player (MODEL.md section 6): p_ready = P(composite >= threshold), ready (p_ready >= 0.7), confidence; p_method edgeworth (default: the fourth-order Edgeworth expansion, within 0.005 of the exact value), normal (v1''s approximation) or monte_carlo (10,000 seeded draws). Callable by service_role or by the player himself; P0002 for an unknown player, XX001 for a corrupt state.';
 revoke all on function public.bayes_boss_readiness from public, anon, authenticated, service_role;
 grant execute on function public.bayes_boss_readiness to authenticated, service_role;
 
@@ -62,6 +62,6 @@ end
 $$;
 
 comment on function public.bayes_fallback_check is
-'Whether the LLM is needed for a player now (MODEL.md section 7, rules 1, 2 and 4: cold_start, high_variance, critical_zone): needed, reason and the numbers behind it. Callable by service_role or by the player himself; P0002 for an unknown player, XX001 for a corrupt state.';
+'Whether the LLM would be asked for a player now (MODEL.md section 7, rules 1 and 3: cold_start, uncertain; consumes nothing): needed (cold_start, or uncertain with a token of the LLM budget left), reason, budget_left, and the numbers behind them. Callable by service_role or by the player himself; P0002 for an unknown player, XX001 for a corrupt state.';
 revoke all on function public.bayes_fallback_check from public, anon, authenticated, service_role;
 grant execute on function public.bayes_fallback_check to authenticated, service_role;

@@ -26,6 +26,6 @@ from public.user_bayesian_state as s
 left join bayes.chapter_params as cp on s.chapter = cp.chapter;
 
 comment on view bayes.player_summary is
-'One row per player: chapter, messages, composite and its sd, boss threshold, readiness P(composite >= threshold), mood, top vice, fallback reason (rules 1, 2, 4), last message, the instant decay was applied up to, and state_problem (null, or what is wrong with a corrupt state, whose computed columns are then null).';
+'One row per player: chapter, messages, composite and its sd, boss threshold, readiness P(composite >= threshold), mood, top vice, fallback reason (rules 1 and 3: cold_start, uncertain, bayesian_sufficient), last message, the instant decay was applied up to, and state_problem (null, or what is wrong with a corrupt state, whose computed columns are then null).';
 revoke all on table bayes.player_summary from public, anon, authenticated, service_role;
 grant select on table bayes.player_summary to service_role;
