@@ -79,16 +79,14 @@ def show(x: float, fmt: str = "{:.1%}") -> str:
 def figures(traces: list, reference: list) -> dict:
     consulted = [t.consulted for t in traces]
     buckets = lifetime.bucket_rates(consulted)
-    agree, mad, compared = lifetime.fidelity(traces, reference)
+    fid = lifetime.fidelity(traces, reference)
     calls, messages = lifetime.lifetime(consulted)
     return {
         "buckets": [rate(c, m) for c, m in buckets],
         "bucket_counts": buckets,
         "lifetime": rate(calls, messages),
         "lifetime_counts": (calls, messages),
-        "agree": agree,
-        "mad": mad,
-        "compared": compared,
+        "fidelity": fid,
     }
 
 
@@ -174,20 +172,25 @@ def run(dsn: str, args) -> tuple[list[Target], list[str]]:
 
     reference = traces["reference"]
     fig = {name: figures(traces[name], reference) for name in ("v1", "v2")}
-    print(f"\n  {'LLM call rate':<34} {'v1 rules':>10} {'v2 rules':>10}")
+    print(f"\n  {'LLM call rate':<34} {'v1 rules':>13} {'v2 rules':>13}")
     for j, (lo, hi) in enumerate(lifetime.BUCKETS):
         label = f"messages {bucket_label(lo, hi)}"
-        print(f"  {label:<34} {show(fig['v1']['buckets'][j]):>10} {show(fig['v2']['buckets'][j]):>10}")
+        print(f"  {label:<34} {show(fig['v1']['buckets'][j]):>13} {show(fig['v2']['buckets'][j]):>13}")
     label = f"lifetime (messages 1-{args.messages})"
-    print(f"  {label:<34} {show(fig['v1']['lifetime']):>10} {show(fig['v2']['lifetime']):>10}")
+    print(f"  {label:<34} {show(fig['v1']['lifetime']):>13} {show(fig['v2']['lifetime']):>13}")
     counts = ["{:,}/{:,}".format(*fig[k]["lifetime_counts"]) for k in ("v1", "v2")]
-    print(f"  {'LLM calls / messages':<34} {counts[0]:>10} {counts[1]:>10}")
-    print(f"  fidelity to the reference after message {lifetime.AFTER} ({fig['v2']['compared']:,} player-messages):")
-    print(f"  {'  boss-ready agreement':<34} {show(fig['v1']['agree']):>10} {show(fig['v2']['agree']):>10}")
+    print(f"  {'LLM calls / messages':<34} {counts[0]:>13} {counts[1]:>13}")
+    fv1, fv2 = fig["v1"]["fidelity"], fig["v2"]["fidelity"]
     print(
-        f"  {'  composite mean |difference|':<34} {show(fig['v1']['mad'], '{:.2f}'):>10}"
-        f" {show(fig['v2']['mad'], '{:.2f}'):>10}"
+        f"  fidelity to the reference after message {lifetime.AFTER} ({fv2.compared:,} player-messages;"
+        f" the reference is boss-ready on {show(fv2.reference_ready)} of them):"
     )
+    for label, key, fmt in (
+        ("boss-ready agreement", "agreement", "{:.1%}"),
+        ("composite mean |difference|", "composite_mad", "{:.2f}"),
+        ("P_ready mean |difference|", "p_ready_mad", "{:.3f}"),
+    ):
+        print(f"  {'  ' + label:<34} {show(getattr(fv1, key), fmt):>13} {show(getattr(fv2, key), fmt):>13}")
     print("  (bucket a-b: messages a+1 to b of each player; the stand-in stands in for the LLM throughout)")
     print("\n  the rules that fired (messages), and how many were sent to the LLM:")
     print_reasons("v1", traces["v1"])
@@ -195,16 +198,15 @@ def run(dsn: str, args) -> tuple[list[Target], list[str]]:
 
     print(f"\n  v2 with other LLM budgets (B = {B:g}, W messages; the long-run share after the cold start is B / W):")
     header = " ".join(f"{bucket_label(lo, hi):>8}" for lo, hi in lifetime.BUCKETS)
-    print(f"  {'budget':>7} {'W':>4} {header} {'lifetime':>9} {'ready agr.':>11} {'|d comp.|':>10}")
-    curve = []
+    print(f"  {'budget':>7} {'W':>4} {header} {'lifetime':>9} {'ready agr.':>11} {'|d comp.|':>10} {'|d P_ready|':>12}")
     for window in lifetime.BUDGET_WINDOWS:
         name = "v2" if window == W and B == 3 else f"v2 W={window}"
         f = fig["v2"] if name == "v2" else figures(traces[name], reference)
-        curve.append((window, f))
+        fid = f["fidelity"]
         cells = " ".join(f"{show(x):>8}" for x in f["buckets"])
         print(
-            f"  {3 / window:>7.0%} {window:>4} {cells} {show(f['lifetime']):>9} {show(f['agree']):>11}"
-            f" {show(f['mad'], '{:.2f}'):>10}"
+            f"  {3 / window:>7.0%} {window:>4} {cells} {show(f['lifetime']):>9} {show(fid.agreement):>11}"
+            f" {show(fid.composite_mad, '{:.2f}'):>10} {show(fid.p_ready_mad, '{:.3f}'):>12}"
         )
 
     # --- the real RPCs -------------------------------------------------------

@@ -229,6 +229,7 @@ class Trace:
     reason: list = field(default_factory=list)  # the rule that fired (the v1 rules' under v1, else the engine's)
     composite: list = field(default_factory=list)  # the composite the backend holds afterwards
     ready: list = field(default_factory=list)  # boss ready afterwards
+    p_ready: list = field(default_factory=list)  # boss P_ready afterwards
     decisions: list | None = None  # per message: (message decision, LLM-answer decision or None)
     state: str = ""  # the stored state at the end (codec.encode)
 
@@ -288,6 +289,7 @@ def simulate(
         trace.reason.append(reason)
         trace.composite.append(final["composite"])
         trace.ready.append(final["boss"]["ready"])
+        trace.p_ready.append(final["boss"]["p_ready"])
         if keep_decisions:
             mid = message_id(k)
             trace.decisions.append((message_decision(result, user_id, mid), decision(final) if consult else None))
@@ -335,19 +337,31 @@ def lifetime(consulted: list[list[bool]]) -> tuple[int, int]:
     return sum(sum(row) for row in consulted), sum(len(row) for row in consulted)
 
 
-def fidelity(policy: list[Trace], reference: list[Trace], after: int = AFTER) -> tuple[float, float, int]:
-    """(boss-ready agreement, composite mean absolute difference, messages compared) over the
-    messages after message `after` of every player, each against the same player's reference."""
-    agree = compared = 0
-    diff = 0.0
+@dataclass(frozen=True)
+class Fidelity:
+    """A policy against the reference, over the messages after message `after` of every player."""
+
+    agreement: float  # share of player-messages where boss ready is the same
+    composite_mad: float  # mean |composite - the reference's composite|
+    p_ready_mad: float  # mean |P_ready - the reference's P_ready|
+    reference_ready: float  # share of player-messages where the reference is boss ready
+    compared: int  # player-messages compared
+
+
+def fidelity(policy: list[Trace], reference: list[Trace], after: int = AFTER) -> Fidelity:
+    """Each player's trace against the same player's reference, message by message after message `after`."""
+    agree = ready = compared = 0
+    composite = p_ready = 0.0
     for p, r in zip(policy, reference):
         for k in range(after, len(p.composite)):
             agree += p.ready[k] == r.ready[k]
-            diff += abs(p.composite[k] - r.composite[k])
+            ready += r.ready[k]
+            composite += abs(p.composite[k] - r.composite[k])
+            p_ready += abs(p.p_ready[k] - r.p_ready[k])
             compared += 1
     if not compared:
-        return math.nan, math.nan, 0
-    return agree / compared, diff / compared, compared
+        return Fidelity(math.nan, math.nan, math.nan, math.nan, 0)
+    return Fidelity(agree / compared, composite / compared, p_ready / compared, ready / compared, compared)
 
 
 # --- the population through the engine's Python, in worker processes --------

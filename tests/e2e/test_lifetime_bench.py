@@ -14,12 +14,16 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def no_bulk_decay(db):
-    """The stack's pg_cron decay job paused: the players' rows stay exactly as the messages left them."""
-    db.execute("select cron.alter_job(jobid, active => false) from cron.job where jobname = 'bayes-run-decay'")
+    """The stack's pg_cron decay job paused (then as it was): the rows stay as the messages left them."""
+    job = "select jobid, active from cron.job where jobname = 'bayes-run-decay'"
+    jobs = db.execute(job).fetchall()
+    for jobid, _ in jobs:
+        db.execute("select cron.alter_job(%s, active => false)", (jobid,))
     try:
         yield
     finally:
-        db.execute("select cron.alter_job(jobid, active => true) from cron.job where jobname = 'bayes-run-decay'")
+        for jobid, active in jobs:
+            db.execute("select cron.alter_job(%s, active => %s)", (jobid, active))
 
 
 def test_database_takes_the_decisions_of_the_python_run(db, no_bulk_decay):

@@ -137,11 +137,14 @@ def test_bucket_rates_against_a_count_by_message_number():
 
 
 def test_fidelity_compares_after_message_ten_only():
-    ref = lifetime.Trace(composite=[50.0] * 12, ready=[False] * 12)
-    same = lifetime.Trace(composite=[50.0] * 12, ready=[False] * 12)
-    assert lifetime.fidelity([same], [ref]) == (1.0, 0.0, 2)
-    off = lifetime.Trace(composite=[0.0] * 10 + [52.0, 47.0], ready=[True] * 10 + [True, False])
-    assert lifetime.fidelity([off], [ref]) == (0.5, 2.5, 2)
+    ref = lifetime.Trace(composite=[50.0] * 12, ready=[False] * 12, p_ready=[0.5] * 12)
+    same = lifetime.Trace(composite=[50.0] * 12, ready=[False] * 12, p_ready=[0.5] * 12)
+    assert lifetime.fidelity([same], [ref]) == lifetime.Fidelity(1.0, 0.0, 0.0, 0.0, 2)
+    off = lifetime.Trace(
+        composite=[0.0] * 10 + [52.0, 47.0], ready=[True] * 10 + [True, False], p_ready=[1.0] * 10 + [0.75, 0.25]
+    )
+    assert lifetime.fidelity([off], [ref]) == lifetime.Fidelity(0.5, 2.5, 0.25, 0.0, 2)
+    assert lifetime.fidelity([ref], [off]) == lifetime.Fidelity(0.5, 2.5, 0.25, 0.5, 2)
 
 
 def test_budget_snapshots_change_the_window_only():
@@ -169,4 +172,17 @@ def test_simulated_policies_on_one_player(corpus):
     for n in range(10, 121):
         assert sum(v2.consulted[9:n]) <= B + (n - 9) * B / W + 1e-9
     assert v2 == lifetime.simulate(player, "v2", prm, day0, corpus, deltas, keep_decisions=True)
-    assert not math.isnan(lifetime.fidelity([v2], [ref])[1])
+    assert not math.isnan(lifetime.fidelity([v2], [ref]).composite_mad)
+
+
+def test_the_figures_do_not_depend_on_the_day_of_the_run(corpus):
+    """day0_for puts day 0 on a UTC midnight: the same messages on other days give the same decisions."""
+    standin = lifetime.StandIn()
+    deltas = [standin.deltas(text) for text in corpus]
+    players = lifetime.population(13, 2, 60, len(corpus))
+    day0 = lifetime.day0_for(players, 1_800_000_000, 720)
+    for player in players:
+        for policy in lifetime.POLICIES:
+            a = lifetime.simulate(player, policy, params.DEFAULT_PARAMS, day0, corpus, deltas)
+            b = lifetime.simulate(player, policy, params.DEFAULT_PARAMS, day0 - 37 * 86400, corpus, deltas)
+            assert (a.consulted, a.reason, a.composite, a.p_ready) == (b.consulted, b.reason, b.composite, b.p_ready)
