@@ -64,8 +64,9 @@ def progress(label: str, every: float = 10.0):
     return report
 
 
-def bucket_label(lo: int, hi: int) -> str:
-    return f"{lo}-{hi}"
+def bucket_label(lo: int, hi: int, messages: int | None = None) -> str:
+    """Messages lo+1 to hi, written lo-hi; hi cut to the players' messages (a bucket past them: lo-hi)."""
+    return f"{lo}-{hi if messages is None or messages <= lo else min(hi, messages)}"
 
 
 def rate(calls: int, messages: int) -> float:
@@ -174,19 +175,21 @@ def run(dsn: str, args) -> tuple[list[Target], list[str]]:
     fig = {name: figures(traces[name], reference) for name in ("v1", "v2")}
     print(f"\n  {'LLM call rate':<34} {'v1 rules':>13} {'v2 rules':>13}")
     for j, (lo, hi) in enumerate(lifetime.BUCKETS):
-        label = f"messages {bucket_label(lo, hi)}"
+        label = f"messages {bucket_label(lo, hi, args.messages)}"
         print(f"  {label:<34} {show(fig['v1']['buckets'][j]):>13} {show(fig['v2']['buckets'][j]):>13}")
     label = f"lifetime (messages 1-{args.messages})"
     print(f"  {label:<34} {show(fig['v1']['lifetime']):>13} {show(fig['v2']['lifetime']):>13}")
     counts = ["{:,}/{:,}".format(*fig[k]["lifetime_counts"]) for k in ("v1", "v2")]
     print(f"  {'LLM calls / messages':<34} {counts[0]:>13} {counts[1]:>13}")
     fv1, fv2 = fig["v1"]["fidelity"], fig["v2"]["fidelity"]
+    ready_players = sum(any(t.ready[lifetime.AFTER :]) for t in reference)
     print(
         f"  fidelity to the reference after message {lifetime.AFTER} ({fv2.compared:,} player-messages;"
-        f" the reference is boss-ready on {show(fv2.reference_ready)} of them):"
+        f" the reference is boss-ready on {round(fv2.reference_ready * fv2.compared):,} of them,"
+        f" in {ready_players} player{'' if ready_players == 1 else 's'}):"
     )
     for label, key, fmt in (
-        ("boss-ready agreement", "agreement", "{:.1%}"),
+        ("boss-ready agreement", "agreement", "{:.2%}"),
         ("composite mean |difference|", "composite_mad", "{:.2f}"),
         ("P_ready mean |difference|", "p_ready_mad", "{:.3f}"),
     ):
@@ -197,7 +200,7 @@ def run(dsn: str, args) -> tuple[list[Target], list[str]]:
     print_reasons("v2", traces["v2"])
 
     print(f"\n  v2 with other LLM budgets (B = {B:g}, W messages; the long-run share after the cold start is B / W):")
-    header = " ".join(f"{bucket_label(lo, hi):>8}" for lo, hi in lifetime.BUCKETS)
+    header = " ".join(f"{bucket_label(lo, hi, args.messages):>8}" for lo, hi in lifetime.BUCKETS)
     print(f"  {'budget':>7} {'W':>4} {header} {'lifetime':>9} {'ready agr.':>11} {'|d comp.|':>10} {'|d P_ready|':>12}")
     for window in lifetime.BUDGET_WINDOWS:
         name = "v2" if window == W and B == 3 else f"v2 W={window}"
@@ -205,7 +208,7 @@ def run(dsn: str, args) -> tuple[list[Target], list[str]]:
         fid = f["fidelity"]
         cells = " ".join(f"{show(x):>8}" for x in f["buckets"])
         print(
-            f"  {3 / window:>7.0%} {window:>4} {cells} {show(f['lifetime']):>9} {show(fid.agreement):>11}"
+            f"  {3 / window:>7.0%} {window:>4} {cells} {show(f['lifetime']):>9} {show(fid.agreement, '{:.2%}'):>11}"
             f" {show(fid.composite_mad, '{:.2f}'):>10} {show(fid.p_ready_mad, '{:.3f}'):>12}"
         )
 
@@ -256,11 +259,11 @@ def run(dsn: str, args) -> tuple[list[Target], list[str]]:
         )
     ]
     for j, (lo, hi) in enumerate(lifetime.BUCKETS):  # a bucket past --messages has no figure: no target
-        x, label = v2["buckets"][j], f"v2 rate, messages {bucket_label(lo, hi)}"
+        x, label = v2["buckets"][j], f"v2 rate, messages {bucket_label(lo, hi, args.messages)}"
         if lo >= 50 and x == x:
             targets.append((f"{label}, <= {LATE_TARGET:.0%}", show(x), x <= LATE_TARGET))
     for j, (lo, hi) in enumerate(lifetime.BUCKETS):
-        x, label = v2["buckets"][j], f"v2 rate, messages {bucket_label(lo, hi)}"
+        x, label = v2["buckets"][j], f"v2 rate, messages {bucket_label(lo, hi, args.messages)}"
         if (lo, hi) in RATE_TARGETS and x == x:
             limit = RATE_TARGETS[(lo, hi)]
             targets.append((f"{label}, <= {limit:.0%} (research)", show(x), x <= limit))
