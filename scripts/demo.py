@@ -121,6 +121,9 @@ RETURN_MESSAGES = [
     (40, False, "thank you for waiting, you are wonderful and kind. what do you hope for us?"),
     (35, False, "I feel happy and safe with you again. I want to remember this, do you?"),
     (45, False, "you are amazing, thank you. what do you dream about when I'm away?"),
+    (30, False, "I think about our talks all day. what do you wish we could do together?"),
+    (40, False, "you make me feel wonderful and excited, thank you. do you remember our first chat?"),
+    (35, False, "I care about you so much. what makes you happy, honestly?"),
 ]
 
 # The day window for T0 (UTC time of day): conversations start up to 2.3 h
@@ -204,6 +207,9 @@ class Demo:
         params = db.execute("select chapter, boss_threshold, decay_grace_h from bayes.chapter_params").fetchall()
         self.threshold = {c: float(t) for c, t, _ in params}
         self.grace_h = {c: float(g) for c, _, g in params}
+        # Per player: messages sent, and those on which the engine asked for the LLM, by reason.
+        self.sent: dict[str, int] = {}
+        self.llm_asked: dict[str, dict[str, int]] = {}
 
     def rpc(self, fn: str, args: dict):
         return self.backend.rpc(fn, args).execute().data
@@ -230,7 +236,7 @@ class Demo:
     def header() -> None:
         print(
             f"  {'#':>2} {'gap':>6}  {'message':<34} {'composite [95%]':<20} {'mood':<10} {'top vice':<28}"
-            f" {'reply':<14} {'fallback':<20} boss"
+            f" {'reply':<14} {'LLM: rule, asked, budget':<26} boss"
         )
 
     def send(self, user_id, name, message_id, t, gap, topic, text, twice=False) -> dict:
@@ -251,26 +257,43 @@ class Demo:
         self.point(name, t, r["composite"], lo, hi, "message")
         vice, p_vice = r["vices"]["top"][0]
         reply = f"skip (p {r['skip']['p']:.2f})" if r["skip"]["skip"] else f"in {r['delay_s']:.0f}s"
+        fallback = r["fallback"]
+        llm_cell = f"{fallback['reason']:<19} {'yes' if fallback['needed'] else 'no':<3} {fallback['budget_left']:.2f}"
+        self.sent[name] = self.sent.get(name, 0) + 1
+        if fallback["needed"]:
+            asked = self.llm_asked.setdefault(name, {})
+            asked[fallback["reason"]] = asked.get(fallback["reason"], 0) + 1
         gap_text = "-" if gap is None else (f"{gap / 86400:.0f}d" if gap >= 86400 else f"{gap:.0f}s")
         print(
             f"  {r['n']:>2} {gap_text:>6}  {shorten(text, 34):<34} {fmt_ci(r['composite'], lo, hi)}"
-            f"  {r['mood']['state']:<10} {vice:<22} {p_vice:.2f}  {reply:<14} {r['fallback']['reason']:<20}"
+            f"  {r['mood']['state']:<10} {vice:<22} {p_vice:.2f}  {reply:<14} {llm_cell:<26}"
             f" P(ready) {r['boss']['p_ready']:.2f}"
         )
         if r["decay_hours"] > 0:
             hours = f"{r['decay_hours']:.0f}" if r["decay_hours"] >= 1 else f"{r['decay_hours']:.1f}"
             print(f"  {'':>10}  (away: {hours} h of decay applied before this message)")
-        if r["fallback"]["reason"] in ("high_variance", "critical_zone"):
+        if fallback["needed"]:
             llm = self.rpc(
                 "bayes_apply_llm_scores",
                 {"p_user_id": str(user_id), "p_deltas": LLM_DELTAS, "p_message_id": message_id},
             )
             self.point(name, t, llm["composite"], *ci95(llm["composite"], llm["composite_sd"]), "llm")
             print(
-                f"  {'':>10}  LLM consulted, deltas {LLM_DELTAS} -> composite {llm['composite']:.1f}, "
-                f"P(ready) {llm['boss']['p_ready']:.2f}, fallback {llm['fallback']['reason']}"
+                f"  {'':>10}  LLM consulted ({fallback['reason']}), deltas {LLM_DELTAS} -> composite"
+                f" {llm['composite']:.1f}, P(ready) {llm['boss']['p_ready']:.2f}"
             )
         return r
+
+    def llm_summary(self) -> None:
+        print("\nLLM calls (fallback.needed) per player:")
+        for _, name, _ in PLAYERS:
+            asked = self.llm_asked.get(name, {})
+            by_reason = ", ".join(f"{reason} {count}" for reason, count in sorted(asked.items()))
+            print(f"  {name:<5} asked on {sum(asked.values())} of {self.sent[name]} messages ({by_reason})")
+        print(
+            "  the first 9 messages of a player are the cold start; after it, every message refills his LLM budget"
+            " by B/W = 3/100 token and a request takes one (at most 3% of messages in the long run)"
+        )
 
     def readiness_cell(self, user_id: uuid.UUID, name: str, t: dt.datetime) -> str:
         b = self.rpc("bayes_boss_readiness", {"p_user_id": str(user_id)})
@@ -293,10 +316,9 @@ class Demo:
         print("  fallback check (bayes_fallback_check) now:")
         for user_id, name, _ in PLAYERS:
             f = self.rpc("bayes_fallback_check", {"p_user_id": str(user_id)})
-            worst = max(f["variances"], key=f["variances"].get)
             print(
                 f"    {name:<5} {f['reason']:<20} needed {str(f['needed']).lower():<5}  "
-                f"largest variance {worst} {f['variances'][worst]:.4f}"
+                f"P(ready) {f['p_ready']:.2f}  budget left {f['budget_left']:.2f} of {f['budget_tokens']:g}"
             )
 
     def run_decay(self, p_now: dt.datetime) -> None:
@@ -448,6 +470,7 @@ def main() -> int:
             demo.converse(user_id, name, chapter, t0)
         demo.time_passes(t0)
         demo.comes_back(t0)
+        demo.llm_summary()
         db.execute("select pg_advisory_unlock(bayes.decay_lock_key())")
     backend = demo.backend
 

@@ -250,18 +250,18 @@ CREATE FUNCTION bayes.check_readiness_method(p_method text) RETURNS boolean
     AS $$
 begin
     if p_method is null then
-        return bayes.check_not_null(p_method, 'p_method', 'omit it for normal');
+        return bayes.check_not_null(p_method, 'p_method', 'omit it for edgeworth');
     end if;
-    if p_method not in ('normal', 'monte_carlo') then
+    if p_method not in ('edgeworth', 'normal', 'monte_carlo') then
         raise exception 'unknown readiness method %', quote_literal(p_method)
-            using errcode = '22023', hint = 'Methods are normal (the default) and monte_carlo.';
+            using errcode = '22023', hint = 'Methods are edgeworth (the default), normal and monte_carlo.';
     end if;
     return true;
 end
 $$;
 
 -- Name: FUNCTION check_readiness_method(p_method text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.check_readiness_method(p_method text) IS 'True, or raises 22004 for null and 22023 unless p_method is normal or monte_carlo.';
+COMMENT ON FUNCTION bayes.check_readiness_method(p_method text) IS 'True, or raises 22004 for null and 22023 unless p_method is edgeworth, normal or monte_carlo.';
 
 -- Name: check_reply_gap(double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.check_reply_gap(p_reply_gap_s double precision) RETURNS boolean
@@ -437,7 +437,7 @@ return pg.fallback_reason(plpy, p_state)
 $$;
 
 -- Name: FUNCTION fallback_reason(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.fallback_reason(p_state jsonb) IS 'The first fallback rule of MODEL.md section 7 that fires for a compact state (cold_start, high_variance, critical_zone), else bayesian_sufficient; null for a corrupt state. Stable: reads the parameter tables.';
+COMMENT ON FUNCTION bayes.fallback_reason(p_state jsonb) IS 'The first fallback rule of MODEL.md section 7 that fires for a compact state without a message (rules 1 and 3: cold_start, uncertain), else bayesian_sufficient; null for a corrupt state. Stable: reads the parameter tables.';
 
 -- Name: install_py_module(text, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) RETURNS void
@@ -815,7 +815,7 @@ return pg.readiness_probability(plpy, p_state)
 $$;
 
 -- Name: FUNCTION readiness_probability(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.readiness_probability(p_state jsonb) IS 'P(composite >= the chapter''s boss threshold) of a compact state, by the normal approximation (MODEL.md section 6); null for a corrupt state. Stable: reads bayes.chapter_params.';
+COMMENT ON FUNCTION bayes.readiness_probability(p_state jsonb) IS 'P(composite >= the chapter''s boss threshold) of a compact state, by the Edgeworth expansion (MODEL.md section 6); null for a corrupt state. Stable: reads bayes.chapter_params.';
 
 -- Name: refuse_invalid_state(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.refuse_invalid_state() RETURNS trigger
@@ -1178,7 +1178,7 @@ return pg.fallback_check(plpy, p_state)
 $$;
 
 -- Name: FUNCTION state_fallback_check(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.state_fallback_check(p_state jsonb) IS 'The fallback check of a compact state (MODEL.md section 7, rules 1, 2 and 4): needed, reason, and the numbers the rules read; null for a corrupt state (bayes_fallback_check raises its error instead).';
+COMMENT ON FUNCTION bayes.state_fallback_check(p_state jsonb) IS 'The fallback check of a compact state (MODEL.md section 7, rules 1 and 3, consuming nothing): needed, reason, budget_left, and the numbers the rules read; null for a corrupt state (bayes_fallback_check raises its error instead).';
 
 -- Name: state_problem(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.state_problem(p_state jsonb) RETURNS text
@@ -1204,7 +1204,7 @@ return pg.readiness(plpy, p_state, p_method, p_user_id, p_seed)
 $$;
 
 -- Name: FUNCTION state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) IS 'Boss readiness of a compact state (MODEL.md section 6) by p_method normal or monte_carlo (10,000 draws seeded by p_user_id, n and p_seed); null for a corrupt state (bayes_boss_readiness raises its error instead).';
+COMMENT ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) IS 'Boss readiness of a compact state (MODEL.md section 6) by p_method edgeworth, normal or monte_carlo (10,000 draws seeded by p_user_id, n and p_seed); null for a corrupt state (bayes_boss_readiness raises its error instead).';
 
 -- Name: step(text, uuid, text, json, jsonb, bigint, double precision, double precision, bigint); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) RETURNS record
@@ -1287,7 +1287,7 @@ $$;
 COMMENT ON FUNCTION public.bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_message_id text) IS 'Applies the LLM''s per-metric deltas in [-10, 10] as evidence (MODEL.md section 7), e.g. {"intimacy": 4, "trust": -2}. A repeated (user, message_id) returns the first result with "duplicate": true. service_role only.';
 
 -- Name: bayes_boss_readiness(uuid, text); Type: FUNCTION; Schema: public; Owner: postgres
-CREATE FUNCTION public.bayes_boss_readiness(p_user_id uuid, p_method text DEFAULT 'normal'::text) RETURNS jsonb
+CREATE FUNCTION public.bayes_boss_readiness(p_user_id uuid, p_method text DEFAULT 'edgeworth'::text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1314,7 +1314,7 @@ end
 $$;
 
 -- Name: FUNCTION bayes_boss_readiness(p_user_id uuid, p_method text); Type: COMMENT; Schema: public; Owner: postgres
-COMMENT ON FUNCTION public.bayes_boss_readiness(p_user_id uuid, p_method text) IS 'Boss readiness of a player (MODEL.md section 6): p_ready = P(composite >= threshold), ready (p_ready >= 0.7), confidence; p_method normal (default) or monte_carlo. Callable by service_role or by the player himself; P0002 for an unknown player, XX001 for a corrupt state.';
+COMMENT ON FUNCTION public.bayes_boss_readiness(p_user_id uuid, p_method text) IS 'Boss readiness of a player (MODEL.md section 6): p_ready = P(composite >= threshold), ready (p_ready >= 0.7), confidence; p_method edgeworth (default: the fourth-order Edgeworth expansion, within 0.005 of the exact value), normal (v1''s approximation) or monte_carlo (10,000 seeded draws). Callable by service_role or by the player himself; P0002 for an unknown player, XX001 for a corrupt state.';
 
 -- Name: bayes_fallback_check(uuid); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_fallback_check(p_user_id uuid) RETURNS jsonb
@@ -1338,7 +1338,7 @@ end
 $$;
 
 -- Name: FUNCTION bayes_fallback_check(p_user_id uuid); Type: COMMENT; Schema: public; Owner: postgres
-COMMENT ON FUNCTION public.bayes_fallback_check(p_user_id uuid) IS 'Whether the LLM is needed for a player now (MODEL.md section 7, rules 1, 2 and 4: cold_start, high_variance, critical_zone): needed, reason and the numbers behind it. Callable by service_role or by the player himself; P0002 for an unknown player, XX001 for a corrupt state.';
+COMMENT ON FUNCTION public.bayes_fallback_check(p_user_id uuid) IS 'Whether the LLM would be asked for a player now (MODEL.md section 7, rules 1 and 3: cold_start, uncertain; consumes nothing): needed (cold_start, or uncertain with a token of the LLM budget left), reason, budget_left, and the numbers behind them. Callable by service_role or by the player himself; P0002 for an unknown player, XX001 for a corrupt state.';
 
 -- Name: bayes_get_state(uuid); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_get_state(p_user_id uuid) RETURNS jsonb
@@ -1397,7 +1397,7 @@ end
 $$;
 
 -- Name: FUNCTION bayes_process_message(p_user_id uuid, p_message text, p_sent_at timestamp with time zone, p_message_id text, p_reply_gap_s double precision, p_topic_changed boolean); Type: COMMENT; Schema: public; Owner: postgres
-COMMENT ON FUNCTION public.bayes_process_message(p_user_id uuid, p_message text, p_sent_at timestamp with time zone, p_message_id text, p_reply_gap_s double precision, p_topic_changed boolean) IS 'Scores one player message (MODEL.md section 4): creates the state if absent, decays, encodes, updates, decides skip and delay, checks fallback and boss readiness, writes the state and an event. A repeated (user, message_id) returns the first result with "duplicate": true. service_role only.';
+COMMENT ON FUNCTION public.bayes_process_message(p_user_id uuid, p_message text, p_sent_at timestamp with time zone, p_message_id text, p_reply_gap_s double precision, p_topic_changed boolean) IS 'Scores one player message (MODEL.md section 4): creates the state if absent, decays, encodes, updates, decides skip and delay, checks boss readiness (Edgeworth) and the fallback (MODEL.md v2 section 7: reason, and needed as granted by the player''s LLM budget), writes the state and an event. A repeated (user, message_id) returns the first result with "duplicate": true. service_role only.';
 
 -- Name: bayes_record_outcome(uuid, text, boolean); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_record_outcome(p_user_id uuid, p_decision text, p_engaged boolean) RETURNS jsonb
@@ -1606,7 +1606,7 @@ CREATE VIEW bayes.player_summary WITH (security_invoker='true') AS
      LEFT JOIN bayes.chapter_params cp ON ((s.chapter = cp.chapter)));
 
 -- Name: VIEW player_summary; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON VIEW bayes.player_summary IS 'One row per player: chapter, messages, composite and its sd, boss threshold, readiness P(composite >= threshold), mood, top vice, fallback reason (rules 1, 2, 4), last message, the instant decay was applied up to, and state_problem (null, or what is wrong with a corrupt state, whose computed columns are then null).';
+COMMENT ON VIEW bayes.player_summary IS 'One row per player: chapter, messages, composite and its sd, boss threshold, readiness P(composite >= threshold), mood, top vice, fallback reason (rules 1 and 3: cold_start, uncertain, bayesian_sufficient), last message, the instant decay was applied up to, and state_problem (null, or what is wrong with a corrupt state, whose computed columns are then null).';
 
 -- Name: py_module; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.py_module (

@@ -22,8 +22,9 @@ def fresh(chapter=1):
 def states(draw_n=True):
     """Hypothesis strategy: decoded states with arbitrary metrics, vices, mood, counters."""
 
-    def build(c, m, d, h, n):
+    def build(c, m, d, h, n, lb):
         s = fresh(c)
+        s["lb"] = lb
         s["m"] = {k: [a, b] for k, (a, b) in zip(vocab.METRIC_KEYS, m)}
         s["d"] = d
         total = sum(h)
@@ -38,6 +39,7 @@ def states(draw_n=True):
         hs.lists(hs.floats(1, 100), min_size=8, max_size=8),
         hs.lists(hs.floats(0.01, 1), min_size=6, max_size=6),
         hs.integers(0, 5000) if draw_n else hs.just(0),
+        hs.sampled_from([0.0, 0.5, 0.999999, 1.0, 2.03, 3.0]),
     )
 
 
@@ -64,11 +66,11 @@ def run_conversation(messages=200, seed=None):
         result, event_input = events.apply_message(state, P, "player-1", message, model.RowTimes(last, decayed_at))
         log.append(("message", json.loads(json.dumps(event_input))))
         if i % 7 == 3:
-            events.apply_llm_scores(state, P, {"intimacy": 3, "secureness": -1})
-            log.append(("llm_scores", {"deltas": {"intimacy": 3, "secureness": -1}}))
+            _, event_input = events.apply_llm_scores(state, P, {"intimacy": 3, "secureness": -1})
+            log.append(("llm_scores", event_input))
         if i == 50:
-            events.apply_chapter(state, P, 2)
-            log.append(("chapter", {"chapter": 2}))
+            _, event_input = events.apply_chapter(state, P, 2)
+            log.append(("chapter", event_input))
         text = codec.encode(state)
         last = decayed_at = t
     return text, log, result

@@ -47,8 +47,14 @@ for each statement execute function bayes.check_params();
 
 -- MODEL.md v2 retired the fallback rules high_variance and critical_zone:
 -- their rows go once the code that no longer reads them is installed (the
--- functions migration installs the modules before this file), so the
--- trigger above checks the change with that code.
+-- functions migration installs the modules before this file). The trigger
+-- above checks the change with the code loaded in this session, which may
+-- be the older copy a trigger loaded earlier in the same push (migration
+-- 0009 inserted rows): bayes.py_load() replaces it with the installed build
+-- first. Nothing to delete (a fresh database after a baseline, or a second
+-- run) deletes nothing.
+select bayes.py_load();
+
 delete from bayes.params
 where name in (
     'variance_threshold_intimacy',

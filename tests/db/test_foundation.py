@@ -104,7 +104,7 @@ def test_decode_state_refuses_a_corrupt_state(conn):
 
 def test_decode_state_refuses_a_newer_schema_version(conn):
     state = scalar(conn, "select bayes.default_state(1)")
-    state["v"] = 2
+    state["v"] = 3
     with pytest.raises(errors.FeatureNotSupported, match="newer"):
         conn.execute("select bayes.decode_state(%s)", (json.dumps(state),))
 
@@ -221,10 +221,10 @@ def test_a_backend_reloads_the_code_of_a_new_build(dsn):
     with psycopg.connect(dsn, autocommit=True) as old_backend, psycopg.connect(dsn) as deployer:
         build = scalar(old_backend, "select bayes.py_build()")
         assert scalar(old_backend, "select bayes.loaded_build()") is None
-        assert scalar(old_backend, "select bayes.default_state(1) ->> 'v'") == "1"
+        assert scalar(old_backend, "select bayes.default_state(1) ->> 'v'") == "2"
         assert scalar(old_backend, "select bayes.loaded_build()") == build
         original = scalar(deployer, "select source from bayes.py_module where name = 'bayes_engine'")
-        changed = original.replace("SCHEMA_VERSION = 1\n", "SCHEMA_VERSION = 7\n")
+        changed = original.replace("SCHEMA_VERSION = 2\n", "SCHEMA_VERSION = 7\n")
         assert changed != original
         install = "select bayes.install_py_module('bayes_engine', encode(sha256(convert_to(%s, 'UTF8')), 'hex'), %s)"
         deployer.execute(install, (changed, changed))
@@ -237,7 +237,7 @@ def test_a_backend_reloads_the_code_of_a_new_build(dsn):
         finally:
             deployer.execute(install, (original, original))
             deployer.commit()
-        assert scalar(old_backend, "select bayes.default_state(1) ->> 'v'") == "1"
+        assert scalar(old_backend, "select bayes.default_state(1) ->> 'v'") == "2"
         assert scalar(old_backend, "select bayes.loaded_build()") == build
 
 

@@ -68,7 +68,7 @@ def test_first_message_creates_the_state_and_logs_one_event(conn):
     assert result["user_id"] == str(user_id) and result["message_id"] == "a1"
     assert result["features"] == ["quick_reply", "personal_question", "warm_one", "steady"]
     assert result["observations"] == 4
-    assert result["fallback"] == {"needed": True, "reason": "cold_start"}
+    assert result["fallback"] == {"needed": True, "reason": "cold_start", "budget_left": 3}
     assert event_count(conn, user_id) == 1
     kind, message_id, occurred, stored_result, state_version = conn.execute(
         "select kind, message_id, occurred_at, result, state_version from bayes.player_event where user_id = %s",

@@ -89,7 +89,7 @@ def test_internal_schema_is_not_exposed(service):
 @pytest.mark.parametrize(
     "corruption, code, status",
     [
-        ("jsonb_set(state, '{v}', '2')", "0A000", 400),  # written by a newer engine: deploy it
+        ("jsonb_set(state, '{v}', '3')", "0A000", 400),  # written by a newer engine: deploy it
         ("jsonb_set(state, '{h}', '[1, 1, 1, 1, 1, 1]')", "XX001", 500),  # a corrupt row is a server fault
     ],
 )

@@ -62,7 +62,7 @@ def test_a_conversation_through_supabase_py(service, signed_up, db):
     assert [r["n"] for r in results] == [1, 2, 3, 4, 5]
     assert last["version"] == 6 and last["duplicate"] is False and last["user_id"] == str(signed_up)
     assert set(last["metrics"]) == {"intimacy", "passion", "trust", "secureness"}
-    assert last["fallback"] == {"needed": True, "reason": "cold_start"}
+    assert last["fallback"] == {"needed": True, "reason": "cold_start", "budget_left": 3}
     assert 0 <= last["boss"]["p_ready"] <= 1 and last["boss"]["threshold"] == 55
     assert last["mood"]["state"] in last["mood"]["belief"]
     assert len(last["vices"]["top"]) == 3 and isinstance(last["skip"]["skip"], bool)

@@ -9,6 +9,7 @@ import json
 import uuid
 
 import pytest
+from bayes_dev import reference
 from bayes_dev.support import new_player
 from postgrest.exceptions import APIError
 from scipy.stats import norm
@@ -60,53 +61,55 @@ def closed_form(state):
     return mean, var**0.5
 
 
-def test_readiness_is_the_normal_probability_of_the_stored_state(service, talked, db):
+def test_readiness_is_the_edgeworth_probability_of_the_stored_state(service, talked, db):
     res = service.rpc("bayes_boss_readiness", {"p_user_id": str(talked)})
     assert service.status == 200
     r = res.data
-    mean, sd = closed_form(stored(db, talked))
-    assert r["threshold"] == 55 and r["chapter"] == 1 and r["n"] == 12 and r["method"] == "normal"
+    state = stored(db, talked)
+    mean, sd = closed_form(state)
+    assert r["threshold"] == 55 and r["chapter"] == 1 and r["n"] == 12 and r["method"] == "edgeworth"
     assert r["composite"] == pytest.approx(mean, rel=1e-12) and r["composite_sd"] == pytest.approx(sd, rel=1e-12)
-    assert r["p_ready"] == pytest.approx(norm.sf(55, loc=mean, scale=sd), abs=1e-12)
+    assert r["p_ready"] == pytest.approx(reference.edgeworth(state, 55), abs=1e-12)
     assert r["ready"] is (r["p_ready"] >= 0.7)
     p = r["p_ready"]
     assert r["confidence"] == ("high" if p > 0.9 or p < 0.1 else "medium" if p > 0.6 or p < 0.3 else "low")
     assert r["user_id"] == str(talked) and r["version"] == 13
+    normal = service.rpc("bayes_boss_readiness", {"p_user_id": str(talked), "p_method": "normal"}).data
+    assert normal["method"] == "normal"
+    assert normal["p_ready"] == pytest.approx(norm.sf(55, loc=mean, scale=sd), abs=1e-12)
 
 
 def test_monte_carlo_readiness_agrees_and_repeats(service, talked):
-    normal = service.rpc("bayes_boss_readiness", {"p_user_id": str(talked)}).data
+    edgeworth = service.rpc("bayes_boss_readiness", {"p_user_id": str(talked)}).data
     mc = service.rpc("bayes_boss_readiness", {"p_user_id": str(talked), "p_method": "monte_carlo"}).data
     again = service.rpc("bayes_boss_readiness", {"p_user_id": str(talked), "p_method": "monte_carlo"}).data
     assert mc["method"] == "monte_carlo" and mc["draws"] == 10_000
-    assert abs(mc["p_ready"] - normal["p_ready"]) <= 0.01
+    p = edgeworth["p_ready"]
+    assert abs(mc["p_ready"] - p) <= 4 * (p * (1 - p) / 10_000) ** 0.5 + 0.01  # MODEL.md section 6, plus Edgeworth's
     assert again["p_ready"] == mc["p_ready"]  # seeded by (player, n)
 
 
-def test_fallback_check_applies_rules_1_2_and_4(service, talked, db):
+def test_fallback_check_applies_rules_1_and_3_and_consumes_nothing(service, talked, db):
     newcomer = new_player(db)
     cold = service.rpc("bayes_process_message", {"p_user_id": str(newcomer), "p_message": "hi"}).data
     check = service.rpc("bayes_fallback_check", {"p_user_id": str(newcomer)}).data
-    assert check == {**check, "needed": True, "reason": "cold_start", "n": 1}
-    assert cold["fallback"]["reason"] == "cold_start"
-    check = service.rpc("bayes_fallback_check", {"p_user_id": str(talked)}).data
+    assert check == {**check, "needed": True, "reason": "cold_start", "n": 1, "cold_start_messages": 10}
+    assert cold["fallback"] == {"needed": True, "reason": "cold_start", "budget_left": 3}
     state = stored(db, talked)
-    variances = {
-        name: a * b / ((a + b) ** 2 * (a + b + 1))
-        for name, key in (("intimacy", "i"), ("passion", "p"), ("trust", "t"), ("secureness", "s"))
-        for a, b in [state["m"][key]]
-    }
-    assert check["variances"] == pytest.approx(variances, rel=1e-12)
-    limits = {"intimacy": 0.025, "passion": 0.025, "trust": 0.020, "secureness": 0.025}
-    mean, _ = closed_form(state)
-    expected = (
-        "high_variance"
-        if any(variances[k] > limits[k] for k in limits)
-        else "critical_zone"
-        if abs(mean - 55) < 5
-        else "bayesian_sufficient"
+    before = db.execute("select version from public.user_bayesian_state where user_id = %s", (talked,)).fetchone()
+    check = service.rpc("bayes_fallback_check", {"p_user_id": str(talked)}).data
+    again = service.rpc("bayes_fallback_check", {"p_user_id": str(talked)}).data
+    assert again == check  # nothing consumed, nothing written
+    assert (
+        db.execute("select version from public.user_bayesian_state where user_id = %s", (talked,)).fetchone() == before
     )
-    assert check["reason"] == expected and check["needed"] is (expected != "bayesian_sufficient")
+    p = reference.edgeworth(state, 55)
+    assert check["p_ready"] == pytest.approx(p, abs=1e-12) and check["threshold"] == 55
+    assert check["uncertain_band"] == [0.1, 0.9] and check["budget_tokens"] == 3
+    assert check["budget_left"] == state["lb"]
+    expected = "uncertain" if 0.1 < p < 0.9 else "bayesian_sufficient"
+    assert check["reason"] == expected
+    assert check["needed"] is (expected == "uncertain" and state["lb"] >= 1)
 
 
 @pytest.mark.parametrize("fn", ["bayes_boss_readiness", "bayes_fallback_check"])

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from bayes_engine import SCHEMA_VERSION, codec, vocab
 from bayes_engine.errors import BayesError
-from bayes_engine.params import DEFAULT_PARAMS, DEFAULT_SNAPSHOT
+from bayes_engine.params import DEFAULT_PARAMS, DEFAULT_SNAPSHOT, Params
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
@@ -66,7 +66,8 @@ def fresh(chapter=1):
 def test_default_state_validates_and_round_trips(chapter):
     state = fresh(chapter)
     assert codec.validate(state) == state
-    assert state["v"] == SCHEMA_VERSION == 1
+    assert state["v"] == SCHEMA_VERSION == 2
+    assert state["lb"] == DEFAULT_SNAPSHOT["global"]["llm_budget_tokens"] == 3
     assert state["c"] == chapter
     assert state["m"] == state["mp"]
     assert state["m"] == {k: list(v) for k, v in DEFAULT_PARAMS.metric_prior(chapter).items()}
@@ -91,9 +92,10 @@ def test_default_state_unknown_chapter():
 def test_encode_format():
     text = codec.encode(fresh(1))
     assert " " not in text
-    assert text.startswith('{"v":1,"c":1,"n":0,"nc":0,"m":{"i":[1.5,6],"p":[3,3],"t":[2,5],"s":[2,3]},')
+    assert text.startswith('{"v":2,"c":1,"n":0,"nc":0,"m":{"i":[1.5,6],"p":[3,3],"t":[2,5],"s":[2,3]},')
     assert '"g":[5.70378,1]' in text
-    assert list(json.loads(text)) == ["v", "c", "n", "nc", "m", "mp", "d", "h", "k", "g", "b", "dd"]
+    assert list(json.loads(text)) == ["v", "c", "n", "nc", "m", "mp", "d", "h", "k", "g", "b", "dd", "lb"]
+    assert text.endswith(',"dd":[0,0],"lb":3}')
 
 
 def test_encode_key_order_with_hmm_matrices():
@@ -151,7 +153,7 @@ def valid_states(draw, with_hmm=False):
     n = draw(hs.integers(0, 10**6))
     raw_h = draw(hs.lists(hs.floats(0.0, 1.0), min_size=6, max_size=6).filter(lambda h: sum(h) > 1e-3))
     state = {
-        "v": 1,
+        "v": 2,
         "c": draw(hs.sampled_from(vocab.CHAPTERS)),
         "n": n,
         "nc": draw(hs.integers(0, n)),
@@ -164,6 +166,7 @@ def valid_states(draw, with_hmm=False):
         "b": draw(hs.lists(hs.floats(0.0, 5.0), min_size=4, max_size=4))
         + [draw(hs.one_of(hs.integers(0, 2 * 10**9), hs.floats(0.0, 2e9)))],
         "dd": [draw(hs.integers(0, 40000)), draw(hs.integers(0, 10**6))],
+        "lb": draw(hs.one_of(hs.floats(0.0, 3.0), hs.integers(0, 3))),  # the budgets a game would set
     }
     if with_hmm:
         rows = draw(hs.lists(hs.lists(hs.floats(0.001, 1.0), min_size=6, max_size=6), min_size=6, max_size=6))
@@ -200,7 +203,7 @@ def test_valid_states_with_hmm_round_trip_and_fit(state):
 
 def test_realistic_large_state_fits():
     state = {
-        "v": 1,
+        "v": 2,
         "c": 5,
         "n": 10**6,
         "nc": 999_999,
@@ -212,6 +215,7 @@ def test_realistic_large_state_fits():
         "g": [-0.0512345, 987654.321],
         "b": [4.9876543, 0.00123456, 3.3333333, 1.23456e-5, 1_799_999_999.75],
         "dd": [20_833, 10**6],
+        "lb": 2.999999,
     }
     state["h"] = [x / math.fsum(state["h"]) for x in state["h"]]
     text = codec.encode(state)
@@ -404,8 +408,8 @@ def test_nan_in_json_text():
 
 
 def test_newer_schema_is_not_supported():
-    error = corrupt(mutated(put(["v"], 2)), ["v=2", "newer than this code (v1)", "deploy"], sqlstate="0A000")
-    assert error.message == "stored state has schema v=2, newer than this code (v1): deploy the newer code"
+    error = corrupt(mutated(put(["v"], 3)), ["v=3", "newer than this code (v2)", "deploy"], sqlstate="0A000")
+    assert error.message == "stored state has schema v=3, newer than this code (v2): deploy the newer code"
 
 
 @pytest.mark.parametrize("v", [0, -3])
@@ -424,11 +428,45 @@ def test_missing_version_is_corrupt():
 
 def test_validate_rejects_other_versions():
     with pytest.raises(BayesError) as exc:
-        codec.validate(mutated(put(["v"], 2)))
-    assert exc.value.sqlstate == "XX001" and "v must be 1" in exc.value.message
+        codec.validate(mutated(put(["v"], 1)))
+    assert exc.value.sqlstate == "XX001" and "v must be 2" in exc.value.message
 
 
-def _v0_to_v1(state):
+def _v1_state(chapter=3):
+    """A state as the v1 engine stored it: schema 1, no lb."""
+    state = fresh(chapter)
+    del state["lb"]
+    state["v"] = 1
+    return state
+
+
+@pytest.mark.parametrize("tokens", [3, 0, 0.5, 7.25])
+def test_a_v1_state_is_upgraded_on_read_with_a_full_budget(tokens):
+    snapshot = copy.deepcopy(DEFAULT_SNAPSHOT)
+    snapshot["global"]["llm_budget_tokens"] = tokens
+    params = Params.from_snapshot(snapshot)
+    old = _v1_state()
+    for data in (old, json.dumps(old)):
+        back = codec.decode(data, params)
+        assert back["v"] == 2 and back["lb"] == tokens
+        assert {k: v for k, v in back.items() if k not in ("v", "lb")} == {k: v for k, v in old.items() if k != "v"}
+        assert codec.validate(back) == back
+    v2_text = codec.encode(fresh(3))
+    v1_text = v2_text.replace('"v":2', '"v":1').replace(',"lb":3}', "}")
+    assert v1_text != v2_text
+    assert codec.decode(v1_text, params) == {**codec.decode(v2_text), "lb": tokens}
+    assert old["v"] == 1 and "lb" not in old  # the caller's dict is untouched
+    # Without parameters (a check of validity only), the default budget.
+    assert codec.decode(old)["lb"] == 3
+
+
+def test_a_v1_state_with_an_lb_key_is_corrupt():
+    state = _v1_state()
+    state["lb"] = 2
+    corrupt(state, ["lb", "not a key of schema v1"])
+
+
+def _v0_to_v1(state, params):
     """A hypothetical v0 schema that had no day counter and called the chapter "chapter"."""
     state["c"] = state.pop("chapter")
     state["dd"] = [0, 0]
@@ -437,25 +475,25 @@ def _v0_to_v1(state):
 
 
 def _v0_state():
-    state = fresh(3)
+    state = _v1_state()
     state["chapter"] = state.pop("c")
     del state["dd"]
     state["v"] = 0
     return state
 
 
-def test_upgrade_step_is_applied(monkeypatch):
+def test_upgrade_steps_chain_up_to_the_current_schema(monkeypatch):
     monkeypatch.setitem(codec.UPGRADES, 0, _v0_to_v1)
     old = _v0_state()
     for data in (old, json.dumps(old)):
         back = codec.decode(data)
-        assert back["v"] == 1 and back["c"] == 3 and back["dd"] == [0, 0]
+        assert back["v"] == 2 and back["c"] == 3 and back["dd"] == [0, 0] and back["lb"] == 3
         assert codec.validate(back) == back
     assert old["v"] == 0 and "chapter" in old  # the caller's dict is untouched
 
 
 def test_upgrade_chain(monkeypatch):
-    def minus1_to_0(state):
+    def minus1_to_0(state, params):
         state["v"] = 0
         state["n"] = state.pop("count")
         return state
@@ -469,9 +507,25 @@ def test_upgrade_chain(monkeypatch):
 
 
 def test_upgrade_step_must_advance_version(monkeypatch):
-    monkeypatch.setitem(codec.UPGRADES, 0, lambda state: state)
+    monkeypatch.setitem(codec.UPGRADES, 0, lambda state, params: state)
     corrupt(_v0_state(), ["upgrade step from v=0", "expected 1", "v was not advanced"])
 
 
-def test_upgrades_registry_is_empty_for_v1():
-    assert codec.UPGRADES == {}
+def test_the_upgrades_registry_holds_v1_to_v2():
+    assert list(codec.UPGRADES) == [1]
+
+
+# ---------------------------------------------------------------- the LLM budget as stored
+
+
+@settings(max_examples=300, deadline=None)
+@given(tokens=hs.one_of(hs.floats(0.0, 3.0), hs.floats(0.0, codec.MAX_LLM_TOKENS)))
+def test_lb_is_stored_in_whole_micro_tokens_rounded_down(tokens):
+    state = fresh(1)
+    state["lb"] = tokens
+    text = codec.encode(state)
+    stored = json.loads(text)["lb"]
+    units = Decimal(str(stored)) * 1_000_000
+    assert units == units.to_integral_value()  # whole micro-tokens
+    assert stored <= tokens < stored + 1.000001e-6  # as floats: never rounded up
+    assert codec.encode(codec.decode(text)) == text

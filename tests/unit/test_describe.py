@@ -61,7 +61,8 @@ def test_composite_and_sd_against_numpy(make):
 
 def test_view_fields():
     view = describe_state(state_a(), DEFAULT_PARAMS)
-    assert view["schema_version"] == 1
+    assert view["schema_version"] == 2
+    assert view["llm_budget"] == {"tokens_left": 3.0, "tokens": 3, "window_messages": 100}
     assert view["chapter"] == 1 and view["n"] == 42 and view["nc"] == 42
     assert list(view["metrics"]) == list(vocab.METRIC_NAMES)
     assert view["skip"] == {

@@ -52,7 +52,8 @@ def test_the_result_carries_the_contract_keys():
     assert set(result["metrics"]["trust"]) == {"mean", "var"}
     assert len(result["vices"]["top"]) == 3
     assert set(result["skip"]) == {"skip", "p"}
-    assert set(result["fallback"]) == {"needed", "reason"} and result["fallback"]["reason"] in model.FALLBACK_REASONS
+    assert set(result["fallback"]) == {"needed", "reason", "budget_left"}
+    assert result["fallback"]["reason"] in model.FALLBACK_REASONS
     assert {"threshold", "p_ready", "ready"} <= set(result["boss"])
 
 

@@ -87,12 +87,14 @@ def test_default_globals():
     g = P.DEFAULT_PARAMS.g
     assert P.DEFAULT_PARAMS.weights == (0.30, 0.25, 0.25, 0.20)
     assert math.fsum(P.DEFAULT_PARAMS.weights) == pytest.approx(1.0, abs=1e-12)
-    assert P.DEFAULT_PARAMS.variance_thresholds == (0.025, 0.025, 0.020, 0.025)
     assert g["discount"] == 0.98
     assert g["cold_start_messages"] == 10 and isinstance(g["cold_start_messages"], int)
     assert g["max_consecutive_skips"] == 2
     assert g["evidence_budget_per_hour"] == 5.0
-    assert g["critical_zone"] == 5
+    assert g["uncertain_margin"] == 0.1 and g["audit_rate"] == 0.02
+    assert g["llm_budget_tokens"] == 3 and g["llm_budget_window"] == 100
+    for retired in ("critical_zone", *(f"variance_threshold_{name}" for name in vocab.METRIC_NAMES)):
+        assert retired not in g
     assert g["ready_probability"] == 0.7
     assert g["vice_prior"] == 1.0
     assert g["vice_decay_rate_per_h"] == 0.002
@@ -169,7 +171,7 @@ def test_rejects_missing_chapter_key(key):
     rejects(snap, "chapter 3", key, "missing")
 
 
-@pytest.mark.parametrize("key", ["discount", "mood_transition", "variance_threshold_trust"])
+@pytest.mark.parametrize("key", ["discount", "mood_transition", "llm_budget_window", "uncertain_margin"])
 def test_rejects_missing_global_key(key):
     snap = copy.deepcopy(P.DEFAULT_SNAPSHOT)
     del snap["global"][key]
@@ -219,6 +221,13 @@ def test_rejects_bad_global_values(bad, word):
         ("global", "cold_start_messages", 2.5, "integer"),
         ("global", "max_consecutive_skips", -1, ">= 0"),
         ("global", "timing_obs_precision", 0, "(0, 1000000]"),
+        ("global", "uncertain_margin", -0.01, "[0, 0.5]"),
+        ("global", "uncertain_margin", 0.51, "[0, 0.5]"),
+        ("global", "audit_rate", 1.5, "[0, 1]"),
+        ("global", "llm_budget_tokens", -1, "[0, 1000000]"),
+        ("global", "llm_budget_tokens", 1e6 + 1, "[0, 1000000]"),
+        ("global", "llm_budget_window", 0.5, "[1, 1000000000]"),
+        ("global", "llm_budget_window", 2e9, "[1, 1000000000]"),
     ],
 )
 def test_rejects_out_of_range(where, key, value, word):

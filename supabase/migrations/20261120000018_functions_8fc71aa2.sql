@@ -304,7 +304,7 @@ def decayed_texts(params, texts, last_message_at, decayed_at, now):
         )
     return out, errors
 $bayes_py$);
-select bayes.install_py_module('bayes_engine.codec', '17804442aa37b5e7a2bd0f55c3a81d3eae8bf33289dfc731b67233cc1a593d6c', $bayes_py$"""The compact stored state, schema v2 (MODEL.md section 2).
+select bayes.install_py_module('bayes_engine.codec', 'ce9979563cc18e6607dabdc92ccbcff07c4a6ea48eed010fb469c6b10b05d850', $bayes_py$"""The compact stored state, schema v2 (MODEL.md section 2).
 
 Keys, in their fixed order: v c n nc m mp d h k g b dd lb, optionally A B::
 
@@ -760,7 +760,7 @@ def micro_tokens(tokens: float) -> int:
 
 def tokens_text(tokens: float) -> str:
     """lb as stored: whole micro-tokens, rounded down; 12 significant digits hold any lb <= 1e6 exactly."""
-    return "%.12g" % (micro_tokens(tokens) / MICRO)
+    return format(micro_tokens(tokens) / MICRO, ".12g")
 
 
 class _Tokens(str):
@@ -854,7 +854,7 @@ def encode_decayed(state: dict, before: dict) -> str:
 
 def stored_float(x: float) -> float:
     """The float that reads back from x written with 6 significant digits."""
-    return float("%.6g" % x)
+    return float(format(x, ".6g"))
 
 
 def decay_kept_promises(alpha, beta, before_alpha, before_beta, alpha0, beta0):
@@ -1151,7 +1151,7 @@ def replay(params, user_id, events, start_chapter=1, decayed_to=None):
         text = decayed_text(params, text, last_message_at, decayed_at, decayed_to)
     return text
 $bayes_py$);
-select bayes.install_py_module('bayes_engine.model', 'e316f7a90259e463e26b71d47631fef90a6806630f5c6e50d1c23d0d98f7567f', $bayes_py$"""The model: every update of MODEL.md sections 4, 5, 6, 7 and 8, once.
+select bayes.install_py_module('bayes_engine.model', '8316a4bfb7a1fd8b26cc4d7482840ba32d11c4321543a6bc71772e7ed4d019e8', $bayes_py$"""The model: every update of MODEL.md sections 4, 5, 6, 7 and 8, once.
 
 Functions here take a *decoded* state (a dict as returned by
 :func:`codec.decode`) and update it in place; the caller owns the dict.
@@ -1488,12 +1488,7 @@ def _beta_cumulants(alpha, beta):
     ab = alpha * beta
     var = ab / (s * s * (s + 1.0))
     k3 = 2.0 * ab * (beta - alpha) / (s * s * s * (s + 1.0) * (s + 2.0))
-    k4 = (
-        6.0
-        * ab
-        * ((alpha - beta) ** 2 * (s + 1.0) - ab * (s + 2.0))
-        / (s**4 * (s + 1.0) ** 2 * (s + 2.0) * (s + 3.0))
-    )
+    k4 = 6.0 * ab * ((alpha - beta) ** 2 * (s + 1.0) - ab * (s + 2.0)) / (s**4 * (s + 1.0) ** 2 * (s + 2.0) * (s + 3.0))
     return alpha / s, var, k3, k4
 
 
@@ -2998,7 +2993,7 @@ comment on function bayes.loaded_build is
 revoke all on function bayes.loaded_build from public;
 grant execute on function bayes.loaded_build to service_role;
 
--- file sql/functions/10_params.sql sha256 bb297c358bc964f4f8e1ba7c2fffe01547406e18e70b8166b3858355c49dbbb5
+-- file sql/functions/10_params.sql sha256 0284ad8e1139cfb167062042249d5c5b7747546cfd82807f53d7609919fa524c
 -- The model parameters as one JSON document, the form the PL/Python code reads.
 
 create or replace function bayes.params_snapshot()
@@ -3050,8 +3045,14 @@ for each statement execute function bayes.check_params();
 
 -- MODEL.md v2 retired the fallback rules high_variance and critical_zone:
 -- their rows go once the code that no longer reads them is installed (the
--- functions migration installs the modules before this file), so the
--- trigger above checks the change with that code.
+-- functions migration installs the modules before this file). The trigger
+-- above checks the change with the code loaded in this session, which may
+-- be the older copy a trigger loaded earlier in the same push (migration
+-- 0009 inserted rows): bayes.py_load() replaces it with the installed build
+-- first. Nothing to delete (a fresh database after a baseline, or a second
+-- run) deletes nothing.
+select bayes.py_load();
+
 delete from bayes.params
 where name in (
     'variance_threshold_intimacy',
