@@ -35,6 +35,8 @@ bayes.run_decay() runs on another connection.
 Both of these start by emptying auth.users (and so every state) of the
 bench's own stack. The pg_cron job bayes-run-decay is paused on that stack,
 so that only the bench decays players.
+
+The lifetime LLM call rate (--only fallback, issue 13): scripts/bench_fallback.py.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+import bench_fallback
 import psycopg
 from bayes_dev import players as population
 from bayes_dev.support import stack_env
@@ -564,7 +567,7 @@ def live_bench(dsn: str, args) -> list[Target]:
 
 # --- main ------------------------------------------------------------------
 
-SECTIONS = ("message", "decay", "live")
+SECTIONS = ("message", "decay", "live", "fallback")
 
 
 def main() -> int:
@@ -582,6 +585,7 @@ def main() -> int:
     parser.add_argument("--live-players", type=int, default=200_000, help="due players of the live section")
     parser.add_argument("--live-active", type=int, default=300, help="active players of the live section")
     parser.add_argument("--live-calls", type=int, default=2000, help="idle calls of each kind in the live section")
+    bench_fallback.add_arguments(parser)
     args = parser.parse_args()
     sections = [name for name in SECTIONS if name in (args.only or SECTIONS)]
 
@@ -607,12 +611,17 @@ def main() -> int:
         targets.setdefault("issue 4", []).extend(decay_bench(dsn, args))
     if "live" in sections:
         targets.setdefault("issue 4", []).extend(live_bench(dsn, args))
+    problems: list[str] = []
+    if "fallback" in sections:
+        targets["issue 13"], problems = bench_fallback.run(dsn, args)
     for issue, checks in targets.items():
         print(f"\ntargets ({issue}):")
         width = max(len(label) for label, _, _ in checks) + 1
         for label, value, ok in checks:
             print(f"  {label + ':':<{width}}  {value:>14}   {verdict(ok)}")
-    return 0
+    for problem in problems:
+        print(f"\nFAILED: {problem}")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

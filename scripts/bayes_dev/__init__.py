@@ -7,6 +7,10 @@ scripts/ import them by name, with no change to the import path.
   tests, scripts/demo.py, scripts/bench.py).
 - bayes_dev.players: large seeded populations of engine-made players (the
   bulk-decay and analytics tests, scripts/bench.py).
+- bayes_dev.lifetime: the lifetime benchmark of the LLM fallback (issue 13):
+  corpus, LLM stand-in, population, policies, and the check through the RPCs
+  (scripts/bench_fallback.py, tests/unit/test_lifetime.py,
+  tests/e2e/test_lifetime_bench.py).
 - bayes_dev.states: decoded states, a hypothesis strategy and a scripted
   conversation for the unit tests.
 """
