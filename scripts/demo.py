@@ -19,6 +19,11 @@ Run by scripts/run (which sets up and starts the stack first). It
    which fall once a player's absence exceeds the chapter's grace; then the
    fallback check (bayes_fallback_check) of each player;
 4. brings ava back for a few warm messages, and her readiness rises again;
+   prints how often the engine asked for the LLM, per player and rule; then
+   a fourth player, dana, sends 200 real chat lines (chatterbot-corpus, as
+   the lifetime benchmark does), the stand-in (vaderSentiment) answering
+   where the engine asks, and the demo prints the LLM call rate per stretch
+   of her life next to what MODEL.md v1's rules say of the same results;
 5. reads each player's state (bayes_get_state) and shows what a player's JWT
    and the anon key may and may not do;
 6. draws each player's composite over time, its 95% band and the boss
@@ -59,6 +64,12 @@ PLAYERS = [
     (uuid.UUID("00000000-0000-4000-8000-000000000d02"), "ben", 2),
     (uuid.UUID("00000000-0000-4000-8000-000000000d03"), "cleo", 3),
 ]
+# A fourth player lives longer: 200 real chat lines (the lifetime benchmark's
+# corpus and its seeded reply gaps), to show how rarely the engine asks the LLM
+# once the cold start is over.
+LONG_LIFE = (uuid.UUID("00000000-0000-4000-8000-000000000d04"), "dana", 200)
+LONG_LIFE_SEED = 7
+LONG_LIFE_BUCKETS = ((0, 10), (10, 20), (20, 50), (50, 100), (100, 200))
 
 # (seconds since the character's previous message, topic changed?, text).
 # Every conversation ends at the same instant T0.
@@ -140,7 +151,7 @@ Z95 = 1.959963984540054
 
 def reset(db) -> None:
     """Sign the demo players up again: deleting auth.users cascades to their states and events."""
-    for user_id, name, _ in PLAYERS:
+    for user_id, name, _ in [*PLAYERS, LONG_LIFE]:
         db.execute("delete from auth.users where id = %s", (user_id,))
         db.execute("insert into auth.users (id, email) values (%s, %s)", (user_id, f"{name}@demo.test"))
 
@@ -294,6 +305,62 @@ class Demo:
             "  the first 9 messages of a player are the cold start; after it, every message refills his LLM budget"
             " by B/W = 3/100 token and a request takes one (at most 3% of messages in the long run)"
         )
+
+    def long_life(self) -> None:
+        """dana's 200 messages through bayes_process_message; the stand-in answers when the engine asks."""
+        from bayes_dev import lifetime  # the benchmark's corpus, population and stand-in
+
+        user_id, name, count = LONG_LIFE
+        corpus = lifetime.corpus_messages()
+        standin = lifetime.StandIn()
+        player = lifetime.make_player(LONG_LIFE_SEED, 0, count, len(corpus))
+        now = self.db.execute("select extract(epoch from now())::float8").fetchone()[0]
+        max_age_h = self.db.execute(
+            "select (value #>> '{}')::float8 from bayes.params where name = 'max_message_age_h'"
+        )
+        day0 = lifetime.day0_for([player], now, max_age_h.fetchone()[0])
+        print(
+            f"\n{name} lives longer: {count} messages, each the first line of a conversation of the"
+            f" chatterbot-corpus package\n  (real text people wrote to a chat character), reply gaps log-normal"
+            " around 90 s; where the engine asks for the LLM,\n  vaderSentiment's score stands in for it"
+            " (a stand-in, there is no LLM here)"
+        )
+        asked, v1_asked, reasons = [], [], {}
+        for k, line in enumerate(player.lines):
+            text = corpus[line]
+            sent_at = dt.datetime.fromtimestamp(player.sent_at(day0, k), dt.UTC)
+            args = {
+                "p_user_id": str(user_id),
+                "p_message": text,
+                "p_sent_at": sent_at.isoformat(),
+                "p_message_id": f"{name}-{k}",
+                "p_reply_gap_s": player.gaps[k],
+            }
+            r = self.rpc("bayes_process_message", args)
+            fallback = r["fallback"]
+            counted = reasons.setdefault(fallback["reason"], [0, 0])
+            counted[0] += 1
+            counted[1] += fallback["needed"]
+            asked.append(fallback["needed"])
+            v1_asked.append(lifetime.v1_reason(r) != "bayesian_sufficient")
+            if fallback["needed"]:
+                self.rpc(
+                    "bayes_apply_llm_scores",
+                    {"p_user_id": str(user_id), "p_deltas": standin.deltas(text), "p_message_id": f"{name}-{k}"},
+                )
+        print(f"  {'messages':>10} {'LLM asked':>10} {'rate':>7} {'v1 rules, same results':>23}")
+        for lo, hi in LONG_LIFE_BUCKETS:
+            n = hi - lo
+            print(
+                f"  {f'{lo + 1}-{hi}':>10} {sum(asked[lo:hi]):>10} {sum(asked[lo:hi]) / n:>7.0%}"
+                f" {sum(v1_asked[lo:hi]) / n:>23.0%}"
+            )
+        print(
+            f"  {'all':>10} {sum(asked):>10} {sum(asked) / count:>7.0%} {sum(v1_asked) / count:>23.0%}"
+            f"   (v1 would have asked on {sum(v1_asked)} of {count})"
+        )
+        fired = ", ".join(f"{reason} {n} (asked {k})" for reason, (n, k) in sorted(reasons.items()))
+        print(f"  rules that fired: {fired}; budget left {fallback['budget_left']:.2f}")
 
     def readiness_cell(self, user_id: uuid.UUID, name: str, t: dt.datetime) -> str:
         b = self.rpc("bayes_boss_readiness", {"p_user_id": str(user_id)})
@@ -471,6 +538,7 @@ def main() -> int:
         demo.time_passes(t0)
         demo.comes_back(t0)
         demo.llm_summary()
+        demo.long_life()
         db.execute("select pg_advisory_unlock(bayes.decay_lock_key())")
     backend = demo.backend
 

@@ -161,6 +161,26 @@ def test_readiness_falls_while_away_and_rises_when_she_returns(demo_run):
     assert set(reasons) == {"ava", "ben", "cleo"}
 
 
+def test_the_long_life_asks_the_llm_within_the_budget(demo_run):
+    """dana's 200 messages: the cold start, then at most B + (messages after it) * B/W grants (MODEL.md v2
+    section 7, B = 3, W = 100), against what v1's rules say of the same results."""
+    out, _ = demo_run
+    lines = section(out, "dana lives longer", "states now")
+    table = dict(re.findall(r"^\s+(\d+-\d+|all)\s+(\d+)\s+\d+%", "\n".join(lines), re.M))
+    assert list(table) == ["1-10", "11-20", "21-50", "51-100", "101-200", "all"], lines
+    asked = {k: int(v) for k, v in table.items()}
+    assert asked["all"] == sum(v for k, v in asked.items() if k != "all")
+    assert asked["1-10"] >= 9  # the cold start: messages 1-9, always granted
+    assert asked["all"] - 9 <= 3 + (200 - 9) * 3 / 100
+    v1 = int(re.search(r"v1 would have asked on (\d+) of 200", "\n".join(lines)).group(1))
+    assert v1 >= 4 * asked["all"]
+    fired = re.search(r"rules that fired: (.+); budget left ([\d.]+)", "\n".join(lines))
+    counts = {m[0]: (int(m[1]), int(m[2])) for m in re.findall(r"(\w+) (\d+) \(asked (\d+)\)", fired.group(1))}
+    assert sum(n for n, _ in counts.values()) == 200 and sum(k for _, k in counts.values()) == asked["all"]
+    assert counts["cold_start"] == (9, 9) and counts.get("bayesian_sufficient", (0, 0))[1] == 0
+    assert 0 <= float(fired.group(2)) <= 3
+
+
 def test_demo_draws_the_png(demo_run):
     out, started = demo_run
     m = re.search(r"^plot: (.+\.png)$", out, re.M)
