@@ -438,7 +438,10 @@ def message_fallback(state, params, p_ready, observations, user_id, session_seed
     grant takes one. bayesian_sufficient asks for nothing.
     """
     refill_llm_budget(state, params)
-    reason = fallback_reason(state, params, p_ready, observations, _AuditDraw(user_id, state["n"], session_seed))
+    reason = fallback_reason(state, params, p_ready, observations)
+    if reason == "bayesian_sufficient":  # the audit is the last rule: its draw is made only when it is reached
+        audit = rng.generator(user_id, state["n"], rng.AUDIT, session_seed).random()
+        reason = fallback_reason(state, params, p_ready, observations, audit)
     needed = False
     if reason == "cold_start":
         needed = True
@@ -446,18 +449,6 @@ def message_fallback(state, params, p_ready, observations, user_id, session_seed
         needed = True
         state["lb"] = (codec.micro_tokens(state["lb"]) - codec.MICRO) / codec.MICRO
     return {"needed": needed, "reason": reason, "budget_left": state["lb"]}
-
-
-class _AuditDraw:
-    """The audit's uniform draw, made only when the rules reach it (compares like the float it is)."""
-
-    __slots__ = ("user_id", "n", "seed")
-
-    def __init__(self, user_id, n, seed):
-        self.user_id, self.n, self.seed = user_id, n, seed
-
-    def __lt__(self, q):
-        return rng.generator(self.user_id, self.n, rng.AUDIT, self.seed).random() < q
 
 
 def fallback_status(state, params, p_ready):

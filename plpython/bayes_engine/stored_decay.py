@@ -60,20 +60,17 @@ def settle_decayed_metric(pair, before, prior):
     3. Otherwise `before` itself: a decay smaller than the rounding step
        keeps the metric as it was.
     """
-    alpha, beta = pair
+    alpha, beta = float(pair[0]), float(pair[1])
+    before, prior = (float(before[0]), float(before[1])), (float(prior[0]), float(prior[1]))
     nearest = (stored_float(alpha), stored_float(beta))
     if decay_kept_promises(*nearest, *before, *prior):
         return nearest
-    import decimal  # only on this rare path
-
-    def directed(x, rounding):
-        return float(decimal.Context(prec=SIGNIFICANT_DIGITS, rounding=rounding).plus(decimal.Decimal(x)))
-
+    down, up = _directed()
     mean, strength = alpha / (alpha + beta), alpha + beta
     before_mean, before_strength = before[0] / (before[0] + before[1]), before[0] + before[1]
     every, model = None, None
-    for a in (directed(alpha, decimal.ROUND_FLOOR), directed(alpha, decimal.ROUND_CEILING)):
-        for b in (directed(beta, decimal.ROUND_FLOOR), directed(beta, decimal.ROUND_CEILING)):
+    for a in (down(alpha), up(alpha)):
+        for b in (down(beta), up(beta)):
             if a < MIN_CONCENTRATION or b < MIN_CONCENTRATION:
                 continue
             distance = (abs(a / (a + b) - mean), abs(a + b - strength))
@@ -85,6 +82,23 @@ def settle_decayed_metric(pair, before, prior):
                     model = (distance, (a, b))
     best = every or model
     return tuple(before) if best is None else best[1]
+
+
+_roundings = []
+
+
+def _directed():
+    """(down, up): x rounded to 6 significant digits towards -inf and towards +inf, as floats.
+
+    decimal does it exactly; it is imported on first use (the rare path).
+    """
+    if not _roundings:
+        import decimal
+
+        for rounding in (decimal.ROUND_FLOOR, decimal.ROUND_CEILING):
+            plus = decimal.Context(prec=SIGNIFICANT_DIGITS, rounding=rounding).plus
+            _roundings.append(lambda x, plus=plus, exact=decimal.Decimal: float(plus(exact(x))))
+    return _roundings
 
 
 def encode_decayed(state: dict, before: dict) -> str:

@@ -50,7 +50,7 @@ Modules:
 
 SCHEMA_VERSION = 2
 $bayes_py$);
-select bayes.install_py_module('bayes_engine.bulk', 'c9a22e80d1ede43b8d4d8d77ebbfc430c1f9a9ca10a286692f9a9761ae252e66', $bayes_py$"""The bulk decay's batch step: a whole batch of stored states decayed at once.
+select bayes.install_py_module('bayes_engine.bulk', 'a7f20e0468a80e7cf77c209705a862d464ada5717545489473cc09a3ce2c9930', $bayes_py$"""The bulk decay's batch step: a whole batch of stored states decayed at once.
 
 ``bayes.run_decay`` hands a batch of rows (thousands) to one call of
 :func:`decayed_texts` instead of calling PL/Python once a row. Per row this
@@ -240,15 +240,22 @@ def _batch(params, matches, factors):
     m_new[:, 0::2] = np.where(metrics_move, alpha, m[:, 0::2])
     m_new[:, 1::2] = np.where(metrics_move, beta, m[:, 1::2])
     # The metrics as they will be stored (6 significant digits, one format
-    # for the whole batch), checked against section 5's promises; a row that
-    # breaks one takes the full path (stored_decay.settle_decayed_metric).
-    m_new = np.array(("%.6g," * m_new.size % tuple(m_new.ravel().tolist()))[:-1].split(","), dtype=float).reshape(
-        m_new.shape
+    # for the whole batch), checked against section 5's promises; a metric
+    # whose nearest rounding breaks one is rounded by
+    # stored_decay.settle_decayed_metric, as the full path does (about one
+    # metric in twenty: a mean that stays, rounded up by a few 1e-6).
+    exact = m_new
+    m_new = np.array(("%.6g," * exact.size % tuple(exact.ravel().tolist()))[:-1].split(","), dtype=float).reshape(
+        exact.shape
     )
     kept = stored_decay.decay_kept_promises(
         m_new[:, 0::2], m_new[:, 1::2], m[:, 0::2], m[:, 1::2], mp[:, 0::2], mp[:, 1::2]
     )
-    suspect |= ~kept.all(axis=1)
+    for j, k in zip(*np.nonzero(~kept & ~suspect[:, None])):
+        a, b = 2 * k, 2 * k + 1
+        m_new[j, a], m_new[j, b] = stored_decay.settle_decayed_metric(
+            (exact[j, a], exact[j, b]), (m[j, a], m[j, b]), (mp[j, a], mp[j, b])
+        )
     h_new = quantized_probabilities(np.where(metrics_move, model.decayed_towards(h, start, f[:, None]), h))
     d_new = np.where((f_v < 1.0)[:, None], model.decayed_towards(d, params.g["vice_prior"], f_v[:, None]), d)
     return suspect, np.concatenate([d_new, h_new, m_new], axis=1).tolist()
@@ -1088,7 +1095,7 @@ def replay(params, user_id, events, start_chapter=1, decayed_to=None):
         text = decayed_text(params, text, last_message_at, decayed_at, decayed_to)
     return text
 $bayes_py$);
-select bayes.install_py_module('bayes_engine.model', '8316a4bfb7a1fd8b26cc4d7482840ba32d11c4321543a6bc71772e7ed4d019e8', $bayes_py$"""The model: every update of MODEL.md sections 4, 5, 6, 7 and 8, once.
+select bayes.install_py_module('bayes_engine.model', '59e850ed9c82d5c052172a90224258f9c7c370393af983f5b799c4012bcc469d', $bayes_py$"""The model: every update of MODEL.md sections 4, 5, 6, 7 and 8, once.
 
 Functions here take a *decoded* state (a dict as returned by
 :func:`codec.decode`) and update it in place; the caller owns the dict.
@@ -1528,7 +1535,10 @@ def message_fallback(state, params, p_ready, observations, user_id, session_seed
     grant takes one. bayesian_sufficient asks for nothing.
     """
     refill_llm_budget(state, params)
-    reason = fallback_reason(state, params, p_ready, observations, _AuditDraw(user_id, state["n"], session_seed))
+    reason = fallback_reason(state, params, p_ready, observations)
+    if reason == "bayesian_sufficient":  # the audit is the last rule: its draw is made only when it is reached
+        audit = rng.generator(user_id, state["n"], rng.AUDIT, session_seed).random()
+        reason = fallback_reason(state, params, p_ready, observations, audit)
     needed = False
     if reason == "cold_start":
         needed = True
@@ -1536,18 +1546,6 @@ def message_fallback(state, params, p_ready, observations, user_id, session_seed
         needed = True
         state["lb"] = (codec.micro_tokens(state["lb"]) - codec.MICRO) / codec.MICRO
     return {"needed": needed, "reason": reason, "budget_left": state["lb"]}
-
-
-class _AuditDraw:
-    """The audit's uniform draw, made only when the rules reach it (compares like the float it is)."""
-
-    __slots__ = ("user_id", "n", "seed")
-
-    def __init__(self, user_id, n, seed):
-        self.user_id, self.n, self.seed = user_id, n, seed
-
-    def __lt__(self, q):
-        return rng.generator(self.user_id, self.n, rng.AUDIT, self.seed).random() < q
 
 
 def fallback_status(state, params, p_ready):
@@ -2756,7 +2754,7 @@ def generator(user_id: str, n: int, purpose: str, session_seed=None) -> SplitMix
     """A generator for one purpose of message n of a player."""
     return SplitMix64(seed_of(user_id, n, purpose, session_seed))
 $bayes_py$);
-select bayes.install_py_module('bayes_engine.stored_decay', 'ce7c078277d2edb71ee532083b63fa32d9218ff45ad741d566620f59df66a0fa', $bayes_py$"""How a decay-only write stores its metrics: MODEL.md section 5's promises
+select bayes.install_py_module('bayes_engine.stored_decay', '3731e28c3b20fc8fcd6f81588033c2c0330c7848e10ab6856cea58b0dfdbebb6', $bayes_py$"""How a decay-only write stores its metrics: MODEL.md section 5's promises
 kept by the stored (rounded) numbers.
 
 The codec writes every float with 6 significant digits. A decay lowers a
@@ -2818,20 +2816,17 @@ def settle_decayed_metric(pair, before, prior):
     3. Otherwise `before` itself: a decay smaller than the rounding step
        keeps the metric as it was.
     """
-    alpha, beta = pair
+    alpha, beta = float(pair[0]), float(pair[1])
+    before, prior = (float(before[0]), float(before[1])), (float(prior[0]), float(prior[1]))
     nearest = (stored_float(alpha), stored_float(beta))
     if decay_kept_promises(*nearest, *before, *prior):
         return nearest
-    import decimal  # only on this rare path
-
-    def directed(x, rounding):
-        return float(decimal.Context(prec=SIGNIFICANT_DIGITS, rounding=rounding).plus(decimal.Decimal(x)))
-
+    down, up = _directed()
     mean, strength = alpha / (alpha + beta), alpha + beta
     before_mean, before_strength = before[0] / (before[0] + before[1]), before[0] + before[1]
     every, model = None, None
-    for a in (directed(alpha, decimal.ROUND_FLOOR), directed(alpha, decimal.ROUND_CEILING)):
-        for b in (directed(beta, decimal.ROUND_FLOOR), directed(beta, decimal.ROUND_CEILING)):
+    for a in (down(alpha), up(alpha)):
+        for b in (down(beta), up(beta)):
             if a < MIN_CONCENTRATION or b < MIN_CONCENTRATION:
                 continue
             distance = (abs(a / (a + b) - mean), abs(a + b - strength))
@@ -2843,6 +2838,23 @@ def settle_decayed_metric(pair, before, prior):
                     model = (distance, (a, b))
     best = every or model
     return tuple(before) if best is None else best[1]
+
+
+_roundings = []
+
+
+def _directed():
+    """(down, up): x rounded to 6 significant digits towards -inf and towards +inf, as floats.
+
+    decimal does it exactly; it is imported on first use (the rare path).
+    """
+    if not _roundings:
+        import decimal
+
+        for rounding in (decimal.ROUND_FLOOR, decimal.ROUND_CEILING):
+            plus = decimal.Context(prec=SIGNIFICANT_DIGITS, rounding=rounding).plus
+            _roundings.append(lambda x, plus=plus, exact=decimal.Decimal: float(plus(exact(x))))
+    return _roundings
 
 
 def encode_decayed(state: dict, before: dict) -> str:
