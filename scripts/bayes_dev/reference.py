@@ -7,16 +7,6 @@ from bayes_engine import vocab
 from scipy import stats
 
 
-def composite_moments(state):
-    """The composite's mean and sd: 100 * sum w_k mean_k, 100 * sqrt(sum w_k^2 var_k), from scipy's Beta."""
-    mean = var = 0.0
-    for key, w in zip(vocab.METRIC_KEYS, vocab.METRIC_WEIGHTS):
-        a, b = state["m"][key]
-        mean += w * float(stats.beta.mean(a, b))
-        var += w * w * float(stats.beta.var(a, b))
-    return 100 * mean, 100 * math.sqrt(var)
-
-
 def edgeworth(state, threshold):
     """P(composite >= threshold) by MODEL.md section 6's Edgeworth expansion, from scipy's Beta moments."""
     k = [0.0, 0.0, 0.0, 0.0]

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from bayes_dev import reference
 from bayes_dev.states import HOUR, T0, fresh, states
 from bayes_engine import model, vocab
 from bayes_engine.errors import BayesError
@@ -320,7 +321,7 @@ def test_grace_boundary_is_strict():
 
 @given(states())
 def test_readiness_is_the_edgeworth_expansion(s):
-    """Section 6's formula, computed independently: scipy's Beta moments and numpy's Hermite polynomials."""
+    """Section 6's formula, computed independently (bayes_dev.reference: scipy's Beta moments)."""
     metrics, c, sd = model.metric_summary(s)
     means = [a / (a + b) for a, b in s["m"].values()]
     var = [a * b / ((a + b) ** 2 * (a + b + 1)) for a, b in s["m"].values()]
@@ -333,12 +334,7 @@ def test_readiness_is_the_edgeworth_expansion(s):
         scale = 100 * weight
         kappa += [scale * mean, scale**2 * variance, scale**3 * skew * variance**1.5, scale**4 * kurtosis * variance**2]
     assert model.composite_cumulants(s) == pytest.approx(tuple(kappa), rel=1e-9, abs=1e-12)
-    threshold = P.chapter(s["c"]).boss_threshold
-    z = (threshold - kappa[0]) / math.sqrt(kappa[1])
-    g1, g2 = kappa[2] / kappa[1] ** 1.5, kappa[3] / kappa[1] ** 2
-    he = np.polynomial.hermite_e.hermeval
-    correction = g1 / 6 * he(z, [0, 0, 1]) + g2 / 24 * he(z, [0, 0, 0, 1]) + g1**2 / 72 * he(z, [0, 0, 0, 0, 0, 1])
-    expected = min(1.0, max(0.0, 1.0 - (stats.norm.cdf(z) - stats.norm.pdf(z) * correction)))
+    expected = reference.edgeworth(s, P.chapter(s["c"]).boss_threshold)
     boss = model.boss_readiness(s, P)
     assert boss["p_ready"] == pytest.approx(expected, rel=1e-9, abs=1e-12)
     assert boss["ready"] == (boss["p_ready"] >= 0.7)
