@@ -13,6 +13,8 @@ matches "really". Counts are occurrences.
 
 import re
 
+from .vocab import VICES as VICE_NAMES
+
 POSITIVE = frozenset(
     "love amazing wonderful beautiful great happy excited thank appreciate care adore perfect "
     "incredible sweet kind".split()
@@ -70,26 +72,97 @@ SLOW_SYMBOL_S = 1800
 EMOJI_HEAVY = 3
 
 
-def _lexicon_index():
-    """word -> (positive, negative, personal, humor, vice indexes): one lookup per word."""
-    index = {}
-    words = POSITIVE | NEGATIVE | PERSONAL | HUMOR_WORDS
-    for lexicon in VICE_WORDS:
-        words |= lexicon
-    for word in words:
-        index[word] = (
-            int(word in POSITIVE),
-            int(word in NEGATIVE),
-            int(word in PERSONAL),
-            int(word in HUMOR_WORDS),
-            tuple(j for j, lexicon in enumerate(VICE_WORDS) if word in lexicon),
-        )
-    return index
+LEXICON_NAMES = ("positive", "negative", "personal", "humor")  # then one per vice: vice_<name>
 
 
-_LEXICON = _lexicon_index()
+class Lexicon:
+    """The word lists and the feature evidence of section 3, compiled for :func:`encode_message`.
+
+    ``words`` are the lexicons by name (positive, negative, personal, humor,
+    vice_<vice name>): each entry a lower-case word, matched on word
+    boundaries, or a token without word characters (an emoji), counted as
+    occurrences in the text. ``evidence`` maps each feature of
+    :data:`FEATURES` and ``intercept`` to its signed evidence per metric
+    (METRIC_KEYS order). Built once per parameter revision
+    (:func:`lexicon_of`), or from the defaults (:data:`DEFAULT_LEXICON`).
+    """
+
+    __slots__ = ("index", "symbols", "evidence", "intercept")
+
+    def __init__(self, words: dict, evidence: dict) -> None:
+        lists = [words[name] for name in LEXICON_NAMES] + [words["vice_" + v] for v in VICE_NAMES]
+        index = {}
+        symbols = {}
+        for position, entries in enumerate(lists):
+            for entry in entries:
+                target = index if _WORD.fullmatch(entry) else symbols
+                target.setdefault(entry, set()).add(position)
+        self.index = {word: _hits(lists_of) for word, lists_of in index.items()}
+        self.symbols = tuple((token, _hits(lists_of)) for token, lists_of in sorted(symbols.items()))
+        self.evidence = {
+            name: tuple((metric, value) for metric, value in enumerate(evidence[name]) if value)
+            for name in FEATURES
+        }
+        self.intercept = tuple((metric, value) for metric, value in enumerate(evidence["intercept"]) if value)
+
+
+def _hits(lists_of: set) -> tuple:
+    """(positive, negative, personal, humor, vice indexes) of an entry found in the lists `lists_of`."""
+    return (
+        int(0 in lists_of),
+        int(1 in lists_of),
+        int(2 in lists_of),
+        int(3 in lists_of),
+        tuple(j for j in range(len(VICE_NAMES)) if 4 + j in lists_of),
+    )
+
+
+def default_words() -> dict:
+    """The lexicons of MODEL.md section 3 by name, each a sorted list (the seed of bayes.params)."""
+    words = {
+        "positive": POSITIVE,
+        "negative": NEGATIVE,
+        "personal": PERSONAL,
+        "humor": HUMOR_WORDS | frozenset(HUMOR_EMOJI),
+    }
+    for name, lexicon in zip(VICE_NAMES, VICE_WORDS):
+        words["vice_" + name] = lexicon
+    return {name: sorted(entries) for name, entries in words.items()}
+
+
+def default_evidence() -> dict:
+    """Section 3's feature table as {feature: 4 signed evidences in METRIC_KEYS order}, plus the intercept (0)."""
+    table = {}
+    for name, pairs in FEATURES.items():
+        row = [0.0, 0.0, 0.0, 0.0]
+        for metric, value in pairs:
+            row[metric] += value
+        table[name] = tuple(row)
+    table["intercept"] = (0.0, 0.0, 0.0, 0.0)
+    return table
+
+
+def evidence_of(features, lexicon: "Lexicon") -> tuple:
+    """(plus, minus) per metric of the features that fired, and the intercept, under `lexicon`'s evidence."""
+    plus = [0.0, 0.0, 0.0, 0.0]
+    minus = [0.0, 0.0, 0.0, 0.0]
+    for name in features:
+        for metric, value in lexicon.evidence[name]:
+            if value > 0:
+                plus[metric] += value
+            else:
+                minus[metric] -= value
+    for metric, value in lexicon.intercept:
+        if value > 0:
+            plus[metric] += value
+        else:
+            minus[metric] -= value
+    return plus, minus
+
+
 _WORD = re.compile(r"\w+")
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
+DEFAULT_LEXICON = Lexicon(default_words(), default_evidence())
 
 
 class Observation:
@@ -142,35 +215,47 @@ class Observation:
         return f"Observation({self.to_json()!r})"
 
 
+def is_word(entry: str) -> bool:
+    """A lexicon entry matched on word boundaries: one run of word characters."""
+    return _WORD.fullmatch(entry) is not None
+
+
+def is_symbol(entry: str) -> bool:
+    """A lexicon entry counted as occurrences in the text: no word character at all, no white space."""
+    return _WORD.search(entry) is None and not any(ch.isspace() for ch in entry)
+
+
 def count_emoji(text: str) -> int:
     """Code points in U+1F300-U+1FAFF or U+2600-U+27BF."""
     return len(_EMOJI.findall(text))
 
 
-def encode_message(text, gap_s, topic_changed, day_position, fast_s, slow_s) -> Observation:
+def encode_message(text, gap_s, topic_changed, day_position, fast_s, slow_s, lexicon=DEFAULT_LEXICON) -> Observation:
     """Encode one message.
 
     text: the message; gap_s: reply gap in seconds or None (unknown);
     topic_changed: True, False or None (not reported); day_position: the
     message's number within its UTC day (the first is 1), or None when not
-    known; fast_s, slow_s: the chapter's fast_c and slow_c.
+    known; fast_s, slow_s: the chapter's fast_c and slow_c; lexicon: the
+    word lists and feature evidence (:class:`Lexicon`; the parameters' own:
+    :func:`lexicon_of`).
     """
     length = len(text)
-    words = _WORD.findall(text.lower())
+    lowered = text.lower()
+    words = _WORD.findall(lowered)
     positive = negative = personal = humor = 0
     vice_matches = [0, 0, 0, 0, 0, 0, 0, 0]
-    for word in words:
-        hits = _LEXICON.get(word)
-        if hits is not None:
-            p, n, s, h, vices = hits
-            positive += p
-            negative += n
-            personal += s
-            humor += h
-            for j in vices:
-                vice_matches[j] += 1
-    for emoji in HUMOR_EMOJI:
-        humor += text.count(emoji)
+    index = lexicon.index
+    found = [index[word] for word in words if word in index]
+    for token, hits in lexicon.symbols:
+        found.extend([hits] * lowered.count(token))
+    for p, n, s, h, vices in found:
+        positive += p
+        negative += n
+        personal += s
+        humor += h
+        for j in vices:
+            vice_matches[j] += 1
     questions = text.count("?")
     emoji = count_emoji(text)
     known_gap = gap_s is not None
@@ -203,14 +288,7 @@ def encode_message(text, gap_s, topic_changed, day_position, fast_s, slow_s) -> 
     if known_gap and gap_s > ABSENT_GAP_S:
         features.append("absent")
 
-    plus = [0.0, 0.0, 0.0, 0.0]
-    minus = [0.0, 0.0, 0.0, 0.0]
-    for name in features:
-        for metric, evidence in FEATURES[name]:
-            if evidence > 0:
-                plus[metric] += evidence
-            else:
-                minus[metric] -= evidence
+    plus, minus = evidence_of(features, lexicon)
 
     bonus = VICE_LONG_BONUS if length > VICE_LONG_CHARS else 1.0
     vices = [min(1.0, bonus * min(1.0, 0.25 * m)) for m in vice_matches]

@@ -39,9 +39,17 @@ def apply_message(state, params, user_id, message, times, observation=None, sche
     return result, event_input
 
 
-def apply_llm_scores(state, params, deltas):
+def apply_llm_scores(state, params, deltas, vices=None, mood=None):
+    """The LLM's deltas as evidence; its vices and mood of the message (issue 14), when given,
+    are checked and logged with them for the shadow report, and change nothing in the state."""
+    model.check_llm_judgement(vices, mood)
     result = model.apply_llm_scores(state, params, deltas)
-    return result, {"v": SCHEMA_VERSION, "deltas": deltas}
+    event_input = {"v": SCHEMA_VERSION, "deltas": deltas}
+    if vices is not None:
+        event_input["vices"] = vices
+    if mood is not None:
+        event_input["mood"] = mood
+    return result, event_input
 
 
 def apply_outcome(state, params, decision, engaged):
@@ -83,7 +91,7 @@ def apply(state, params, user_id, kind, data, times=NO_TIMES, schema=SCHEMA_VERS
             observation = Observation.from_json(observation)
         return apply_message(state, params, user_id, message, times, observation, schema)
     if kind == "llm_scores":
-        return apply_llm_scores(state, params, data["deltas"])
+        return apply_llm_scores(state, params, data["deltas"], data.get("vices"), data.get("mood"))
     if kind == "outcome":
         return apply_outcome(state, params, data["decision"], data["engaged"])
     if kind == "chapter":

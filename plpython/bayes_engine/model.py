@@ -13,6 +13,7 @@ import math
 
 from . import codec, encoder, rng, vocab
 from .errors import INVALID_PARAMETER, BayesError
+from .params import lexicon_of
 
 SECONDS_PER_HOUR = 3600.0
 SECONDS_PER_DAY = 86400
@@ -600,7 +601,13 @@ def process_message(state, params, user_id, message, times, observation=None, sc
     position = day_position(state, sent_at)
     if observation is None:
         observation = encoder.encode_message(
-            message.text, message.reply_gap_s, message.topic_changed, position, cp.fast_reply_s, cp.slow_reply_s
+            message.text,
+            message.reply_gap_s,
+            message.topic_changed,
+            position,
+            cp.fast_reply_s,
+            cp.slow_reply_s,
+            lexicon_of(params),
         )
     update_metrics(state, observation.plus, observation.minus, params, sent_at)
     update_vices(state, observation.vices)
@@ -651,6 +658,20 @@ def check_llm_deltas(deltas):
             raise BayesError(INVALID_PARAMETER, f"p_deltas.{name} must be in [-10, 10], got {value!r}")
         out[vocab.METRIC_NAMES.index(name)] = float(value)
     return out
+
+
+def check_llm_judgement(vices, mood):
+    """Validate the LLM's optional vices ({vice name: weight in [0, 1]}) and mood (a mood name) of a message."""
+    if vices is not None:
+        if not isinstance(vices, dict):
+            raise BayesError(INVALID_PARAMETER, "p_vices must be a JSON object of vice weights")
+        for name, value in vices.items():
+            if name not in vocab.VICES:
+                raise BayesError(INVALID_PARAMETER, f"unknown vice {name!r} in p_vices", "the vices are " + ", ".join(vocab.VICES))
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise BayesError(INVALID_PARAMETER, f"p_vices.{name} must be a number in [0, 1], got {value!r}")
+    if mood is not None and mood not in vocab.MOODS:
+        raise BayesError(INVALID_PARAMETER, f"unknown mood {mood!r} in p_mood", "the moods are " + ", ".join(vocab.MOODS))
 
 
 def apply_llm_scores(state, params, deltas):

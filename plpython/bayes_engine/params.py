@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from . import vocab
+from . import encoder, vocab
 from .errors import INVALID_PARAMETER, BayesError
 
 _HINT_CHAPTER = "fix the row in bayes.chapter_params"
@@ -145,6 +145,25 @@ def _default_chapter(chapter: int) -> dict:
     return row
 
 
+# Section 3 as parameter rows (issue 14): the evidence of each metric feature
+# ({metric name: signed evidence}, absent metrics 0) and of every message
+# (the intercept, 0 in MODEL.md), and the lexicons (lists of entries).
+EVIDENCE_FEATURES = (*encoder.FEATURES, "intercept")
+EVIDENCE_KEYS = tuple(f"evidence_{name}" for name in EVIDENCE_FEATURES)
+LEXICON_KEYS = tuple(f"lexicon_{name}" for name in encoder.default_words())
+_EVIDENCE_LIMIT = 1.0  # one feature moves one metric by at most one observation
+_LEXICON_MAX_ENTRIES = 10_000
+_LEXICON_MAX_CHARS = 64
+
+
+def _default_evidence_rows() -> dict:
+    rows = {}
+    for name, row in encoder.default_evidence().items():
+        values = {metric: value for metric, value in zip(vocab.METRIC_NAMES, row) if value or name == "intercept"}
+        rows[f"evidence_{name}"] = values
+    return rows
+
+
 DEFAULT_SNAPSHOT: dict = {
     "chapters": [_default_chapter(c) for c in vocab.CHAPTERS],
     "global": {
@@ -163,6 +182,8 @@ DEFAULT_SNAPSHOT: dict = {
         "max_consecutive_skips": 2,
         "clock_skew_s": 300,
         "max_message_age_h": 720,
+        **_default_evidence_rows(),
+        **{f"lexicon_{name}": entries for name, entries in encoder.default_words().items()},
         "mood_start_belief": [0.40, 0.25, 0.10, 0.10, 0.05, 0.10],
         "mood_transition": [
             [0.55, 0.20, 0.08, 0.07, 0.03, 0.07],
@@ -341,7 +362,12 @@ class ChapterParams:
         return "ChapterParams(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in CHAPTER_KEYS) + ")"
 
 
-GLOBAL_KEYS = tuple(_GLOBAL_SCALAR_RULES) + ("mood_start_belief", "mood_transition", "mood_emission")
+GLOBAL_KEYS = (
+    tuple(_GLOBAL_SCALAR_RULES)
+    + ("mood_start_belief", "mood_transition", "mood_emission")
+    + EVIDENCE_KEYS
+    + LEXICON_KEYS
+)
 
 
 class Params:
@@ -445,7 +471,71 @@ def _parse_globals(snapshot: Mapping) -> Mapping:
     g["mood_start_belief"] = _vector(raw["mood_start_belief"], "global.mood_start_belief", n_moods, "sum1")
     g["mood_transition"] = _matrix(raw["mood_transition"], "global.mood_transition", n_moods, n_moods, "sum1")
     g["mood_emission"] = _matrix(raw["mood_emission"], "global.mood_emission", n_moods, n_symbols, "positive")
+    for key in EVIDENCE_KEYS:
+        g[key] = _evidence(raw, key)
+    for key in LEXICON_KEYS:
+        g[key] = _lexicon(raw, key)
     return MappingProxyType(g)
+
+
+def _evidence(raw: Mapping, key: str) -> tuple:
+    """A feature's evidence row: {metric name: signed evidence in [-1, 1]} as 4 floats (METRIC_KEYS order)."""
+    where = f"global.{key}"
+    if key not in raw:
+        raise _bad(where, "is missing", _HINT_GLOBAL)
+    value = raw[key]
+    if not isinstance(value, Mapping):
+        raise _bad(where, f"must be an object of metric evidences, got {_show(value)}", _HINT_GLOBAL)
+    row = [0.0, 0.0, 0.0, 0.0]
+    for metric, cell in value.items():
+        if metric not in vocab.METRIC_NAMES:
+            raise _bad(
+                where, f"names an unknown metric {metric!r} (metrics are {', '.join(vocab.METRIC_NAMES)})", _HINT_GLOBAL
+            )
+        try:
+            x = real_value(cell)
+        except (TypeError, ValueError) as exc:
+            raise _bad(f"{where}.{metric}", str(exc), _HINT_GLOBAL) from None
+        if not -_EVIDENCE_LIMIT <= x <= _EVIDENCE_LIMIT:
+            raise _bad(f"{where}.{metric}", f"must be in [-1, 1], got {x!r}", _HINT_GLOBAL)
+        row[vocab.METRIC_NAMES.index(metric)] = x
+    return tuple(row)
+
+
+def _lexicon(raw: Mapping, key: str) -> tuple:
+    """A lexicon: a list of lower-case words (matched on word boundaries) or tokens without
+    word characters (emoji, counted as occurrences), each at most 64 characters; sorted, unique."""
+    where = f"global.{key}"
+    if key not in raw:
+        raise _bad(where, "is missing", _HINT_GLOBAL)
+    value = raw[key]
+    if not isinstance(value, (list, tuple)) or len(value) > _LEXICON_MAX_ENTRIES:
+        raise _bad(where, f"must be a list of at most {_LEXICON_MAX_ENTRIES} strings, got {_show(value)}", _HINT_GLOBAL)
+    for pos, entry in enumerate(value):
+        if not isinstance(entry, str) or not 0 < len(entry) <= _LEXICON_MAX_CHARS:
+            raise _bad(f"{where}[{pos}]", f"must be a string of 1 to {_LEXICON_MAX_CHARS} characters, got {_show(entry)}", _HINT_GLOBAL)
+        if encoder.is_word(entry):
+            if entry != entry.lower():
+                raise _bad(f"{where}[{pos}]", f"must be lower case (texts are matched lower-cased), got {entry!r}", _HINT_GLOBAL)
+        elif not encoder.is_symbol(entry):
+            raise _bad(
+                f"{where}[{pos}]",
+                f"must be one word (letters, digits, _) or a token without any of them (an emoji), got {entry!r}",
+                _HINT_GLOBAL,
+            )
+    return tuple(sorted(set(value)))
+
+
+def lexicon_of(params: "Params") -> "encoder.Lexicon":
+    """The encoder's :class:`encoder.Lexicon` of these parameters, built once and cached with them."""
+    lexicon = params.derived.get("lexicon")
+    if lexicon is None:
+        g = params.g
+        lexicon = params.derived["lexicon"] = encoder.Lexicon(
+            {name: g[f"lexicon_{name}"] for name in encoder.default_words()},
+            {name: g[f"evidence_{name}"] for name in EVIDENCE_FEATURES},
+        )
+    return lexicon
 
 
 def __getattr__(name):
@@ -462,7 +552,11 @@ __all__ = [
     "ChapterParams",
     "DEFAULT_PARAMS",  # noqa: F822 - provided by the module __getattr__ above
     "DEFAULT_SNAPSHOT",
+    "EVIDENCE_FEATURES",
+    "EVIDENCE_KEYS",
+    "LEXICON_KEYS",
     "Params",
+    "lexicon_of",
     "int_value",
     "real_value",
 ]

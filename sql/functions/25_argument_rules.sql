@@ -170,6 +170,60 @@ comment on function bayes.check_deltas is
 revoke all on function bayes.check_deltas from public;
 grant execute on function bayes.check_deltas to service_role;
 
+create or replace function bayes.check_llm_judgement(p_vices jsonb, p_mood text, p_message_id text)
+returns boolean
+language plpgsql
+immutable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_key text;
+    v_value jsonb;
+begin
+    if p_vices is null and p_mood is null then
+        return true;
+    end if;
+    if p_message_id is null then
+        return bayes.check_not_null(
+            p_message_id, 'p_message_id', 'The LLM''s vices and mood describe one message: pass its p_message_id.'
+        );
+    end if;
+    if p_vices is not null then
+        if jsonb_typeof(p_vices) <> 'object' then
+            raise exception 'p_vices must be a JSON object of vice weights, got %', left(p_vices::text, 80)
+                using errcode = '22023',
+                      hint = 'For example {"risk_taking": 0.5, "dark_humor": 1}: each weight in [0, 1], {} for none.';
+        end if;
+        for v_key, v_value in select d.key, d.value from jsonb_each(p_vices) as d loop
+            if v_key not in (@VICES@) then
+                raise exception 'unknown vice "%" in p_vices', left(v_key, 80)
+                    using errcode = '22023',
+                          hint = 'The vices are ' || array_to_string(array[@VICES@], ', ') || '.';
+            end if;
+            if jsonb_typeof(v_value) <> 'number' then
+                raise exception 'p_vices.% must be a number, got %', v_key, left(v_value::text, 80)
+                    using errcode = '22023';
+            end if;
+            if v_value::numeric not between 0 and 1 then
+                raise exception 'p_vices.% must be in [0, 1], got %', v_key, v_value using errcode = '22023';
+            end if;
+        end loop;
+    end if;
+    if p_mood is not null and p_mood not in (@MOODS@) then
+        raise exception 'unknown mood "%" in p_mood', left(p_mood, 80)
+            using errcode = '22023',
+                  hint = 'The moods are ' || array_to_string(array[@MOODS@], ', ') || '.';
+    end if;
+    return true;
+end
+$$;
+
+comment on function bayes.check_llm_judgement is
+'True, or raises 22023 unless p_vices is null or a JSON object {vice: number in [0, 1]} and p_mood null or a mood name, and 22004 when either is given without p_message_id.';
+revoke all on function bayes.check_llm_judgement from public;
+grant execute on function bayes.check_llm_judgement to service_role;
+
 create or replace function bayes.check_chapter(p_chapter integer)
 returns boolean
 language plpgsql

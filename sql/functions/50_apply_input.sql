@@ -211,6 +211,9 @@ begin
         extract(epoch from v_row.decayed_at)::float8,
         (select r.revision from bayes.params_revision as r)
     ) as s;
+    -- Every writer's result says the player's mode (issue 14), as it was
+    -- when the input was applied: a repeated message id returns it as well.
+    v_step.result := v_step.result || jsonb_build_object('mode', bayes.player_mode(p_user_id));
     if v_step.state is not null then
         perform bayes.save_state(
             p_user_id, v_step.state, p_kind, p_message_id, p_occurred_at, v_step.input, v_step.result, p_message_at
