@@ -149,7 +149,7 @@ def _default_chapter(chapter: int) -> dict:
 # ({metric name: signed evidence}, absent metrics 0) and of every message
 # (the intercept, 0 in MODEL.md), and the lexicons (lists of entries).
 EVIDENCE_FEATURES = (*encoder.FEATURES, "intercept")
-EVIDENCE_KEYS = tuple(f"evidence_{name}" for name in EVIDENCE_FEATURES)
+EVIDENCE_KEYS = tuple(f"feature_{name}" for name in EVIDENCE_FEATURES)
 LEXICON_KEYS = tuple(f"lexicon_{name}" for name in encoder.default_words())
 _EVIDENCE_LIMIT = 1.0  # one feature moves one metric by at most one observation
 _LEXICON_MAX_ENTRIES = 10_000
@@ -160,7 +160,7 @@ def _default_evidence_rows() -> dict:
     rows = {}
     for name, row in encoder.default_evidence().items():
         values = {metric: value for metric, value in zip(vocab.METRIC_NAMES, row) if value or name == "intercept"}
-        rows[f"evidence_{name}"] = values
+        rows[f"feature_{name}"] = values
     return rows
 
 
@@ -533,7 +533,7 @@ def lexicon_of(params: "Params") -> "encoder.Lexicon":
         g = params.g
         lexicon = params.derived["lexicon"] = encoder.Lexicon(
             {name: g[f"lexicon_{name}"] for name in encoder.default_words()},
-            {name: g[f"evidence_{name}"] for name in EVIDENCE_FEATURES},
+            {name: g[f"feature_{name}"] for name in EVIDENCE_FEATURES},
         )
     return lexicon
 

@@ -21,72 +21,72 @@
 
 insert into bayes.params (name, value, description) values
 (
-    'evidence_long',
+    'feature_long',
     '{"intimacy": 0.35, "passion": 0.15}',
     'Evidence of feature long (a message of more than 300 characters): {metric: signed evidence in [-1, 1]}, > 0 for alpha, < 0 for beta; absent metrics 0'
 ),
 (
-    'evidence_medium',
+    'feature_medium',
     '{"intimacy": 0.15}',
     'Evidence of feature medium (a message of 151 to 300 characters): {metric: signed evidence in [-1, 1]}, > 0 for alpha, < 0 for beta; absent metrics 0'
 ),
 (
-    'evidence_short',
+    'feature_short',
     '{"intimacy": -0.12, "passion": -0.045}',
     'Evidence of feature short (a message of fewer than 20 characters): {metric: signed evidence in [-1, 1]}, > 0 for alpha, < 0 for beta; absent metrics 0'
 ),
 (
-    'evidence_quick_reply',
+    'feature_quick_reply',
     '{"trust": 0.3, "secureness": 0.15}',
     'Evidence of feature quick_reply (a reply gap below half the chapter''s fast_reply_s): {metric: signed evidence in [-1, 1]}, > 0 for alpha, < 0 for beta; absent metrics 0'
 ),
 (
-    'evidence_slow_reply',
+    'feature_slow_reply',
     '{"secureness": -0.25}',
     'Evidence of feature slow_reply (a reply gap above 0.8 times the chapter''s slow_reply_s): {metric: signed evidence in [-1, 1]}, > 0 for alpha, < 0 for beta; absent metrics 0'
 ),
 (
-    'evidence_personal_question',
+    'feature_personal_question',
     '{"intimacy": 0.56, "trust": 0.35}',
     'Evidence of feature personal_question (a question mark and a word of lexicon_personal): {metric: signed evidence in [-1, 1]}, > 0 for alpha, < 0 for beta; absent metrics 0'
 ),
 (
-    'evidence_questions',
+    'feature_questions',
     '{"trust": 0.15}',
     'Evidence of feature questions (two or more question marks, without a personal word): {metric: signed evidence in [-1, 1]}, > 0 for alpha, < 0 for beta; absent metrics 0'
 ),
 (
-    'evidence_warm',
+    'feature_warm',
     '{"passion": 0.49}',
     'Evidence of feature warm (two or more words of lexicon_positive): {metric: signed evidence in [-1, 1]}, > 0 for alpha, < 0 for beta; absent metrics 0'
 ),
 (
-    'evidence_warm_one',
+    'feature_warm_one',
     '{"passion": 0.15}',
     'Evidence of feature warm_one (exactly one word of lexicon_positive): {metric: signed evidence in [-1, 1]}, > 0 for alpha, < 0 for beta; absent metrics 0'
 ),
 (
-    'evidence_cold',
+    'feature_cold',
     '{"passion": -0.42, "trust": -0.25}',
     'Evidence of feature cold (two or more words of lexicon_negative): {metric: signed evidence in [-1, 1]}, > 0 for alpha, < 0 for beta; absent metrics 0'
 ),
 (
-    'evidence_cold_one',
+    'feature_cold_one',
     '{"passion": -0.12}',
     'Evidence of feature cold_one (exactly one word of lexicon_negative): {metric: signed evidence in [-1, 1]}, > 0 for alpha, < 0 for beta; absent metrics 0'
 ),
 (
-    'evidence_steady',
+    'feature_steady',
     '{"secureness": 0.3}',
     'Evidence of feature steady (the 1st to 3rd message of the UTC day, with a reply gap under 24 h): {metric: signed evidence in [-1, 1]}, > 0 for alpha, < 0 for beta; absent metrics 0'
 ),
 (
-    'evidence_absent',
+    'feature_absent',
     '{"trust": -0.12, "secureness": -0.49}',
     'Evidence of feature absent (a reply gap of more than 48 h): {metric: signed evidence in [-1, 1]}, > 0 for alpha, < 0 for beta; absent metrics 0'
 ),
 (
-    'evidence_intercept',
+    'feature_intercept',
     '{"intimacy": 0.0, "passion": 0.0, "trust": 0.0, "secureness": 0.0}',
     'Evidence every message gets, feature or not ({metric: signed evidence}); never counts as an observation. 0 in MODEL.md; bayes.calibrate_evidence fits it'
 ),
@@ -152,7 +152,7 @@ insert into bayes.params (name, value, description) values
 );
 
 comment on table bayes.params is
-'Global model constants (MODEL.md sections 2-7), one row each; value is a JSON number, array, or object (evidence_*: {metric: evidence}).';
+'Global model constants (MODEL.md sections 2-7), one row each; value is a JSON number, array, or object (feature_*: {metric: evidence}).';
 
 create table bayes.rollout (
     singleton boolean primary key default true,

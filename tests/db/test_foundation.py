@@ -50,7 +50,7 @@ def test_parameter_tables_hold_the_model_defaults(conn, default_time_window):
     assert snapshot["global"].keys() == expected["global"].keys()
     for key, want in expected["global"].items():
         got = snapshot["global"][key]
-        if key.startswith(("evidence_", "lexicon_")):  # objects and word lists: exactly the defaults
+        if key.startswith(("feature_", "lexicon_")):  # objects and word lists: exactly the defaults
             assert got == want, key
         else:
             np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, err_msg=key)

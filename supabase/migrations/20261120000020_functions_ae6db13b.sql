@@ -1210,7 +1210,7 @@ def advance_chapter(state, params, chapter):
     state["g"] = [math.log(cp.reply_baseline_s), 1.0]
     return True
 $bayes_py$);
-select bayes.install_py_module('bayes_engine.params', '2c9b17a73334c1647f0840206bbcff6c761beb9e782fd280a23ddbd6e634e93a', $bayes_py$"""Model parameters (MODEL.md sections 1-7, stored in the tables of section 9).
+select bayes.install_py_module('bayes_engine.params', '871188dd39a8fe874400f58c7836f2158ec16d37b2d713f40bf9950e5b8edb3f', $bayes_py$"""Model parameters (MODEL.md sections 1-7, stored in the tables of section 9).
 
 At run time the parameters come from ``bayes.chapter_params`` (one row per
 chapter) and ``bayes.params`` (global constants) as one JSON snapshot::
@@ -1361,7 +1361,7 @@ def _default_chapter(chapter: int) -> dict:
 # ({metric name: signed evidence}, absent metrics 0) and of every message
 # (the intercept, 0 in MODEL.md), and the lexicons (lists of entries).
 EVIDENCE_FEATURES = (*encoder.FEATURES, "intercept")
-EVIDENCE_KEYS = tuple(f"evidence_{name}" for name in EVIDENCE_FEATURES)
+EVIDENCE_KEYS = tuple(f"feature_{name}" for name in EVIDENCE_FEATURES)
 LEXICON_KEYS = tuple(f"lexicon_{name}" for name in encoder.default_words())
 _EVIDENCE_LIMIT = 1.0  # one feature moves one metric by at most one observation
 _LEXICON_MAX_ENTRIES = 10_000
@@ -1372,7 +1372,7 @@ def _default_evidence_rows() -> dict:
     rows = {}
     for name, row in encoder.default_evidence().items():
         values = {metric: value for metric, value in zip(vocab.METRIC_NAMES, row) if value or name == "intercept"}
-        rows[f"evidence_{name}"] = values
+        rows[f"feature_{name}"] = values
     return rows
 
 
@@ -1745,7 +1745,7 @@ def lexicon_of(params: "Params") -> "encoder.Lexicon":
         g = params.g
         lexicon = params.derived["lexicon"] = encoder.Lexicon(
             {name: g[f"lexicon_{name}"] for name in encoder.default_words()},
-            {name: g[f"evidence_{name}"] for name in EVIDENCE_FEATURES},
+            {name: g[f"feature_{name}"] for name in EVIDENCE_FEATURES},
         )
     return lexicon
 
@@ -1771,6 +1771,882 @@ __all__ = [
     "lexicon_of",
     "int_value",
     "real_value",
+]
+$bayes_py$);
+select bayes.install_py_module('bayes_engine.pg', 'ebffa48075e59121c0ac1df18b5f2eb0742a8445af513e1362f345cc30d7c1bc', $bayes_py$"""The PL/Python entry points: the one place that talks to PostgreSQL.
+
+Each SQL function of the engine is a shim that loads the package
+(bayes.py_load, on a backend's first call) and calls one function here,
+passing ``plpy`` in; scripts/build writes the shims. Nothing else in the
+package imports ``plpy``, so plain pytest imports all of it.
+
+jsonb arrives as JSON text (no transform is used) and is returned as JSON
+text, which PostgreSQL parses into jsonb; timestamps arrive as epoch seconds
+(the SQL layer converts them).  A :class:`BayesError` becomes a PostgreSQL
+error with its own SQLSTATE, which PostgREST maps to a 4xx.
+
+The writers share one step (:func:`step`): the SQL helper around it
+(bayes.apply_input) locks the row, checks idempotency and writes the row and
+the event, so that one transaction holds one row lock.
+
+Per backend this module caches its prepared plans and the parsed parameters
+of the last revision of bayes.params_revision it saw. When that revision
+moves (a parameter or a module of bayes.py_module changed), it also compares
+its own build with bayes.py_build(); on a new build, :func:`entry_point`
+loads the new code and calls the new copy of the function.
+"""
+
+import importlib
+import json
+
+from . import codec, events, model, wire
+from .errors import INVALID_PARAMETER, NO_DATA_FOUND, BayesError
+from .params import GLOBAL_KEYS, Params
+
+_REVISION_SQL = "select revision from bayes.params_revision"
+_SNAPSHOT_SQL = "select bayes.params_snapshot()::text as snapshot"
+_BUILD_SQL = "select bayes.py_build() as build"
+_LOAD_SQL = "select bayes.py_load()"
+_EVENTS_SQL = "select kind, input::text as input from bayes.player_event where user_id = $1 order by event_id"
+_DECAYED_AT_SQL = (
+    "select extract(epoch from decayed_at)::float8 as decayed_at from public.user_bayesian_state where user_id = $1"
+)
+
+# Per backend: prepared plans and the parameters of the last revision seen.
+_plans = {}
+_params_cache = {}
+
+
+class CodeChanged(Exception):
+    """bayes.py_module holds another build than the one this copy of the module was loaded from."""
+
+
+def entry_point(fn):
+    """Turn a BayesError raised by ``fn`` into plpy.error with its SQLSTATE; reload changed code."""
+    name = fn.__name__
+
+    def wrapper(plpy, *args):
+        try:
+            return fn(plpy, *args)
+        except BayesError as err:
+            plpy.error(err.message, hint=err.hint, sqlstate=err.sqlstate)
+        except CodeChanged:
+            pass
+        # Outside the except clause, so that an error of the new code does not
+        # carry this one as its context.
+        plpy.execute(_plan(plpy, _LOAD_SQL))
+        return getattr(importlib.import_module(__name__), name)(plpy, *args)
+
+    wrapper.__name__ = name
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def _plan(plpy, sql, types=None):
+    plan = _plans.get(sql)
+    if plan is None:
+        plan = _plans[sql] = plpy.prepare(sql, types or [])
+    return plan
+
+
+def load_params(plpy, revision=None):
+    """The current parameters, parsed again only when bayes.params_revision moved.
+
+    A statement trigger bumps the revision on any change to bayes.chapter_params,
+    bayes.params or bayes.py_module, so a changed row changes the next call.
+    When it moved, the code is checked first: :class:`CodeChanged` when
+    bayes.py_module holds another build than this copy (loaded by
+    bayes.py_load, which sets ``__build__``; plain imports have none).
+    """
+    if revision is None:
+        revision = plpy.execute(_plan(plpy, _REVISION_SQL))[0]["revision"]
+    params = _params_cache.get(revision)
+    if params is None:
+        _check_build(plpy)
+        text = plpy.execute(_plan(plpy, _SNAPSHOT_SQL))[0]["snapshot"]
+        params = Params.from_snapshot(json.loads(text))
+        _params_cache.clear()
+        _params_cache[revision] = params
+    return params
+
+
+def _check_build(plpy):
+    """Raise :class:`CodeChanged` when bayes.py_module holds another build than this copy of the code."""
+    build = globals().get("__build__")
+    if build is not None and plpy.execute(_plan(plpy, _BUILD_SQL))[0]["build"] != build:
+        raise CodeChanged
+
+
+@entry_point
+def check_params(plpy):
+    """bayes.check_params, the statement trigger of the parameter tables: the
+    parameters after the change, validated (22023 naming the key), uncached.
+    A row of bayes.params that the engine does not read (a misspelt name, or
+    one that newer code reads: a migration adds those before the code) is
+    a WARNING, not an error. The check is the deployed code's: a migration
+    that installs new code and then changes the parameters (in the same
+    session) is checked by the new code."""
+    _check_build(plpy)
+    snapshot = json.loads(plpy.execute(_plan(plpy, _SNAPSHOT_SQL))[0]["snapshot"])
+    Params.from_snapshot(snapshot)
+    unread = sorted(set(snapshot.get("global") or ()) - set(GLOBAL_KEYS))
+    if unread:
+        plpy.warning(
+            f"bayes.params has rows that this code does not read: {', '.join(unread)}",
+            hint="a misspelt name changes nothing; the names this code reads are bayes_engine.params.GLOBAL_KEYS",
+        )
+
+
+def _dumps(value):
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+@entry_point
+def default_state(plpy, chapter):
+    params = load_params(plpy)
+    params.chapter(chapter)  # 22023 for a chapter outside 1..5
+    return codec.encode(codec.default_state(chapter, params))
+
+
+@entry_point
+def decode_state(plpy, state_text):
+    """The stored state as the codec reads it (an older schema upgraded), encoded again."""
+    return codec.encode(codec.decode(state_text, load_params(plpy)))
+
+
+@entry_point
+def describe_state(plpy, state_text):
+    from . import describe  # imported on first use: not on the per-message path
+
+    params = load_params(plpy)
+    state = codec.decode(state_text, params)
+    return _dumps(describe.describe_state(state, params))
+
+
+@entry_point
+def step(plpy, kind, user_id, message_id, input_text, state_text, version, last_message_at, decayed_at, revision):
+    """Any writer's input applied to a locked row's state (events.apply).
+
+    Returns (new state, result, event input) as JSON texts; the new state is
+    None when nothing changed (a chapter that is already current).
+    """
+    params = load_params(plpy, revision)
+    state = codec.decode(state_text, params)
+    times = model.RowTimes(last_message_at, decayed_at)
+    result, event_input = events.apply(state, params, user_id, kind, json.loads(input_text), times)
+    changed = result.get("changed", True)
+    result["user_id"] = user_id
+    if kind in ("message", "llm_scores"):
+        result["message_id"] = message_id
+        result["duplicate"] = False
+    result["version"] = version + 1 if changed else version
+    result_text = wire.message_result(result) if kind == "message" else _dumps(result)
+    return (codec.encode(state) if changed else None), result_text, _dumps(event_input)
+
+
+@entry_point
+def replay(plpy, user_id):
+    """The state rebuilt from the player's event log (current parameters), decayed up to the row's decayed_at."""
+    params = load_params(plpy)
+    rows = plpy.execute(_plan(plpy, _EVENTS_SQL, ["uuid"]), [user_id])
+    decayed_to = plpy.execute(_plan(plpy, _DECAYED_AT_SQL, ["uuid"]), [user_id])
+    state_text = events.replay(
+        params,
+        user_id,
+        ((row["kind"], json.loads(row["input"])) for row in rows),
+        decayed_to=decayed_to[0]["decayed_at"] if decayed_to else None,
+    )
+    return state_text
+
+
+@entry_point
+def decay_state(plpy, state_text, revision, last_message_at, decayed_at, now):
+    """Section 5: one stored state decayed up to `now` (bayes.decay_state)."""
+    return events.decayed_text(load_params(plpy, revision), state_text, last_message_at, decayed_at, now)
+
+
+@entry_point
+def decay_states(plpy, state_texts, last_message_at, decayed_at, now, revision):
+    """Section 5 for a batch of stored states (the bulk decay's step): (states, sqlstates, errors).
+
+    One item per row in each: the decayed text and two nulls, or a null
+    state and the SQLSTATE and message of what is wrong with the row (which
+    bayes.run_decay skips and records). A row never raises; the parameters
+    and the code may (then the whole call fails, as before).
+    """
+    from . import bulk  # numpy: only the bulk decay loads it, never the per-message path
+
+    texts, errors = bulk.decayed_texts(load_params(plpy, revision), state_texts, last_message_at, decayed_at, now)
+    return (
+        texts,
+        [None if e is None else e[0] for e in errors],
+        [None if e is None else e[1] for e in errors],
+    )
+
+
+def _problem(exc):
+    """The message of the codec's refusal of a state (a BayesError's own; anything else with its type)."""
+    return exc.message if isinstance(exc, BayesError) else f"stored state cannot be read: {type(exc).__name__}: {exc}"
+
+
+# The last state bayes.state_problem looked at in this backend, and its
+# answer: a query that calls several functions of a state per row (the view
+# bayes.player_summary calls five) decodes each state once.
+_last_problem = ["", None]
+
+
+@entry_point
+def state_problem(plpy, state_text):
+    """None when the codec accepts the stored state, else its error message (bayes.state_problem).
+
+    Only codec.decode runs on the way to None: no parameters, no numpy. On a
+    refusal the build is checked first (load_params raises CodeChanged, and
+    the new code answers), so a backend never reports a state as wrong
+    because it runs older code than is deployed.
+    """
+    if state_text == _last_problem[0]:
+        return _last_problem[1]
+    try:
+        codec.decode(state_text)
+        problem = None
+    except Exception as exc:  # noqa: BLE001 - whatever decode raises is a refusal
+        problem = _problem(exc)
+        load_params(plpy)
+    _last_problem[:] = state_text, problem
+    return problem
+
+
+def _decoded(state_text, params):
+    """The decoded state, or None when the codec refuses it: the analytics skip a corrupt state.
+
+    Exactly the states for which bayes.state_problem is not null. The
+    per-player RPCs that read through these functions turn the None back into
+    the codec's error (bayes.decode_state), so a player's own read never
+    gets a silent null.
+    """
+    try:
+        return codec.decode(state_text, params)
+    except Exception:  # noqa: BLE001 - whatever decode raises is a refusal
+        return None
+
+
+@entry_point
+def readiness(plpy, state_text, method, user_id, session_seed):
+    """Section 6 for a stored state, as JSON text; None for a state the codec refuses."""
+    from . import readiness as readiness_module  # not on the per-message path
+
+    params = load_params(plpy)
+    if method not in readiness_module.METHODS:  # an argument error even for a corrupt state
+        readiness_module.readiness(None, params, method)
+    state = _decoded(state_text, params)
+    if state is None:
+        return None
+    return _dumps(readiness_module.readiness(state, params, method, user_id, session_seed))
+
+
+@entry_point
+def fallback_check(plpy, state_text):
+    """Section 7, rules 1 and 3, for a stored state, as JSON text; None for a state the codec refuses."""
+    from . import readiness as readiness_module
+
+    params = load_params(plpy)
+    state = _decoded(state_text, params)
+    return None if state is None else _dumps(readiness_module.fallback_check(state, params))
+
+
+@entry_point
+def readiness_probability(plpy, state_text):
+    """P(C >= T_c) of a stored state by the Edgeworth expansion (section 6); None for a state the codec refuses."""
+    params = load_params(plpy)
+    state = _decoded(state_text, params)
+    return None if state is None else model.boss_readiness(state, params)["p_ready"]
+
+
+@entry_point
+def fallback_reason(plpy, state_text):
+    """The first of section 7's rules 1 and 3 that fires for a stored state; None for a state the codec refuses."""
+    params = load_params(plpy)
+    state = _decoded(state_text, params)
+    if state is None:
+        return None
+    return model.fallback_reason(state, params, model.boss_readiness(state, params)["p_ready"])
+
+
+@entry_point
+def metric_interval(plpy, state_text, metric, mass):
+    """The equal-tailed credible interval of one metric's Beta posterior; None for a state the codec refuses."""
+    from . import stats, vocab
+
+    params = load_params(plpy)  # a new build of the code is noticed here
+    if metric not in vocab.METRIC_NAMES:
+        raise BayesError(
+            INVALID_PARAMETER, f"unknown metric {metric!r}", "metrics are intimacy, passion, trust, secureness"
+        )
+    if not 0.0 < mass < 1.0:  # an argument error even for a corrupt state
+        stats.beta_interval(1.0, 1.0, mass)
+    state = _decoded(state_text, params)
+    if state is None:
+        return None
+    alpha, beta = state["m"][vocab.METRIC_KEYS[vocab.METRIC_NAMES.index(metric)]]
+    return list(stats.beta_interval(alpha, beta, mass))
+
+
+# --------------------------------------------------------------------------
+# Shadow cohorts (issue 14): counterfactual replay and calibration
+# --------------------------------------------------------------------------
+
+_SHADOW_PLAYERS_SQL = (
+    "select distinct e.user_id::text as user_id from bayes.player_event as e"
+    " where e.kind = 'message' and e.result ->> 'mode' = 'shadow'"
+    " and e.occurred_at >= coalesce($1, '-infinity') and e.occurred_at < coalesce($2, 'infinity')"
+    " and ($3::uuid[] is null or e.user_id = any($3))"
+    " order by 1"
+)
+_LOG_SQL = (
+    "select kind, message_id, input::text as input, result ->> 'mode' as mode,"
+    " extract(epoch from occurred_at)::float8 as occurred_at"
+    " from bayes.player_event where user_id = $1 order by event_id"
+)
+_HELD_OUT_SQL = "select bayes.user_bucket($1, 'calibration') < $2 * 10000 as held_out"
+_TRAINING_PAIRS_SQL = (
+    "select p.features, p.llm_evidence from bayes.shadow_pairs($1, $2) as p"
+    " where bayes.user_bucket(p.user_id, 'calibration') >= $3 * 10000"
+)
+_APPLY_SQL = (
+    "update bayes.params as p set value = x.value from jsonb_each($1::jsonb) as x(name, value) where p.name = x.name"
+)
+
+
+def _shadow_logs(plpy, user_ids):
+    """(user_id, [LoggedEvent]) for each player, read one player at a time."""
+    from . import shadow
+
+    plan = _plan(plpy, _LOG_SQL, ["uuid"])
+    for user_id in user_ids:
+        rows = plpy.execute(plan, [user_id])
+        yield user_id, [
+            shadow.LoggedEvent(r["kind"], r["message_id"], json.loads(r["input"]), r["mode"], r["occurred_at"])
+            for r in rows
+        ]
+
+
+def _shadow_players(plpy, since, until, users):
+    plan = _plan(plpy, _SHADOW_PLAYERS_SQL, ["timestamptz", "timestamptz", "uuid[]"])
+    return [r["user_id"] for r in plpy.execute(plan, [since, until, users])]
+
+
+def _window(plpy, since, until):
+    """The window's bounds as epoch seconds (None: open)."""
+    row = plpy.execute(
+        _plan(
+            plpy,
+            "select extract(epoch from $1::timestamptz)::float8 as since, extract(epoch from $2::timestamptz)::float8 as until",
+            ["timestamptz", "timestamptz"],
+        ),
+        [since, until],
+    )[0]
+    return row["since"], row["until"]
+
+
+def _snapshot(plpy):
+    return json.loads(plpy.execute(_plan(plpy, _SNAPSHOT_SQL))[0]["snapshot"])
+
+
+@entry_point
+def evaluate_policy(plpy, overrides_text, users, since, until):
+    """bayes.evaluate_policy: the candidate (the parameters with `overrides`) replayed over the
+    shadow players' logs against the LLM's trajectory (bayes_engine.shadow.evaluate)."""
+    from . import shadow
+
+    stored = load_params(plpy)
+    candidate = shadow.candidate_params(_snapshot(plpy), json.loads(overrides_text) if overrides_text else {})
+    ids = _shadow_players(plpy, since, until, users)
+    lo, hi = _window(plpy, since, until)
+    progress = shadow.Progress(plpy.notice, "evaluate_policy", len(ids))
+    report = shadow.evaluate(stored, candidate, _shadow_logs(plpy, ids), lo, hi, progress)
+    report["overrides"] = json.loads(overrides_text) if overrides_text else {}
+    return _dumps(report)
+
+
+@entry_point
+def calibrate_evidence(plpy, since, until, holdout, ridge, overrides_text, apply):
+    """bayes.calibrate_evidence: fit on the training players' shadow pairs, evaluate on the held-out ones."""
+    from . import shadow
+
+    if ridge is None:
+        raise BayesError("22004", "p_ridge must not be null", "0 for plain least squares")
+    if holdout is None or not 0.0 < holdout < 1.0:
+        raise BayesError(INVALID_PARAMETER, f"p_holdout must be in (0, 1), got {holdout!r}")
+    overrides = json.loads(overrides_text) if overrides_text else {}
+    snapshot = _snapshot(plpy)
+    stored = load_params(plpy)
+    baseline = shadow.candidate_params(snapshot, overrides)
+    rows, targets = [], []
+    plan = _plan(plpy, _TRAINING_PAIRS_SQL, ["timestamptz", "timestamptz", "float8"])
+    for r in plpy.execute(plan, [since, until, holdout]):
+        rows.append(shadow.design_row(r["features"]))
+        targets.append(r["llm_evidence"])
+    if not rows:
+        raise BayesError(
+            NO_DATA_FOUND,
+            "no LLM-scored shadow or audit message of a training player in the window",
+            "calibration needs shadow players whose LLM answers were reported with p_message_id",
+        )
+    proposal = shadow.fit_evidence(rows, targets, baseline, ridge)
+
+    ids = _shadow_players(plpy, since, until, None)
+    held_plan = _plan(plpy, _HELD_OUT_SQL, ["uuid", "float8"])
+    held_out = [u for u in ids if plpy.execute(held_plan, [u, holdout])[0]["held_out"]]
+    if not held_out:
+        raise BayesError(
+            NO_DATA_FOUND,
+            "no held-out shadow player in the window to evaluate the proposal on",
+            "more shadow players, or a larger p_holdout",
+        )
+    lo, hi = _window(plpy, since, until)
+    proposed = shadow.candidate_params(snapshot, {**overrides, **proposal})
+    before = shadow.evaluate(
+        stored, baseline, _shadow_logs(plpy, held_out), lo, hi, shadow.Progress(plpy.notice, "calibrate_evidence, current weights", len(held_out))
+    )
+    after = shadow.evaluate(
+        stored, proposed, _shadow_logs(plpy, held_out), lo, hi, shadow.Progress(plpy.notice, "calibrate_evidence, proposal", len(held_out))
+    )
+    verdict = shadow.verdict(before, after)
+    applied = False
+    if apply:
+        if verdict == "better":
+            plpy.execute(_plan(plpy, _APPLY_SQL, ["text"]), [_dumps(proposal)])
+            applied = True
+        else:
+            plpy.warning(
+                f"the proposal was not applied: held-out fidelity is {verdict.replace('_', ' ')}",
+                hint="only a proposal that improves held-out fidelity is written",
+            )
+    return _dumps(
+        {
+            "training": {"players": len(ids) - len(held_out), "pairs": len(rows)},
+            "held_out": {"players": len(held_out), "share": holdout},
+            "ridge": ridge,
+            "overrides": overrides,
+            "proposal": proposal,
+            "before": before,
+            "after": after,
+            "verdict": verdict,
+            "applied": applied,
+        }
+    )
+$bayes_py$);
+select bayes.install_py_module('bayes_engine.shadow', 'd54e348d4ea6722cef606afb3936164848a22d1fb8454aa4b0312a6b3dcda27b', $bayes_py$"""Switching a live game over (issue 14): counterfactual replay of the fallback
+policy over shadow players' event logs, and evidence calibrated on the LLM's
+own scores.
+
+A player in mode ``shadow`` has the LLM consulted on every message: his log
+holds, for each message, the encoder's observation (the features that fired,
+never the text) and the LLM's answer (a ``llm_scores`` event with the same
+message id). Everything here works on such logs; nothing is written.
+
+Three trajectories of a player, each replayed exactly as the database applies
+events (decode, apply, encode, per event):
+
+- ``logged``: every logged event as it was (the engine's logged evidence and
+  every LLM answer): the stored state of a shadow player;
+- ``llm``: the LLM's own trajectory, the reference of every fidelity figure:
+  each message updates everything as logged except the metrics' evidence,
+  which is the LLM's delta/10 alone (the engine's evidence of the message is
+  zero). It is what the game's state would be if the LLM alone scored every
+  message, as before the engine;
+- ``candidate``: a policy under candidate parameters: the engine's evidence
+  is the candidate's feature evidence applied to the logged features, and a
+  logged LLM answer is applied only when the candidate's fallback asks for it
+  (``fallback.needed`` of the replayed message).
+
+Fidelity compares the candidate with the LLM's trajectory at the end of each
+message's turn (after its LLM answer, if applied), for messages after the
+cold start, as the lifetime benchmark (``scripts/bench --only fallback``)
+does: boss-ready agreement, and the mean absolute composite difference.
+
+The calibration fits, per metric, the evidence of each feature and an
+intercept that best predict the LLM's delta/10 (least squares with a ridge
+penalty that pulls each weight towards its current value, so a feature the
+training messages never showed keeps its weight), on training players, and
+the proposal is evaluated on held-out players against the current weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+from . import codec, encoder, events, model, vocab
+from .errors import DATA_CORRUPTED, INVALID_PARAMETER, NO_DATA_FOUND, BayesError
+from .params import EVIDENCE_FEATURES, EVIDENCE_KEYS, GLOBAL_KEYS, LEXICON_KEYS, Params, lexicon_of
+
+TRAJECTORIES = ("logged", "llm", "candidate")
+BUCKETS = ((0, 10), (10, 20), (20, 50), (50, 100), (100, 200), (200, None))  # n in (lo, hi]
+LLM_DELTA_SCALE = 10.0
+MISSED_DELTA = 3.0  # the shadow report's "engine saw nothing, the LLM moved a metric by 3 or more"
+
+
+class LoggedEvent:
+    """One row of bayes.player_event as the replay needs it (times in epoch seconds)."""
+
+    __slots__ = ("kind", "message_id", "input", "mode", "occurred_at")
+
+    def __init__(self, kind, message_id, input, mode=None, occurred_at=None):
+        self.kind = kind
+        self.message_id = message_id
+        self.input = input
+        self.mode = mode
+        self.occurred_at = occurred_at
+
+
+# --------------------------------------------------------------------------
+# Candidate parameters
+# --------------------------------------------------------------------------
+
+
+def candidate_params(snapshot: dict, overrides) -> Params:
+    """The stored parameters with `overrides` ({bayes.params name: value}) applied, validated.
+
+    22023 for an override that is not an object, names no row of bayes.params,
+    or changes a lexicon (the event log keeps the features the encoder found,
+    not the texts, so a lexicon change cannot be replayed), and for a value
+    the parameter rules refuse.
+    """
+    if overrides is None:
+        overrides = {}
+    if not isinstance(overrides, dict):
+        raise BayesError(
+            INVALID_PARAMETER,
+            "p_overrides must be a JSON object of bayes.params names and values",
+            'for example {"llm_budget_window": 50, "feature_warm": {"passion": 0.3}}',
+        )
+    for name in overrides:
+        if name in LEXICON_KEYS:
+            raise BayesError(
+                INVALID_PARAMETER,
+                f"p_overrides.{name}: a lexicon change cannot be replayed",
+                "the event log keeps the features the encoder found, not the texts; evaluate evidence weights instead",
+            )
+        if name not in GLOBAL_KEYS:
+            raise BayesError(
+                INVALID_PARAMETER,
+                f"p_overrides names {name!r}, which is not a parameter of bayes.params",
+                "the names are those of bayes.params (select name from bayes.params)",
+            )
+    changed = copy.deepcopy(snapshot)
+    changed["global"].update(overrides)
+    try:
+        return Params.from_snapshot(changed)
+    except BayesError as err:
+        raise BayesError(err.sqlstate, err.message.replace("invalid parameter snapshot:", "p_overrides:")) from None
+
+
+# --------------------------------------------------------------------------
+# Replay of one player's log
+# --------------------------------------------------------------------------
+
+
+class Turn:
+    """One message of a trajectory: its n, the fallback's reason and whether the LLM's answer
+    was applied, and the state at the end of its turn (after the answer)."""
+
+    __slots__ = ("message_id", "mode", "occurred_at", "n", "reason", "consulted", "answered", "composite", "p_ready", "ready")
+
+    def __init__(self, message_id, mode, occurred_at, n, reason, consulted):
+        self.message_id = message_id
+        self.mode = mode
+        self.occurred_at = occurred_at
+        self.n = n
+        self.reason = reason
+        self.consulted = consulted
+        self.answered = False
+        self.composite = self.p_ready = self.ready = None
+
+
+def _close(turn, state, prm):
+    if turn is not None:
+        _, composite, _ = model.metric_summary(state)
+        boss = model.boss_readiness(state, prm)
+        turn.composite, turn.p_ready, turn.ready = composite, boss["p_ready"], boss["ready"]
+
+
+def replay(prm: Params, user_id: str, log, trajectory: str, start_chapter: int = 1):
+    """Replay `log` (LoggedEvent in log order) as `trajectory`; returns (turns, final state text).
+
+    The replay goes through decode/apply/encode per event as the database
+    does (and as :func:`events.replay`), so ``logged`` rebuilds the stored
+    state of a player whose log holds every event since his state was made.
+    """
+    if trajectory not in TRAJECTORIES:
+        raise ValueError(trajectory)
+    lexicon = lexicon_of(prm) if trajectory == "candidate" else None
+    budget = float(prm.g["llm_budget_tokens"])
+    text = codec.encode(codec.default_state(start_chapter, prm))
+    last_message_at = decayed_at = None
+    turns = []
+    by_id = {}
+    turn = None
+    state = None
+    for position, ev in enumerate(log):
+        state = codec.decode(text, prm)
+        data = ev.input
+        try:
+            schema = data.get("v", 1)
+            if ev.kind == "message":
+                _close(turn, state, prm)
+                observation = data["observation"]
+                if trajectory != "logged":
+                    if trajectory == "llm":
+                        plus, minus = [0.0] * 4, [0.0] * 4
+                    else:
+                        plus, minus = encoder.evidence_of(observation["features"], lexicon)
+                    data = dict(data, observation=dict(observation, plus=plus, minus=minus))
+                times = model.RowTimes(last_message_at, decayed_at)
+                result, _ = events.apply(state, prm, user_id, "message", data, times, schema)
+                consult = result["fallback"]["needed"] if trajectory == "candidate" else True
+                turn = Turn(ev.message_id, ev.mode, ev.occurred_at, state["n"], result["fallback"]["reason"], consult)
+                turns.append(turn)
+                if ev.message_id is not None:
+                    by_id[ev.message_id] = turn
+                sent_at = data["sent_at"]
+                last_message_at = sent_at if last_message_at is None else max(last_message_at, sent_at)
+                decayed_at = sent_at if decayed_at is None else max(decayed_at, sent_at)
+            elif ev.kind == "llm_scores":
+                asked = by_id.get(ev.message_id) if ev.message_id is not None else None
+                if asked is None:  # an answer to no logged message: history, in every trajectory
+                    events.apply(state, prm, user_id, "llm_scores", data, schema=schema)
+                elif not asked.answered:
+                    asked.answered = True
+                    if asked.consulted:
+                        events.apply(state, prm, user_id, "llm_scores", data, schema=schema)
+            else:
+                events.apply(state, prm, user_id, ev.kind, data, schema=schema)
+            if schema == 1:  # as events.replay: the v2 engine found a full budget
+                state["lb"] = budget
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BayesError(
+                DATA_CORRUPTED,
+                f"event {position} ({ev.kind}) of player {user_id} cannot be replayed: {exc!r}",
+                "bayes.player_event rows are append-only; check for manual edits",
+            ) from None
+        text = codec.encode(state)
+    if state is not None:
+        _close(turn, codec.decode(text, prm), prm)
+    return turns, text
+
+
+def shadow_span(log, since=None, until=None):
+    """The part of a log that the counterfactual replay may use, and which messages it counts.
+
+    Returns (events up to the turn of the last shadow message, the ids of
+    the counted messages: shadow messages sent in [since, until)). A message
+    after the player left shadow has no LLM answer to consult unless his
+    fallback asked, so the replay stops before it.
+    """
+    last = None
+    counted = set()
+    for position, ev in enumerate(log):
+        if ev.kind == "message" and ev.mode == "shadow":
+            last = position
+            if (since is None or ev.occurred_at >= since) and (until is None or ev.occurred_at < until):
+                counted.add(position)
+    if last is None:
+        return [], set()
+    end = last + 1
+    while end < len(log) and log[end].kind != "message":
+        end += 1
+    return log[:end], counted
+
+
+# --------------------------------------------------------------------------
+# Evaluating a policy over players
+# --------------------------------------------------------------------------
+
+
+class Tally:
+    """The figures of evaluate_policy, accumulated player by player."""
+
+    def __init__(self, after: int):
+        self.after = after
+        self.players = 0
+        self.messages = 0
+        self.calls = 0
+        self.unanswered = 0
+        self.reasons = {}
+        self.buckets = [[0, 0] for _ in BUCKETS]  # [calls, messages]
+        self.compared = 0
+        self.agree = 0
+        self.reference_ready = 0
+        self.composite = 0.0
+        self.p_ready = 0.0
+
+    def add(self, candidate_turns, reference_turns, counted_positions):
+        self.players += 1
+        for k in counted_positions:
+            c, r = candidate_turns[k], reference_turns[k]
+            self.messages += 1
+            self.calls += c.consulted
+            if c.consulted and not c.answered:
+                self.unanswered += 1
+            self.reasons[c.reason] = self.reasons.get(c.reason, 0) + 1
+            for j, (lo, hi) in enumerate(BUCKETS):
+                if c.n > lo and (hi is None or c.n <= hi):
+                    self.buckets[j][0] += c.consulted
+                    self.buckets[j][1] += 1
+                    break
+            if c.n > self.after:
+                self.compared += 1
+                self.agree += c.ready == r.ready
+                self.reference_ready += r.ready
+                self.composite += abs(c.composite - r.composite)
+                self.p_ready += abs(c.p_ready - r.p_ready)
+
+    def report(self) -> dict:
+        def share(a, b):
+            return a / b if b else None
+
+        return {
+            "players": self.players,
+            "messages": self.messages,
+            "llm_calls": self.calls,
+            "lifetime_rate": share(self.calls, self.messages),
+            "buckets": [
+                {
+                    "messages": f"{lo + 1}-{'' if hi is None else hi}",
+                    "count": messages,
+                    "llm_calls": calls,
+                    "rate": share(calls, messages),
+                }
+                for (lo, hi), (calls, messages) in zip(BUCKETS, self.buckets)
+            ],
+            "reasons": dict(sorted(self.reasons.items())),
+            "unanswered": self.unanswered,
+            "fidelity": {
+                "compared": self.compared,
+                "after_message": self.after,
+                "boss_ready_agreement": share(self.agree, self.compared),
+                "composite_mad": share(self.composite, self.compared),
+                "p_ready_mad": share(self.p_ready, self.compared),
+                "reference_ready_share": share(self.reference_ready, self.compared),
+            },
+        }
+
+
+def evaluate(stored: Params, candidate: Params, players, since=None, until=None, progress=None) -> dict:
+    """The candidate policy against the LLM's trajectory over `players` ((user_id, log) pairs).
+
+    Counted: the shadow messages sent in [since, until). The LLM's trajectory
+    is replayed under the stored parameters, the candidate under its own.
+    `progress(done)` is called after each player.
+    """
+    tally = Tally(int(stored.g["cold_start_messages"]))
+    for done, (user_id, log) in enumerate(players, 1):
+        span, counted = shadow_span(log, since, until)
+        if counted:
+            reference, _ = replay(stored, user_id, span, "llm")
+            candidate_turns, _ = replay(candidate, user_id, span, "candidate")
+            message_positions = [k for k, ev in enumerate(span) if ev.kind == "message"]
+            index = {position: j for j, position in enumerate(message_positions)}
+            tally.add(candidate_turns, reference, [index[p] for p in sorted(counted)])
+        if progress is not None:
+            progress(done)
+    return tally.report()
+
+
+# --------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------
+
+FEATURE_NAMES = tuple(encoder.FEATURES)
+
+
+def design_row(features) -> list:
+    """The indicator row of a message's features (FEATURE_NAMES order)."""
+    fired = set(features)
+    return [1.0 if name in fired else 0.0 for name in FEATURE_NAMES]
+
+
+def llm_evidence(deltas: dict) -> list:
+    """The LLM's delta/10 per metric (METRIC_NAMES order; a metric it did not score: 0)."""
+    return [float(deltas.get(name, 0.0)) / LLM_DELTA_SCALE for name in vocab.METRIC_NAMES]
+
+
+def fit_evidence(rows, targets, current: Params, ridge: float) -> dict:
+    """Per metric, the intercept and feature evidence minimising
+    sum (y - b - x.w)^2 + ridge * |w - w_current|^2 (the intercept not penalised),
+    clipped to [-1, 1]. Returns {bayes.params name: {metric: evidence}}.
+
+    rows: feature indicator rows (design_row); targets: LLM delta/10 rows (llm_evidence).
+    """
+    import numpy as np
+
+    if not math.isfinite(ridge) or ridge < 0:
+        raise BayesError(INVALID_PARAMETER, f"p_ridge must be a finite number >= 0, got {ridge!r}")
+    x = np.asarray(rows, dtype=float).reshape(-1, len(FEATURE_NAMES))
+    y = np.asarray(targets, dtype=float).reshape(-1, len(vocab.METRIC_NAMES))
+    design = np.hstack([np.ones((x.shape[0], 1)), x])
+    penalty = np.diag([0.0] + [ridge] * len(FEATURE_NAMES))
+    lhs = design.T @ design + penalty
+    proposal = {key: {} for key in EVIDENCE_KEYS}
+    for m, metric in enumerate(vocab.METRIC_NAMES):
+        w0 = np.array([0.0] + [current.g[f"feature_{f}"][m] for f in FEATURE_NAMES])
+        rhs = design.T @ y[:, m] + penalty @ w0
+        # lstsq: a feature that never fired with ridge 0 leaves lhs singular; the minimum-norm solution is defined
+        w = np.linalg.lstsq(lhs, rhs, rcond=None)[0]
+        for j, name in enumerate(("intercept", *FEATURE_NAMES)):
+            proposal[f"feature_{name}"][metric] = round(float(np.clip(w[j], -1.0, 1.0)), 4)
+    return proposal
+
+
+def verdict(before: dict, after: dict) -> str:
+    """better: the composite difference smaller and the boss-ready agreement not lower;
+    worse: neither better; mixed: one better, the other worse; same: nothing changed."""
+    b, a = before["fidelity"], after["fidelity"]
+    if b["compared"] == 0 or a["compared"] == 0:
+        return "not_evaluated"
+    composite = (a["composite_mad"] > b["composite_mad"]) - (a["composite_mad"] < b["composite_mad"])
+    agreement = (a["boss_ready_agreement"] < b["boss_ready_agreement"]) - (
+        a["boss_ready_agreement"] > b["boss_ready_agreement"]
+    )
+    if composite <= 0 and agreement <= 0:
+        return "same" if composite == agreement == 0 else "better"
+    if composite >= 0 and agreement >= 0:
+        return "worse"
+    return "mixed"
+
+
+class Progress:
+    """A progress callback that notices at most every `every` seconds, and at the end."""
+
+    def __init__(self, emit, label: str, total: int, every: float = 5.0):
+        self.emit, self.label, self.total, self.every = emit, label, total, every
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if done == self.total or now - self.last >= self.every:
+            self.last = now
+            self.emit(f"{self.label}: {done}/{self.total} players, {now - self.start:.0f} s")
+
+
+__all__ = [
+    "BUCKETS",
+    "EVIDENCE_FEATURES",
+    "FEATURE_NAMES",
+    "LoggedEvent",
+    "Progress",
+    "Tally",
+    "Turn",
+    "candidate_params",
+    "design_row",
+    "evaluate",
+    "fit_evidence",
+    "llm_evidence",
+    "replay",
+    "shadow_span",
+    "verdict",
 ]
 $bayes_py$);
 
@@ -3699,6 +4575,221 @@ comment on function public.bayes_fallback_check is
 'Whether the LLM would be asked for a player now (MODEL.md section 7, rules 1 and 3: cold_start, uncertain; consumes nothing): needed (cold_start, or uncertain with a token of the LLM budget left), reason, budget_left, and the numbers behind them. Callable by service_role or by the player himself; P0002 for an unknown player, XX001 for a corrupt state.';
 revoke all on function public.bayes_fallback_check from public, anon, authenticated, service_role;
 grant execute on function public.bayes_fallback_check to authenticated, service_role;
+
+-- file sql/functions/88_shadow.sql sha256 cc8e33ce6ccfd25cd4b58ae3522ca214a5a0d73c0ba8cdf0b4ddb5195ccf63d1
+-- Switching a live game over safely (issue 14): what the shadow cohort's
+-- LLM said next to what the engine saw, the counterfactual replay of the
+-- fallback policy over the shadow players' logs, and the calibration of the
+-- feature evidence on the LLM's own scores. The math is
+-- bayes_engine.shadow; docs/migration-playbook.md says when to run what.
+--
+-- Who may call: the database owner and service_role (the backend's key, or
+-- an analyst's role granted it). They read every player's event log, so no
+-- player and no anonymous caller may.
+
+create or replace function bayes.shadow_pairs(
+    p_from timestamptz default null,
+    p_to timestamptz default null
+)
+returns table (
+    user_id uuid,
+    message_id text,
+    sent_at timestamptz,
+    sample text,
+    n integer,
+    features text[],
+    engine_evidence double precision[],
+    llm_evidence double precision[],
+    engine_vices double precision[],
+    llm_vices jsonb,
+    engine_mood text,
+    llm_mood text
+)
+language sql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+    select
+        m.user_id,
+        m.message_id,
+        m.occurred_at,
+        case when m.result ->> 'mode' = 'shadow' then 'shadow' else 'audit' end,
+        (m.result ->> 'n')::integer,
+        array(select jsonb_array_elements_text(m.input -> 'observation' -> 'features')),
+        array(
+            select (m.input -> 'observation' -> 'plus' ->> (k.i - 1)::integer)::float8
+                - (m.input -> 'observation' -> 'minus' ->> (k.i - 1)::integer)::float8
+            from unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
+            order by k.i
+        ),
+        array(
+            select coalesce((l.input -> 'deltas' ->> k.name)::float8, 0) / 10
+            from unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
+            order by k.i
+        ),
+        array(select v::float8 from jsonb_array_elements_text(m.input -> 'observation' -> 'vices') as v),
+        l.input -> 'vices',
+        m.result -> 'mood' ->> 'state',
+        l.input ->> 'mood'
+    from bayes.player_event as m
+    inner join bayes.player_event as l
+        on l.user_id = m.user_id and l.kind = 'llm_scores' and l.message_id = m.message_id
+    where m.kind = 'message'
+        and m.occurred_at >= coalesce(p_from, '-infinity')
+        and m.occurred_at < coalesce(p_to, 'infinity')
+        and (
+            m.result ->> 'mode' = 'shadow'
+            or (
+                m.result ->> 'mode' = 'bayes'
+                and m.result -> 'fallback' ->> 'reason' = 'audit'
+                and (m.result -> 'fallback' ->> 'needed')::boolean
+            )
+        )
+$$;
+
+comment on function bayes.shadow_pairs is
+'One row per message sent in [p_from, p_to) that has the LLM''s answer (bayes_apply_llm_scores with its message id): sample shadow (a shadow player''s message) or audit (a bayes player''s message granted by the audit rule, an unbiased sample). Arrays in metric order intimacy, passion, trust, secureness: engine_evidence = the encoder''s net evidence (plus - minus), llm_evidence = the LLM''s delta / 10; engine_vices = the 8 Dirichlet increments; moods: the engine''s after the message, the LLM''s as reported.';
+revoke all on function bayes.shadow_pairs from public;
+grant execute on function bayes.shadow_pairs to service_role;
+
+create or replace function bayes.evaluate_policy(
+    p_overrides jsonb default '{}',
+    p_users uuid[] default null,
+    p_from timestamptz default null,
+    p_to timestamptz default null
+)
+returns jsonb
+language plpython3u
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.evaluate_policy(plpy, p_overrides, p_users, p_from, p_to)
+$$;
+
+comment on function bayes.evaluate_policy is
+'Counterfactual replay: the event logs of the shadow players (all, or p_users) replayed under the stored parameters with p_overrides ({bayes.params name: value}; nothing is written), consulting each logged LLM answer only when the replayed fallback asks for it. Reports, over the shadow messages sent in [p_from, p_to): the LLM call rate per message bucket and over the lifetime, the reasons, and the fidelity against the LLM''s trajectory (every message''s metric evidence the LLM''s delta / 10): boss-ready agreement and mean |composite difference| after the cold start. Progress as NOTICEs.';
+revoke all on function bayes.evaluate_policy from public;
+grant execute on function bayes.evaluate_policy to service_role;
+
+create or replace function bayes.shadow_report(
+    p_from timestamptz default null,
+    p_to timestamptz default null
+)
+returns table (
+    sample text,
+    item text,
+    pairs bigint,
+    correlation double precision,
+    sign_agreement double precision,
+    mean_abs_diff double precision,
+    missed_share double precision,
+    agreement double precision
+)
+language sql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+    with pairs as (
+        select * from bayes.shadow_pairs(p_from, p_to)
+    ),
+
+    metric as (
+        select
+            p.sample,
+            k.name,
+            k.i,
+            p.engine_evidence[k.i] as engine,
+            p.llm_evidence[k.i] as llm
+        from pairs as p
+        cross join unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
+    ),
+
+    vice as (
+        select
+            p.sample,
+            (p.engine_vices[k.i] > 0) = (coalesce((p.llm_vices ->> k.name)::float8, 0) > 0) as same
+        from pairs as p
+        cross join unnest(array['intellectual_dominance', 'risk_taking', 'substances', 'sexuality', 'emotional_intensity', 'rule_breaking', 'dark_humor', 'vulnerability']) with ordinality as k (name, i)
+        where p.llm_vices is not null
+    ),
+
+    policy as (
+        select bayes.evaluate_policy('{}', null, p_from, p_to) -> 'fidelity' as fidelity
+    )
+
+    select r.sample, r.item, r.pairs, r.correlation, r.sign_agreement, r.mean_abs_diff, r.missed_share, r.agreement
+    from (
+        select
+            m.sample,
+            m.name as item,
+            m.i as ord,
+            count(*) as pairs,
+            corr(m.engine, m.llm) as correlation,
+            avg((sign(m.engine) = sign(m.llm))::integer::float8) as sign_agreement,
+            avg(abs(m.engine - m.llm)) as mean_abs_diff,
+            avg((m.engine = 0 and abs(m.llm) >= 0.3)::integer::float8) as missed_share,
+            null::float8 as agreement
+        from metric as m
+        group by m.sample, m.name, m.i
+        union all
+        select v.sample, 'vices', 5, count(*), null, null, null, null, avg(v.same::integer::float8)
+        from vice as v
+        group by v.sample
+        union all
+        select p.sample, 'mood', 6, count(*), null, null, null, null, avg((p.engine_mood = p.llm_mood)::integer::float8)
+        from pairs as p
+        where p.llm_mood is not null
+        group by p.sample
+        union all
+        select
+            'shadow',
+            'boss_ready',
+            7,
+            (f.fidelity ->> 'compared')::bigint,
+            null,
+            null,
+            null,
+            null,
+            (f.fidelity ->> 'boss_ready_agreement')::float8
+        from policy as f
+        where (f.fidelity ->> 'compared')::bigint > 0
+    ) as r
+    order by r.sample desc, r.ord
+$$;
+
+comment on function bayes.shadow_report is
+'How the engine agrees with the LLM over the messages sent in [p_from, p_to) (bayes.shadow_pairs), per sample (shadow, audit): per metric the pairs, the correlation and sign agreement of the engine''s evidence with the LLM''s delta / 10, their mean absolute difference, and the share of messages where the engine saw nothing (net evidence 0) and the LLM moved the metric by 3 or more; vices (the share of (message, vice) pairs where both or neither saw the vice) and mood (the same mood) where the LLM reported them; boss_ready: the agreement of the engine under the current policy with the LLM''s trajectory (bayes.evaluate_policy).';
+revoke all on function bayes.shadow_report from public;
+grant execute on function bayes.shadow_report to service_role;
+
+create or replace function bayes.calibrate_evidence(
+    p_from timestamptz default null,
+    p_to timestamptz default null,
+    p_holdout double precision default 0.3,
+    p_ridge double precision default 1.0,
+    p_overrides jsonb default '{}',
+    p_apply boolean default false
+)
+returns jsonb
+language plpython3u
+volatile
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.calibrate_evidence(plpy, p_from, p_to, p_holdout, p_ridge, p_overrides, p_apply)
+$$;
+
+comment on function bayes.calibrate_evidence is
+'Fits, per metric, the evidence of each encoder feature and an intercept that best predict the LLM''s delta / 10 (least squares, ridge p_ridge towards the current weights) on the LLM-scored messages sent in [p_from, p_to) of the training players (bayes.user_bucket(user_id, ''calibration'') >= p_holdout * 10000), and evaluates it with bayes.evaluate_policy on the held-out shadow players at the same budget (p_overrides apply to both). Returns the proposed feature_* rows, both evaluations and the verdict; writes the rows only when p_apply and the verdict is better (needs UPDATE on bayes.params: the owner).';
+revoke all on function bayes.calibrate_evidence from public;
+grant execute on function bayes.calibrate_evidence to service_role;
 
 -- file sql/functions/90_player_summary.sql sha256 5868f91c4c0b027534ba901b1f03623d3e82f2f55bd563b2af2cd1681a959f86
 -- One row per player for psql analytics (docs/analytics.md). A view with
