@@ -100,8 +100,7 @@ class Lexicon:
         self.index = {word: _hits(lists_of) for word, lists_of in index.items()}
         self.symbols = tuple((token, _hits(lists_of)) for token, lists_of in sorted(symbols.items()))
         self.evidence = {
-            name: tuple((metric, value) for metric, value in enumerate(evidence[name]) if value)
-            for name in FEATURES
+            name: tuple((metric, value) for metric, value in enumerate(evidence[name]) if value) for name in FEATURES
         }
         self.intercept = tuple((metric, value) for metric, value in enumerate(evidence["intercept"]) if value)
 

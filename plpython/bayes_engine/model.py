@@ -667,11 +667,15 @@ def check_llm_judgement(vices, mood):
             raise BayesError(INVALID_PARAMETER, "p_vices must be a JSON object of vice weights")
         for name, value in vices.items():
             if name not in vocab.VICES:
-                raise BayesError(INVALID_PARAMETER, f"unknown vice {name!r} in p_vices", "the vices are " + ", ".join(vocab.VICES))
+                raise BayesError(
+                    INVALID_PARAMETER, f"unknown vice {name!r} in p_vices", "the vices are " + ", ".join(vocab.VICES)
+                )
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise BayesError(INVALID_PARAMETER, f"p_vices.{name} must be a number in [0, 1], got {value!r}")
     if mood is not None and mood not in vocab.MOODS:
-        raise BayesError(INVALID_PARAMETER, f"unknown mood {mood!r} in p_mood", "the moods are " + ", ".join(vocab.MOODS))
+        raise BayesError(
+            INVALID_PARAMETER, f"unknown mood {mood!r} in p_mood", "the moods are " + ", ".join(vocab.MOODS)
+        )
 
 
 def apply_llm_scores(state, params, deltas):

@@ -513,15 +513,22 @@ def _lexicon(raw: Mapping, key: str) -> tuple:
         raise _bad(where, f"must be a list of at most {_LEXICON_MAX_ENTRIES} strings, got {_show(value)}", _HINT_GLOBAL)
     for pos, entry in enumerate(value):
         if not isinstance(entry, str) or not 0 < len(entry) <= _LEXICON_MAX_CHARS:
-            raise _bad(f"{where}[{pos}]", f"must be a string of 1 to {_LEXICON_MAX_CHARS} characters, got {_show(entry)}", _HINT_GLOBAL)
-        if encoder.is_word(entry):
-            if entry != entry.lower():
-                raise _bad(f"{where}[{pos}]", f"must be lower case (texts are matched lower-cased), got {entry!r}", _HINT_GLOBAL)
-        elif not encoder.is_symbol(entry):
+            raise _bad(
+                f"{where}[{pos}]",
+                f"must be a string of 1 to {_LEXICON_MAX_CHARS} characters, got {_show(entry)}",
+                _HINT_GLOBAL,
+            )
+        if not encoder.is_word(entry) and not encoder.is_symbol(entry):
             raise _bad(
                 f"{where}[{pos}]",
                 f"must be one word (letters, digits, _) or a token without any of them (an emoji), got {entry!r}",
                 _HINT_GLOBAL,
+            )
+        # A token has no word character but may still have a case (U+24B6 CIRCLED LATIN CAPITAL
+        # LETTER A): the text is searched lower-cased, so an entry with upper case would never match.
+        if entry != entry.lower():
+            raise _bad(
+                f"{where}[{pos}]", f"must be lower case (texts are matched lower-cased), got {entry!r}", _HINT_GLOBAL
             )
     return tuple(sorted(set(value)))
 

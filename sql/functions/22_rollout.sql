@@ -30,11 +30,18 @@ strict
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
-    select case when bayes.user_bucket(p_user_id, 'rollout') < r.bayes_percent * 100 then 'bayes' else 'shadow' end
-    from bayes.rollout as r
+    -- Without its row (an operator deleted it) the rollout is the installation's
+    -- default, everyone in shadow: never a null mode in a writer's result.
+    select coalesce(
+        (
+            select case when bayes.user_bucket(p_user_id, 'rollout') < r.bayes_percent * 100 then 'bayes' end
+            from bayes.rollout as r
+        ),
+        'shadow'
+    )
 $$;
 
 comment on function bayes.player_mode is
-'The mode of player p_user_id under bayes.rollout: ''bayes'' (the backend asks the LLM only when fallback.needed) or ''shadow'' (it asks the LLM on every message and reports its judgement with bayes_apply_llm_scores).';
+'The mode of player p_user_id under bayes.rollout: ''bayes'' (the backend asks the LLM only when fallback.needed) or ''shadow'' (it asks the LLM on every message and reports its judgement with bayes_apply_llm_scores); ''shadow'' when bayes.rollout has no row.';
 revoke all on function bayes.player_mode from public;
 grant execute on function bayes.player_mode to service_role;

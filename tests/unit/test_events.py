@@ -170,3 +170,93 @@ def test_replay_applies_logged_messages_whatever_their_age():
     logged = {k: v for k, v in message_input(0.0).items() if k != "received_at"}
     events.apply(state, P, "u1", "message", logged)
     assert state["n"] == 1
+
+
+# ---------------------------------------------------------------- the LLM's vices and mood of a message (issue 14)
+
+JUDGEMENTS = [
+    ({"risk_taking": 0.5, "dark_humor": 1, "vulnerability": 0}, "playful"),
+    ({}, None),
+    (None, "withdrawn"),
+    ({name: 1.0 for name in vocab.VICES}, "content"),
+]
+
+
+@pytest.mark.parametrize("vices, mood", JUDGEMENTS)
+def test_the_llms_vices_and_mood_are_logged_and_change_nothing_in_the_state(vices, mood):
+    plain, judged = fresh(), fresh()
+    deltas = {"intimacy": 4, "trust": -2.5}
+    plain_result, plain_input = events.apply_llm_scores(plain, P, deltas)
+    result, data = events.apply_llm_scores(judged, P, deltas, vices, mood)
+    assert codec.encode(judged) == codec.encode(plain) and result == plain_result
+    assert data == {
+        **plain_input,
+        **({"vices": vices} if vices is not None else {}),
+        **({"mood": mood} if mood else {}),
+    }
+    assert plain_input == {"v": 2, "deltas": deltas}
+    # and a log holding them replays to the same state
+    log = [("llm_scores", json.loads(json.dumps(data)))]
+    assert events.replay(P, "p", log) == events.replay(P, "p", [("llm_scores", plain_input)]) == codec.encode(judged)
+
+
+BAD_JUDGEMENTS = [
+    ([0.5], None, "p_vices must be a JSON object"),
+    ("risk_taking", None, "p_vices must be a JSON object"),
+    (0.5, None, "p_vices must be a JSON object"),
+    ({"gluttony": 0.5}, None, "unknown vice 'gluttony'"),
+    ({"Risk_Taking": 0.5}, None, "unknown vice 'Risk_Taking'"),
+    ({"risk_taking": 1.01}, None, "p_vices.risk_taking must be a number in [0, 1]"),
+    ({"risk_taking": -0.01}, None, "p_vices.risk_taking must be a number in [0, 1]"),
+    ({"risk_taking": math.nan}, None, "p_vices.risk_taking must be a number in [0, 1]"),
+    ({"risk_taking": math.inf}, None, "p_vices.risk_taking must be a number in [0, 1]"),
+    ({"risk_taking": "0.5"}, None, "p_vices.risk_taking must be a number in [0, 1]"),
+    ({"risk_taking": True}, None, "p_vices.risk_taking must be a number in [0, 1]"),
+    ({"risk_taking": None}, None, "p_vices.risk_taking must be a number in [0, 1]"),
+    ({"risk_taking": [0.5]}, None, "p_vices.risk_taking must be a number in [0, 1]"),
+    (None, "happy", "unknown mood 'happy'"),
+    (None, "Content", "unknown mood 'Content'"),
+    (None, "", "unknown mood ''"),
+    (None, 1, "unknown mood 1"),
+    ({"substances": 0.2}, "bored", "unknown mood 'bored'"),
+]
+
+
+@pytest.mark.parametrize("vices, mood, words", BAD_JUDGEMENTS, ids=[b[2] for b in BAD_JUDGEMENTS])
+def test_a_bad_judgement_is_22023_and_changes_nothing(vices, mood, words):
+    state = fresh()
+    before = codec.encode(state)
+    with pytest.raises(BayesError) as err:
+        events.apply_llm_scores(state, P, {"trust": 3}, vices, mood)
+    assert err.value.sqlstate == "22023" and words in err.value.message, err.value.message
+    assert codec.encode(state) == before
+    # a logged event holding one (a corrupted log) is refused by the replay likewise
+    data = {"v": 2, "deltas": {"trust": 3}, **({"vices": vices} if vices is not None else {}), "mood": mood}
+    with pytest.raises(BayesError) as err:
+        events.apply(fresh(), P, "p", "llm_scores", data)
+    assert err.value.sqlstate == "22023"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    vices=hs.none()
+    | hs.dictionaries(
+        hs.sampled_from([*vocab.VICES, "gluttony"]),
+        hs.floats(-0.5, 1.5) | hs.integers(-1, 2) | hs.booleans() | hs.none() | hs.text(max_size=3),
+        max_size=9,
+    ),
+    mood=hs.none() | hs.sampled_from([*vocab.MOODS, "bored", ""]),
+)
+def test_a_judgement_is_taken_exactly_when_every_vice_is_known_with_a_weight_in_0_1_and_the_mood_known(vices, mood):
+    def good_weight(x):
+        return type(x) in (int, float) and 0 <= x <= 1
+
+    good = (vices is None or all(name in vocab.VICES and good_weight(x) for name, x in vices.items())) and (
+        mood is None or mood in vocab.MOODS
+    )
+    try:
+        model.check_llm_judgement(vices, mood)
+    except BayesError as err:
+        assert not good and err.sqlstate == "22023"
+    else:
+        assert good

@@ -1,6 +1,6 @@
 -- The schema of MODEL.md sections 2 and 9, as the migrations create it.
 begin;
-select plan(32);
+select plan(35);
 
 select has_extension('plpython3u', 'plpython3u is installed');
 select has_extension('pg_cron', 'pg_cron is installed');
@@ -35,6 +35,16 @@ select has_table('bayes', 'chapter_params', 'per-chapter parameters');
 select has_table('bayes', 'params', 'global parameters');
 select has_table('bayes', 'decay_run', 'the log of the bulk decay runs');
 select has_table('bayes', 'decay_skipped', 'the rows the bulk decay skipped, and why');
+select has_table('bayes', 'rollout', 'the share of players in mode bayes (issue 14)');
+select results_eq(
+    'select singleton, bayes_percent from bayes.rollout',
+    $$values (true, 0::numeric)$$,
+    'one rollout row: a new installation has every player in shadow'
+);
+select throws_ok(
+    $$insert into bayes.rollout (singleton, bayes_percent) values (false, 10)$$,
+    '23514', null, 'bayes.rollout holds one row'
+);
 select has_view('bayes', 'player_summary', 'the analytics view');
 select is(
     (select count(*)::integer from cron.job where command = 'call bayes.run_decay()'),
@@ -50,9 +60,9 @@ select results_eq(
 select is(
     (select count(*)::int from pg_class
      where oid in ('public.user_bayesian_state'::regclass, 'bayes.player_event'::regclass,
-                   'bayes.chapter_params'::regclass, 'bayes.params'::regclass)
+                   'bayes.chapter_params'::regclass, 'bayes.params'::regclass, 'bayes.rollout'::regclass)
        and relrowsecurity),
-    4,
+    5,
     'row level security is enabled on every table'
 );
 select is_empty(

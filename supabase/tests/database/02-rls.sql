@@ -1,6 +1,6 @@
 -- Row level security and table privileges as anon, player A, player B and service_role.
 begin;
-select plan(22);
+select plan(27);
 
 insert into auth.users (id, email) values
 ('00000000-0000-4000-8000-00000000000a', 'a@players.test'),
@@ -19,6 +19,7 @@ select throws_ok(
 );
 select throws_ok('select count(*) from bayes.params', '42501', null, 'anon cannot read parameters');
 select throws_ok('select count(*) from bayes.player_event', '42501', null, 'anon cannot read events');
+select throws_ok('select count(*) from bayes.rollout', '42501', null, 'anon cannot read the rollout');
 reset role;
 
 -- player A: his own row, read only.
@@ -53,6 +54,11 @@ select throws_ok(
     $$update bayes.chapter_params set boss_threshold = 1$$, '42501', null, 'player A cannot change parameters'
 );
 select is((select count(*)::int from bayes.chapter_params), 5, 'player A may read the parameters');
+select throws_ok('select count(*) from bayes.rollout', '42501', null, 'player A cannot read the rollout');
+select throws_ok(
+    $$select bayes.player_mode('00000000-0000-4000-8000-00000000000a')$$, '42501', null,
+    'player A cannot ask for his mode'
+);
 reset role;
 
 -- player B: likewise, only B.
@@ -100,6 +106,12 @@ select throws_ok(
 );
 select throws_ok(
     $$delete from bayes.player_event$$, '42501', null, 'the event log is append-only for service_role'
+);
+select is(
+    (select bayes_percent from bayes.rollout), 0::numeric, 'service_role reads the share of players in mode bayes'
+);
+select throws_ok(
+    $$update bayes.rollout set bayes_percent = 100$$, '42501', null, 'service_role cannot move the cohorts'
 );
 reset role;
 

@@ -26,6 +26,13 @@ select set_eq(
       ('bayes.check_time(timestamp with time zone,text,text)', 'service_role'),
       ('bayes.check_reply_gap(double precision)', 'service_role'),
       ('bayes.check_deltas(jsonb)', 'service_role'),
+      ('bayes.check_llm_judgement(jsonb,text,text)', 'service_role'),
+      ('bayes.user_bucket(uuid,text)', 'service_role'),
+      ('bayes.player_mode(uuid)', 'service_role'),
+      ('bayes.shadow_pairs(timestamp with time zone,timestamp with time zone)', 'service_role'),
+      ('bayes.shadow_report(timestamp with time zone,timestamp with time zone)', 'service_role'),
+      ('bayes.evaluate_policy(jsonb,uuid[],timestamp with time zone,timestamp with time zone)', 'service_role'),
+      ('bayes.calibrate_evidence(timestamp with time zone,timestamp with time zone,double precision,double precision,jsonb,boolean)', 'service_role'),
       ('bayes.check_chapter(integer)', 'service_role'),
       ('bayes.check_decision(text)', 'service_role'),
       ('bayes.check_readiness_method(text)', 'authenticated'),
@@ -33,7 +40,7 @@ select set_eq(
       ('bayes.py_build()', 'authenticated'),
       ('bayes.py_build()', 'service_role'),
       ('bayes_process_message(uuid,text,timestamp with time zone,text,double precision,boolean)', 'service_role'),
-      ('bayes_apply_llm_scores(uuid,jsonb,text)', 'service_role'),
+      ('bayes_apply_llm_scores(uuid,jsonb,text,jsonb,text)', 'service_role'),
       ('bayes_record_outcome(uuid,text,boolean)', 'service_role'),
       ('bayes_advance_chapter(uuid,integer)', 'service_role'),
       ('bayes.decode_state(jsonb)', 'authenticated'),
@@ -96,7 +103,7 @@ select set_eq(
     $$select t.relname, r.role, priv.name
       from (values ('public.user_bayesian_state'::regclass), ('bayes.player_event'), ('bayes.chapter_params'), ('bayes.params'),
                    ('bayes.params_revision'), ('bayes.decay_run'), ('bayes.decay_skipped'), ('bayes.player_summary'),
-                   ('bayes.py_module')) as t0 (rel)
+                   ('bayes.py_module'), ('bayes.rollout')) as t0 (rel)
       cross join lateral (select t0.rel::text as relname) as t
       cross join (values ('anon'), ('authenticated'), ('service_role')) as r (role)
       cross join (values ('select'), ('insert'), ('update'), ('delete'), ('truncate'), ('references'), ('trigger')) as priv (name)
@@ -116,7 +123,8 @@ select set_eq(
       ('bayes.decay_skipped', 'service_role', 'select'),
       ('bayes.py_module', 'authenticated', 'select'),
       ('bayes.py_module', 'service_role', 'select'),
-      ('bayes.player_summary', 'service_role', 'select')$$,
+      ('bayes.player_summary', 'service_role', 'select'),
+      ('bayes.rollout', 'service_role', 'select')$$,
     'table privileges per API role'
 );
 
