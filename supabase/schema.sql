@@ -105,6 +105,19 @@ $$;
 -- Name: FUNCTION bump_params_revision(); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.bump_params_revision() IS 'Statement trigger of the parameter tables: bumps bayes.params_revision so that every backend re-reads the parameters.';
 
+-- Name: calibrate_evidence(timestamp with time zone, timestamp with time zone, double precision, double precision, jsonb, boolean); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.calibrate_evidence(p_from timestamp with time zone DEFAULT NULL::timestamp with time zone, p_to timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holdout double precision DEFAULT 0.3, p_ridge double precision DEFAULT 1.0, p_overrides jsonb DEFAULT '{}'::jsonb, p_apply boolean DEFAULT false) RETURNS jsonb
+    LANGUAGE plpython3u
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.calibrate_evidence(plpy, p_from, p_to, p_holdout, p_ridge, p_overrides, p_apply)
+$$;
+
+-- Name: FUNCTION calibrate_evidence(p_from timestamp with time zone, p_to timestamp with time zone, p_holdout double precision, p_ridge double precision, p_overrides jsonb, p_apply boolean); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.calibrate_evidence(p_from timestamp with time zone, p_to timestamp with time zone, p_holdout double precision, p_ridge double precision, p_overrides jsonb, p_apply boolean) IS 'Fits, per metric, the evidence of each encoder feature and an intercept that best predict the LLM''s delta / 10 (least squares, ridge p_ridge towards the current weights) on the LLM-scored messages sent in [p_from, p_to) of the training players (bayes.user_bucket(user_id, ''calibration'') >= p_holdout * 10000), and evaluates it with bayes.evaluate_policy on the held-out shadow players at the same budget (p_overrides apply to both). Returns the proposed feature_* rows, both evaluations and the verdict; writes the rows only when p_apply and the verdict is better (needs UPDATE on bayes.params: the owner).';
+
 -- Name: check_chapter(integer); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.check_chapter(p_chapter integer) RETURNS boolean
     LANGUAGE plpgsql IMMUTABLE
@@ -478,6 +491,19 @@ $$;
 
 -- Name: FUNCTION describe_state(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.describe_state(p_state jsonb) IS 'Readable view of a compact state: metric means, variances and 95% intervals, composite and its sd, mood, vices, skip, timing.';
+
+-- Name: evaluate_policy(jsonb, uuid[], timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.evaluate_policy(p_overrides jsonb DEFAULT '{}'::jsonb, p_users uuid[] DEFAULT NULL::uuid[], p_from timestamp with time zone DEFAULT NULL::timestamp with time zone, p_to timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpython3u STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.evaluate_policy(plpy, p_overrides, p_users, p_from, p_to)
+$$;
+
+-- Name: FUNCTION evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) IS 'Counterfactual replay: the event logs of the shadow players (all, or p_users) replayed under the stored parameters with p_overrides ({bayes.params name: value}; nothing is written), consulting each logged LLM answer only when the replayed fallback asks for it. Reports, over the shadow messages sent in [p_from, p_to): the LLM call rate per message bucket and over the lifetime, the reasons, and the fidelity against the LLM''s trajectory (every message''s metric evidence the LLM''s delta / 10): boss-ready agreement and mean |composite difference| after the cold start. Progress as NOTICEs.';
 
 -- Name: fallback_reason(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.fallback_reason(p_state jsonb) RETURNS text
@@ -1214,6 +1240,128 @@ $$;
 -- Name: FUNCTION session_seed(); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.session_seed() IS 'The optional session seed of the random draws (setting bayes.seed), or null.';
 
+-- Name: shadow_pairs(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.shadow_pairs(p_from timestamp with time zone DEFAULT NULL::timestamp with time zone, p_to timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(user_id uuid, message_id text, sent_at timestamp with time zone, sample text, n integer, features text[], engine_evidence double precision[], llm_evidence double precision[], engine_vices double precision[], llm_vices jsonb, engine_mood text, llm_mood text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select
+        m.user_id,
+        m.message_id,
+        m.occurred_at,
+        case when m.result ->> 'mode' = 'shadow' then 'shadow' else 'audit' end,
+        (m.result ->> 'n')::integer,
+        array(select jsonb_array_elements_text(m.input -> 'observation' -> 'features')),
+        array(
+            select (m.input -> 'observation' -> 'plus' ->> (k.i - 1)::integer)::float8
+                - (m.input -> 'observation' -> 'minus' ->> (k.i - 1)::integer)::float8
+            from unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
+            order by k.i
+        ),
+        array(
+            select coalesce((l.input -> 'deltas' ->> k.name)::float8, 0) / 10
+            from unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
+            order by k.i
+        ),
+        array(select v::float8 from jsonb_array_elements_text(m.input -> 'observation' -> 'vices') as v),
+        l.input -> 'vices',
+        m.result -> 'mood' ->> 'state',
+        l.input ->> 'mood'
+    from bayes.player_event as m
+    inner join bayes.player_event as l
+        on l.user_id = m.user_id and l.kind = 'llm_scores' and l.message_id = m.message_id
+    where m.kind = 'message'
+        and m.occurred_at >= coalesce(p_from, '-infinity')
+        and m.occurred_at < coalesce(p_to, 'infinity')
+        and (
+            m.result ->> 'mode' = 'shadow'
+            or (
+                m.result ->> 'mode' = 'bayes'
+                and m.result -> 'fallback' ->> 'reason' = 'audit'
+                and (m.result -> 'fallback' ->> 'needed')::boolean
+            )
+        )
+$$;
+
+-- Name: FUNCTION shadow_pairs(p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.shadow_pairs(p_from timestamp with time zone, p_to timestamp with time zone) IS 'One row per message sent in [p_from, p_to) that has the LLM''s answer (bayes_apply_llm_scores with its message id): sample shadow (a shadow player''s message) or audit (a bayes player''s message granted by the audit rule, an unbiased sample). Arrays in metric order intimacy, passion, trust, secureness: engine_evidence = the encoder''s net evidence (plus - minus), llm_evidence = the LLM''s delta / 10; engine_vices = the 8 Dirichlet increments; moods: the engine''s after the message, the LLM''s as reported.';
+
+-- Name: shadow_report(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.shadow_report(p_from timestamp with time zone DEFAULT NULL::timestamp with time zone, p_to timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(sample text, item text, pairs bigint, correlation double precision, sign_agreement double precision, mean_abs_diff double precision, missed_share double precision, agreement double precision)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    with pairs as (
+        select * from bayes.shadow_pairs(p_from, p_to)
+    ),
+
+    metric as (
+        select
+            p.sample,
+            k.name,
+            k.i,
+            p.engine_evidence[k.i] as engine,
+            p.llm_evidence[k.i] as llm
+        from pairs as p
+        cross join unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
+    ),
+
+    vice as (
+        select
+            p.sample,
+            (p.engine_vices[k.i] > 0) = (coalesce((p.llm_vices ->> k.name)::float8, 0) > 0) as same
+        from pairs as p
+        cross join unnest(array['intellectual_dominance', 'risk_taking', 'substances', 'sexuality', 'emotional_intensity', 'rule_breaking', 'dark_humor', 'vulnerability']) with ordinality as k (name, i)
+        where p.llm_vices is not null
+    ),
+
+    policy as (
+        select bayes.evaluate_policy('{}', null, p_from, p_to) -> 'fidelity' as fidelity
+    )
+
+    select r.sample, r.item, r.pairs, r.correlation, r.sign_agreement, r.mean_abs_diff, r.missed_share, r.agreement
+    from (
+        select
+            m.sample,
+            m.name as item,
+            m.i as ord,
+            count(*) as pairs,
+            corr(m.engine, m.llm) as correlation,
+            avg((sign(m.engine) = sign(m.llm))::integer::float8) as sign_agreement,
+            avg(abs(m.engine - m.llm)) as mean_abs_diff,
+            avg((m.engine = 0 and abs(m.llm) >= 0.3)::integer::float8) as missed_share,
+            null::float8 as agreement
+        from metric as m
+        group by m.sample, m.name, m.i
+        union all
+        select v.sample, 'vices', 5, count(*), null, null, null, null, avg(v.same::integer::float8)
+        from vice as v
+        group by v.sample
+        union all
+        select p.sample, 'mood', 6, count(*), null, null, null, null, avg((p.engine_mood = p.llm_mood)::integer::float8)
+        from pairs as p
+        where p.llm_mood is not null
+        group by p.sample
+        union all
+        select
+            'shadow',
+            'boss_ready',
+            7,
+            (f.fidelity ->> 'compared')::bigint,
+            null,
+            null,
+            null,
+            null,
+            (f.fidelity ->> 'boss_ready_agreement')::float8
+        from policy as f
+        where (f.fidelity ->> 'compared')::bigint > 0
+    ) as r
+    order by r.sample desc, r.ord
+$$;
+
+-- Name: FUNCTION shadow_report(p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.shadow_report(p_from timestamp with time zone, p_to timestamp with time zone) IS 'How the engine agrees with the LLM over the messages sent in [p_from, p_to) (bayes.shadow_pairs), per sample (shadow, audit): per metric the pairs, the correlation and sign agreement of the engine''s evidence with the LLM''s delta / 10, their mean absolute difference, and the share of messages where the engine saw nothing (net evidence 0) and the LLM moved the metric by 3 or more; vices (the share of (message, vice) pairs where both or neither saw the vice) and mood (the same mood) where the LLM reported them; boss_ready: the agreement of the engine under the current policy with the LLM''s trajectory (bayes.evaluate_policy).';
+
 -- Name: state_composite(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.state_composite(p_state jsonb) RETURNS double precision
     LANGUAGE plpgsql IMMUTABLE STRICT
@@ -1634,7 +1782,7 @@ CREATE TABLE bayes.params (
 );
 
 -- Name: TABLE params; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.params IS 'Global model constants (MODEL.md sections 2-7), one row each; value is a JSON number, array, or object (evidence_*: {metric: evidence}).';
+COMMENT ON TABLE bayes.params IS 'Global model constants (MODEL.md sections 2-7), one row each; value is a JSON number, array, or object (feature_*: {metric: evidence}).';
 
 -- Name: params_revision; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.params_revision (
@@ -1873,6 +2021,10 @@ GRANT ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) TO service_role;
 -- Name: FUNCTION bump_params_revision(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.bump_params_revision() FROM PUBLIC;
 
+-- Name: FUNCTION calibrate_evidence(p_from timestamp with time zone, p_to timestamp with time zone, p_holdout double precision, p_ridge double precision, p_overrides jsonb, p_apply boolean); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.calibrate_evidence(p_from timestamp with time zone, p_to timestamp with time zone, p_holdout double precision, p_ridge double precision, p_overrides jsonb, p_apply boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.calibrate_evidence(p_from timestamp with time zone, p_to timestamp with time zone, p_holdout double precision, p_ridge double precision, p_overrides jsonb, p_apply boolean) TO service_role;
+
 -- Name: FUNCTION check_chapter(p_chapter integer); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.check_chapter(p_chapter integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.check_chapter(p_chapter integer) TO service_role;
@@ -1948,6 +2100,10 @@ REVOKE ALL ON FUNCTION bayes.delete_player_events() FROM PUBLIC;
 REVOKE ALL ON FUNCTION bayes.describe_state(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.describe_state(p_state jsonb) TO authenticated;
 GRANT ALL ON FUNCTION bayes.describe_state(p_state jsonb) TO service_role;
+
+-- Name: FUNCTION evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) TO service_role;
 
 -- Name: FUNCTION fallback_reason(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) FROM PUBLIC;
@@ -2049,6 +2205,14 @@ REVOKE ALL ON FUNCTION bayes.schedule_decay(p_schedule text) FROM PUBLIC;
 -- Name: FUNCTION session_seed(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.session_seed() FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.session_seed() TO service_role;
+
+-- Name: FUNCTION shadow_pairs(p_from timestamp with time zone, p_to timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.shadow_pairs(p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.shadow_pairs(p_from timestamp with time zone, p_to timestamp with time zone) TO service_role;
+
+-- Name: FUNCTION shadow_report(p_from timestamp with time zone, p_to timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.shadow_report(p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.shadow_report(p_from timestamp with time zone, p_to timestamp with time zone) TO service_role;
 
 -- Name: FUNCTION state_composite(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.state_composite(p_state jsonb) FROM PUBLIC;
