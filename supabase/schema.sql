@@ -1315,7 +1315,9 @@ CREATE FUNCTION bayes.shadow_report(p_from timestamp with time zone DEFAULT NULL
         where p.llm_vices is not null
     ),
 
-    policy as (
+    -- materialized: the replay runs once (inlined, every use of fidelity
+    -- below would call bayes.evaluate_policy again)
+    policy as materialized (
         select bayes.evaluate_policy('{}', null, p_from, p_to) -> 'fidelity' as fidelity
     )
 

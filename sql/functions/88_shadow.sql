@@ -137,7 +137,9 @@ as $$
         where p.llm_vices is not null
     ),
 
-    policy as (
+    -- materialized: the replay runs once (inlined, every use of fidelity
+    -- below would call bayes.evaluate_policy again)
+    policy as materialized (
         select bayes.evaluate_policy('{}', null, p_from, p_to) -> 'fidelity' as fidelity
     )
 

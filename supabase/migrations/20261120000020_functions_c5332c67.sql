@@ -4593,7 +4593,7 @@ comment on function public.bayes_fallback_check is
 revoke all on function public.bayes_fallback_check from public, anon, authenticated, service_role;
 grant execute on function public.bayes_fallback_check to authenticated, service_role;
 
--- file sql/functions/88_shadow.sql sha256 cc8e33ce6ccfd25cd4b58ae3522ca214a5a0d73c0ba8cdf0b4ddb5195ccf63d1
+-- file sql/functions/88_shadow.sql sha256 06076d10355bba98c9b8051efaf04ebc259ca1d7501e76cf8798ac625ca95ed1
 -- Switching a live game over safely (issue 14): what the shadow cohort's
 -- LLM said next to what the engine saw, the counterfactual replay of the
 -- fallback policy over the shadow players' logs, and the calibration of the
@@ -4735,7 +4735,9 @@ as $$
         where p.llm_vices is not null
     ),
 
-    policy as (
+    -- materialized: the replay runs once (inlined, every use of fidelity
+    -- below would call bayes.evaluate_policy again)
+    policy as materialized (
         select bayes.evaluate_policy('{}', null, p_from, p_to) -> 'fidelity' as fidelity
     )
 
