@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import psycopg
 import pytest
 from bayes_dev.support import ROOT
 
@@ -51,8 +52,20 @@ def messages(lines: list[str]) -> list[dict]:
     return found
 
 
+FEATURE_ROWS_SQL = "select name, value from bayes.params where name like 'feature\\_%'"
+
+
 @pytest.fixture(scope="module")
-def demo_run(stack):
+def before_demo(stack):
+    """The feature_* rows and the rollout as the demo finds them."""
+    with psycopg.connect(stack["DB_URL"], autocommit=True) as conn:
+        rows = dict(conn.execute(FEATURE_ROWS_SQL).fetchall())
+        (percent,) = conn.execute("select bayes_percent::float8 from bayes.rollout").fetchone()
+    return rows, percent
+
+
+@pytest.fixture(scope="module")
+def demo_run(stack, before_demo):
     started = time.time()
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "demo.py")], capture_output=True, text=True, env=os.environ, timeout=180
@@ -179,6 +192,138 @@ def test_the_long_life_asks_the_llm_within_the_budget(demo_run):
     assert sum(n for n, _ in counts.values()) == 200 and sum(k for _, k in counts.values()) == asked["all"]
     assert counts["cold_start"] == (9, 9) and counts.get("bayesian_sufficient", (0, 0))[1] == 0
     assert 0 <= float(fired.group(2)) <= 3
+
+
+def playbook(out: str) -> dict[str, str]:
+    """The playbook round's text, step by step: {"1": ..., ..., "6": ...}."""
+    lines = section(out, "the migration playbook, one short round", "plot: ")
+    steps: dict[str, list[str]] = {}
+    for line in lines:
+        m = re.match(r"^(\d)\. ", line)
+        if m:
+            steps[m.group(1)] = []
+        if steps:
+            steps[list(steps)[-1]].append(line)
+    return {k: "\n".join(v) for k, v in steps.items()}
+
+
+def test_the_first_part_is_in_mode_bayes(demo_run):
+    """Steps 1-5 follow fallback.needed, as a bayes-mode backend does: the demo says it sets the rollout to
+    100% for them (the demo itself checks every result's mode), and puts it back at the end."""
+    out, _ = demo_run
+    m = re.search(r"^rollout: update bayes.rollout set bayes_percent = 100 \(it was (\d+(?:\.\d+)?)\)", out, re.M)
+    assert m, out[:1000]
+    assert out.index("rollout: update bayes.rollout") < out.index("\nava, chapter 1\n")
+    found = re.search(r"psql> update bayes.rollout set bayes_percent = (\S+);\s+\(as the demo found it\)", out)
+    assert found and float(found.group(1)) == float(m.group(1))
+
+
+def test_the_playbook_round(demo_run, before_demo, db):
+    """One round of docs/migration-playbook.md: the shadow cohort's figures agree with each other from step
+    to step, the calibration is applied exactly when its verdict is better, the cohort's move shows in the
+    next result's mode, and the demo leaves the weights and the rollout as it found them."""
+    out, _ = demo_run
+    demo = load_demo()
+    players, per_player = len(demo.SHADOW_PLAYERS), demo.SHADOW_MESSAGES
+    sent = players * per_player
+    steps = playbook(out)
+    assert list(steps) == ["1", "2", "3", "4", "5", "6"], list(steps)
+
+    # 1. shadow: every result says mode shadow, and the backend reported an answer to every message
+    m = re.search(r"results: mode shadow on (\d+) of (\d+) messages; LLM answers reported: (\d+)", steps["1"])
+    assert m and int(m.group(1)) == int(m.group(2)) == int(m.group(3)) == sent, steps["1"]
+    assert "update bayes.rollout set bayes_percent = 0;" in steps["1"]
+
+    # 2. the report: one row per metric, mood and boss_ready, figures in their ranges
+    m = re.search(r"the window holds the shadow messages of (\d+) players: the round's (\d+)", steps["2"])
+    assert m and int(m.group(2)) == players, steps["2"]
+    in_window = int(m.group(1))
+    rows = {}
+    for line in steps["2"].splitlines():
+        cells = line.split()
+        if len(cells) == 8 and cells[0] in ("shadow", "audit"):
+            rows[(cells[0], cells[1])] = [None if c == "-" else float(c) for c in cells[2:]]
+    metrics = ("intimacy", "passion", "trust", "secureness")
+    assert [item for sample, item in rows if sample == "shadow"] == [*metrics, "mood", "boss_ready"], rows
+    pairs = rows[("shadow", "intimacy")][0]
+    for metric in metrics:
+        n, corr, sign, mad, missed, agreement = rows[("shadow", metric)]
+        assert n == pairs and agreement is None
+        assert corr is None or -1 <= corr <= 1
+        assert 0 <= sign <= 1 and mad >= 0 and 0 <= missed <= 1
+    assert rows[("shadow", "mood")][0] == pairs  # the backend reported a mood with every answer
+    assert 0 <= rows[("shadow", "mood")][5] <= 1
+    ready_pairs, *_, ready_agreement = rows[("shadow", "boss_ready")]
+    assert 0 <= ready_agreement <= 1
+
+    # 3. evaluate: the buckets add up, the cold start is always asked, the budget bounds the rest
+    buckets = dict(re.findall(r"^\s+(\d+-\d+|all)\s+(\d+)\s+\d+%$", steps["3"], re.M))
+    assert list(buckets)[0] == "1-10" and list(buckets)[-1] == "all", steps["3"]
+    calls = {k: int(v) for k, v in buckets.items()}
+    assert calls["all"] == sum(v for k, v in calls.items() if k != "all")
+    fid = re.search(
+        r"over the (\d+) messages after message (\d+): boss-ready agreement (\d\.\d+) .*?"
+        r"mean \|composite difference\| (\d+\.\d+) points",
+        " ".join(steps["3"].split()),
+    )
+    assert fid, steps["3"]
+    compared, after = int(fid.group(1)), int(fid.group(2))
+    assert compared == ready_pairs  # the report's boss_ready row is this replay
+    assert abs(float(fid.group(3)) - ready_agreement) <= 0.005 + 1e-9
+
+    # 4. calibrate: every player of the window trained on or held out; applied exactly when better
+    cal = re.search(
+        r"Fitted on (\d+) messages of (\d+) players .*? evaluated on the (\d+) held-out players",
+        " ".join(steps["4"].split()),
+    )
+    assert cal, steps["4"]
+    training_pairs, training, held_out = map(int, cal.groups())
+    assert training + held_out == in_window and training >= 1 and held_out >= 1
+    table = {
+        label: (float(a.rstrip("%")), float(b.rstrip("%")))
+        for label, a, b in re.findall(
+            r"^\s+(boss-ready agreement|mean \|composite difference\|)\s+(\S+)\s+(\S+)$", steps["4"], re.M
+        )
+    }
+    assert set(table) == {"boss-ready agreement", "mean |composite difference|"}, steps["4"]
+    verdict = re.search(r"verdict (\w+): (applied|not applied)", steps["4"])
+    assert verdict, steps["4"]
+    assert verdict.group(1) in ("better", "worse", "mixed", "same", "not_evaluated")
+    assert (verdict.group(2) == "applied") == (verdict.group(1) == "better")
+    (agree_before, agree_after), (mad_before, mad_after) = (
+        table["boss-ready agreement"],
+        table["mean |composite difference|"],
+    )
+    if verdict.group(1) == "better":
+        assert mad_after <= mad_before and agree_after >= agree_before
+    if verdict.group(1) == "worse":
+        assert mad_after >= mad_before and agree_after <= agree_before
+    if in_window == players:  # nobody else's shadow messages in the window: exact counts
+        assert pairs == sent
+        assert calls["1-10"] >= 9 * players  # the cold start: messages 1-9, always granted
+        assert calls["all"] - calls["1-10"] <= players * (3 + (per_player - 9) * 3 / 100)
+        assert compared == players * (per_player - after)
+        assert training_pairs == training * per_player
+
+    # 5. the cohort moved: the next message's result says mode bayes, and the backend follows fallback.needed
+    m = re.search(
+        r"(\w+)'s next message \(#(\d+)\): mode (\w+); fallback \w+, needed (true|false)"
+        r" -> the backend (asks|does not ask)",
+        steps["5"],
+    )
+    assert m, steps["5"]
+    assert m.group(1) == demo.SHADOW_PLAYERS[0][1] and int(m.group(2)) == per_player + 1
+    assert m.group(3) == "bayes"
+    assert (m.group(4) == "true") == (m.group(5) == "asks")
+    assert "update bayes.rollout set bayes_percent = 100;" in steps["5"]
+
+    # 6. the rollback: the weights the demo found are back, and so is the rollout
+    assert "update bayes.params as p set value = s.value from feature_rows_saved as s" in steps["6"]
+    rows_before, percent_before = before_demo
+    assert dict(db.execute(FEATURE_ROWS_SQL).fetchall()) == rows_before
+    (percent,) = db.execute("select bayes_percent::float8 from bayes.rollout").fetchone()
+    assert percent == percent_before
+    assert percent == float(re.search(r"bayes_percent = (\S+);\s+\(as the demo found it\)", steps["6"]).group(1))
 
 
 def test_demo_draws_the_png(demo_run):
