@@ -6,7 +6,9 @@ A module fixture commits a population to the shared test database:
 
 - 2,000 players made by bayes_dev.players (engine-made states, no events);
 - 20 players whose states come from real bayes_process_message calls sent
-  in the last day, some of them after a move to a later chapter;
+  in the last day, some of them after a move to a later chapter; they are
+  in mode shadow, and every other one has the LLM's answers (a stand-in,
+  vaderSentiment) for the shadow queries;
 - one bulk-decay run dated 2000-01-01. It decays nobody, but it gives the
   decay-history queries a row.
 
@@ -30,12 +32,13 @@ import uuid
 import numpy as np
 import psycopg
 import pytest
-from bayes_dev import players
+from bayes_dev import lifetime, players
 from bayes_dev.reference import edgeworth
 from bayes_dev.support import ROOT
 from bayes_engine import model, vocab
 from bayes_engine.params import Params
 from psycopg import errors
+from psycopg.types.json import Jsonb
 from scipy import stats
 
 pytestmark = pytest.mark.db
@@ -82,6 +85,7 @@ def test_the_document_has_its_queries_and_one_setup_block():
         "vice-mix-by-chapter",
         "mood-distribution",
         "bulk-decay-runs",
+        "shadow-cohorts-and-audits",
     ):
         assert needed in sections
     for _, sql in QUERIES:
@@ -104,7 +108,11 @@ class Population:
 
 
 def send_messages(conn, tag: str) -> tuple[list, int]:
-    """RPC_PLAYERS players, each with 5 to 24 real messages sent over the last 23 hours."""
+    """RPC_PLAYERS players, each with 5 to 24 real messages sent over the last 23 hours. They are in mode
+    shadow (the migrations' rollout), and every other one has the LLM's answer to each message, as a
+    shadow-mode backend reports it (deltas, mood and, for every fourth player, vices), for the shadow
+    queries; the LLM is a STAND-IN here: vaderSentiment, as in the lifetime benchmark."""
+    standin = lifetime.StandIn()
     rnd = random.Random(7)
     now = conn.execute("select now()").fetchone()[0]
     user_ids, sent = [], 0
@@ -117,11 +125,26 @@ def send_messages(conn, tag: str) -> tuple[list, int]:
         for i in range(5 + p):
             gap = rnd.choice((20.0, 90.0, 400.0, 3000.0))
             t += dt.timedelta(seconds=gap)
+            text = rnd.choice(players.MESSAGES)
             conn.execute(
                 "select public.bayes_process_message(%s, %s, p_sent_at => %s, p_message_id => %s, p_reply_gap_s => %s)",
-                (user_id, rnd.choice(players.MESSAGES), t, f"analytics-{i}", gap),
+                (user_id, text, t, f"analytics-{i}", gap),
             )
             sent += 1
+            if p % 2 == 0:
+                compound = standin.compound(text)
+                mood = "defensive" if compound < -0.05 else "playful" if compound > 0.05 else "content"
+                vices = ({"vulnerability": 1.0} if compound < 0 else {}) if p % 4 == 0 else None
+                conn.execute(
+                    "select public.bayes_apply_llm_scores(%s, %s, %s, p_vices => %s, p_mood => %s)",
+                    (
+                        user_id,
+                        Jsonb(lifetime.standin_deltas(compound)),
+                        f"analytics-{i}",
+                        None if vices is None else Jsonb(vices),
+                        mood,
+                    ),
+                )
         user_ids.append(user_id)
     return user_ids, sent
 
