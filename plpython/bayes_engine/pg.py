@@ -349,10 +349,13 @@ def _shadow_logs(plpy, user_ids):
     plan = _plan(plpy, _LOG_SQL, ["uuid"])
     for user_id in user_ids:
         rows = plpy.execute(plan, [user_id])
-        yield user_id, [
-            shadow.LoggedEvent(r["kind"], r["message_id"], json.loads(r["input"]), r["mode"], r["occurred_at"])
-            for r in rows
-        ]
+        yield (
+            user_id,
+            [
+                shadow.LoggedEvent(r["kind"], r["message_id"], json.loads(r["input"]), r["mode"], r["occurred_at"])
+                for r in rows
+            ],
+        )
 
 
 def _shadow_players(plpy, since, until, users):
@@ -365,7 +368,8 @@ def _window(plpy, since, until):
     row = plpy.execute(
         _plan(
             plpy,
-            "select extract(epoch from $1::timestamptz)::float8 as since, extract(epoch from $2::timestamptz)::float8 as until",
+            "select extract(epoch from $1::timestamptz)::float8 as since,"
+            " extract(epoch from $2::timestamptz)::float8 as until",
             ["timestamptz", "timestamptz"],
         ),
         [since, until],
@@ -431,10 +435,20 @@ def calibrate_evidence(plpy, since, until, holdout, ridge, overrides_text, apply
     lo, hi = _window(plpy, since, until)
     proposed = shadow.candidate_params(snapshot, {**overrides, **proposal})
     before = shadow.evaluate(
-        stored, baseline, _shadow_logs(plpy, held_out), lo, hi, shadow.Progress(plpy.notice, "calibrate_evidence, current weights", len(held_out))
+        stored,
+        baseline,
+        _shadow_logs(plpy, held_out),
+        lo,
+        hi,
+        shadow.Progress(plpy.notice, "calibrate_evidence, current weights", len(held_out)),
     )
     after = shadow.evaluate(
-        stored, proposed, _shadow_logs(plpy, held_out), lo, hi, shadow.Progress(plpy.notice, "calibrate_evidence, proposal", len(held_out))
+        stored,
+        proposed,
+        _shadow_logs(plpy, held_out),
+        lo,
+        hi,
+        shadow.Progress(plpy.notice, "calibrate_evidence, proposal", len(held_out)),
     )
     verdict = shadow.verdict(before, after)
     applied = False

@@ -41,7 +41,7 @@ import math
 import time
 
 from . import codec, encoder, events, model, vocab
-from .errors import DATA_CORRUPTED, INVALID_PARAMETER, NO_DATA_FOUND, BayesError
+from .errors import DATA_CORRUPTED, INVALID_PARAMETER, BayesError
 from .params import EVIDENCE_FEATURES, EVIDENCE_KEYS, GLOBAL_KEYS, LEXICON_KEYS, Params, lexicon_of
 
 TRAJECTORIES = ("logged", "llm", "candidate")
@@ -114,7 +114,18 @@ class Turn:
     """One message of a trajectory: its n, the fallback's reason and whether the LLM's answer
     was applied, and the state at the end of its turn (after the answer)."""
 
-    __slots__ = ("message_id", "mode", "occurred_at", "n", "reason", "consulted", "answered", "composite", "p_ready", "ready")
+    __slots__ = (
+        "message_id",
+        "mode",
+        "occurred_at",
+        "n",
+        "reason",
+        "consulted",
+        "answered",
+        "composite",
+        "p_ready",
+        "ready",
+    )
 
     def __init__(self, message_id, mode, occurred_at, n, reason, consulted):
         self.message_id = message_id

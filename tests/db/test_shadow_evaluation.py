@@ -109,6 +109,7 @@ def test_the_pairs_join_each_message_with_its_llm_answer(shadow_db):
             ).fetchone()
             assert llm == shadow.llm_evidence(answer["deltas"])
             assert mood in STANDIN_MOODS and n == int(mid[1:])
+            assert vices is None or set(vices) <= {"dark_humor"}
 
 
 def test_evaluate_policy_in_sql_equals_the_python_replay(shadow_db):
@@ -134,7 +135,7 @@ def test_evaluate_policy_reports_progress_and_writes_nothing(shadow_db):
     with psycopg.connect(dsn) as conn:
         conn.add_notice_handler(lambda d: notices.append(d.message_primary))
         before = conn.execute("select sum(version), count(*) from public.user_bayesian_state").fetchone()
-        conn.execute("select bayes.evaluate_policy('{\"feature_warm\": {\"passion\": 0.2}}')")
+        conn.execute('select bayes.evaluate_policy(\'{"feature_warm": {"passion": 0.2}}\')')
         after = conn.execute("select sum(version), count(*) from public.user_bayesian_state").fetchone()
         assert before == after
         assert conn.execute("select value from bayes.params where name = 'feature_warm'").fetchone()[0] == {

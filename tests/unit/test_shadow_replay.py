@@ -44,7 +44,13 @@ def shadow_log(player, corpus, deltas, prm=PRM, answer=lambda k, result: True, e
     for k, line in enumerate(player.lines):
         sent_at = float(player.sent_at(DAY0, k))
         state = codec.decode(text, prm)
-        data = {"text": corpus[line], "sent_at": sent_at, "reply_gap_s": player.gaps[k], "topic_changed": None, "seed": None}
+        data = {
+            "text": corpus[line],
+            "sent_at": sent_at,
+            "reply_gap_s": player.gaps[k],
+            "topic_changed": None,
+            "seed": None,
+        }
         result, event_input = events.apply(state, prm, user_id, "message", data, model.RowTimes(last, last))
         text = codec.encode(state)
         mid = lifetime.message_id(k)
@@ -113,7 +119,9 @@ def test_the_llm_trajectory_holds_only_the_llm_evidence(corpus):
 
 def test_evaluate_counts_calls_by_bucket_and_compares_after_the_cold_start(corpus):
     lines, deltas = corpus
-    logs = [(p.ids["reference"], shadow_log(p, lines, deltas)[0]) for p in players(5, messages=60, corpus_size=len(lines))]
+    logs = [
+        (p.ids["reference"], shadow_log(p, lines, deltas)[0]) for p in players(5, messages=60, corpus_size=len(lines))
+    ]
     report = shadow.evaluate(PRM, PRM, logs)
     assert report["players"] == 5 and report["messages"] == 300
     assert sum(b["count"] for b in report["buckets"]) == 300

@@ -1783,7 +1783,7 @@ __all__ = [
     "real_value",
 ]
 $bayes_py$);
-select bayes.install_py_module('bayes_engine.pg', 'ebffa48075e59121c0ac1df18b5f2eb0742a8445af513e1362f345cc30d7c1bc', $bayes_py$"""The PL/Python entry points: the one place that talks to PostgreSQL.
+select bayes.install_py_module('bayes_engine.pg', 'f048508f14dc890778562ac722910984151a0e02c2ca2f1c771a612cbe6c87c8', $bayes_py$"""The PL/Python entry points: the one place that talks to PostgreSQL.
 
 Each SQL function of the engine is a shim that loads the package
 (bayes.py_load, on a backend's first call) and calls one function here,
@@ -2134,10 +2134,13 @@ def _shadow_logs(plpy, user_ids):
     plan = _plan(plpy, _LOG_SQL, ["uuid"])
     for user_id in user_ids:
         rows = plpy.execute(plan, [user_id])
-        yield user_id, [
-            shadow.LoggedEvent(r["kind"], r["message_id"], json.loads(r["input"]), r["mode"], r["occurred_at"])
-            for r in rows
-        ]
+        yield (
+            user_id,
+            [
+                shadow.LoggedEvent(r["kind"], r["message_id"], json.loads(r["input"]), r["mode"], r["occurred_at"])
+                for r in rows
+            ],
+        )
 
 
 def _shadow_players(plpy, since, until, users):
@@ -2150,7 +2153,8 @@ def _window(plpy, since, until):
     row = plpy.execute(
         _plan(
             plpy,
-            "select extract(epoch from $1::timestamptz)::float8 as since, extract(epoch from $2::timestamptz)::float8 as until",
+            "select extract(epoch from $1::timestamptz)::float8 as since,"
+            " extract(epoch from $2::timestamptz)::float8 as until",
             ["timestamptz", "timestamptz"],
         ),
         [since, until],
@@ -2216,10 +2220,20 @@ def calibrate_evidence(plpy, since, until, holdout, ridge, overrides_text, apply
     lo, hi = _window(plpy, since, until)
     proposed = shadow.candidate_params(snapshot, {**overrides, **proposal})
     before = shadow.evaluate(
-        stored, baseline, _shadow_logs(plpy, held_out), lo, hi, shadow.Progress(plpy.notice, "calibrate_evidence, current weights", len(held_out))
+        stored,
+        baseline,
+        _shadow_logs(plpy, held_out),
+        lo,
+        hi,
+        shadow.Progress(plpy.notice, "calibrate_evidence, current weights", len(held_out)),
     )
     after = shadow.evaluate(
-        stored, proposed, _shadow_logs(plpy, held_out), lo, hi, shadow.Progress(plpy.notice, "calibrate_evidence, proposal", len(held_out))
+        stored,
+        proposed,
+        _shadow_logs(plpy, held_out),
+        lo,
+        hi,
+        shadow.Progress(plpy.notice, "calibrate_evidence, proposal", len(held_out)),
     )
     verdict = shadow.verdict(before, after)
     applied = False
@@ -2246,7 +2260,7 @@ def calibrate_evidence(plpy, since, until, holdout, ridge, overrides_text, apply
         }
     )
 $bayes_py$);
-select bayes.install_py_module('bayes_engine.shadow', 'd54e348d4ea6722cef606afb3936164848a22d1fb8454aa4b0312a6b3dcda27b', $bayes_py$"""Switching a live game over (issue 14): counterfactual replay of the fallback
+select bayes.install_py_module('bayes_engine.shadow', 'cc845218f8b2537f658d9db880fe2388f87bb0c71405956303ec00ec89f556a8', $bayes_py$"""Switching a live game over (issue 14): counterfactual replay of the fallback
 policy over shadow players' event logs, and evidence calibrated on the LLM's
 own scores.
 
@@ -2289,7 +2303,7 @@ import math
 import time
 
 from . import codec, encoder, events, model, vocab
-from .errors import DATA_CORRUPTED, INVALID_PARAMETER, NO_DATA_FOUND, BayesError
+from .errors import DATA_CORRUPTED, INVALID_PARAMETER, BayesError
 from .params import EVIDENCE_FEATURES, EVIDENCE_KEYS, GLOBAL_KEYS, LEXICON_KEYS, Params, lexicon_of
 
 TRAJECTORIES = ("logged", "llm", "candidate")
@@ -2362,7 +2376,18 @@ class Turn:
     """One message of a trajectory: its n, the fallback's reason and whether the LLM's answer
     was applied, and the state at the end of its turn (after the answer)."""
 
-    __slots__ = ("message_id", "mode", "occurred_at", "n", "reason", "consulted", "answered", "composite", "p_ready", "ready")
+    __slots__ = (
+        "message_id",
+        "mode",
+        "occurred_at",
+        "n",
+        "reason",
+        "consulted",
+        "answered",
+        "composite",
+        "p_ready",
+        "ready",
+    )
 
     def __init__(self, message_id, mode, occurred_at, n, reason, consulted):
         self.message_id = message_id
