@@ -25,7 +25,7 @@ import importlib
 import json
 
 from . import codec, events, model, wire
-from .errors import INVALID_PARAMETER, NO_DATA_FOUND, BayesError
+from .errors import INSUFFICIENT_PRIVILEGE, INVALID_PARAMETER, NO_DATA_FOUND, BayesError
 from .params import GLOBAL_KEYS, Params
 
 _REVISION_SQL = "select revision from bayes.params_revision"
@@ -337,6 +337,7 @@ _TRAINING_PAIRS_SQL = (
     "select p.features, p.llm_evidence from bayes.shadow_pairs($1, $2) as p"
     " where bayes.user_bucket(p.user_id, 'calibration') >= $3 * 10000"
 )
+_MAY_APPLY_SQL = "select has_table_privilege('bayes.params', 'update') as may"
 _APPLY_SQL = (
     "update bayes.params as p set value = x.value from jsonb_each($1::jsonb) as x(name, value) where p.name = x.name"
 )
@@ -406,6 +407,12 @@ def calibrate_evidence(plpy, since, until, holdout, ridge, overrides_text, apply
         raise BayesError("22004", "p_ridge must not be null", "0 for plain least squares")
     if holdout is None or not 0.0 < holdout < 1.0:
         raise BayesError(INVALID_PARAMETER, f"p_holdout must be in (0, 1), got {holdout!r}")
+    if apply and not plpy.execute(_plan(plpy, _MAY_APPLY_SQL))[0]["may"]:
+        raise BayesError(
+            INSUFFICIENT_PRIVILEGE,
+            "p_apply => true writes bayes.params, which this role may not update",
+            "apply as the database owner, or call without p_apply to see the proposal and its evaluation",
+        )
     overrides = json.loads(overrides_text) if overrides_text else {}
     snapshot = _snapshot(plpy)
     stored = load_params(plpy)

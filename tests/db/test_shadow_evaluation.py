@@ -230,3 +230,18 @@ def test_calibrate_evidence_refuses_bad_arguments(shadow_db, call, error):
     dsn, _, _ = shadow_db
     with psycopg.connect(dsn) as conn, pytest.raises(error):
         conn.execute(call)
+
+
+def test_only_a_role_that_may_update_the_parameters_may_apply(shadow_db):
+    """service_role may propose (and evaluate) but not apply: 42501 at once, nothing written."""
+    dsn, _, _ = shadow_db
+    with psycopg.connect(dsn) as conn:
+        conn.execute("set role service_role")
+        (result,) = conn.execute("select bayes.calibrate_evidence()").fetchone()
+        assert result["applied"] is False
+        with pytest.raises(errors.InsufficientPrivilege, match="may not update"):
+            conn.execute("select bayes.calibrate_evidence(p_apply => true)")
+        conn.rollback()
+        conn.execute("reset role")
+        rows = dict(conn.execute("select name, value from bayes.params where name like 'feature%'").fetchall())
+        assert rows == {k: params.DEFAULT_SNAPSHOT["global"][k] for k in params.EVIDENCE_KEYS}
