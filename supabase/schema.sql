@@ -54,6 +54,9 @@ begin
         extract(epoch from v_row.decayed_at)::float8,
         (select r.revision from bayes.params_revision as r)
     ) as s;
+    -- Every writer's result says the player's mode (issue 14), as it was
+    -- when the input was applied: a repeated message id returns it as well.
+    v_step.result := v_step.result || jsonb_build_object('mode', bayes.player_mode(p_user_id));
     if v_step.state is not null then
         perform bayes.save_state(
             p_user_id, v_step.state, p_kind, p_message_id, p_occurred_at, v_step.input, v_step.result, p_message_at
@@ -101,6 +104,19 @@ $$;
 
 -- Name: FUNCTION bump_params_revision(); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.bump_params_revision() IS 'Statement trigger of the parameter tables: bumps bayes.params_revision so that every backend re-reads the parameters.';
+
+-- Name: calibrate_evidence(timestamp with time zone, timestamp with time zone, double precision, double precision, jsonb, boolean); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.calibrate_evidence(p_from timestamp with time zone DEFAULT NULL::timestamp with time zone, p_to timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holdout double precision DEFAULT 0.3, p_ridge double precision DEFAULT 1.0, p_overrides jsonb DEFAULT '{}'::jsonb, p_apply boolean DEFAULT false) RETURNS jsonb
+    LANGUAGE plpython3u
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.calibrate_evidence(plpy, p_from, p_to, p_holdout, p_ridge, p_overrides, p_apply)
+$$;
+
+-- Name: FUNCTION calibrate_evidence(p_from timestamp with time zone, p_to timestamp with time zone, p_holdout double precision, p_ridge double precision, p_overrides jsonb, p_apply boolean); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.calibrate_evidence(p_from timestamp with time zone, p_to timestamp with time zone, p_holdout double precision, p_ridge double precision, p_overrides jsonb, p_apply boolean) IS 'Fits, per metric, the evidence of each encoder feature and an intercept that best predict the LLM''s delta / 10 (least squares, ridge p_ridge towards the current weights) on the LLM-scored messages sent in [p_from, p_to) of the training players (bayes.user_bucket(user_id, ''calibration'') >= p_holdout * 10000), and evaluates it with bayes.evaluate_policy on the held-out shadow players at the same budget (p_overrides apply to both). Returns the proposed feature_* rows, both evaluations and the verdict; writes the rows only when p_apply and the verdict is better (needs UPDATE on bayes.params: the owner).';
 
 -- Name: check_chapter(integer); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.check_chapter(p_chapter integer) RETURNS boolean
@@ -176,6 +192,56 @@ $$;
 
 -- Name: FUNCTION check_deltas(p_deltas jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.check_deltas(p_deltas jsonb) IS 'True, or raises 22004 for null and 22023 unless p_deltas is a non-empty JSON object {metric: number in [-10, 10]}.';
+
+-- Name: check_llm_judgement(jsonb, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.check_llm_judgement(p_vices jsonb, p_mood text, p_message_id text) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_key text;
+    v_value jsonb;
+begin
+    if p_vices is null and p_mood is null then
+        return true;
+    end if;
+    if p_message_id is null then
+        return bayes.check_not_null(
+            p_message_id, 'p_message_id', 'The LLM''s vices and mood describe one message: pass its p_message_id.'
+        );
+    end if;
+    if p_vices is not null then
+        if jsonb_typeof(p_vices) <> 'object' then
+            raise exception 'p_vices must be a JSON object of vice weights, got %', left(p_vices::text, 80)
+                using errcode = '22023',
+                      hint = 'For example {"risk_taking": 0.5, "dark_humor": 1}: each weight in [0, 1], {} for none.';
+        end if;
+        for v_key, v_value in select d.key, d.value from jsonb_each(p_vices) as d loop
+            if v_key not in ('intellectual_dominance', 'risk_taking', 'substances', 'sexuality', 'emotional_intensity', 'rule_breaking', 'dark_humor', 'vulnerability') then
+                raise exception 'unknown vice "%" in p_vices', left(v_key, 80)
+                    using errcode = '22023',
+                          hint = 'The vices are ' || array_to_string(array['intellectual_dominance', 'risk_taking', 'substances', 'sexuality', 'emotional_intensity', 'rule_breaking', 'dark_humor', 'vulnerability'], ', ') || '.';
+            end if;
+            if jsonb_typeof(v_value) <> 'number' then
+                raise exception 'p_vices.% must be a number, got %', v_key, left(v_value::text, 80)
+                    using errcode = '22023';
+            end if;
+            if v_value::numeric not between 0 and 1 then
+                raise exception 'p_vices.% must be in [0, 1], got %', v_key, v_value using errcode = '22023';
+            end if;
+        end loop;
+    end if;
+    if p_mood is not null and p_mood not in ('content', 'playful', 'anxious', 'avoidant', 'defensive', 'withdrawn') then
+        raise exception 'unknown mood "%" in p_mood', left(p_mood, 80)
+            using errcode = '22023',
+                  hint = 'The moods are ' || array_to_string(array['content', 'playful', 'anxious', 'avoidant', 'defensive', 'withdrawn'], ', ') || '.';
+    end if;
+    return true;
+end
+$$;
+
+-- Name: FUNCTION check_llm_judgement(p_vices jsonb, p_mood text, p_message_id text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.check_llm_judgement(p_vices jsonb, p_mood text, p_message_id text) IS 'True, or raises 22023 unless p_vices is null or a JSON object {vice: number in [0, 1]} and p_mood null or a mood name, and 22004 when either is given without p_message_id.';
 
 -- Name: check_message_id(text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.check_message_id(p_message_id text) RETURNS boolean
@@ -426,6 +492,19 @@ $$;
 -- Name: FUNCTION describe_state(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.describe_state(p_state jsonb) IS 'Readable view of a compact state: metric means, variances and 95% intervals, composite and its sd, mood, vices, skip, timing.';
 
+-- Name: evaluate_policy(jsonb, uuid[], timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.evaluate_policy(p_overrides jsonb DEFAULT '{}'::jsonb, p_users uuid[] DEFAULT NULL::uuid[], p_from timestamp with time zone DEFAULT NULL::timestamp with time zone, p_to timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpython3u STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.evaluate_policy(plpy, p_overrides, p_users, p_from, p_to)
+$$;
+
+-- Name: FUNCTION evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) IS 'Counterfactual replay: the event logs of the shadow players (all, or p_users) replayed under the stored parameters with p_overrides ({bayes.params name: value}; nothing is written), consulting each logged LLM answer only when the replayed fallback asks for it. Reports, over the shadow messages sent in [p_from, p_to): the LLM call rate per message bucket and over the lifetime, the reasons, and the fidelity against the LLM''s trajectory (every message''s metric evidence the LLM''s delta / 10): boss-ready agreement and mean |composite difference| after the cold start. Progress as NOTICEs.';
+
 -- Name: fallback_reason(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.fallback_reason(p_state jsonb) RETURNS text
     LANGUAGE plpython3u STABLE STRICT
@@ -665,6 +744,18 @@ $$;
 
 -- Name: FUNCTION params_snapshot(); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.params_snapshot() IS 'bayes.chapter_params and bayes.params as one JSON document {chapters: [...], global: {...}}.';
+
+-- Name: player_mode(uuid); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.player_mode(p_user_id uuid) RETURNS text
+    LANGUAGE sql STABLE STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select case when bayes.user_bucket(p_user_id, 'rollout') < r.bayes_percent * 100 then 'bayes' else 'shadow' end
+    from bayes.rollout as r
+$$;
+
+-- Name: FUNCTION player_mode(p_user_id uuid); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.player_mode(p_user_id uuid) IS 'The mode of player p_user_id under bayes.rollout: ''bayes'' (the backend asks the LLM only when fallback.needed) or ''shadow'' (it asks the LLM on every message and reports its judgement with bayes_apply_llm_scores).';
 
 -- Name: previous_result(uuid, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text) RETURNS jsonb
@@ -1142,6 +1233,129 @@ $$;
 -- Name: FUNCTION session_seed(); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.session_seed() IS 'The optional session seed of the random draws (setting bayes.seed), or null.';
 
+-- Name: shadow_pairs(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.shadow_pairs(p_from timestamp with time zone DEFAULT NULL::timestamp with time zone, p_to timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(user_id uuid, message_id text, sent_at timestamp with time zone, sample text, n integer, features text[], engine_evidence double precision[], llm_evidence double precision[], engine_vices double precision[], llm_vices jsonb, engine_mood text, llm_mood text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select
+        m.user_id,
+        m.message_id,
+        m.occurred_at,
+        case when m.result ->> 'mode' = 'shadow' then 'shadow' else 'audit' end,
+        (m.result ->> 'n')::integer,
+        array(select jsonb_array_elements_text(m.input -> 'observation' -> 'features')),
+        array(
+            select (m.input -> 'observation' -> 'plus' ->> (k.i - 1)::integer)::float8
+                - (m.input -> 'observation' -> 'minus' ->> (k.i - 1)::integer)::float8
+            from unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
+            order by k.i
+        ),
+        array(
+            select coalesce((l.input -> 'deltas' ->> k.name)::float8, 0) / 10
+            from unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
+            order by k.i
+        ),
+        array(select v::float8 from jsonb_array_elements_text(m.input -> 'observation' -> 'vices') as v),
+        l.input -> 'vices',
+        m.result -> 'mood' ->> 'state',
+        l.input ->> 'mood'
+    from bayes.player_event as m
+    inner join bayes.player_event as l
+        on l.user_id = m.user_id and l.kind = 'llm_scores' and l.message_id = m.message_id
+    where m.kind = 'message'
+        and m.occurred_at >= coalesce(p_from, '-infinity')
+        and m.occurred_at < coalesce(p_to, 'infinity')
+        and (
+            m.result ->> 'mode' = 'shadow'
+            or (
+                m.result ->> 'mode' = 'bayes'
+                and m.result -> 'fallback' ->> 'reason' = 'audit'
+                and (m.result -> 'fallback' ->> 'needed')::boolean
+            )
+        )
+$$;
+
+-- Name: FUNCTION shadow_pairs(p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.shadow_pairs(p_from timestamp with time zone, p_to timestamp with time zone) IS 'One row per message sent in [p_from, p_to) that has the LLM''s answer (bayes_apply_llm_scores with its message id): sample shadow (a shadow player''s message) or audit (a bayes player''s message granted by the audit rule, an unbiased sample). Arrays in metric order intimacy, passion, trust, secureness: engine_evidence = the encoder''s net evidence (plus - minus), llm_evidence = the LLM''s delta / 10; engine_vices = the 8 Dirichlet increments; moods: the engine''s after the message, the LLM''s as reported.';
+
+-- Name: shadow_report(timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.shadow_report(p_from timestamp with time zone DEFAULT NULL::timestamp with time zone, p_to timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(sample text, item text, pairs bigint, correlation double precision, sign_agreement double precision, mean_abs_diff double precision, missed_share double precision, agreement double precision)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    with pairs as (
+        select * from bayes.shadow_pairs(p_from, p_to)
+    ),
+
+    metric as (
+        select
+            p.sample,
+            k.name,
+            k.i,
+            p.engine_evidence[k.i] as engine,
+            p.llm_evidence[k.i] as llm
+        from pairs as p
+        cross join unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
+    ),
+
+    vice as (
+        select
+            p.sample,
+            (p.engine_vices[k.i] > 0) = (coalesce((p.llm_vices ->> k.name)::float8, 0) > 0) as same
+        from pairs as p
+        cross join unnest(array['intellectual_dominance', 'risk_taking', 'substances', 'sexuality', 'emotional_intensity', 'rule_breaking', 'dark_humor', 'vulnerability']) with ordinality as k (name, i)
+        where p.llm_vices is not null
+    ),
+
+    -- materialized: inlined, the replay would run once for each reference to fidelity (three times)
+    policy as materialized (
+        select bayes.evaluate_policy('{}', null, p_from, p_to) -> 'fidelity' as fidelity
+    )
+
+    select r.sample, r.item, r.pairs, r.correlation, r.sign_agreement, r.mean_abs_diff, r.missed_share, r.agreement
+    from (
+        select
+            m.sample,
+            m.name as item,
+            m.i as ord,
+            count(*) as pairs,
+            corr(m.engine, m.llm) as correlation,
+            avg((sign(m.engine) = sign(m.llm))::integer::float8) as sign_agreement,
+            avg(abs(m.engine - m.llm)) as mean_abs_diff,
+            avg((m.engine = 0 and abs(m.llm) >= 0.3)::integer::float8) as missed_share,
+            null::float8 as agreement
+        from metric as m
+        group by m.sample, m.name, m.i
+        union all
+        select v.sample, 'vices', 5, count(*), null, null, null, null, avg(v.same::integer::float8)
+        from vice as v
+        group by v.sample
+        union all
+        select p.sample, 'mood', 6, count(*), null, null, null, null, avg((p.engine_mood = p.llm_mood)::integer::float8)
+        from pairs as p
+        where p.llm_mood is not null
+        group by p.sample
+        union all
+        select
+            'shadow',
+            'boss_ready',
+            7,
+            (f.fidelity ->> 'compared')::bigint,
+            null,
+            null,
+            null,
+            null,
+            (f.fidelity ->> 'boss_ready_agreement')::float8
+        from policy as f
+        where (f.fidelity ->> 'compared')::bigint > 0
+    ) as r
+    order by r.sample desc, r.ord
+$$;
+
+-- Name: FUNCTION shadow_report(p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.shadow_report(p_from timestamp with time zone, p_to timestamp with time zone) IS 'How the engine agrees with the LLM over the messages sent in [p_from, p_to) (bayes.shadow_pairs), per sample (shadow, audit): per metric the pairs, the correlation and sign agreement of the engine''s evidence with the LLM''s delta / 10, their mean absolute difference, and the share of messages where the engine saw nothing (net evidence 0) and the LLM moved the metric by 3 or more; vices (the share of (message, vice) pairs where both or neither saw the vice) and mood (the same mood) where the LLM reported them; boss_ready: the agreement of the engine under the current policy with the LLM''s trajectory (bayes.evaluate_policy).';
+
 -- Name: state_composite(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.state_composite(p_state jsonb) RETURNS double precision
     LANGUAGE plpgsql IMMUTABLE STRICT
@@ -1240,6 +1454,18 @@ $$;
 -- Name: FUNCTION top_vice(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.top_vice(p_state jsonb) IS 'The vice with the largest Dirichlet concentration in a compact state (the first on a tie); null for a corrupt state.';
 
+-- Name: user_bucket(uuid, text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.user_bucket(p_user_id uuid, p_salt text) RETURNS integer
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    -- The first 32 bits of md5(salt:user_id), as an unsigned number, mod 10000.
+    select (('x' || left(md5(p_salt || ':' || p_user_id::text), 8))::bit(32)::bigint & 4294967295) % 10000
+$$;
+
+-- Name: FUNCTION user_bucket(p_user_id uuid, p_salt text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.user_bucket(p_user_id uuid, p_salt text) IS 'A stable bucket 0..9999 of player p_user_id: the first 32 bits of md5(p_salt || '':'' || p_user_id) mod 10000. Salt ''rollout'' places players in cohorts (bayes.player_mode), ''calibration'' holds players out of bayes.calibrate_evidence''s fit.';
+
 -- Name: bayes_advance_chapter(uuid, integer); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_advance_chapter(p_user_id uuid, p_chapter integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1267,24 +1493,33 @@ $$;
 -- Name: FUNCTION bayes_advance_chapter(p_user_id uuid, p_chapter integer); Type: COMMENT; Schema: public; Owner: postgres
 COMMENT ON FUNCTION public.bayes_advance_chapter(p_user_id uuid, p_chapter integer) IS 'Moves a player to a later chapter (MODEL.md section 8); the current chapter again is a no-op ("changed": false), an earlier one is 22023. Creates the state if absent. service_role only.';
 
--- Name: bayes_apply_llm_scores(uuid, jsonb, text); Type: FUNCTION; Schema: public; Owner: postgres
-CREATE FUNCTION public.bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_message_id text DEFAULT NULL::text) RETURNS jsonb
+-- Name: bayes_apply_llm_scores(uuid, jsonb, text, jsonb, text); Type: FUNCTION; Schema: public; Owner: postgres
+CREATE FUNCTION public.bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_message_id text DEFAULT NULL::text, p_vices jsonb DEFAULT NULL::jsonb, p_mood text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_checked boolean;
+    v_input jsonb;
 begin
     v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
     v_checked := bayes.check_deltas(p_deltas);
     v_checked := bayes.check_message_id(p_message_id);
+    v_checked := bayes.check_llm_judgement(p_vices, p_mood, p_message_id);
 
-    return bayes.apply_input('llm_scores', p_user_id, p_message_id, json_build_object('deltas', p_deltas), now());
+    v_input := jsonb_build_object('deltas', p_deltas);
+    if p_vices is not null then
+        v_input := v_input || jsonb_build_object('vices', p_vices);
+    end if;
+    if p_mood is not null then
+        v_input := v_input || jsonb_build_object('mood', p_mood);
+    end if;
+    return bayes.apply_input('llm_scores', p_user_id, p_message_id, v_input::json, now());
 end
 $$;
 
--- Name: FUNCTION bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_message_id text); Type: COMMENT; Schema: public; Owner: postgres
-COMMENT ON FUNCTION public.bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_message_id text) IS 'Applies the LLM''s per-metric deltas in [-10, 10] as evidence (MODEL.md section 7), e.g. {"intimacy": 4, "trust": -2}. A repeated (user, message_id) returns the first result with "duplicate": true. service_role only.';
+-- Name: FUNCTION bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_message_id text, p_vices jsonb, p_mood text); Type: COMMENT; Schema: public; Owner: postgres
+COMMENT ON FUNCTION public.bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_message_id text, p_vices jsonb, p_mood text) IS 'Applies the LLM''s per-metric deltas in [-10, 10] as evidence (MODEL.md section 7), e.g. {"intimacy": 4, "trust": -2}. Optionally records the LLM''s vices ({vice: weight in [0, 1]}) and mood (a mood name) of message p_message_id for the shadow report; they do not change the state. A repeated (user, message_id) returns the first result with "duplicate": true. service_role only.';
 
 -- Name: bayes_boss_readiness(uuid, text); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_boss_readiness(p_user_id uuid, p_method text DEFAULT 'edgeworth'::text) RETURNS jsonb
@@ -1541,7 +1776,7 @@ CREATE TABLE bayes.params (
 );
 
 -- Name: TABLE params; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.params IS 'Global model constants (MODEL.md sections 2-7), one row each; value is a JSON number or array.';
+COMMENT ON TABLE bayes.params IS 'Global model constants (MODEL.md sections 2-7), one row each; value is a JSON number, array, or object (feature_*: {metric: evidence}).';
 
 -- Name: params_revision; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.params_revision (
@@ -1623,6 +1858,20 @@ COMMENT ON TABLE bayes.py_module IS 'Source of each module of the bayes_engine P
 -- Name: COLUMN py_module.sha256; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON COLUMN bayes.py_module.sha256 IS 'SHA-256 of source (UTF-8, hex): what scripts/build compares to decide which modules a new migration carries.';
 
+-- Name: rollout; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.rollout (
+    singleton boolean DEFAULT true NOT NULL,
+    bayes_percent numeric(5,2) DEFAULT 0 NOT NULL,
+    CONSTRAINT rollout_one_row CHECK (singleton),
+    CONSTRAINT rollout_percent_range CHECK (((bayes_percent >= (0)::numeric) AND (bayes_percent <= (100)::numeric)))
+);
+
+-- Name: TABLE rollout; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.rollout IS 'One row: the share of players in mode bayes (the rest are in shadow), by bayes.user_bucket(user_id, ''rollout''). One UPDATE changes the mode of the next call.';
+
+-- Name: COLUMN rollout.bayes_percent; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.rollout.bayes_percent IS 'Percent of players (0-100, steps of 0.01) in mode bayes: those whose bayes.user_bucket(user_id, ''rollout'') is below bayes_percent * 100. Raising it only moves players from shadow to bayes.';
+
 -- Name: chapter_params chapter_params_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.chapter_params
     ADD CONSTRAINT chapter_params_pkey PRIMARY KEY (chapter);
@@ -1650,6 +1899,10 @@ ALTER TABLE ONLY bayes.player_event
 -- Name: py_module py_module_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.py_module
     ADD CONSTRAINT py_module_pkey PRIMARY KEY (name);
+
+-- Name: rollout rollout_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.rollout
+    ADD CONSTRAINT rollout_pkey PRIMARY KEY (singleton);
 
 -- Name: user_bayesian_state user_bayesian_state_pkey; Type: CONSTRAINT; Schema: public; Owner: postgres
 ALTER TABLE ONLY public.user_bayesian_state
@@ -1735,6 +1988,12 @@ ALTER TABLE bayes.py_module ENABLE ROW LEVEL SECURITY;
 -- Name: py_module py_module_readable; Type: POLICY; Schema: bayes; Owner: postgres
 CREATE POLICY py_module_readable ON bayes.py_module FOR SELECT TO authenticated, service_role USING (true);
 
+-- Name: rollout; Type: ROW SECURITY; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.rollout ENABLE ROW LEVEL SECURITY;
+
+-- Name: rollout rollout_readable; Type: POLICY; Schema: bayes; Owner: postgres
+CREATE POLICY rollout_readable ON bayes.rollout FOR SELECT TO service_role USING (true);
+
 -- Name: user_bayesian_state player_reads_own_state; Type: POLICY; Schema: public; Owner: postgres
 CREATE POLICY player_reads_own_state ON public.user_bayesian_state FOR SELECT TO authenticated USING ((user_id = ( SELECT auth.uid() AS uid)));
 
@@ -1756,6 +2015,10 @@ GRANT ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) TO service_role;
 -- Name: FUNCTION bump_params_revision(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.bump_params_revision() FROM PUBLIC;
 
+-- Name: FUNCTION calibrate_evidence(p_from timestamp with time zone, p_to timestamp with time zone, p_holdout double precision, p_ridge double precision, p_overrides jsonb, p_apply boolean); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.calibrate_evidence(p_from timestamp with time zone, p_to timestamp with time zone, p_holdout double precision, p_ridge double precision, p_overrides jsonb, p_apply boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.calibrate_evidence(p_from timestamp with time zone, p_to timestamp with time zone, p_holdout double precision, p_ridge double precision, p_overrides jsonb, p_apply boolean) TO service_role;
+
 -- Name: FUNCTION check_chapter(p_chapter integer); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.check_chapter(p_chapter integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.check_chapter(p_chapter integer) TO service_role;
@@ -1767,6 +2030,10 @@ GRANT ALL ON FUNCTION bayes.check_decision(p_decision text) TO service_role;
 -- Name: FUNCTION check_deltas(p_deltas jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.check_deltas(p_deltas jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.check_deltas(p_deltas jsonb) TO service_role;
+
+-- Name: FUNCTION check_llm_judgement(p_vices jsonb, p_mood text, p_message_id text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.check_llm_judgement(p_vices jsonb, p_mood text, p_message_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.check_llm_judgement(p_vices jsonb, p_mood text, p_message_id text) TO service_role;
 
 -- Name: FUNCTION check_message_id(p_message_id text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.check_message_id(p_message_id text) FROM PUBLIC;
@@ -1828,6 +2095,10 @@ REVOKE ALL ON FUNCTION bayes.describe_state(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.describe_state(p_state jsonb) TO authenticated;
 GRANT ALL ON FUNCTION bayes.describe_state(p_state jsonb) TO service_role;
 
+-- Name: FUNCTION evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) TO service_role;
+
 -- Name: FUNCTION fallback_reason(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) TO authenticated;
@@ -1877,6 +2148,10 @@ REVOKE ALL ON FUNCTION bayes.params_snapshot() FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.params_snapshot() TO authenticated;
 GRANT ALL ON FUNCTION bayes.params_snapshot() TO service_role;
 
+-- Name: FUNCTION player_mode(p_user_id uuid); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.player_mode(p_user_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.player_mode(p_user_id uuid) TO service_role;
+
 -- Name: FUNCTION previous_result(p_user_id uuid, p_kind text, p_message_id text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text) FROM PUBLIC;
 
@@ -1925,6 +2200,14 @@ REVOKE ALL ON FUNCTION bayes.schedule_decay(p_schedule text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION bayes.session_seed() FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.session_seed() TO service_role;
 
+-- Name: FUNCTION shadow_pairs(p_from timestamp with time zone, p_to timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.shadow_pairs(p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.shadow_pairs(p_from timestamp with time zone, p_to timestamp with time zone) TO service_role;
+
+-- Name: FUNCTION shadow_report(p_from timestamp with time zone, p_to timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.shadow_report(p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.shadow_report(p_from timestamp with time zone, p_to timestamp with time zone) TO service_role;
+
 -- Name: FUNCTION state_composite(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.state_composite(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.state_composite(p_state jsonb) TO authenticated;
@@ -1953,13 +2236,17 @@ REVOKE ALL ON FUNCTION bayes.top_vice(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.top_vice(p_state jsonb) TO authenticated;
 GRANT ALL ON FUNCTION bayes.top_vice(p_state jsonb) TO service_role;
 
+-- Name: FUNCTION user_bucket(p_user_id uuid, p_salt text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.user_bucket(p_user_id uuid, p_salt text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.user_bucket(p_user_id uuid, p_salt text) TO service_role;
+
 -- Name: FUNCTION bayes_advance_chapter(p_user_id uuid, p_chapter integer); Type: ACL; Schema: public; Owner: postgres
 REVOKE ALL ON FUNCTION public.bayes_advance_chapter(p_user_id uuid, p_chapter integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.bayes_advance_chapter(p_user_id uuid, p_chapter integer) TO service_role;
 
--- Name: FUNCTION bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_message_id text); Type: ACL; Schema: public; Owner: postgres
-REVOKE ALL ON FUNCTION public.bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_message_id text) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_message_id text) TO service_role;
+-- Name: FUNCTION bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_message_id text, p_vices jsonb, p_mood text); Type: ACL; Schema: public; Owner: postgres
+REVOKE ALL ON FUNCTION public.bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_message_id text, p_vices jsonb, p_mood text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.bayes_apply_llm_scores(p_user_id uuid, p_deltas jsonb, p_message_id text, p_vices jsonb, p_mood text) TO service_role;
 
 -- Name: FUNCTION bayes_boss_readiness(p_user_id uuid, p_method text); Type: ACL; Schema: public; Owner: postgres
 REVOKE ALL ON FUNCTION public.bayes_boss_readiness(p_user_id uuid, p_method text) FROM PUBLIC;
@@ -2011,6 +2298,9 @@ GRANT SELECT ON TABLE bayes.player_summary TO service_role;
 -- Name: TABLE py_module; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.py_module TO authenticated;
 GRANT SELECT ON TABLE bayes.py_module TO service_role;
+
+-- Name: TABLE rollout; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.rollout TO service_role;
 
 -- pg_cron jobs (rows of cron.job): jobname | schedule | command | username | active
 -- bayes-run-decay | */15 * * * * | call bayes.run_decay() | postgres | true

@@ -137,7 +137,8 @@ as $$
         where p.llm_vices is not null
     ),
 
-    policy as (
+    -- materialized: inlined, the replay would run once for each reference to fidelity (three times)
+    policy as materialized (
         select bayes.evaluate_policy('{}', null, p_from, p_to) -> 'fidelity' as fidelity
     )
 

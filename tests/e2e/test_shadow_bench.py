@@ -130,6 +130,15 @@ def test_shadow_bench_figures_are_sane_and_consistent(stack, db, measured, capsy
         assert rows[("shadow", name)]["pairs"] == total
     assert rows[("shadow", "mood")]["pairs"] == total and ("shadow", "vices") not in rows
     assert rows[("shadow", "boss_ready")]["pairs"] == PLAYERS * (MESSAGES - cold)
+    # ... and replays the logs once (the evaluation's last progress notice says all players, once)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        notices = []
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+        conn.execute("select * from bayes.shadow_report(%s, %s)", m.window).fetchall()
+    assert [n.split(",")[0] for n in notices if "players" in n][-1:] == [
+        f"evaluate_policy: {PLAYERS}/{PLAYERS} players"
+    ]
+    assert sum(f"{PLAYERS}/{PLAYERS} players" in n for n in notices) == 1
     moods = db.execute(
         "select avg((engine_mood = llm_mood)::int::float8) from bayes.shadow_pairs(%s, %s)", m.window
     ).fetchone()[0]

@@ -4576,7 +4576,7 @@ comment on function public.bayes_fallback_check is
 revoke all on function public.bayes_fallback_check from public, anon, authenticated, service_role;
 grant execute on function public.bayes_fallback_check to authenticated, service_role;
 
--- file sql/functions/88_shadow.sql sha256 cc8e33ce6ccfd25cd4b58ae3522ca214a5a0d73c0ba8cdf0b4ddb5195ccf63d1
+-- file sql/functions/88_shadow.sql sha256 ad8fe5d5ad2c212ba15419d86dd39ad5fd3a41478893bd585ab7d27069eb6113
 -- Switching a live game over safely (issue 14): what the shadow cohort's
 -- LLM said next to what the engine saw, the counterfactual replay of the
 -- fallback policy over the shadow players' logs, and the calibration of the
@@ -4718,7 +4718,8 @@ as $$
         where p.llm_vices is not null
     ),
 
-    policy as (
+    -- materialized: inlined, the replay would run once for each reference to fidelity (three times)
+    policy as materialized (
         select bayes.evaluate_policy('{}', null, p_from, p_to) -> 'fidelity' as fidelity
     )
 
