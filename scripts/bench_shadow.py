@@ -98,10 +98,10 @@ def bucket_rate(rep: dict, label: str):
 
 
 def print_table(m: Measurement) -> None:
+    fid = m.before[next(iter(m.before))]["fidelity"]
     print(
-        f"\n  held-out fidelity against the LLM's trajectory ({len(m.held)} held-out players,"
-        f" {m.before[next(iter(m.before))]['fidelity']['compared']:,} player-messages after message"
-        f" {m.before[next(iter(m.before))]['fidelity']['after_message']}):"
+        "\n  held-out fidelity against the LLM's trajectory (the LLM: the vaderSentiment STAND-IN;"
+        f" {len(m.held)} held-out players, {fid['compared']:,} player-messages after message {fid['after_message']}):"
     )
     print(
         f"  {'budget':>6} {'W':>4}  {'weights':<9} {'LLM calls':>10} {'lifetime':>9} {'51-100':>7} {'101-200':>8}"
@@ -122,6 +122,27 @@ def print_table(m: Measurement) -> None:
                 f" {_fmt(bucket_rate(rep, '51-100'), '{:.1%}'):>7} {_fmt(bucket_rate(rep, '101-200'), '{:.1%}'):>8}"
                 f" {_fmt(fid['boss_ready_agreement'], '{:.2%}'):>11} {_fmt(fid['composite_mad'], '{:.3f}'):>10}"
                 f" {_fmt(fid['p_ready_mad'], '{:.4f}'):>12}  {verdict}"
+            )
+
+
+RULES = ("cold_start", "no_signals", "uncertain", "audit", "bayesian_sufficient")
+
+
+def print_reasons(m: Measurement) -> None:
+    """The rule that fired on each held-out message (MODEL.md section 7), per budget and weights."""
+    print(
+        "  the rule that fired on the held-out messages (each message's first rule; asked or not, as the budget said):"
+    )
+    widths = [max(11, len(r)) for r in RULES]
+    print(f"  {'budget':>6} {'weights':<9} " + " ".join(f"{r:>{n}}" for r, n in zip(RULES, widths)))
+    for w in m.before:
+        for weights, rep in (("current", m.before[w]), ("proposal", m.after[w])):
+            counts = rep["reasons"]
+            cells = " ".join(f"{counts.get(r, 0):>{n},}" for r, n in zip(RULES, widths))
+            other = sorted(set(counts) - set(RULES))
+            print(
+                f"  {(f'{BUDGET_TOKENS / w:.0%}' if weights == 'current' else ''):>6} {weights:<9} {cells}"
+                + (f"  (other: {', '.join(other)})" if other else "")
             )
 
 
@@ -265,6 +286,7 @@ def summarise(
     )
     print("  (a budget B / W: the long-run share of messages a player may send to the LLM after the cold start;")
     print("  the LLM calls and rates are those the replayed policy would make in mode bayes, cold start included)")
+    print_reasons(m)
 
     print_report(m.report)
     print("\n  consistency: " + ("ok" if not m.problems else f"{len(m.problems)} PROBLEMS; the first ones:"))

@@ -152,6 +152,7 @@ def test_shadow_bench_figures_are_sane_and_consistent(stack, db, measured, capsy
     for w in bench.BUDGET_WINDOWS:
         assert f"{3 / w:.0%}" in out
     assert "feature_intercept" in out and "boss_ready" in out and "consistency: ok" in out
+    assert "the rule that fired" in out and "the vaderSentiment STAND-IN" in out
     assert [t[0] for t in targets][-2:] == [
         "calibration improves held-out fidelity at every budget",
         "consistency checks",
