@@ -37,6 +37,11 @@ bench's own stack. The pg_cron job bayes-run-decay is paused on that stack,
 so that only the bench decays players.
 
 The lifetime LLM call rate (--only fallback, issue 13): scripts/bench_fallback.py.
+
+Shadow cohorts, counterfactual replay and calibration (--only shadow, issue 14):
+scripts/bench_shadow.py (the fallback section's population, as shadow players
+through the RPCs; it starts by emptying auth.users and the event log of the
+bench's stack).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import bench_fallback
+import bench_shadow
 import psycopg
 from bayes_dev import players as population
 from bayes_dev.support import stack_env
@@ -567,7 +573,7 @@ def live_bench(dsn: str, args) -> list[Target]:
 
 # --- main ------------------------------------------------------------------
 
-SECTIONS = ("message", "decay", "live", "fallback")
+SECTIONS = ("message", "decay", "live", "fallback", "shadow")
 
 
 def main() -> int:
@@ -586,6 +592,7 @@ def main() -> int:
     parser.add_argument("--live-active", type=int, default=300, help="active players of the live section")
     parser.add_argument("--live-calls", type=int, default=2000, help="idle calls of each kind in the live section")
     bench_fallback.add_arguments(parser)
+    bench_shadow.add_arguments(parser)
     args = parser.parse_args()
     sections = [name for name in SECTIONS if name in (args.only or SECTIONS)]
 
@@ -614,6 +621,9 @@ def main() -> int:
     problems: list[str] = []
     if "fallback" in sections:
         targets["issue 13"], problems = bench_fallback.run(dsn, args)
+    if "shadow" in sections:
+        targets["issue 14"], shadow_problems = bench_shadow.run(dsn, args)
+        problems += shadow_problems
     for issue, checks in targets.items():
         print(f"\ntargets ({issue}):")
         width = max(len(label) for label, _, _ in checks) + 1

@@ -40,8 +40,11 @@ LIFETIME_TARGET = 0.10
 
 
 def add_arguments(parser) -> None:
-    group = parser.add_argument_group("section fallback (the lifetime LLM call rate, issue 13)")
-    group.add_argument("--players", type=int, default=200, help="players of the Python run")
+    group = parser.add_argument_group(
+        "section fallback (the lifetime LLM call rate, issue 13); --players, --messages and --seed also make the"
+        " population of section shadow"
+    )
+    group.add_argument("--players", type=int, default=200, help="players of the Python run (and of section shadow)")
     group.add_argument("--messages", type=int, default=200, help="messages per player")
     group.add_argument(
         "--db-players", type=int, default=20, help="the first players of the population, also through the RPCs"

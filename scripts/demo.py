@@ -99,7 +99,6 @@ SHADOW_MESSAGES = 60
 SHADOW_SEED = 14
 # The stand-in's mood: VADER's compound score below -0.05 defensive, above 0.05 playful, else content
 # (as tests/db/test_shadow_cohort.py; a stand-in too, not a model of the LLM's mood).
-STANDIN_MOODS = ("defensive", "content", "playful")
 
 # (seconds since the character's previous message, topic changed?, text).
 # Every conversation ends at the same instant T0.
@@ -439,11 +438,6 @@ class Demo:
             self.send(user_id, name, f"{name}-{n0 + i}", t, gap, topic, text)
 
 
-def standin_mood(compound: float) -> str:
-    """The stand-in's mood of a message, from VADER's compound score (STANDIN_MOODS)."""
-    return STANDIN_MOODS[0] if compound < -0.05 else STANDIN_MOODS[2] if compound > 0.05 else STANDIN_MOODS[1]
-
-
 def para(text: str) -> None:
     """A paragraph of the playbook round, wrapped and indented."""
     print(textwrap.fill(text, width=116, initial_indent="   ", subsequent_indent="   "))
@@ -504,7 +498,7 @@ class PlaybookRound:
                     "p_user_id": str(user_id),
                     "p_deltas": self.lifetime.standin_deltas(compound),
                     "p_message_id": message_id,
-                    "p_mood": standin_mood(compound),
+                    "p_mood": self.lifetime.standin_mood(compound),
                 },
             )
         return r, ask

@@ -9,7 +9,8 @@ run them on tiny populations):
   conversation of the English files of the ``chatterbot-corpus`` package;
 - :class:`StandIn`: a STAND-IN for the LLM, not a model of it: the
   ``vaderSentiment`` package's compound score mapped to the four deltas
-  (:func:`standin_deltas`). It shares nothing with the engine's lexicons;
+  (:func:`standin_deltas`), and a mood from the same score (:func:`standin_mood`,
+  for the shadow benchmark). It shares nothing with the engine's lexicons;
 - :func:`population`: players, each a script of messages drawn from the
   corpus with reply gaps and send times;
 - :func:`simulate`: one player through the engine's Python, exactly as the
@@ -86,6 +87,20 @@ def standin_deltas(compound: float) -> dict[str, int]:
     return {name: round(10.0 * STANDIN_WEIGHTS[name] * c) for name in vocab.METRIC_NAMES}
 
 
+# The stand-in's mood (bayes_apply_llm_scores' p_mood, recorded for the shadow report): VADER's
+# compound below -0.05 "defensive", above 0.05 "playful", else "content" (VADER's own cut between
+# neutral and not). A STAND-IN as well: three of the six moods, from the sign of one score.
+STANDIN_MOODS = ("defensive", "content", "playful")
+STANDIN_MOOD_CUT = 0.05
+
+
+def standin_mood(compound: float) -> str:
+    """The stand-in's mood of a VADER compound score (one of STANDIN_MOODS)."""
+    if compound < -STANDIN_MOOD_CUT:
+        return STANDIN_MOODS[0]
+    return STANDIN_MOODS[2] if compound > STANDIN_MOOD_CUT else STANDIN_MOODS[1]
+
+
 class StandIn:
     """vaderSentiment's analyser, with the deltas of each text cached."""
 
@@ -103,6 +118,9 @@ class StandIn:
         if d is None:
             d = self._cache[text] = standin_deltas(self.compound(text))
         return d
+
+    def mood(self, text: str) -> str:
+        return standin_mood(self.compound(text))
 
 
 # --- the population ----------------------------------------------------------

@@ -17,11 +17,6 @@ from psycopg.types.json import Jsonb
 
 PLAYERS = 10
 MESSAGES = 40
-STANDIN_MOODS = ("defensive", "content", "playful")  # compound < -0.05, in between, > 0.05: a stand-in too
-
-
-def standin_mood(compound: float) -> str:
-    return STANDIN_MOODS[0] if compound < -0.05 else STANDIN_MOODS[2] if compound > 0.05 else STANDIN_MOODS[1]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +47,7 @@ def shadow_db(dsn):
                         Jsonb(lifetime.standin_deltas(compound)),
                         mid,
                         Jsonb(vices) if player.index % 2 == 0 else None,
-                        standin_mood(compound),
+                        lifetime.standin_mood(compound),
                     ),
                 )
     return dsn, population, lines
@@ -108,7 +103,7 @@ def test_the_pairs_join_each_message_with_its_llm_answer(shadow_db):
                 (user_id, mid),
             ).fetchone()
             assert llm == shadow.llm_evidence(answer["deltas"])
-            assert mood in STANDIN_MOODS and n == int(mid[1:])
+            assert mood in lifetime.STANDIN_MOODS and n == int(mid[1:])
             assert vices is None or set(vices) <= {"dark_humor"}
 
 

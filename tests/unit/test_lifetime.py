@@ -57,6 +57,32 @@ def test_standin_scores_text_with_vader():
     )
 
 
+@pytest.mark.parametrize(
+    ("compound", "mood"),
+    [
+        (-1.0, "defensive"),
+        (-0.0501, "defensive"),
+        (-0.05, "content"),
+        (0.0, "content"),
+        (0.05, "content"),
+        (0.0501, "playful"),
+        (1.0, "playful"),
+    ],
+)
+def test_standin_mood_is_the_sign_of_the_score_beyond_vaders_neutral_band(compound, mood):
+    assert lifetime.standin_mood(compound) == mood
+    assert mood in vocab.MOODS  # what bayes_apply_llm_scores accepts as p_mood
+
+
+def test_standin_mood_scores_text_with_vader():
+    standin = lifetime.StandIn()
+    assert standin.mood("I love you, you are wonderful!") == "playful"
+    assert standin.mood("I hate this, it is terrible.") == "defensive"
+    assert standin.mood("My printer is not printing.") == lifetime.standin_mood(
+        standin.compound("My printer is not printing.")
+    )
+
+
 def test_population_is_seeded_and_a_player_does_not_depend_on_the_population_size():
     big = lifetime.population(7, 5, 40, 100)
     assert big == lifetime.population(7, 5, 40, 100)
