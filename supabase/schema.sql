@@ -52,11 +52,13 @@ begin
         v_row.version,
         extract(epoch from v_row.last_message_at)::float8,
         extract(epoch from v_row.decayed_at)::float8,
-        (select r.revision from bayes.params_revision as r)
+        (select r.revision from bayes.params_revision as r),
+        -- Every writer's result says the player's mode (issue 14), as it was
+        -- when the input was applied (a repeated message id returns it as
+        -- well): bayes.player_mode's rule, computed by bayes.step (a call of
+        -- bayes.player_mode here cost about 150 us a message); no row: shadow.
+        coalesce((select r.bayes_percent::float8 from bayes.rollout as r), 0)
     ) as s;
-    -- Every writer's result says the player's mode (issue 14), as it was
-    -- when the input was applied: a repeated message id returns it as well.
-    v_step.result := v_step.result || jsonb_build_object('mode', bayes.player_mode(p_user_id));
     if v_step.state is not null then
         perform bayes.save_state(
             p_user_id, v_step.state, p_kind, p_message_id, p_occurred_at, v_step.input, v_step.result, p_message_at
@@ -1428,18 +1430,18 @@ $$;
 -- Name: FUNCTION state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) IS 'Boss readiness of a compact state (MODEL.md section 6) by p_method edgeworth, normal or monte_carlo (10,000 draws seeded by p_user_id, n and p_seed); null for a corrupt state (bayes_boss_readiness raises its error instead).';
 
--- Name: step(text, uuid, text, json, jsonb, bigint, double precision, double precision, bigint); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) RETURNS record
+-- Name: step(text, uuid, text, json, jsonb, bigint, double precision, double precision, bigint, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb) RETURNS record
     LANGUAGE plpython3u STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
 from bayes_engine import pg
-return pg.step(plpy, p_kind, p_user_id, p_message_id, p_input, p_state, p_version, p_last_message_at, p_decayed_at, p_params_revision)
+return pg.step(plpy, p_kind, p_user_id, p_message_id, p_input, p_state, p_version, p_last_message_at, p_decayed_at, p_params_revision, p_bayes_percent)
 $$;
 
--- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) IS 'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller and the input logged in bayes.player_event.';
+-- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb) IS 'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s) and the input logged in bayes.player_event.';
 
 -- Name: top_vice(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.top_vice(p_state jsonb) RETURNS text
@@ -2236,8 +2238,8 @@ REVOKE ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_use
 GRANT ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) TO authenticated;
 GRANT ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) TO service_role;
 
--- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, OUT state jsonb, OUT result jsonb, OUT input jsonb) FROM PUBLIC;
+-- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb) FROM PUBLIC;
 
 -- Name: FUNCTION top_vice(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.top_vice(p_state jsonb) FROM PUBLIC;

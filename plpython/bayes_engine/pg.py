@@ -24,7 +24,7 @@ loads the new code and calls the new copy of the function.
 import importlib
 import json
 
-from . import codec, events, model, wire
+from . import codec, cohort, events, model, wire
 from .errors import INSUFFICIENT_PRIVILEGE, INVALID_PARAMETER, NO_DATA_FOUND, BayesError
 from .params import GLOBAL_KEYS, Params
 
@@ -149,11 +149,14 @@ def describe_state(plpy, state_text):
 
 
 @entry_point
-def step(plpy, kind, user_id, message_id, input_text, state_text, version, last_message_at, decayed_at, revision):
+def step(
+    plpy, kind, user_id, message_id, input_text, state_text, version, last_message_at, decayed_at, revision, bayes_percent
+):
     """Any writer's input applied to a locked row's state (events.apply).
 
     Returns (new state, result, event input) as JSON texts; the new state is
-    None when nothing changed (a chapter that is already current).
+    None when nothing changed (a chapter that is already current). The result
+    says the player's mode under bayes.rollout's `bayes_percent` (issue 14).
     """
     params = load_params(plpy, revision)
     state = codec.decode(state_text, params)
@@ -165,6 +168,7 @@ def step(plpy, kind, user_id, message_id, input_text, state_text, version, last_
         result["message_id"] = message_id
         result["duplicate"] = False
     result["version"] = version + 1 if changed else version
+    result["mode"] = cohort.player_mode(user_id, bayes_percent)
     result_text = wire.message_result(result) if kind == "message" else _dumps(result)
     return (codec.encode(state) if changed else None), result_text, _dumps(event_input)
 

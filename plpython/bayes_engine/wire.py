@@ -24,7 +24,7 @@ _MESSAGE_TEMPLATE = (
     '"skip":{"skip":%s,"p":%.6g},"delay_s":%.6g,"observations":%d,"features":[%s],'
     '"fallback":{"needed":%s,"reason":"%s","budget_left":%.12g},'
     '"boss":{"threshold":%.6g,"p_ready":%.6g,"ready":%s,"confidence":"%s"},'
-    '"decay_hours":%.6g}'
+    '"decay_hours":%.6g,"mode":"%s"}'
 )
 
 
@@ -68,5 +68,6 @@ def message_result(r: dict) -> str:
         _BOOL[boss["ready"]],
         boss["confidence"],
         r["decay_hours"],
+        r["mode"],
     )
     return _MESSAGE_TEMPLATE % values

@@ -235,7 +235,7 @@ def decision(result: dict) -> tuple:
 
 def message_decision(result: dict, user_id: str, message_id: str) -> tuple:
     """decision() of a message result as bayes_process_message writes it (wire.message_result)."""
-    full = dict(result, user_id=user_id, message_id=message_id, duplicate=False, version=0)
+    full = dict(result, user_id=user_id, message_id=message_id, duplicate=False, version=0, mode="bayes")
     return decision(json.loads(wire.message_result(full)))
 
 

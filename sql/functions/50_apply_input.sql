@@ -142,6 +142,12 @@ comment on function bayes.session_seed is
 revoke all on function bayes.session_seed from public;
 grant execute on function bayes.session_seed to service_role;
 
+-- Issue 14 gave bayes.step its rollout argument: the older signature goes
+-- first, else bayes.apply_input would find two candidates.
+drop function if exists bayes.step(
+    text, uuid, text, json, jsonb, bigint, double precision, double precision, bigint
+);
+
 create or replace function bayes.step(
     p_kind text,
     p_user_id uuid,
@@ -152,6 +158,7 @@ create or replace function bayes.step(
     p_last_message_at double precision,
     p_decayed_at double precision,
     p_params_revision bigint,
+    p_bayes_percent double precision,
     out state jsonb,
     out result jsonb,
     out input jsonb
@@ -161,11 +168,11 @@ stable
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
-@bayes_engine pg.step(plpy, p_kind, p_user_id, p_message_id, p_input, p_state, p_version, p_last_message_at, p_decayed_at, p_params_revision)
+@bayes_engine pg.step(plpy, p_kind, p_user_id, p_message_id, p_input, p_state, p_version, p_last_message_at, p_decayed_at, p_params_revision, p_bayes_percent)
 $$;
 
 comment on function bayes.step is
-'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller and the input logged in bayes.player_event.';
+'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s) and the input logged in bayes.player_event.';
 revoke all on function bayes.step from public, service_role;
 
 create or replace function bayes.apply_input(
@@ -209,11 +216,13 @@ begin
         v_row.version,
         extract(epoch from v_row.last_message_at)::float8,
         extract(epoch from v_row.decayed_at)::float8,
-        (select r.revision from bayes.params_revision as r)
+        (select r.revision from bayes.params_revision as r),
+        -- Every writer's result says the player's mode (issue 14), as it was
+        -- when the input was applied (a repeated message id returns it as
+        -- well): bayes.player_mode's rule, computed by bayes.step (a call of
+        -- bayes.player_mode here cost about 150 us a message); no row: shadow.
+        coalesce((select r.bayes_percent::float8 from bayes.rollout as r), 0)
     ) as s;
-    -- Every writer's result says the player's mode (issue 14), as it was
-    -- when the input was applied: a repeated message id returns it as well.
-    v_step.result := v_step.result || jsonb_build_object('mode', bayes.player_mode(p_user_id));
     if v_step.state is not null then
         perform bayes.save_state(
             p_user_id, v_step.state, p_kind, p_message_id, p_occurred_at, v_step.input, v_step.result, p_message_at

@@ -481,3 +481,26 @@ def test_what_sql_takes_the_engine_takes(hypothesis_conn, cells, as_object, mood
         assert err.sqlstate == "22023"
         return
     model.check_llm_judgement(json.loads(stored), mood)  # never raises for what SQL took
+
+
+@pytest.mark.parametrize("percent", [0, 0.57, 1.1, 12.34, 33.33, 57.01, 99.99, 100])
+def test_the_writers_mode_rule_in_python_equals_bayes_player_mode(conn, percent):
+    """The writers compute the mode in Python (bayes_engine.cohort, no SQL call on the message path):
+    the same buckets as bayes.user_bucket and the same boundary as bayes.player_mode, at percents
+    whose hundredfold is not exact in floating point (1.1 * 100 = 110.00000000000001)."""
+    from bayes_engine import cohort
+
+    ids = [uuid.uuid4() for _ in range(3000)]
+    set_percent(conn, percent)
+    rows = conn.execute(
+        "select id, bayes.user_bucket(id, 'rollout'), bayes.player_mode(id) from unnest(%s::uuid[]) as id", (ids,)
+    ).fetchall()
+    (stored,) = conn.execute("select bayes_percent::float8 from bayes.rollout").fetchone()
+    for user_id, bucket, mode in rows:
+        assert cohort.user_bucket(str(user_id), "rollout") == bucket
+        assert cohort.player_mode(str(user_id), stored) == mode
+    # and at the boundary itself: the players of bucket percent*100 - 1 and percent*100
+    edge = round(percent * 100)
+    for user_id, bucket, mode in rows:
+        if bucket in (edge - 1, edge):
+            assert (mode == "bayes") == (bucket < edge)

@@ -18,6 +18,7 @@ def test_wire_text_equals_the_result_to_six_digits(messages):
         message_id='a "quoted" id',
         duplicate=False,
         version=messages + 1,
+        mode="shadow" if messages % 2 else "bayes",
     )
     got = json.loads(wire.message_result(result))
 

@@ -50,7 +50,7 @@ select set_eq(
       ('bayes.replay(uuid)', 's'),
       ('bayes.save_state(uuid,jsonb,text,text,timestamp with time zone,jsonb,jsonb,timestamp with time zone)', 'v'),
       ('bayes.session_seed()', 's'),
-      ('bayes.step(text,uuid,text,json,jsonb,bigint,double precision,double precision,bigint)', 's'),
+      ('bayes.step(text,uuid,text,json,jsonb,bigint,double precision,double precision,bigint,double precision)', 's'),
       ('bayes.apply_input(text,uuid,text,json,timestamp with time zone,timestamp with time zone)', 'v'),
       ('bayes.check_not_null(anyelement,text,text)', 'i'),
       ('bayes.check_message_text(text)', 'i'),

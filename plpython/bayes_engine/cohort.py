@@ -1,0 +1,26 @@
+"""The rollout's cohorts (issue 14): a player's stable bucket, and his mode.
+
+The same numbers as the SQL function ``bayes.user_bucket`` (the first 32
+bits of md5(``salt:user_id``), mod 10,000), computed here so that the
+writers add the mode to their result without another SQL call on the
+per-message path (a test checks both agree).
+"""
+
+from hashlib import md5
+
+BUCKETS = 10_000
+
+
+def user_bucket(user_id: str, salt: str) -> int:
+    """The bucket 0..9999 of player `user_id` (the canonical lower-case text of his uuid) under `salt`."""
+    return int.from_bytes(md5(f"{salt}:{user_id}".encode()).digest()[:4], "big") % BUCKETS
+
+
+def player_mode(user_id: str, bayes_percent: float) -> str:
+    """'bayes' when the player's rollout bucket is below bayes_percent * 100, else 'shadow'.
+
+    bayes.rollout.bayes_percent has two decimals: its hundredfold is a whole
+    number, rounded here so that float arithmetic (1.1 * 100 = 110.00000000000001)
+    never moves the boundary.
+    """
+    return "bayes" if user_bucket(user_id, "rollout") < round(bayes_percent * 100) else "shadow"
