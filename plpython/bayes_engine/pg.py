@@ -150,7 +150,17 @@ def describe_state(plpy, state_text):
 
 @entry_point
 def step(
-    plpy, kind, user_id, message_id, input_text, state_text, version, last_message_at, decayed_at, revision, bayes_percent
+    plpy,
+    kind,
+    user_id,
+    message_id,
+    input_text,
+    state_text,
+    version,
+    last_message_at,
+    decayed_at,
+    revision,
+    bayes_percent,
 ):
     """Any writer's input applied to a locked row's state (events.apply).
 

@@ -499,8 +499,11 @@ def test_the_writers_mode_rule_in_python_equals_bayes_player_mode(conn, percent)
     for user_id, bucket, mode in rows:
         assert cohort.user_bucket(str(user_id), "rollout") == bucket
         assert cohort.player_mode(str(user_id), stored) == mode
-    # and at the boundary itself: the players of bucket percent*100 - 1 and percent*100
+    # and at the boundary itself: a player of bucket percent*100 - 1 and one of bucket percent*100
     edge = round(percent * 100)
-    for user_id, bucket, mode in rows:
-        if bucket in (edge - 1, edge):
-            assert (mode == "bayes") == (bucket < edge)
+    for target in (edge - 1, edge):
+        if not 0 <= target < cohort.BUCKETS:
+            continue
+        user_id = next(u for u in iter(uuid.uuid4, None) if cohort.user_bucket(str(u), "rollout") == target)
+        (mode,) = conn.execute("select bayes.player_mode(%s)", (user_id,)).fetchone()
+        assert mode == cohort.player_mode(str(user_id), stored) == ("bayes" if target < edge else "shadow")
