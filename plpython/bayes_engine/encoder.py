@@ -161,7 +161,22 @@ def evidence_of(features, lexicon: "Lexicon") -> tuple:
 
 _WORD = re.compile(r"\w+")
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
-DEFAULT_LEXICON = Lexicon(default_words(), default_evidence())
+
+
+def default_lexicon() -> Lexicon:
+    """MODEL.md's lists and weights as a :class:`Lexicon`, built on first use: a database
+    backend encodes with its parameters' own (params.lexicon_of) and never needs it."""
+    lexicon = globals().get("DEFAULT_LEXICON")
+    if lexicon is None:
+        lexicon = globals()["DEFAULT_LEXICON"] = Lexicon(default_words(), default_evidence())
+    return lexicon
+
+
+def __getattr__(name):
+    """DEFAULT_LEXICON: :func:`default_lexicon`."""
+    if name == "DEFAULT_LEXICON":
+        return default_lexicon()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Observation:
@@ -229,7 +244,7 @@ def count_emoji(text: str) -> int:
     return len(_EMOJI.findall(text))
 
 
-def encode_message(text, gap_s, topic_changed, day_position, fast_s, slow_s, lexicon=DEFAULT_LEXICON) -> Observation:
+def encode_message(text, gap_s, topic_changed, day_position, fast_s, slow_s, lexicon=None) -> Observation:
     """Encode one message.
 
     text: the message; gap_s: reply gap in seconds or None (unknown);
@@ -237,8 +252,10 @@ def encode_message(text, gap_s, topic_changed, day_position, fast_s, slow_s, lex
     message's number within its UTC day (the first is 1), or None when not
     known; fast_s, slow_s: the chapter's fast_c and slow_c; lexicon: the
     word lists and feature evidence (:class:`Lexicon`; the parameters' own:
-    :func:`lexicon_of`).
+    :func:`lexicon_of`; None: MODEL.md's, :data:`DEFAULT_LEXICON`).
     """
+    if lexicon is None:
+        lexicon = default_lexicon()
     length = len(text)
     lowered = text.lower()
     words = _WORD.findall(lowered)

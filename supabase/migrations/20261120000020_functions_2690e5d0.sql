@@ -31,7 +31,7 @@ def player_mode(user_id: str, bayes_percent: float) -> str:
     """
     return "bayes" if user_bucket(user_id, "rollout") < round(bayes_percent * 100) else "shadow"
 $bayes_py$);
-select bayes.install_py_module('bayes_engine.encoder', 'd1d0f87ba4ef0579dc0ae07baab3d280e26780cf3e23ebe09156a976c39c0638', $bayes_py$"""Observation encoding (MODEL.md section 3): text and timing become evidence.
+select bayes.install_py_module('bayes_engine.encoder', 'b63b10322aa45c8285cbc8ee4cf47cb2e3f9a1a3dcf0ef4234bf5392cfb4f0e6', $bayes_py$"""Observation encoding (MODEL.md section 3): text and timing become evidence.
 
 :func:`encode_message` turns one player message into an :class:`Observation`:
 per-metric positive and negative evidence (before scaling, halving and the
@@ -194,7 +194,22 @@ def evidence_of(features, lexicon: "Lexicon") -> tuple:
 
 _WORD = re.compile(r"\w+")
 _EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf]")
-DEFAULT_LEXICON = Lexicon(default_words(), default_evidence())
+
+
+def default_lexicon() -> Lexicon:
+    """MODEL.md's lists and weights as a :class:`Lexicon`, built on first use: a database
+    backend encodes with its parameters' own (params.lexicon_of) and never needs it."""
+    lexicon = globals().get("DEFAULT_LEXICON")
+    if lexicon is None:
+        lexicon = globals()["DEFAULT_LEXICON"] = Lexicon(default_words(), default_evidence())
+    return lexicon
+
+
+def __getattr__(name):
+    """DEFAULT_LEXICON: :func:`default_lexicon`."""
+    if name == "DEFAULT_LEXICON":
+        return default_lexicon()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Observation:
@@ -262,7 +277,7 @@ def count_emoji(text: str) -> int:
     return len(_EMOJI.findall(text))
 
 
-def encode_message(text, gap_s, topic_changed, day_position, fast_s, slow_s, lexicon=DEFAULT_LEXICON) -> Observation:
+def encode_message(text, gap_s, topic_changed, day_position, fast_s, slow_s, lexicon=None) -> Observation:
     """Encode one message.
 
     text: the message; gap_s: reply gap in seconds or None (unknown);
@@ -270,8 +285,10 @@ def encode_message(text, gap_s, topic_changed, day_position, fast_s, slow_s, lex
     message's number within its UTC day (the first is 1), or None when not
     known; fast_s, slow_s: the chapter's fast_c and slow_c; lexicon: the
     word lists and feature evidence (:class:`Lexicon`; the parameters' own:
-    :func:`lexicon_of`).
+    :func:`lexicon_of`; None: MODEL.md's, :data:`DEFAULT_LEXICON`).
     """
+    if lexicon is None:
+        lexicon = default_lexicon()
     length = len(text)
     lowered = text.lower()
     words = _WORD.findall(lowered)
@@ -1813,11 +1830,12 @@ __all__ = [
     "real_value",
 ]
 $bayes_py$);
-select bayes.install_py_module('bayes_engine.pg', 'b02cbe146a2d9b7f44ba63b4f82b26763dbb89c6656af46f4401b86b1e89a584', $bayes_py$"""The PL/Python entry points: the one place that talks to PostgreSQL.
+select bayes.install_py_module('bayes_engine.pg', '41b373d6ebe9be57e73fb30032a96194ebcb4aed92cf767fed3994821791ce3b', $bayes_py$"""The PL/Python entry points: with pg_shadow (the shadow functions' reads, kept
+off the per-message path), the one place that talks to PostgreSQL.
 
 Each SQL function of the engine is a shim that loads the package
 (bayes.py_load, on a backend's first call) and calls one function here,
-passing ``plpy`` in; scripts/build writes the shims. Nothing else in the
+passing ``plpy`` in; scripts/build writes the shims. Nothing in the
 package imports ``plpy``, so plain pytest imports all of it.
 
 jsonb arrives as JSON text (no transform is used) and is returned as JSON
@@ -1840,7 +1858,7 @@ import importlib
 import json
 
 from . import codec, cohort, events, model, wire
-from .errors import INSUFFICIENT_PRIVILEGE, INVALID_PARAMETER, NO_DATA_FOUND, BayesError
+from .errors import INVALID_PARAMETER, BayesError
 from .params import GLOBAL_KEYS, Params
 
 _REVISION_SQL = "select revision from bayes.params_revision"
@@ -2148,6 +2166,37 @@ def metric_interval(plpy, state_text, metric, mass):
 # --------------------------------------------------------------------------
 # Shadow cohorts (issue 14): counterfactual replay and calibration
 # --------------------------------------------------------------------------
+# Their SQL and their work live in pg_shadow, which only these two import: the
+# source a backend compiles before its first message stays as it was.
+
+
+@entry_point
+def evaluate_policy(plpy, overrides_text, users, since, until):
+    """bayes.evaluate_policy (bayes_engine.pg_shadow.evaluate_policy)."""
+    from . import pg_shadow
+
+    return pg_shadow.evaluate_policy(plpy, load_params(plpy), overrides_text, users, since, until)
+
+
+@entry_point
+def calibrate_evidence(plpy, since, until, holdout, ridge, overrides_text, apply):
+    """bayes.calibrate_evidence (bayes_engine.pg_shadow.calibrate_evidence)."""
+    from . import pg_shadow
+
+    return pg_shadow.calibrate_evidence(plpy, load_params(plpy), since, until, holdout, ridge, overrides_text, apply)
+$bayes_py$);
+select bayes.install_py_module('bayes_engine.pg_shadow', '475e8e51e95d3eac5f1a010735d26a3234d8a57470c00edd3cd9962adf1675be', $bayes_py$"""The shadow functions' side of PostgreSQL (issue 14): bayes.evaluate_policy and
+bayes.calibrate_evidence read the shadow players' logs here and hand them to
+bayes_engine.shadow. Only the two entry points of the same names in
+bayes_engine.pg import this module (with pg, the only modules that talk to
+PostgreSQL), so a backend that only processes messages never compiles it.
+"""
+
+import json
+
+from . import shadow
+from .errors import INSUFFICIENT_PRIVILEGE, INVALID_PARAMETER, NO_DATA_FOUND, BayesError
+from .pg import _SNAPSHOT_SQL, _dumps, _plan
 
 _SHADOW_PLAYERS_SQL = (
     "select distinct e.user_id::text as user_id from bayes.player_event as e"
@@ -2174,8 +2223,6 @@ _APPLY_SQL = (
 
 def _shadow_logs(plpy, user_ids):
     """(user_id, [LoggedEvent]) for each player, read one player at a time."""
-    from . import shadow
-
     plan = _plan(plpy, _LOG_SQL, ["uuid"])
     for user_id in user_ids:
         rows = plpy.execute(plan, [user_id])
@@ -2211,13 +2258,9 @@ def _snapshot(plpy):
     return json.loads(plpy.execute(_plan(plpy, _SNAPSHOT_SQL))[0]["snapshot"])
 
 
-@entry_point
-def evaluate_policy(plpy, overrides_text, users, since, until):
+def evaluate_policy(plpy, stored, overrides_text, users, since, until):
     """bayes.evaluate_policy: the candidate (the parameters with `overrides`) replayed over the
     shadow players' logs against the LLM's trajectory (bayes_engine.shadow.evaluate)."""
-    from . import shadow
-
-    stored = load_params(plpy)
     candidate = shadow.candidate_params(_snapshot(plpy), json.loads(overrides_text) if overrides_text else {})
     ids = _shadow_players(plpy, since, until, users)
     lo, hi = _window(plpy, since, until)
@@ -2227,11 +2270,8 @@ def evaluate_policy(plpy, overrides_text, users, since, until):
     return _dumps(report)
 
 
-@entry_point
-def calibrate_evidence(plpy, since, until, holdout, ridge, overrides_text, apply):
+def calibrate_evidence(plpy, stored, since, until, holdout, ridge, overrides_text, apply):
     """bayes.calibrate_evidence: fit on the training players' shadow pairs, evaluate on the held-out ones."""
-    from . import shadow
-
     if ridge is None:
         raise BayesError("22004", "p_ridge must not be null", "0 for plain least squares")
     if holdout is None or not 0.0 < holdout < 1.0:
@@ -2244,7 +2284,6 @@ def calibrate_evidence(plpy, since, until, holdout, ridge, overrides_text, apply
         )
     overrides = json.loads(overrides_text) if overrides_text else {}
     snapshot = _snapshot(plpy)
-    stored = load_params(plpy)
     baseline = shadow.candidate_params(snapshot, overrides)
     rows, targets = [], []
     plan = _plan(plpy, _TRAINING_PAIRS_SQL, ["timestamptz", "timestamptz", "float8"])
