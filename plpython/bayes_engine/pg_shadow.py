@@ -8,7 +8,7 @@ PostgreSQL), so a backend that only processes messages never compiles it.
 import json
 
 from . import shadow
-from .errors import INSUFFICIENT_PRIVILEGE, INVALID_PARAMETER, NO_DATA_FOUND, BayesError
+from .errors import INSUFFICIENT_PRIVILEGE, INVALID_PARAMETER, NO_DATA_FOUND, NULL_VALUE, BayesError
 from .pg import _SNAPSHOT_SQL, _dumps, _plan
 
 _SHADOW_PLAYERS_SQL = (
@@ -86,8 +86,10 @@ def evaluate_policy(plpy, stored, overrides_text, users, since, until):
 def calibrate_evidence(plpy, stored, since, until, holdout, ridge, overrides_text, apply):
     """bayes.calibrate_evidence: fit on the training players' shadow pairs, evaluate on the held-out ones."""
     if ridge is None:
-        raise BayesError("22004", "p_ridge must not be null", "0 for plain least squares")
-    if holdout is None or not 0.0 < holdout < 1.0:
+        raise BayesError(NULL_VALUE, "p_ridge must not be null", "0 for plain least squares")
+    if holdout is None:
+        raise BayesError(NULL_VALUE, "p_holdout must not be null", "the share of players held out, e.g. 0.3")
+    if not 0.0 < holdout < 1.0:
         raise BayesError(INVALID_PARAMETER, f"p_holdout must be in (0, 1), got {holdout!r}")
     if apply and not plpy.execute(_plan(plpy, _MAY_APPLY_SQL))[0]["may"]:
         raise BayesError(

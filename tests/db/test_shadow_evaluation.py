@@ -218,6 +218,7 @@ def test_calibrate_evidence_proposes_evaluates_and_applies_only_when_asked(shado
         ("select bayes.calibrate_evidence(p_holdout => 1)", errors.InvalidParameterValue),
         ("select bayes.calibrate_evidence(p_ridge => -1)", errors.InvalidParameterValue),
         ("select bayes.calibrate_evidence(p_ridge => null)", errors.NullValueNotAllowed),
+        ("select bayes.calibrate_evidence(p_holdout => null)", errors.NullValueNotAllowed),
         ("select bayes.calibrate_evidence(p_from => '2001-01-01', p_to => '2001-01-02')", errors.NoDataFound),
     ],
 )
