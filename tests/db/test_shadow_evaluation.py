@@ -6,6 +6,7 @@ lifetime benchmark) came back through bayes_apply_llm_scores."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 
 import psycopg
@@ -241,3 +242,50 @@ def test_only_a_role_that_may_update_the_parameters_may_apply(shadow_db):
         conn.execute("reset role")
         rows = dict(conn.execute("select name, value from bayes.params where name like 'feature%'").fetchall())
         assert rows == {k: params.DEFAULT_SNAPSHOT["global"][k] for k in params.EVIDENCE_KEYS}
+
+
+def test_a_proposal_that_makes_held_out_fidelity_worse_is_reported_and_never_applied(shadow_db):
+    """The LLM tells the training players one thing and the held-out players the opposite: the
+    proposal fitted on the first is worse on the second, and p_apply writes nothing."""
+    dsn, _, lines = shadow_db
+    from bayes_engine import cohort
+
+    def players_with(held_out: bool, count: int):
+        found = []
+        while len(found) < count:
+            user_id = str(uuid.uuid4())
+            if (cohort.user_bucket(user_id, "calibration") < 3000) == held_out:
+                found.append(user_id)
+        return found
+
+    train, held = players_with(False, 4), players_with(True, 3)
+    script = lifetime.make_player(99, 0, 40, len(lines))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        lifetime.fresh_players(conn, train + held)
+        now = lifetime.db_now(conn)
+        day0 = lifetime.day0_for(
+            [script], now, 87600, end_before_s=3217 * 86400
+        )  # a window of its own (no other test writes 8.8 years back)
+        for user_id in train + held:
+            deltas = (
+                {"intimacy": 10, "passion": 10, "trust": 10, "secureness": 10} if user_id in train else {"trust": 0}
+            )
+            for k, line in enumerate(script.lines):
+                mid = lifetime.message_id(k)
+                sent_at = datetime.fromtimestamp(script.sent_at(day0, k), UTC)
+                conn.execute(lifetime.PROCESS_SQL, (user_id, lines[line], sent_at, mid, script.gaps[k]))
+                conn.execute(lifetime.LLM_SQL, (user_id, Jsonb(deltas), mid))
+        since = datetime.fromtimestamp(day0, UTC)
+        until = datetime.fromtimestamp(script.sent_at(day0, 39) + 1, UTC)
+        before = dict(conn.execute("select name, value from bayes.params where name like 'feature%'").fetchall())
+        warnings = []
+        conn.add_notice_handler(lambda d: warnings.append((d.severity, d.message_primary)))
+        (result,) = conn.execute("select bayes.calibrate_evidence(%s, %s, p_apply => true)", (since, until)).fetchone()
+        after = dict(conn.execute("select name, value from bayes.params where name like 'feature%'").fetchall())
+    assert result["training"] == {"players": 4, "pairs": 160} and result["held_out"]["players"] == 3
+    # the training players' LLM gave every message everything: about 1 a message, most of it the intercept
+    assert all(value > 0.9 for value in result["proposal"]["feature_intercept"].values())
+    assert result["verdict"] == "worse" and result["applied"] is False
+    assert result["after"]["fidelity"]["composite_mad"] > result["before"]["fidelity"]["composite_mad"]
+    assert ("WARNING", "the proposal was not applied: held-out fidelity is worse") in warnings
+    assert after == before
