@@ -109,39 +109,81 @@ def decayed_text(params, state_text, last_message_at, decayed_at, now):
     return stored_decay.encode_decayed(state, before)
 
 
+class LogReplay:
+    """A player's log applied again event by event, exactly as the database applied it.
+
+    The state starts as the RPCs create it for a new player; each event is
+    decoded, applied and encoded again (``text`` holds the stored text),
+    an event logged by v1 (no ``"v"``) with v1's rules and then a full LLM
+    budget (as the upgrade on read), and the row's clock (last message,
+    decayed up to) advanced by each message. :func:`replay` and the
+    counterfactual replay of bayes_engine.shadow share it.
+    """
+
+    __slots__ = ("params", "user_id", "text", "last_message_at", "decayed_at", "position")
+
+    def __init__(self, params, user_id, start_chapter=1):
+        self.params = params
+        self.user_id = str(user_id)
+        self.text = codec.encode(codec.default_state(start_chapter, params))
+        self.last_message_at = self.decayed_at = None
+        self.position = 0
+
+    def apply(self, kind, data, evidence=None, skip=False):
+        """Apply the next logged event; returns (result, the state after it).
+
+        `evidence(observation)`, for a message: the (plus, minus) to apply
+        instead of the logged ones. `skip`: the event is passed over (its
+        result is None), except for what every v1 event does to the budget.
+        A log the engine cannot apply is DATA_CORRUPTED, naming the event.
+        """
+        state = codec.decode(self.text, self.params)
+        result = None
+        try:
+            schema = data.get("v", 1)
+            if not skip:
+                if kind == "message":
+                    observation = data["observation"]  # the log holds observations, never texts
+                    if evidence is not None:
+                        plus, minus = evidence(observation)
+                        data = dict(data, observation=dict(observation, plus=plus, minus=minus))
+                    times = model.RowTimes(self.last_message_at, self.decayed_at)
+                    result, _ = apply(state, self.params, self.user_id, kind, data, times, schema)
+                    sent_at = data["sent_at"]
+                    self.last_message_at = (
+                        sent_at if self.last_message_at is None else max(self.last_message_at, sent_at)
+                    )
+                    self.decayed_at = sent_at if self.decayed_at is None else max(self.decayed_at, sent_at)
+                else:
+                    result, _ = apply(state, self.params, self.user_id, kind, data, schema=schema)
+            if schema == 1:  # as the upgrade on read: the v2 engine found a full budget
+                state["lb"] = float(self.params.g["llm_budget_tokens"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BayesError(
+                DATA_CORRUPTED,
+                f"event {self.position} ({kind}) of player {self.user_id} cannot be replayed: {exc!r}",
+                "bayes.player_event rows are append-only; check for manual edits",
+            ) from None
+        self.position += 1
+        self.text = codec.encode(state)
+        return result, state
+
+
 def replay(params, user_id, events, start_chapter=1, decayed_to=None):
     """Rebuild a state from (kind, input) pairs in log order; returns its encoded text.
 
     The first state is the one the RPCs create for a new player (chapter 1
     priors). Each event is decoded, applied and encoded again, exactly as
-    the SQL functions do, so the result equals the stored state. The bulk
-    decay writes no event: `decayed_to` (the row's decayed_at) decays the
-    result up to where the stored state has been decayed. Because decay
-    composes, that equals the stored state up to the rounding of the
-    states the bulk runs stored in between (6 significant digits).
+    the SQL functions do (:class:`LogReplay`), so the result equals the
+    stored state. The bulk decay writes no event: `decayed_to` (the row's
+    decayed_at) decays the result up to where the stored state has been
+    decayed. Because decay composes, that equals the stored state up to the
+    rounding of the states the bulk runs stored in between (6 significant
+    digits).
     """
-    text = codec.encode(codec.default_state(start_chapter, params))
-    last_message_at = decayed_at = None
-    for position, (kind, data) in enumerate(events):
-        state = codec.decode(text, params)
-        try:
-            if kind == "message" and "observation" not in data:
-                raise KeyError("observation")  # the log holds observations, never texts
-            schema = data.get("v", 1)
-            apply(state, params, str(user_id), kind, data, model.RowTimes(last_message_at, decayed_at), schema)
-            if schema == 1:  # as the upgrade on read: the v2 engine found a full budget
-                state["lb"] = float(params.g["llm_budget_tokens"])
-            if kind == "message":
-                sent_at = data["sent_at"]
-                last_message_at = sent_at if last_message_at is None else max(last_message_at, sent_at)
-                decayed_at = sent_at if decayed_at is None else max(decayed_at, sent_at)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BayesError(
-                DATA_CORRUPTED,
-                f"event {position} ({kind}) of player {user_id} cannot be replayed: {exc!r}",
-                "bayes.player_event rows are append-only; check for manual edits",
-            ) from None
-        text = codec.encode(state)
-    if decayed_to is not None and last_message_at is not None and decayed_to > decayed_at:
-        text = decayed_text(params, text, last_message_at, decayed_at, decayed_to)
-    return text
+    log = LogReplay(params, user_id, start_chapter)
+    for kind, data in events:
+        log.apply(kind, data)
+    if decayed_to is not None and log.last_message_at is not None and decayed_to > log.decayed_at:
+        return decayed_text(params, log.text, log.last_message_at, log.decayed_at, decayed_to)
+    return log.text

@@ -7,7 +7,7 @@ PostgreSQL), so a backend that only processes messages never compiles it.
 
 import json
 
-from . import shadow
+from . import cohort, shadow
 from .errors import INSUFFICIENT_PRIVILEGE, INVALID_PARAMETER, NO_DATA_FOUND, NULL_VALUE, BayesError
 from .pg import _SNAPSHOT_SQL, _dumps, _plan
 
@@ -23,7 +23,6 @@ _LOG_SQL = (
     " extract(epoch from occurred_at)::float8 as occurred_at"
     " from bayes.player_event where user_id = $1 order by event_id"
 )
-_HELD_OUT_SQL = "select bayes.user_bucket($1, 'calibration') < $2 * 10000 as held_out"
 _TRAINING_PAIRS_SQL = (
     "select p.features, p.llm_evidence from bayes.shadow_pairs($1, $2) as p"
     " where bayes.user_bucket(p.user_id, 'calibration') >= $3 * 10000"
@@ -114,8 +113,8 @@ def calibrate_evidence(plpy, stored, since, until, holdout, ridge, overrides_tex
     proposal = shadow.fit_evidence(rows, targets, baseline, ridge)
 
     ids = _shadow_players(plpy, since, until, None)
-    held_plan = _plan(plpy, _HELD_OUT_SQL, ["uuid", "float8"])
-    held_out = [u for u in ids if plpy.execute(held_plan, [u, holdout])[0]["held_out"]]
+    # bayes.user_bucket(user_id, 'calibration') < p_holdout * 10000, the rule of _TRAINING_PAIRS_SQL
+    held_out = [u for u in ids if cohort.user_bucket(u, "calibration") < holdout * 10000]
     if not held_out:
         raise BayesError(
             NO_DATA_FOUND,
@@ -124,21 +123,13 @@ def calibrate_evidence(plpy, stored, since, until, holdout, ridge, overrides_tex
         )
     lo, hi = _window(plpy, since, until)
     proposed = shadow.candidate_params(snapshot, {**overrides, **proposal})
-    before = shadow.evaluate(
+    before, after = shadow.evaluate_all(
         stored,
-        baseline,
+        [baseline, proposed],
         _shadow_logs(plpy, held_out),
         lo,
         hi,
-        shadow.Progress(plpy.notice, "calibrate_evidence, current weights", len(held_out)),
-    )
-    after = shadow.evaluate(
-        stored,
-        proposed,
-        _shadow_logs(plpy, held_out),
-        lo,
-        hi,
-        shadow.Progress(plpy.notice, "calibrate_evidence, proposal", len(held_out)),
+        shadow.Progress(plpy.notice, "calibrate_evidence, current weights and proposal", len(held_out)),
     )
     verdict = shadow.verdict(before, after)
     applied = False

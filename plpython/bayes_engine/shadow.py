@@ -41,7 +41,7 @@ import math
 import time
 
 from . import codec, encoder, events, model, vocab
-from .errors import DATA_CORRUPTED, INVALID_PARAMETER, BayesError
+from .errors import INVALID_PARAMETER, BayesError
 from .params import EVIDENCE_FEATURES, EVIDENCE_KEYS, GLOBAL_KEYS, LEXICON_KEYS, Params, lexicon_of
 
 TRAJECTORIES = ("logged", "llm", "candidate")
@@ -149,65 +149,48 @@ def replay(prm: Params, user_id: str, log, trajectory: str, start_chapter: int =
     """Replay `log` (LoggedEvent in log order) as `trajectory`; returns (turns, final state text).
 
     The replay goes through decode/apply/encode per event as the database
-    does (and as :func:`events.replay`), so ``logged`` rebuilds the stored
-    state of a player whose log holds every event since his state was made.
+    does (:class:`events.LogReplay`, as :func:`events.replay`), so
+    ``logged`` rebuilds the stored state of a player whose log holds every
+    event since his state was made.
     """
     if trajectory not in TRAJECTORIES:
         raise ValueError(trajectory)
-    lexicon = lexicon_of(prm) if trajectory == "candidate" else None
-    budget = float(prm.g["llm_budget_tokens"])
-    text = codec.encode(codec.default_state(start_chapter, prm))
-    last_message_at = decayed_at = None
+    if trajectory == "llm":
+        zero = ([0.0] * 4, [0.0] * 4)
+
+        def evidence(observation):
+            return zero
+
+    elif trajectory == "candidate":
+        lexicon = lexicon_of(prm)
+
+        def evidence(observation):
+            return encoder.evidence_of(observation["features"], lexicon)
+
+    else:
+        evidence = None
+    replayer = events.LogReplay(prm, user_id, start_chapter)
     turns = []
     by_id = {}
     turn = None
-    state = None
-    for position, ev in enumerate(log):
-        state = codec.decode(text, prm)
-        data = ev.input
-        try:
-            schema = data.get("v", 1)
-            if ev.kind == "message":
-                _close(turn, state, prm)
-                observation = data["observation"]
-                if trajectory != "logged":
-                    if trajectory == "llm":
-                        plus, minus = [0.0] * 4, [0.0] * 4
-                    else:
-                        plus, minus = encoder.evidence_of(observation["features"], lexicon)
-                    data = dict(data, observation=dict(observation, plus=plus, minus=minus))
-                times = model.RowTimes(last_message_at, decayed_at)
-                result, _ = events.apply(state, prm, user_id, "message", data, times, schema)
-                consult = result["fallback"]["needed"] if trajectory == "candidate" else True
-                turn = Turn(ev.message_id, ev.mode, ev.occurred_at, state["n"], result["fallback"]["reason"], consult)
-                turns.append(turn)
-                if ev.message_id is not None:
-                    by_id[ev.message_id] = turn
-                sent_at = data["sent_at"]
-                last_message_at = sent_at if last_message_at is None else max(last_message_at, sent_at)
-                decayed_at = sent_at if decayed_at is None else max(decayed_at, sent_at)
-            elif ev.kind == "llm_scores":
-                asked = by_id.get(ev.message_id) if ev.message_id is not None else None
-                if asked is None:  # an answer to no logged message: history, in every trajectory
-                    events.apply(state, prm, user_id, "llm_scores", data, schema=schema)
-                elif not asked.answered:
-                    asked.answered = True
-                    if asked.consulted:
-                        events.apply(state, prm, user_id, "llm_scores", data, schema=schema)
-            else:
-                events.apply(state, prm, user_id, ev.kind, data, schema=schema)
-            if schema == 1:  # as events.replay: the v2 engine found a full budget
-                state["lb"] = budget
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BayesError(
-                DATA_CORRUPTED,
-                f"event {position} ({ev.kind}) of player {user_id} cannot be replayed: {exc!r}",
-                "bayes.player_event rows are append-only; check for manual edits",
-            ) from None
-        text = codec.encode(state)
-    if state is not None:
-        _close(turn, codec.decode(text, prm), prm)
-    return turns, text
+    for ev in log:
+        if ev.kind == "message":
+            _close(turn, codec.decode(replayer.text, prm), prm)
+            result, state = replayer.apply("message", ev.input, evidence)
+            consult = result["fallback"]["needed"] if trajectory == "candidate" else True
+            turn = Turn(ev.message_id, ev.mode, ev.occurred_at, state["n"], result["fallback"]["reason"], consult)
+            turns.append(turn)
+            if ev.message_id is not None:
+                by_id[ev.message_id] = turn
+        elif ev.kind == "llm_scores" and ev.message_id in by_id:
+            asked = by_id[ev.message_id]
+            replayer.apply("llm_scores", ev.input, skip=asked.answered or not asked.consulted)
+            asked.answered = True
+        else:  # an answer to no logged message is history, in every trajectory
+            replayer.apply(ev.kind, ev.input)
+    if log:
+        _close(turn, codec.decode(replayer.text, prm), prm)
+    return turns, replayer.text
 
 
 def shadow_span(log, since=None, until=None):
@@ -314,18 +297,26 @@ def evaluate(stored: Params, candidate: Params, players, since=None, until=None,
     is replayed under the stored parameters, the candidate under its own.
     `progress(done)` is called after each player.
     """
-    tally = Tally(int(stored.g["cold_start_messages"]))
+    return evaluate_all(stored, [candidate], players, since, until, progress)[0]
+
+
+def evaluate_all(stored: Params, candidates, players, since=None, until=None, progress=None) -> list:
+    """:func:`evaluate` of several candidates in one pass: each log read once, and the LLM's
+    trajectory (the same for every candidate) replayed once. One report per candidate."""
+    tallies = [Tally(int(stored.g["cold_start_messages"])) for _ in candidates]
     for done, (user_id, log) in enumerate(players, 1):
         span, counted = shadow_span(log, since, until)
         if counted:
             reference, _ = replay(stored, user_id, span, "llm")
-            candidate_turns, _ = replay(candidate, user_id, span, "candidate")
             message_positions = [k for k, ev in enumerate(span) if ev.kind == "message"]
             index = {position: j for j, position in enumerate(message_positions)}
-            tally.add(candidate_turns, reference, [index[p] for p in sorted(counted)])
+            turns = [index[p] for p in sorted(counted)]
+            for tally, candidate in zip(tallies, candidates):
+                candidate_turns, _ = replay(candidate, user_id, span, "candidate")
+                tally.add(candidate_turns, reference, turns)
         if progress is not None:
             progress(done)
-    return tally.report()
+    return [tally.report() for tally in tallies]
 
 
 # --------------------------------------------------------------------------
@@ -415,6 +406,7 @@ __all__ = [
     "candidate_params",
     "design_row",
     "evaluate",
+    "evaluate_all",
     "fit_evidence",
     "llm_evidence",
     "replay",
