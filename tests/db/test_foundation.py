@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import marshal
 import math
 import uuid
 
@@ -258,6 +260,53 @@ def test_the_modules_in_the_database_are_the_package_sources(conn):
 def test_a_module_whose_text_does_not_match_its_hash_is_refused(conn):
     with pytest.raises(errors.InvalidParameterValue, match="does not match its hash"), conn.transaction():
         conn.execute("select bayes.install_py_module('bayes_engine.extra', repeat('0', 64), 'X = 1')")
+
+
+SERVER_MAGIC_SQL = (
+    "create function pg_temp.server_magic() returns bytea language plpython3u"
+    " as 'import importlib.util; return importlib.util.MAGIC_NUMBER'"
+)
+
+
+def test_every_module_is_stored_compiled_by_the_servers_python(conn):
+    """bayes.py_module keeps each module's code as the server's Python compiles its source (issue 15)."""
+    conn.execute(SERVER_MAGIC_SQL)
+    magic = bytes(scalar(conn, "select pg_temp.server_magic()"))
+    rows = conn.execute("select name, source, sha256, code, code_magic from bayes.py_module").fetchall()
+    assert len(rows) > 10
+    for name, source, sha, code, code_magic in rows:
+        assert bytes(code_magic) == magic, name
+        if magic == importlib.util.MAGIC_NUMBER:  # the same bytecode as this Python's compile of the source
+            expected = compile(source, f"<bayes_engine {name} {sha[:16]}>", "exec", dont_inherit=True)
+            assert marshal.loads(bytes(code)) == expected, name
+    assert magic == importlib.util.MAGIC_NUMBER, "the test's Python reads other bytecode: the code was not compared"
+
+
+def test_a_backend_runs_the_stored_code_of_its_own_python_else_the_source(conn):
+    """py_load unmarshals the stored code when its magic number is the server's, and compiles the source otherwise."""
+    source = scalar(conn, "select source from bayes.py_module where name = 'bayes_engine'")
+    seven = marshal.dumps(compile(source.replace("SCHEMA_VERSION = 2\n", "SCHEMA_VERSION = 7\n"), "x", "exec"))
+    # Only the code changes (the trigger compiles on a change of source): a backend that uses it says 7.
+    conn.execute("update bayes.py_module set code = %s where name = 'bayes_engine'", (seven,))
+    conn.execute("select bayes.py_load()")
+    assert scalar(conn, "select bayes.default_state(1) ->> 'v'") == "7"
+    # Code of another Python (another magic number) is never unmarshalled: the source is compiled.
+    conn.execute("update bayes.py_module set code_magic = '\\x00000d0a' where name = 'bayes_engine'")
+    conn.execute("select bayes.py_load()")
+    assert scalar(conn, "select bayes.default_state(1) ->> 'v'") == "2"
+    conn.rollback()
+    conn.execute("select bayes.py_load()")
+    assert scalar(conn, "select bayes.default_state(1) ->> 'v'") == "2"
+
+
+def test_a_module_that_does_not_compile_is_refused(conn):
+    source = "def broken(:\n"
+    with pytest.raises(errors.InvalidParameterValue, match="does not compile"), conn.transaction():
+        conn.execute(
+            "select bayes.install_py_module('bayes_engine.extra', encode(sha256(convert_to(%s, 'UTF8')), 'hex'), %s)",
+            (source, source),
+        )
+    assert scalar(conn, "select count(*) from bayes.py_module where name = 'bayes_engine.extra'") == 0
 
 
 def test_a_parameter_row_the_engine_does_not_read_is_a_warning(conn):

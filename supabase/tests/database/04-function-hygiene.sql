@@ -69,6 +69,7 @@ select set_eq(
       ('bayes.check_readiness_method(text)', 'i'),
       ('bayes.py_build()', 's'),
       ('bayes.install_py_module(text,text,text)', 'v'),
+      ('bayes.py_module_compile()', 'v'),
       ('bayes_advance_chapter(uuid,integer)', 'v'),
       ('bayes_apply_llm_scores(uuid,jsonb,text,jsonb,text)', 'v'),
       ('bayes_process_message(uuid,text,timestamp with time zone,text,double precision,boolean)', 'v'),
