@@ -36,6 +36,9 @@ Both of these start by emptying auth.users (and so every state) of the
 bench's own stack. The pg_cron job bayes-run-decay is paused on that stack,
 so that only the bench decays players.
 
+Through PostgREST (--only api, issue 15): bayes_process_message with supabase-py against the
+research's two-call pattern (select, the math in the client, upsert), one client: scripts/bench_api.py.
+
 The lifetime LLM call rate (--only fallback, issue 13): scripts/bench_fallback.py.
 
 Shadow cohorts, counterfactual replay and calibration (--only shadow, issue 14):
@@ -49,6 +52,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import random
 import statistics
 import sys
@@ -59,6 +63,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+import bench_api
 import bench_fallback
 import bench_shadow
 import psycopg
@@ -573,7 +578,7 @@ def live_bench(dsn: str, args) -> list[Target]:
 
 # --- main ------------------------------------------------------------------
 
-SECTIONS = ("message", "decay", "live", "fallback", "shadow")
+SECTIONS = ("message", "api", "decay", "live", "fallback", "shadow")
 
 
 def main() -> int:
@@ -591,6 +596,7 @@ def main() -> int:
     parser.add_argument("--live-players", type=int, default=200_000, help="due players of the live section")
     parser.add_argument("--live-active", type=int, default=300, help="active players of the live section")
     parser.add_argument("--live-calls", type=int, default=2000, help="idle calls of each kind in the live section")
+    bench_api.add_arguments(parser)
     bench_fallback.add_arguments(parser)
     bench_shadow.add_arguments(parser)
     args = parser.parse_args()
@@ -614,6 +620,10 @@ def main() -> int:
     targets: dict[str, list[Target]] = {}
     if "message" in sections:
         targets["issue 3"] = message_bench(dsn, args)
+    if "api" in sections:
+        env = stack_env()
+        rest_url = f"http://127.0.0.1:{os.environ['BAYES_REST_PORT']}"
+        targets["issue 15"] = bench_api.run(dsn, env, rest_url, args)
     if "decay" in sections:
         targets.setdefault("issue 4", []).extend(decay_bench(dsn, args))
     if "live" in sections:
