@@ -266,14 +266,17 @@ def run(dsn: str, env: dict[str, str], rest_url: str, args) -> list[tuple[str, s
     ratio = p50["rpc"] / p50["pattern"]
     ratio99 = p99["rpc"] / p99["pattern"]
     print(f"\n  (1) / (2): p50 {ratio:.2f}, p99 {ratio99:.2f}")
+    # PostgREST 12.0's "transaction" phase reads about 0.25 ms for an RPC that takes over 1 ms in the
+    # database alone: it does not cover the statement's execution, so the split below uses the database
+    # alone (over psycopg: one loopback round trip each, the client's math included for (2)) instead.
     for kind in ("rpc", "pattern"):
         total = p50[kind]
         gateway = p50[kind] - p50[f"{kind}_direct"]
-        server = sum(statistics.median(p.get(ph, 0.0) for p in phases[f"{kind}_direct"]) for ph in PHASES)
         database = p50[f"db_{kind}"]
         print(
-            f"  {names[kind][:3]} {total:.3f} ms = gateway {gateway:.3f} + PostgREST's phases {server:.3f}"
-            f" (its transaction {statistics.median(p.get('transaction', 0.0) for p in phases[kind + '_direct']):.3f};"
-            f" the database alone over psycopg: {database:.3f}) + client and HTTP {total - gateway - server:.3f}"
+            f"  {names[kind][:3]} {total:.3f} ms = gateway and its guard {gateway:.3f}"
+            f" + the database alone (psycopg) {database:.3f}"
+            f" + PostgREST, HTTP and supabase-py {total - gateway - database:.3f}"
+            f" (the floor, a one-column select through the gateway: {p50['floor']:.3f})"
         )
     return [("(1) rpc p50 <= 0.55 x (2) the two-call pattern, through PostgREST", f"{ratio:.2f} x", ratio <= 0.55)]
