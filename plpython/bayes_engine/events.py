@@ -211,7 +211,8 @@ def replay(params, user_id, events, start_chapter=1, decayed_to=None, start=None
 
     The first state is the one the RPCs create for a new player (chapter 1
     priors), or the :class:`Checkpoint` `start` (the state after the events
-    that retention folded and deleted; the events then are the rest of the log). Each event is decoded, applied and encoded again, exactly as
+    that retention folded and deleted; the events then are the rest of the
+    log). Each event is decoded, applied and encoded again, exactly as
     the SQL functions do (:class:`LogReplay`), so the result equals the
     stored state. The bulk decay writes no event: `decayed_to` (the row's
     decayed_at) decays the result up to where the stored state has been

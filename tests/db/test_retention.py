@@ -207,7 +207,7 @@ def test_messages_during_a_run_are_not_kept_waiting_and_nothing_is_lost(db, dsn)
     db.execute("delete from public.user_bayesian_state where user_id = any(%s)", (players,))
 
 
-@pytest.mark.parametrize("value", ["0", "36501", "-5", "\"90\"", "null"])
+@pytest.mark.parametrize("value", ["0", "36501", "-5", '"90"', "null"])
 def test_a_bad_retention_value_is_22023_and_changes_nothing(conn, value):
     with pytest.raises(errors.InvalidParameterValue, match="event_retention_days"):
         conn.execute("update bayes.params set value = %s::jsonb where name = 'event_retention_days'", (value,))
