@@ -109,6 +109,32 @@ def decayed_text(params, state_text, last_message_at, decayed_at, now):
     return stored_decay.encode_decayed(state, before)
 
 
+class Checkpoint:
+    """A replay's position after a prefix of a player's log (a row of bayes.player_checkpoint).
+
+    `text` is the encoded state after the last folded event (None: no event
+    folded yet, start from a new player's state), `last_message_at` and
+    `decayed_at` the row's clock as :class:`LogReplay` tracks it (epoch
+    seconds or None), `events` how many events were folded. Replaying the
+    rest of the log from it equals replaying the whole log: a replay is a
+    left fold of the events, and its whole state between two events is this.
+    """
+
+    __slots__ = ("text", "last_message_at", "decayed_at", "events")
+
+    def __init__(self, text=None, last_message_at=None, decayed_at=None, events=0):
+        self.text = text
+        self.last_message_at = last_message_at
+        self.decayed_at = decayed_at
+        self.events = events
+
+    def __eq__(self, other):
+        return isinstance(other, Checkpoint) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        return "Checkpoint(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+
 class LogReplay:
     """A player's log applied again event by event, exactly as the database applied it.
 
@@ -122,12 +148,23 @@ class LogReplay:
 
     __slots__ = ("params", "user_id", "text", "last_message_at", "decayed_at", "position")
 
-    def __init__(self, params, user_id, start_chapter=1):
+    def __init__(self, params, user_id, start_chapter=1, start=None):
+        """`start`: a :class:`Checkpoint` to continue from (the events it folded are gone from the
+        log), or None to start from the state the RPCs create for a new player."""
         self.params = params
         self.user_id = str(user_id)
-        self.text = codec.encode(codec.default_state(start_chapter, params))
-        self.last_message_at = self.decayed_at = None
-        self.position = 0
+        if start is None or start.text is None:
+            self.text = codec.encode(codec.default_state(start_chapter, params))
+            self.last_message_at = self.decayed_at = None
+            self.position = 0
+        else:
+            self.text = start.text
+            self.last_message_at, self.decayed_at = start.last_message_at, start.decayed_at
+            self.position = start.events
+
+    def checkpoint(self):
+        """Where this replay stands, as a :class:`Checkpoint` that a later replay can start from."""
+        return Checkpoint(self.text, self.last_message_at, self.decayed_at, self.position)
 
     def apply(self, kind, data, evidence=None, skip=False):
         """Apply the next logged event; returns (result, the state after it).
@@ -169,11 +206,13 @@ class LogReplay:
         return result, state
 
 
-def replay(params, user_id, events, start_chapter=1, decayed_to=None):
+def replay(params, user_id, events, start_chapter=1, decayed_to=None, start=None):
     """Rebuild a state from (kind, input) pairs in log order; returns its encoded text.
 
     The first state is the one the RPCs create for a new player (chapter 1
-    priors). Each event is decoded, applied and encoded again, exactly as
+    priors), or the :class:`Checkpoint` `start` (the state after the events
+    that retention folded and deleted; the events then are the rest of the
+    log). Each event is decoded, applied and encoded again, exactly as
     the SQL functions do (:class:`LogReplay`), so the result equals the
     stored state. The bulk decay writes no event: `decayed_to` (the row's
     decayed_at) decays the result up to where the stored state has been
@@ -181,9 +220,35 @@ def replay(params, user_id, events, start_chapter=1, decayed_to=None):
     rounding of the states the bulk runs stored in between (6 significant
     digits).
     """
-    log = LogReplay(params, user_id, start_chapter)
+    log = LogReplay(params, user_id, start_chapter, start)
     for kind, data in events:
         log.apply(kind, data)
     if decayed_to is not None and log.last_message_at is not None and decayed_to > log.decayed_at:
         return decayed_text(params, log.text, log.last_message_at, log.decayed_at, decayed_to)
     return log.text
+
+
+def fold(params, user_id, start, events, horizon):
+    """Retention's step for one player: the longest prefix of his log whose events all occurred
+    before `horizon` (epoch seconds), folded into a :class:`Checkpoint`.
+
+    `events` are (event_id, kind, input, occurred_at) in log order, after the
+    checkpoint `start` (None: from the first event); the iteration stops at
+    the first event at or after the horizon, so a caller that streams the log
+    reads only what is folded and one event more. Returns (the new
+    checkpoint, the id of the last folded event or None, how many were
+    folded, the occurred_at of the first event kept or None when none is).
+    The prefix ends at the first recent event rather than at the last old
+    one: an event sent earlier than the one before it (a send time is
+    accepted up to max_message_age_h in the past) waits for the events
+    before it, so a prefix is all that is ever deleted and the log left is
+    the rest of the one that was folded.
+    """
+    log = LogReplay(params, user_id, start=start)
+    last_id, folded = None, 0
+    for event_id, kind, data, occurred_at in events:
+        if occurred_at >= horizon:
+            return log.checkpoint(), last_id, folded, occurred_at
+        log.apply(kind, data)
+        last_id, folded = event_id, folded + 1
+    return log.checkpoint(), last_id, folded, None

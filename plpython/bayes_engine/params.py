@@ -182,6 +182,7 @@ DEFAULT_SNAPSHOT: dict = {
         "max_consecutive_skips": 2,
         "clock_skew_s": 300,
         "max_message_age_h": 720,
+        "event_retention_days": 90,
         **_default_evidence_rows(),
         **{f"lexicon_{name}": entries for name, entries in encoder.default_words().items()},
         "mood_start_belief": [0.40, 0.25, 0.10, 0.10, 0.05, 0.10],
@@ -219,7 +220,8 @@ DEFAULT_SNAPSHOT: dict = {
 # stores stay inside the codec's bounds (after 1970, before 2200); "margin" in
 # [0, 0.5] (the uncertain band of the fallback, eps < P_ready < 1 - eps),
 # "budget" in [0, 1e6] tokens (B of the LLM budget; the codec's bound on lb)
-# and "window" in [1, 1e9] messages (W: the budget refills B/W a message).
+# and "window" in [1, 1e9] messages (W: the budget refills B/W a message);
+# "retention" in [1, 36500] days (the event log's horizon: bayes.run_retention).
 _CHAPTER_RULES = {
     "boss_threshold": "score",
     **{f"prior_{name}_{ab}": "concentration" for name in vocab.METRIC_NAMES for ab in ("alpha", "beta")},
@@ -253,6 +255,7 @@ _GLOBAL_SCALAR_RULES = {
     "max_consecutive_skips": "int_nonneg",
     "clock_skew_s": "skew",
     "max_message_age_h": "age",
+    "event_retention_days": "retention",
 }
 
 _RULE_TEXT = {
@@ -269,6 +272,7 @@ _RULE_TEXT = {
     "margin": ("must be in [0, 0.5]", lambda x: 0 <= x <= 0.5),
     "budget": ("must be in [0, 1000000]", lambda x: 0 <= x <= 1e6),
     "window": ("must be in [1, 1000000000] (messages)", lambda x: 1 <= x <= 1e9),
+    "retention": ("must be in [1, 36500] (days)", lambda x: 1 <= x <= 36_500),
 }
 
 

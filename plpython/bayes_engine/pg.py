@@ -33,7 +33,18 @@ _REVISION_SQL = "select revision from bayes.params_revision"
 _SNAPSHOT_SQL = "select bayes.params_snapshot()::text as snapshot"
 _BUILD_SQL = "select bayes.py_build() as build"
 _LOAD_SQL = "select bayes.py_load()"
-_EVENTS_SQL = "select kind, input::text as input from bayes.player_event where user_id = $1 order by event_id"
+# The event log is read here and nowhere else in this module: a player's
+# checkpoint (what retention folded and deleted, bayes.player_checkpoint) and
+# the events after it, in log order (pg_shadow reads its own columns).
+_CHECKPOINT_SQL = (
+    "select state::text as state, last_message_epoch, decayed_epoch, events_folded, last_event_id"
+    " from bayes.player_checkpoint where user_id = $1"
+)
+_LOG_SQL = (
+    "select event_id, kind, input::text as input, extract(epoch from occurred_at)::float8 as occurred_at"
+    " from bayes.player_event where user_id = $1 and event_id > $2 order by event_id"
+)
+_LOG_CHUNK = 500
 _DECAYED_AT_SQL = (
     "select extract(epoch from decayed_at)::float8 as decayed_at from public.user_bayesian_state where user_id = $1"
 )
@@ -184,19 +195,84 @@ def step(
     return (codec.encode(state) if changed else None), result_text, _dumps(event_input)
 
 
+def read_checkpoint(plpy, user_id):
+    """(events.Checkpoint or None, the id of the last event it folded: 0 when none) of a player."""
+    rows = plpy.execute(_plan(plpy, _CHECKPOINT_SQL, ["uuid"]), [user_id])
+    if not rows:
+        return None, 0
+    row = rows[0]
+    start = events.Checkpoint(row["state"], row["last_message_epoch"], row["decayed_epoch"], row["events_folded"])
+    return start, row["last_event_id"]
+
+
+def read_log(plpy, user_id, after=0):
+    """The player's events after event `after`, in log order: (event_id, kind, input, occurred_at epoch s).
+
+    Streamed through a cursor, a chunk at a time: a caller that stops early
+    (retention's fold) reads little more than it uses, and a long log never
+    sits in memory whole. Closing the generator closes the cursor.
+    """
+    cursor = plpy.cursor(_plan(plpy, _LOG_SQL, ["uuid", "int8"]), [user_id, after])
+    try:
+        while True:
+            rows = cursor.fetch(_LOG_CHUNK)
+            if not rows:
+                return
+            for r in rows:
+                yield r["event_id"], r["kind"], json.loads(r["input"]), r["occurred_at"]
+    finally:
+        cursor.close()
+
+
 @entry_point
 def replay(plpy, user_id):
-    """The state rebuilt from the player's event log (current parameters), decayed up to the row's decayed_at."""
+    """The state rebuilt from the player's checkpoint and the events after it (current
+    parameters), decayed up to the row's decayed_at."""
     params = load_params(plpy)
-    rows = plpy.execute(_plan(plpy, _EVENTS_SQL, ["uuid"]), [user_id])
+    start, after = read_checkpoint(plpy, user_id)
     decayed_to = plpy.execute(_plan(plpy, _DECAYED_AT_SQL, ["uuid"]), [user_id])
     state_text = events.replay(
         params,
         user_id,
-        ((row["kind"], json.loads(row["input"])) for row in rows),
+        ((kind, data) for _, kind, data, _ in read_log(plpy, user_id, after)),
         decayed_to=decayed_to[0]["decayed_at"] if decayed_to else None,
+        start=start,
     )
     return state_text
+
+
+@entry_point
+def fold_events(plpy, users, after, states, last_message_at, decayed_at, events_folded, horizon, revision):
+    """bayes.fold_events, retention's step for a batch of players (events.fold each).
+
+    Per player (one item per input in every array): the id of the last folded
+    event (null: nothing folded), how many were folded, the new checkpoint
+    (state text, clock, events folded in all), the occurred_at of the first
+    event kept (null: none), and an error (null, or why his log cannot be
+    replayed: then nothing is folded for him). A player never makes the call fail.
+    """
+    params = load_params(plpy, revision)
+    out = {k: [] for k in ("last_event_ids", "folded", "states", "last_message_at", "decayed_at", "kept_from")}
+    out["events_folded"], out["errors"] = [], []
+    for i, user_id in enumerate(users):
+        start = events.Checkpoint(states[i], last_message_at[i], decayed_at[i], events_folded[i])
+        log = read_log(plpy, user_id, after[i])
+        try:
+            checkpoint, last_id, n, kept_from = events.fold(params, user_id, start, log, horizon)
+            error = None
+        except BayesError as err:
+            checkpoint, last_id, n, kept_from, error = start, None, 0, None, err.message
+        finally:
+            log.close()
+        out["last_event_ids"].append(last_id)
+        out["folded"].append(n)
+        out["states"].append(checkpoint.text)
+        out["last_message_at"].append(checkpoint.last_message_at)
+        out["decayed_at"].append(checkpoint.decayed_at)
+        out["events_folded"].append(checkpoint.events)
+        out["kept_from"].append(kept_from)
+        out["errors"].append(error)
+    return out
 
 
 @entry_point

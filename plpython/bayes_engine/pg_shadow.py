@@ -9,7 +9,7 @@ import json
 
 from . import cohort, shadow
 from .errors import INSUFFICIENT_PRIVILEGE, INVALID_PARAMETER, NO_DATA_FOUND, NULL_VALUE, BayesError
-from .pg import _SNAPSHOT_SQL, _dumps, _plan
+from .pg import _SNAPSHOT_SQL, _dumps, _plan, read_checkpoint
 
 _SHADOW_PLAYERS_SQL = (
     "select distinct e.user_id::text as user_id from bayes.player_event as e"
@@ -18,10 +18,11 @@ _SHADOW_PLAYERS_SQL = (
     " and ($3::uuid[] is null or e.user_id = any($3))"
     " order by 1"
 )
+# A player's log after his checkpoint (retention folded and deleted what came before).
 _LOG_SQL = (
     "select kind, message_id, input::text as input, result ->> 'mode' as mode,"
     " extract(epoch from occurred_at)::float8 as occurred_at"
-    " from bayes.player_event where user_id = $1 order by event_id"
+    " from bayes.player_event where user_id = $1 and event_id > $2 order by event_id"
 )
 _TRAINING_PAIRS_SQL = (
     "select p.features, p.llm_evidence from bayes.shadow_pairs($1, $2) as p"
@@ -34,16 +35,19 @@ _APPLY_SQL = (
 
 
 def _shadow_logs(plpy, user_ids):
-    """(user_id, [LoggedEvent]) for each player, read one player at a time."""
-    plan = _plan(plpy, _LOG_SQL, ["uuid"])
+    """(user_id, [LoggedEvent], checkpoint) for each player, read one player at a time: the events
+    inside the retention horizon, and the checkpoint (events.Checkpoint or None) they start from."""
+    plan = _plan(plpy, _LOG_SQL, ["uuid", "int8"])
     for user_id in user_ids:
-        rows = plpy.execute(plan, [user_id])
+        start, after = read_checkpoint(plpy, user_id)
+        rows = plpy.execute(plan, [user_id, after])
         yield (
             user_id,
             [
                 shadow.LoggedEvent(r["kind"], r["message_id"], json.loads(r["input"]), r["mode"], r["occurred_at"])
                 for r in rows
             ],
+            start,
         )
 
 

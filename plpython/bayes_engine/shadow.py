@@ -145,13 +145,17 @@ def _close(turn, state, prm):
         turn.composite, turn.p_ready, turn.ready = composite, boss["p_ready"], boss["ready"]
 
 
-def replay(prm: Params, user_id: str, log, trajectory: str, start_chapter: int = 1):
+def replay(prm: Params, user_id: str, log, trajectory: str, start_chapter: int = 1, start=None):
     """Replay `log` (LoggedEvent in log order) as `trajectory`; returns (turns, final state text).
 
     The replay goes through decode/apply/encode per event as the database
     does (:class:`events.LogReplay`, as :func:`events.replay`), so
     ``logged`` rebuilds the stored state of a player whose log holds every
-    event since his state was made.
+    event since his state was made, or since his checkpoint `start`
+    (:class:`events.Checkpoint`: what retention folded and deleted). Every
+    trajectory starts from the checkpoint: the state the engine had after
+    the folded events (under the parameters of the retention run), since
+    the events before it are gone.
     """
     if trajectory not in TRAJECTORIES:
         raise ValueError(trajectory)
@@ -169,7 +173,7 @@ def replay(prm: Params, user_id: str, log, trajectory: str, start_chapter: int =
 
     else:
         evidence = None
-    replayer = events.LogReplay(prm, user_id, start_chapter)
+    replayer = events.LogReplay(prm, user_id, start_chapter, start)
     turns = []
     by_id = {}
     turn = None
@@ -291,7 +295,8 @@ class Tally:
 
 
 def evaluate(stored: Params, candidate: Params, players, since=None, until=None, progress=None) -> dict:
-    """The candidate policy against the LLM's trajectory over `players` ((user_id, log) pairs).
+    """The candidate policy against the LLM's trajectory over `players` ((user_id, log) pairs, or
+    (user_id, log, checkpoint) when the log starts at a checkpoint: :func:`replay`'s `start`).
 
     Counted: the shadow messages sent in [since, until). The LLM's trajectory
     is replayed under the stored parameters, the candidate under its own.
@@ -304,15 +309,16 @@ def evaluate_all(stored: Params, candidates, players, since=None, until=None, pr
     """:func:`evaluate` of several candidates in one pass: each log read once, and the LLM's
     trajectory (the same for every candidate) replayed once. One report per candidate."""
     tallies = [Tally(int(stored.g["cold_start_messages"])) for _ in candidates]
-    for done, (user_id, log) in enumerate(players, 1):
+    for done, (user_id, log, *checkpoint) in enumerate(players, 1):
+        start = checkpoint[0] if checkpoint else None
         span, counted = shadow_span(log, since, until)
         if counted:
-            reference, _ = replay(stored, user_id, span, "llm")
+            reference, _ = replay(stored, user_id, span, "llm", start=start)
             message_positions = [k for k, ev in enumerate(span) if ev.kind == "message"]
             index = {position: j for j, position in enumerate(message_positions)}
             turns = [index[p] for p in sorted(counted)]
             for tally, candidate in zip(tallies, candidates):
-                candidate_turns, _ = replay(candidate, user_id, span, "candidate")
+                candidate_turns, _ = replay(candidate, user_id, span, "candidate", start=start)
                 tally.add(candidate_turns, reference, turns)
         if progress is not None:
             progress(done)

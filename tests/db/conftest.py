@@ -27,6 +27,7 @@ def dsn(postgresql_proc) -> str:
     # call bayes.run_decay themselves, at the instants they choose.
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("select cron.unschedule('bayes-run-decay')")
+        conn.execute("select cron.unschedule('bayes-run-retention')")  # likewise bayes.run_retention
         # Likewise they send messages at the instants they choose (fixed dates,
         # months of simulated absence), far from the database clock: this
         # database accepts send times up to a year ahead of it and ten years back

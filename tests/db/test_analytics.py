@@ -153,7 +153,7 @@ def send_messages(conn, tag: str) -> tuple[list, int]:
 def population(dsn):
     tag = f"analytics-{uuid.uuid4().hex[:12]}"
     with psycopg.connect(dsn, autocommit=True) as conn:
-        run_id = None
+        run_id = retention_run_id = None
         try:
             players.populate(conn, POPULATION, time.time(), tag=tag, seed=3)
             rpc_user_ids, sent = send_messages(conn, tag)
@@ -162,6 +162,8 @@ def population(dsn):
                 "select max(run_id) from bayes.decay_run where decay_to = %s and status = 'done'",
                 (DECAY_RUN_INSTANT,),
             ).fetchone()[0]
+            conn.execute("call bayes.run_retention()")  # a row for the document's query of the runs
+            retention_run_id = conn.execute("select max(run_id) from bayes.retention_run").fetchone()[0]
             user_ids = [
                 r[0]
                 for r in conn.execute(
@@ -174,6 +176,8 @@ def population(dsn):
             conn.execute("delete from auth.users where email like %s", (tag + "-%",))
             if run_id is not None:
                 conn.execute("delete from bayes.decay_run where run_id = %s", (run_id,))
+            if retention_run_id is not None:
+                conn.execute("delete from bayes.retention_run where run_id = %s", (retention_run_id,))
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 -- The schema of MODEL.md sections 2 and 9, as the migrations create it.
 begin;
-select plan(35);
+select plan(38);
 
 select has_extension('plpython3u', 'plpython3u is installed');
 select has_extension('pg_cron', 'pg_cron is installed');
@@ -35,6 +35,8 @@ select has_table('bayes', 'chapter_params', 'per-chapter parameters');
 select has_table('bayes', 'params', 'global parameters');
 select has_table('bayes', 'decay_run', 'the log of the bulk decay runs');
 select has_table('bayes', 'decay_skipped', 'the rows the bulk decay skipped, and why');
+select has_table('bayes', 'player_checkpoint', 'where each player''s log starts since retention');
+select has_table('bayes', 'retention_run', 'the log of the retention runs');
 select has_table('bayes', 'rollout', 'the share of players in mode bayes (issue 14)');
 select results_eq(
     'select singleton, bayes_percent from bayes.rollout',
@@ -50,6 +52,11 @@ select is(
     (select count(*)::integer from cron.job where command = 'call bayes.run_decay()'),
     1,
     'exactly one pg_cron job runs the bulk decay'
+);
+select is(
+    (select count(*)::integer from cron.job where command = 'call bayes.run_retention()'),
+    1,
+    'exactly one pg_cron job runs the retention of the event log'
 );
 select results_eq(
     'select chapter::int, boss_threshold from bayes.chapter_params order by chapter',

@@ -89,7 +89,7 @@ select set_eq(
       ('bayes.state_readiness(jsonb,text,text,text)', 'service_role'),
       ('bayes.state_fallback_check(jsonb)', 'authenticated'),
       ('bayes.state_fallback_check(jsonb)', 'service_role')$$,
-    'execute privileges of every engine function, per API role (the decay functions and procedure, bayes.install_py_module: none)'
+    'execute privileges of every engine function, per API role (the decay and retention functions and procedures, bayes.install_py_module: none)'
 );
 
 select is_empty(
@@ -103,7 +103,8 @@ select set_eq(
     $$select t.relname, r.role, priv.name
       from (values ('public.user_bayesian_state'::regclass), ('bayes.player_event'), ('bayes.chapter_params'), ('bayes.params'),
                    ('bayes.params_revision'), ('bayes.decay_run'), ('bayes.decay_skipped'), ('bayes.player_summary'),
-                   ('bayes.py_module'), ('bayes.rollout')) as t0 (rel)
+                   ('bayes.py_module'), ('bayes.rollout'), ('bayes.player_checkpoint'),
+                   ('bayes.retention_run')) as t0 (rel)
       cross join lateral (select t0.rel::text as relname) as t
       cross join (values ('anon'), ('authenticated'), ('service_role')) as r (role)
       cross join (values ('select'), ('insert'), ('update'), ('delete'), ('truncate'), ('references'), ('trigger')) as priv (name)
@@ -124,7 +125,9 @@ select set_eq(
       ('bayes.py_module', 'authenticated', 'select'),
       ('bayes.py_module', 'service_role', 'select'),
       ('bayes.player_summary', 'service_role', 'select'),
-      ('bayes.rollout', 'service_role', 'select')$$,
+      ('bayes.rollout', 'service_role', 'select'),
+      ('bayes.player_checkpoint', 'service_role', 'select'),
+      ('bayes.retention_run', 'service_role', 'select')$$,
     'table privileges per API role'
 );
 

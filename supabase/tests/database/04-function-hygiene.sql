@@ -26,11 +26,12 @@ select is_empty(
     'every engine function pins search_path to pg_catalog, pg_temp'
 );
 -- A procedure that commits cannot have a SET clause (PostgreSQL forbids
--- transaction control there): bayes.run_decay schema-qualifies every name.
+-- transaction control there): bayes.run_decay and bayes.run_retention
+-- schema-qualify every name.
 select set_eq(
     $$select signature from engine_function where prokind = 'p'$$,
-    $$values ('bayes.run_decay(timestamp with time zone,integer)')$$,
-    'the only procedure is bayes.run_decay'
+    $$values ('bayes.run_decay(timestamp with time zone,integer)'), ('bayes.run_retention(timestamp with time zone,integer)')$$,
+    'the only procedures are bayes.run_decay and bayes.run_retention'
 );
 select is_empty(
     $$select signature from engine_function where obj_description(oid, 'pg_proc') is null$$,
@@ -92,6 +93,10 @@ select set_eq(
       ('bayes.run_decay(timestamp with time zone,integer)', 'v'),
       ('bayes.schedule_decay(text)', 'v'),
       ('bayes.decay_lock_key()', 'i'),
+      ('bayes.fold_events(uuid[],bigint[],text[],double precision[],double precision[],bigint[],double precision,bigint)', 's'),
+      ('bayes.run_retention(timestamp with time zone,integer)', 'v'),
+      ('bayes.schedule_retention(text)', 'v'),
+      ('bayes.retention_lock_key()', 'i'),
       ('bayes.metric_key(text)', 'i'),
       ('bayes.metric_mean(jsonb,text)', 'i'),
       ('bayes.metric_variance(jsonb,text)', 'i'),

@@ -1,0 +1,251 @@
+"""Retention of the event log (issue 15): bayes.run_retention folds each player's events older than
+the horizon into his checkpoint and deletes them; bayes.replay = checkpoint + the events after it
+still equals the stored state; messages are never kept waiting by a run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+
+import psycopg
+import pytest
+from bayes_dev.support import act_as, new_player
+from psycopg import errors
+
+pytestmark = pytest.mark.db
+
+# The runs of this file prune up to P_NOW - 90 days, years before the instants
+# the other tests of the session send their messages at: their logs are never touched.
+OLD = dt.datetime(2020, 6, 1, 9, 0, tzinfo=dt.UTC)
+RECENT = dt.datetime(2021, 2, 1, 9, 0, tzinfo=dt.UTC)
+P_NOW = dt.datetime(2021, 3, 31, 0, 0, tzinfo=dt.UTC)
+HORIZON = P_NOW - dt.timedelta(days=90)
+
+TEXTS = [
+    ("hey! how was your day?", None, None),
+    ("I love you. What do you dream about?", 40.0, False),
+    ("whatever, this is boring", 900.0, True),
+    ("haha lol \U0001f602 let's go to a bar and do something crazy", 15.0, None),
+    ("I feel like I can be honest with you, I have a secret. " * 5, 2500.0, False),
+    ("ok", 7200.0, None),
+]
+
+
+def converse(db, user_id, messages, start, prefix):
+    t = start
+    for i in range(messages):
+        text, gap, topic = TEXTS[i % len(TEXTS)]
+        t += dt.timedelta(seconds=gap or 45)
+        db.execute(
+            "select public.bayes_process_message(%s, %s, %s, %s, %s, %s)",
+            (user_id, text, t, f"{prefix}{i}", gap, topic),
+        )
+    return t
+
+
+def others(db, user_id, prefix, chapter=None):
+    """An LLM score of the last message, two outcomes and (maybe) a chapter, stamped (occurred_at)
+    at the time of the player's last message, as if they had come right after it."""
+    db.execute(
+        "select public.bayes_apply_llm_scores(%s, %s, %s)",
+        (user_id, json.dumps({"intimacy": 6.5, "trust": -3}), f"{prefix}-llm"),
+    )
+    db.execute("select public.bayes_record_outcome(%s, 'skip', true)", (user_id,))
+    db.execute("select public.bayes_record_outcome(%s, 'reply', false)", (user_id,))
+    if chapter is not None:
+        db.execute("select public.bayes_advance_chapter(%s, %s)", (user_id, chapter))
+    db.execute(
+        "update bayes.player_event as e set occurred_at = ("
+        " select max(m.occurred_at) from bayes.player_event as m"
+        " where m.user_id = e.user_id and m.kind = 'message' and m.event_id < e.event_id)"
+        " where e.user_id = %s and e.kind <> 'message' and e.occurred_at > %s",
+        (user_id, P_NOW),
+    )
+
+
+def replays_exactly(db, user_id) -> bool:
+    return db.execute(
+        "select bayes.replay(user_id) = state from public.user_bayesian_state where user_id = %s", (user_id,)
+    ).fetchone()[0]
+
+
+def log_of(db, user_id):
+    return db.execute(
+        "select event_id, kind, occurred_at from bayes.player_event where user_id = %s order by event_id", (user_id,)
+    ).fetchall()
+
+
+def run(db, batch=1000):
+    db.execute("call bayes.run_retention(%s, %s)", (P_NOW, batch))
+    return db.execute(
+        "select status, players, events_deleted, batches, horizon from bayes.retention_run order by run_id desc limit 1"
+    ).fetchone()
+
+
+@pytest.fixture
+def histories(db):
+    """Players whose logs are wholly old, partly old (messages, LLM scores, outcomes, chapters on
+    both sides of the horizon), and wholly recent."""
+    db.execute("set bayes.seed = 'retention'")
+    players = {name: new_player(db) for name in ("whole", "partly", "partly_v2", "recent")}
+    t = converse(db, players["whole"], 40, OLD, "w")
+    others(db, players["whole"], "w", chapter=2)
+    converse(db, players["whole"], 12, t + dt.timedelta(days=3), "w2")
+
+    t = converse(db, players["partly"], 30, OLD + dt.timedelta(days=60), "p")
+    others(db, players["partly"], "p", chapter=3)
+    t = converse(db, players["partly"], 20, RECENT, "p2")
+    others(db, players["partly"], "p2")
+
+    t = converse(db, players["partly_v2"], 8, HORIZON - dt.timedelta(hours=3), "q")  # straddles the horizon
+    others(db, players["partly_v2"], "q")
+
+    converse(db, players["recent"], 15, RECENT, "r")
+    others(db, players["recent"], "r", chapter=2)
+    yield players
+    db.execute("delete from public.user_bayesian_state where user_id = any(%s)", (list(players.values()),))
+
+
+def test_replay_across_a_prune_equals_the_stored_state_and_a_second_run_finds_nothing(db, histories):
+    logs = {name: log_of(db, u) for name, u in histories.items()}
+    for u in histories.values():
+        assert replays_exactly(db, u)
+    old_before = db.execute("select count(*) from bayes.player_event where occurred_at < %s", (HORIZON,)).fetchone()[0]
+
+    status, players, deleted, batches, horizon = run(db, batch=2)
+    assert status == "done" and horizon == HORIZON
+
+    expected_deleted = 0
+    for name, u in histories.items():
+        kept = log_of(db, u)
+        old = [e for e in logs[name] if e[2] < HORIZON]
+        # exactly the old events went, the recent ones stayed, in order
+        assert kept == [e for e in logs[name] if e[2] >= HORIZON], name
+        expected_deleted += len(old)
+        checkpoint = db.execute(
+            "select events_folded, last_event_id, state is not null, retained_since"
+            " from bayes.player_checkpoint where user_id = %s",
+            (u,),
+        ).fetchone()
+        assert checkpoint is not None, name
+        folded, last_id, has_state, retained_since = checkpoint
+        assert folded == len(old) and has_state == bool(old), name
+        assert last_id == (old[-1][0] if old else 0)
+        assert retained_since == (kept[0][2] if kept else retained_since)
+        assert replays_exactly(db, u), name
+    assert logs["whole"] and not log_of(db, histories["whole"])
+    old_after = db.execute("select count(*) from bayes.player_event where occurred_at < %s", (HORIZON,)).fetchone()[0]
+    assert deleted == old_before - old_after >= expected_deleted
+    assert players >= 3  # whole, partly, partly_v2 (and any other test's player with events before the horizon)
+
+    assert run(db)[:3] == ("done", 0, 0)  # nothing left to do
+
+    # the log goes on from the checkpoint: a new message, and replay still equals the state
+    for name in ("whole", "partly"):
+        converse(db, histories[name], 3, RECENT + dt.timedelta(days=20), "after")
+        assert replays_exactly(db, histories[name]), name
+
+
+def test_deleting_a_state_deletes_its_checkpoint(db, histories):
+    run(db)
+    u = histories["partly"]
+    assert db.execute("select count(*) from bayes.player_checkpoint where user_id = %s", (u,)).fetchone()[0] == 1
+    db.execute("delete from auth.users where id = %s", (u,))  # cascades to the state
+    assert db.execute("select count(*) from bayes.player_checkpoint where user_id = %s", (u,)).fetchone()[0] == 0
+    assert not log_of(db, u)
+
+
+def test_messages_during_a_run_are_not_kept_waiting_and_nothing_is_lost(db, dsn):
+    """A run over 40 players of 30 old messages each, 2 players a batch, while another session
+    sends every player new messages: each message answers while the run goes on, none waits
+    longer than a batch could take, every one is logged, and every replay is exact."""
+    db.execute("set bayes.seed = 'retention-concurrency'")
+    players = [new_player(db) for _ in range(40)]
+    for k, u in enumerate(players):
+        converse(db, u, 30, OLD + dt.timedelta(hours=k), "c")
+    counts = {u: len(log_of(db, u)) for u in players}
+    waits, during = [], []
+    started = threading.Event()
+    done = threading.Event()
+
+    def retention():
+        with psycopg.connect(dsn, autocommit=True) as c:
+            started.set()
+            c.execute("call bayes.run_retention(%s, 2)", (P_NOW,))
+        done.set()
+
+    thread = threading.Thread(target=retention)
+    thread.start()
+    started.wait()
+    sent = 0
+    try:
+        with psycopg.connect(dsn, autocommit=True) as live:
+            while not done.is_set() or sent < len(players):
+                u = players[sent % len(players)]
+                t0 = time.monotonic()
+                live.execute(
+                    "select public.bayes_process_message(%s, 'still here', %s, %s)",
+                    (u, RECENT + dt.timedelta(minutes=sent), f"live{sent}"),
+                )
+                waits.append(time.monotonic() - t0)
+                during.append(not done.is_set())
+                counts[u] += 1
+                sent += 1
+    finally:
+        thread.join()
+    assert sum(during) >= 10, "the run ended before messages could interleave with it"
+    assert max(waits) < 1.0, f"a message waited {max(waits):.3f} s"
+    for u in players:
+        kept = log_of(db, u)
+        folded = db.execute("select events_folded from bayes.player_checkpoint where user_id = %s", (u,)).fetchone()
+        assert folded is not None and folded[0] == 30
+        assert folded[0] + len(kept) == counts[u]  # nothing lost: every event folded or kept
+        assert all(e[2] >= HORIZON for e in kept)
+        assert replays_exactly(db, u)
+    db.execute("delete from public.user_bayesian_state where user_id = any(%s)", (players,))
+
+
+@pytest.mark.parametrize("value", ["0", "36501", "-5", '"90"', "null"])
+def test_a_bad_retention_value_is_22023_and_changes_nothing(conn, value):
+    with pytest.raises(errors.InvalidParameterValue, match="event_retention_days"):
+        conn.execute("update bayes.params set value = %s::jsonb where name = 'event_retention_days'", (value,))
+
+
+def test_bad_arguments_are_refused_before_anything_is_written(db):
+    runs = db.execute("select count(*) from bayes.retention_run").fetchone()[0]
+    with pytest.raises(errors.InvalidParameterValue, match="ahead of the database clock"):
+        db.execute("call bayes.run_retention(now() + interval '2 years')")
+    with pytest.raises(errors.InvalidParameterValue, match="p_batch"):
+        db.execute("call bayes.run_retention(now(), 0)")
+    with pytest.raises(errors.NullValueNotAllowed):
+        db.execute("call bayes.run_retention(null)")
+    assert db.execute("select count(*) from bayes.retention_run").fetchone()[0] == runs
+
+
+def test_an_overlapping_run_does_nothing_and_says_so(db, dsn):
+    with psycopg.connect(dsn, autocommit=True) as holder:
+        holder.execute("select pg_advisory_lock(bayes.retention_lock_key())")
+        db.execute("call bayes.run_retention(%s)", (P_NOW,))
+        holder.execute("select pg_advisory_unlock(bayes.retention_lock_key())")
+    status = db.execute("select status, players from bayes.retention_run order by run_id desc limit 1").fetchone()
+    assert status == ("overlapped", 0)
+
+
+def test_service_role_may_read_the_log_of_runs_but_not_run_or_schedule_it(conn):
+    act_as(conn, "service_role")
+    conn.execute("select count(*) from bayes.retention_run")
+    conn.execute("select count(*) from bayes.player_checkpoint")
+    with pytest.raises(errors.InsufficientPrivilege):
+        conn.execute("call bayes.run_retention()")
+
+
+def test_schedule_retention_keeps_one_job(db):
+    job = db.execute("select bayes.schedule_retention('17 * * * *')").fetchone()[0]
+    again = db.execute("select bayes.schedule_retention()").fetchone()[0]
+    assert job == again
+    assert db.execute("select schedule from cron.job where jobname = 'bayes-run-retention'").fetchall() == [
+        ("7 * * * *",)
+    ]
+    db.execute("select cron.unschedule('bayes-run-retention')")
