@@ -131,8 +131,10 @@ comment on function bayes.py_module_compile is
 'Trigger py_module_compile of bayes.py_module: compiles the written source with the database server''s Python into code (marshal) and code_magic, or refuses a module that does not compile (22023).';
 revoke all on function bayes.py_module_compile from public;
 
+-- Any update, not only of source: the code a backend runs is always the
+-- compiled source, whatever column a statement writes.
 create or replace trigger py_module_compile
-before insert or update of source on bayes.py_module
+before insert or update on bayes.py_module
 for each row execute function bayes.py_module_compile();
 
 -- Rows written before the trigger existed: compiled here, once.

@@ -286,8 +286,11 @@ def test_a_backend_runs_the_stored_code_of_its_own_python_else_the_source(conn):
     """py_load unmarshals the stored code when its magic number is the server's, and compiles the source otherwise."""
     source = scalar(conn, "select source from bayes.py_module where name = 'bayes_engine'")
     seven = marshal.dumps(compile(source.replace("SCHEMA_VERSION = 2\n", "SCHEMA_VERSION = 7\n"), "x", "exec"))
-    # Only the code changes (the trigger compiles on a change of source): a backend that uses it says 7.
+    # Only the code changes, past the trigger (which compiles the source on every write): a backend that
+    # uses it says 7.
+    conn.execute("set local session_replication_role = replica")
     conn.execute("update bayes.py_module set code = %s where name = 'bayes_engine'", (seven,))
+    conn.execute("set local session_replication_role = origin")
     conn.execute("select bayes.py_load()")
     assert scalar(conn, "select bayes.default_state(1) ->> 'v'") == "7"
     # Code of another Python (another magic number) is never unmarshalled: the source is compiled.
@@ -297,6 +300,16 @@ def test_a_backend_runs_the_stored_code_of_its_own_python_else_the_source(conn):
     conn.rollback()
     conn.execute("select bayes.py_load()")
     assert scalar(conn, "select bayes.default_state(1) ->> 'v'") == "2"
+
+
+def test_a_write_of_the_code_alone_stores_the_compiled_source(conn):
+    """The code a backend runs is always its source compiled: a statement that writes only code is overruled."""
+    other = marshal.dumps(compile("SCHEMA_VERSION = 7\n", "x", "exec"))
+    conn.execute("update bayes.py_module set code = %s where name = 'bayes_engine'", (other,))
+    assert bytes(scalar(conn, "select code from bayes.py_module where name = 'bayes_engine'")) != other
+    conn.execute("select bayes.py_load()")
+    assert scalar(conn, "select bayes.default_state(1) ->> 'v'") == "2"
+    conn.rollback()
 
 
 def test_a_module_that_does_not_compile_is_refused(conn):

@@ -1846,7 +1846,7 @@ __all__ = [
 ]
 $bayes_py$);
 
--- file sql/functions/05_runtime.sql sha256 37fadfe997010a1e9f0207d204e6b98267556e2030b9ef289379717dec750fe4
+-- file sql/functions/05_runtime.sql sha256 b73f847b980f6ff8c4f821201661eeb8d900d7e494fd3f6aec7e4a0e2d56a1fd
 -- The Python runtime of the engine. The bayes_engine package lives in the
 -- table bayes.py_module (written by the functions migrations); each backend
 -- loads it on its first call of an engine function (bayes.py_load), and
@@ -1980,8 +1980,10 @@ comment on function bayes.py_module_compile is
 'Trigger py_module_compile of bayes.py_module: compiles the written source with the database server''s Python into code (marshal) and code_magic, or refuses a module that does not compile (22023).';
 revoke all on function bayes.py_module_compile from public;
 
+-- Any update, not only of source: the code a backend runs is always the
+-- compiled source, whatever column a statement writes.
 create or replace trigger py_module_compile
-before insert or update of source on bayes.py_module
+before insert or update on bayes.py_module
 for each row execute function bayes.py_module_compile();
 
 -- Rows written before the trigger existed: compiled here, once.
