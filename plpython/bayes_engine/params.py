@@ -182,6 +182,7 @@ DEFAULT_SNAPSHOT: dict = {
         "max_consecutive_skips": 2,
         "clock_skew_s": 300,
         "max_message_age_h": 720,
+        "idempotency_window_h": 72,
         **_default_evidence_rows(),
         **{f"lexicon_{name}": entries for name, entries in encoder.default_words().items()},
         "mood_start_belief": [0.40, 0.25, 0.10, 0.10, 0.05, 0.10],
@@ -253,6 +254,7 @@ _GLOBAL_SCALAR_RULES = {
     "max_consecutive_skips": "int_nonneg",
     "clock_skew_s": "skew",
     "max_message_age_h": "age",
+    "idempotency_window_h": "window_h",
 }
 
 _RULE_TEXT = {
@@ -269,6 +271,7 @@ _RULE_TEXT = {
     "margin": ("must be in [0, 0.5]", lambda x: 0 <= x <= 0.5),
     "budget": ("must be in [0, 1000000]", lambda x: 0 <= x <= 1e6),
     "window": ("must be in [1, 1000000000] (messages)", lambda x: 1 <= x <= 1e9),
+    "window_h": ("must be in [0, 87600] (hours; ten years)", lambda x: 0 <= x <= 87_600),
 }
 
 

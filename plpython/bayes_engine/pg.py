@@ -25,7 +25,7 @@ loads the new code and calls the new copy of the function.
 import importlib
 import json
 
-from . import codec, cohort, events, model, wire
+from . import codec, cohort, eventlog, events, model, wire
 from .errors import INVALID_PARAMETER, BayesError
 from .params import GLOBAL_KEYS, Params
 
@@ -33,7 +33,7 @@ _REVISION_SQL = "select revision from bayes.params_revision"
 _SNAPSHOT_SQL = "select bayes.params_snapshot()::text as snapshot"
 _BUILD_SQL = "select bayes.py_build() as build"
 _LOAD_SQL = "select bayes.py_load()"
-_EVENTS_SQL = "select kind, input::text as input from bayes.player_event where user_id = $1 order by event_id"
+_EVENTS_SQL = "select kind::text as kind, input from bayes.player_event where user_id = $1 order by event_id"
 _DECAYED_AT_SQL = (
     "select extract(epoch from decayed_at)::float8 as decayed_at from public.user_bayesian_state where user_id = $1"
 )
@@ -165,9 +165,11 @@ def step(
 ):
     """Any writer's input applied to a locked row's state (events.apply).
 
-    Returns (new state, result, event input) as JSON texts; the new state is
-    None when nothing changed (a chapter that is already current). The result
-    says the player's mode under bayes.rollout's `bayes_percent` (issue 14).
+    Returns (new state, result, event input): the state and the result as
+    JSON texts, the input packed for the event log (bayes_engine.eventlog);
+    the new state is None when nothing changed (a chapter that is already
+    current). The result says the player's mode under bayes.rollout's
+    `bayes_percent` (issue 14).
     """
     params = load_params(plpy, revision)
     state = codec.decode(state_text, params)
@@ -181,7 +183,7 @@ def step(
     result["version"] = version + 1 if changed else version
     result["mode"] = cohort.player_mode(user_id, bayes_percent)
     result_text = wire.message_result(result) if kind == "message" else _dumps(result)
-    return (codec.encode(state) if changed else None), result_text, _dumps(event_input)
+    return (codec.encode(state) if changed else None), result_text, eventlog.pack(kind, event_input)
 
 
 @entry_point
@@ -193,10 +195,45 @@ def replay(plpy, user_id):
     state_text = events.replay(
         params,
         user_id,
-        ((row["kind"], json.loads(row["input"])) for row in rows),
+        ((row["kind"], eventlog.unpack(row["kind"], row["input"])) for row in rows),
         decayed_to=decayed_to[0]["decayed_at"] if decayed_to else None,
     )
     return state_text
+
+
+@entry_point
+def expired_duplicate(plpy, user_id, message_id, state_text, version, last_message_at, decayed_at, now, bayes_percent):
+    """The answer to a message id sent again after the idempotency window (bayes.expired_duplicate).
+
+    The first result is no longer kept: the player's current summary
+    (model.summary of the stored state decayed up to `now`; nothing is
+    written), marked "duplicate" and "result_expired".
+    """
+    params = load_params(plpy)
+    state = codec.decode(state_text, params)
+    model.decay(state, params, last_message_at, decayed_at, now)
+    result = model.summary(state, params)
+    result.update(
+        user_id=user_id,
+        message_id=message_id,
+        duplicate=True,
+        result_expired=True,
+        version=version,
+        mode=cohort.player_mode(user_id, bayes_percent),
+    )
+    return _dumps(result)
+
+
+@entry_point
+def event_input(plpy, kind, blob):
+    """An event's stored input as JSON text (bayes.event_input)."""
+    return eventlog.input_text(kind, blob)
+
+
+@entry_point
+def pack_event_input(plpy, kind, input_text):
+    """An input in the JSON of bayes_engine.events packed as the event log stores it (bayes.pack_event_input)."""
+    return eventlog.pack(kind, json.loads(input_text))
 
 
 @entry_point
