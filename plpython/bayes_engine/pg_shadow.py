@@ -13,13 +13,13 @@ from .pg import _SNAPSHOT_SQL, _dumps, _plan
 
 _SHADOW_PLAYERS_SQL = (
     "select distinct e.user_id::text as user_id from bayes.player_event as e"
-    " where e.kind = 'message' and e.mode = 'shadow'"
+    " where e.kind = 'message' and e.player_mode = 'shadow'"
     " and e.occurred_at >= coalesce($1, '-infinity') and e.occurred_at < coalesce($2, 'infinity')"
     " and ($3::uuid[] is null or e.user_id = any($3))"
     " order by 1"
 )
 _LOG_SQL = (
-    "select kind::text as kind, message_id, input, mode::text as mode,"
+    "select kind::text as kind, message_id, input, player_mode::text as mode,"
     " extract(epoch from occurred_at)::float8 as occurred_at"
     " from bayes.player_event where user_id = $1 order by event_id"
 )

@@ -105,7 +105,7 @@ begin
 
     event as (
         insert into bayes.player_event (
-            user_id, occurred_at, message_key, kind, mode, n, mood, fallback_reason, fallback_needed, message_id, input
+            user_id, occurred_at, message_key, kind, player_mode, n, mood, fallback_reason, fallback_needed, message_id, input
         )
         select
             u.user_id,

@@ -35,7 +35,7 @@ as $$
         m.user_id,
         m.message_id,
         m.occurred_at,
-        case when m.mode = 'shadow' then 'shadow' else 'audit' end,
+        case when m.player_mode = 'shadow' then 'shadow' else 'audit' end,
         m.n,
         array(select jsonb_array_elements_text(mi.input -> 'observation' -> 'features')),
         array(
@@ -66,8 +66,8 @@ as $$
         and m.occurred_at >= coalesce(p_from, '-infinity')
         and m.occurred_at < coalesce(p_to, 'infinity')
         and (
-            m.mode = 'shadow'
-            or (m.mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
+            m.player_mode = 'shadow'
+            or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
         )
 $$;
 

@@ -23,7 +23,7 @@ begin
     perform bayes.py_load();
 
     insert into bayes.player_event (
-        event_id, user_id, occurred_at, message_key, kind, mode, n, mood, fallback_reason, fallback_needed,
+        event_id, user_id, occurred_at, message_key, kind, player_mode, n, mood, fallback_reason, fallback_needed,
         message_id, input
     )
     overriding system value

@@ -74,7 +74,7 @@ create table bayes.player_event (
     occurred_at timestamptz not null,
     message_key uuid,
     kind bayes.event_kind not null,
-    mode bayes.rollout_mode,
+    player_mode bayes.rollout_mode,
     n integer,
     mood bayes.mood,
     fallback_reason bayes.fallback_reason,
@@ -94,7 +94,7 @@ comment on column bayes.player_event.message_key is
 'bayes.message_key(user_id, kind, message_id): md5 of the three as a uuid, unique: a (player, kind, message id) is applied at most once.';
 comment on column bayes.player_event.kind is
 'The writer: message, llm_scores, outcome or chapter.';
-comment on column bayes.player_event.mode is
+comment on column bayes.player_event.player_mode is
 'The player''s mode when the input was applied (the result''s "mode"; null in events older than issue 14).';
 comment on column bayes.player_event.n is
 'A message''s number in the player''s life (the result''s "n"); null for the other kinds.';
@@ -157,7 +157,8 @@ grant select on table bayes.event_result to service_role;
 insert into bayes.params (name, value, description) values (
     'idempotency_window_h',
     '72',
-    'Hours a message''s first result is kept: a message id sent again within them gets that result, later "result_expired" and the current summary'
+    'Hours a message''s first result is kept: a message id sent again within them gets that result,'
+    || ' later "result_expired" and the current summary'
 );
 
 -------------------------------------------------------------------------------

@@ -1302,7 +1302,7 @@ def calibrate_evidence(plpy, since, until, holdout, ridge, overrides_text, apply
 
     return pg_shadow.calibrate_evidence(plpy, load_params(plpy), since, until, holdout, ridge, overrides_text, apply)
 $bayes_py$);
-select bayes.install_py_module('bayes_engine.pg_shadow', '681e965c448e8ef8e2badb6db4c1a2e56ed25a2f475c34a7656bbacd051c5da9', $bayes_py$"""The shadow functions' side of PostgreSQL (issue 14): bayes.evaluate_policy and
+select bayes.install_py_module('bayes_engine.pg_shadow', 'e22853a83178ea8a1826389f12a6c140b7b39214acd0e00457021b717a86d87a', $bayes_py$"""The shadow functions' side of PostgreSQL (issue 14): bayes.evaluate_policy and
 bayes.calibrate_evidence read the shadow players' logs here and hand them to
 bayes_engine.shadow. Only the two entry points of the same names in
 bayes_engine.pg import this module (with pg, the only modules that talk to
@@ -1317,13 +1317,13 @@ from .pg import _SNAPSHOT_SQL, _dumps, _plan
 
 _SHADOW_PLAYERS_SQL = (
     "select distinct e.user_id::text as user_id from bayes.player_event as e"
-    " where e.kind = 'message' and e.mode = 'shadow'"
+    " where e.kind = 'message' and e.player_mode = 'shadow'"
     " and e.occurred_at >= coalesce($1, '-infinity') and e.occurred_at < coalesce($2, 'infinity')"
     " and ($3::uuid[] is null or e.user_id = any($3))"
     " order by 1"
 )
 _LOG_SQL = (
-    "select kind::text as kind, message_id, input, mode::text as mode,"
+    "select kind::text as kind, message_id, input, player_mode::text as mode,"
     " extract(epoch from occurred_at)::float8 as occurred_at"
     " from bayes.player_event where user_id = $1 order by event_id"
 )
@@ -2225,7 +2225,7 @@ comment on function public.bayes_get_state is
 revoke all on function public.bayes_get_state from public, anon, authenticated, service_role;
 grant execute on function public.bayes_get_state to authenticated, service_role;
 
--- file sql/functions/50_apply_input.sql sha256 fc84a56ab78f584035bc629f9fff7ff874083895417b10868714696cfab13d70
+-- file sql/functions/50_apply_input.sql sha256 9512a19a5d35707abef235253a93b0cfcd211516a4a4b1e5db479551db8b75d4
 -- What every writer RPC does once its arguments are checked, written once:
 -- bayes.apply_input locks (or creates) the player's row, answers a repeated
 -- message id with the first result, applies the input with bayes.step (the
@@ -2333,7 +2333,7 @@ begin
 
     event as (
         insert into bayes.player_event (
-            user_id, occurred_at, message_key, kind, mode, n, mood, fallback_reason, fallback_needed, message_id, input
+            user_id, occurred_at, message_key, kind, player_mode, n, mood, fallback_reason, fallback_needed, message_id, input
         )
         select
             u.user_id,
@@ -3606,7 +3606,7 @@ comment on function public.bayes_fallback_check is
 revoke all on function public.bayes_fallback_check from public, anon, authenticated, service_role;
 grant execute on function public.bayes_fallback_check to authenticated, service_role;
 
--- file sql/functions/88_shadow.sql sha256 d538925ab38c9ea5aa122b414821ff02e3d98cdc068568b53f3d832b8fda2d84
+-- file sql/functions/88_shadow.sql sha256 021fe13d1e633bd8d278ee7e6ff0855cbf8337e1e37a4c0f98a560ff2ac58236
 -- Switching a live game over safely (issue 14): what the shadow cohort's
 -- LLM said next to what the engine saw, the counterfactual replay of the
 -- fallback policy over the shadow players' logs, and the calibration of the
@@ -3644,7 +3644,7 @@ as $$
         m.user_id,
         m.message_id,
         m.occurred_at,
-        case when m.mode = 'shadow' then 'shadow' else 'audit' end,
+        case when m.player_mode = 'shadow' then 'shadow' else 'audit' end,
         m.n,
         array(select jsonb_array_elements_text(mi.input -> 'observation' -> 'features')),
         array(
@@ -3675,8 +3675,8 @@ as $$
         and m.occurred_at >= coalesce(p_from, '-infinity')
         and m.occurred_at < coalesce(p_to, 'infinity')
         and (
-            m.mode = 'shadow'
-            or (m.mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
+            m.player_mode = 'shadow'
+            or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
         )
 $$;
 
@@ -3858,7 +3858,7 @@ comment on view bayes.player_summary is
 revoke all on table bayes.player_summary from public, anon, authenticated, service_role;
 grant select on table bayes.player_summary to service_role;
 
--- file sql/functions/98_event_log_upgrade.sql sha256 6ca1cfef32de09798a4deb9c3719ac80c6fb022c3a1bcab3eb6bd49ddbababc2
+-- file sql/functions/98_event_log_upgrade.sql sha256 509d36fc0a424e67fb929d641eac60ed031d3433cfabb3c5f843bcac9826b798
 -- Issue 15: the events of the old layout (bayes.player_event_v1, which
 -- schema migration 0011 renamed) converted into the compact log, then the
 -- old table dropped. Here, at the end of a functions migration, rather than
@@ -3884,7 +3884,7 @@ begin
     perform bayes.py_load();
 
     insert into bayes.player_event (
-        event_id, user_id, occurred_at, message_key, kind, mode, n, mood, fallback_reason, fallback_needed,
+        event_id, user_id, occurred_at, message_key, kind, player_mode, n, mood, fallback_reason, fallback_needed,
         message_id, input
     )
     overriding system value
