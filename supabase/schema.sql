@@ -21,6 +21,53 @@ CREATE EXTENSION IF NOT EXISTS plpython3u WITH SCHEMA pg_catalog;
 -- Name: EXTENSION plpython3u; Type: COMMENT; Schema: -; Owner:
 COMMENT ON EXTENSION plpython3u IS 'PL/Python3U untrusted procedural language';
 
+-- Name: event_kind; Type: TYPE; Schema: bayes; Owner: postgres
+CREATE TYPE bayes.event_kind AS ENUM (
+    'message',
+    'llm_scores',
+    'outcome',
+    'chapter'
+);
+
+-- Name: TYPE event_kind; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TYPE bayes.event_kind IS 'The writer that logged an event: bayes_process_message, bayes_apply_llm_scores, bayes_record_outcome, bayes_advance_chapter.';
+
+-- Name: fallback_reason; Type: TYPE; Schema: bayes; Owner: postgres
+CREATE TYPE bayes.fallback_reason AS ENUM (
+    'cold_start',
+    'no_signals',
+    'uncertain',
+    'audit',
+    'bayesian_sufficient',
+    'high_variance',
+    'critical_zone'
+);
+
+-- Name: TYPE fallback_reason; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TYPE bayes.fallback_reason IS 'The reason of a message''s fallback decision (MODEL.md section 7); high_variance and critical_zone only in events of the v1 engine.';
+
+-- Name: mood; Type: TYPE; Schema: bayes; Owner: postgres
+CREATE TYPE bayes.mood AS ENUM (
+    'content',
+    'playful',
+    'anxious',
+    'avoidant',
+    'defensive',
+    'withdrawn'
+);
+
+-- Name: TYPE mood; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TYPE bayes.mood IS 'The six HMM moods of MODEL.md section 1, in their order.';
+
+-- Name: rollout_mode; Type: TYPE; Schema: bayes; Owner: postgres
+CREATE TYPE bayes.rollout_mode AS ENUM (
+    'bayes',
+    'shadow'
+);
+
+-- Name: TYPE rollout_mode; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TYPE bayes.rollout_mode IS 'A player''s mode under bayes.rollout (issue 14): bayes (the engine decides) or shadow (the LLM is asked on every message).';
+
 -- Name: apply_input(text, uuid, text, json, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
@@ -29,6 +76,7 @@ CREATE FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text
     AS $$
 declare
     v_row public.user_bayesian_state;
+    v_message_key uuid;
     v_previous jsonb;
     v_step record;
 begin
@@ -36,7 +84,10 @@ begin
     -- writers need one (P0002).
     v_row := bayes.lock_state(p_user_id, p_kind in ('message', 'chapter'));
     if p_message_id is not null then
-        v_previous := bayes.previous_result(p_user_id, p_kind, p_message_id);
+        -- bayes.message_key's expression, written out: a call of a SQL
+        -- function with a pinned search_path is planned again every time.
+        v_message_key := md5(p_user_id::text || '/' || p_kind || '/' || p_message_id)::uuid;
+        v_previous := bayes.previous_result(v_row, p_message_id, v_message_key);
         if v_previous is not null then
             return v_previous;
         end if;
@@ -61,7 +112,15 @@ begin
     ) as s;
     if v_step.state is not null then
         perform bayes.save_state(
-            p_user_id, v_step.state, p_kind, p_message_id, p_occurred_at, v_step.input, v_step.result, p_message_at
+            p_user_id,
+            v_step.state,
+            p_kind,
+            p_message_id,
+            v_message_key,
+            p_occurred_at,
+            v_step.input,
+            v_step.result,
+            p_message_at
         );
     end if;
     return v_step.result;
@@ -69,7 +128,7 @@ end
 $$;
 
 -- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) IS 'The shared sequence of the writer RPCs: lock (or create) the row, return the first result of a repeated (player, kind, message id), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at).';
+COMMENT ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) IS 'The shared sequence of the writer RPCs: lock (or create) the row, answer a repeated (player, kind, message id) (bayes.previous_result: its first result within the idempotency window, else the current summary), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at).';
 
 -- Name: assert_may_read(uuid); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.assert_may_read(p_user_id uuid) RETURNS void
@@ -471,15 +530,21 @@ CREATE FUNCTION bayes.delete_player_events() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-    delete from bayes.player_event as e
-    using old_states as o
-    where e.user_id = o.user_id;
+    with deleted as (
+        delete from bayes.player_event as e
+        using old_states as o
+        where e.user_id = o.user_id
+        returning e.event_id
+    )
+    delete from bayes.event_result as r
+    using deleted as d
+    where r.event_id = d.event_id;
     return null;
 end
 $$;
 
 -- Name: FUNCTION delete_player_events(); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.delete_player_events() IS 'Statement trigger of public.user_bayesian_state: deletes the events of deleted states. SECURITY DEFINER because the event log is append-only for the API roles.';
+COMMENT ON FUNCTION bayes.delete_player_events() IS 'Statement trigger of public.user_bayesian_state: deletes the events of deleted states and their kept results. SECURITY DEFINER because the event log is append-only for the API roles.';
 
 -- Name: describe_state(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.describe_state(p_state jsonb) RETURNS jsonb
@@ -506,6 +571,73 @@ $$;
 
 -- Name: FUNCTION evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) IS 'Counterfactual replay: the event logs of the shadow players (all, or p_users) replayed under the stored parameters with p_overrides ({bayes.params name: value}; nothing is written), consulting each logged LLM answer only when the replayed fallback asks for it. Reports, over the shadow messages sent in [p_from, p_to): the LLM call rate per message bucket and over the lifetime, the reasons, and the fidelity against the LLM''s trajectory (every message''s metric evidence the LLM''s delta / 10): boss-ready agreement and mean |composite difference| after the cold start. Progress as NOTICEs.';
+
+-- Name: event_input(bayes.event_kind, bytea); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.event_input(p_kind bayes.event_kind, p_input bytea) RETURNS jsonb
+    LANGUAGE plpython3u IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.event_input(plpy, p_kind, p_input)
+$$;
+
+-- Name: FUNCTION event_input(p_kind bayes.event_kind, p_input bytea); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.event_input(p_kind bayes.event_kind, p_input bytea) IS 'The input of an event of kind p_kind (bayes.player_event.input, packed) as the JSON the engine applies: for a message its send time, reply gap, topic change, seed and observation (plus, minus, features, vices, symbols); for LLM scores the deltas and the optional vices and mood; for an outcome the decision and engaged; for a chapter the chapter. "v": the engine''s schema (absent: v1). Raises XX001 for bytes the engine did not write.';
+
+-- Name: expire_event_results(timestamp with time zone, integer); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.expire_event_results(p_before timestamp with time zone, p_batch integer) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_checked boolean;
+    v_deleted bigint;
+begin
+    v_checked := bayes.check_not_null(p_before, 'p_before');
+    v_checked := bayes.check_not_null(p_batch, 'p_batch');
+    if p_batch < 1 then
+        raise exception 'p_batch must be at least 1, got %', p_batch using errcode = '22023';
+    end if;
+    -- The p_batch oldest results by event_id (the order they were written
+    -- in, up to concurrent transactions): those written before p_before are
+    -- deleted. A read of the head of the primary key, never a scan of the
+    -- window: a straggler (written before p_before behind a newer one) goes
+    -- at a later call.
+    with head as (
+        select r.event_id, r.written_at
+        from bayes.event_result as r
+        order by r.event_id
+        limit p_batch
+    ),
+
+    deleted as (
+        delete from bayes.event_result as r
+        using head as h
+        where r.event_id = h.event_id and h.written_at < p_before
+        returning 1
+    )
+
+    select count(*) into v_deleted from deleted;
+    return v_deleted;
+end
+$$;
+
+-- Name: FUNCTION expire_event_results(p_before timestamp with time zone, p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.expire_event_results(p_before timestamp with time zone, p_batch integer) IS 'Deletes the kept first results (bayes.event_result) written before p_before among the p_batch oldest; returns how many. Fewer than p_batch: nothing more to expire for now. The retention job calls it with p_before = now() - idempotency_window_h, one batch per transaction. Owner only.';
+
+-- Name: expired_duplicate(uuid, text, jsonb, bigint, double precision, double precision, double precision, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.expired_duplicate(p_user_id uuid, p_message_id text, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision, p_bayes_percent double precision) RETURNS jsonb
+    LANGUAGE plpython3u STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.expired_duplicate(plpy, p_user_id, p_message_id, p_state, p_version, p_last_message_at, p_decayed_at, p_now, p_bayes_percent)
+$$;
+
+-- Name: FUNCTION expired_duplicate(p_user_id uuid, p_message_id text, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision, p_bayes_percent double precision); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.expired_duplicate(p_user_id uuid, p_message_id text, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision, p_bayes_percent double precision) IS 'The answer to a message id sent again after the idempotency window: the player''s current summary (n, chapter, composite, metrics, fallback, boss) of the stored state decayed up to p_now (epoch seconds; nothing is written), with user_id, message_id, version, mode (under p_bayes_percent), "duplicate": true and "result_expired": true.';
 
 -- Name: fallback_reason(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.fallback_reason(p_state jsonb) RETURNS text
@@ -633,6 +765,15 @@ $$;
 -- Name: FUNCTION lock_state(p_user_id uuid, p_create boolean); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.lock_state(p_user_id uuid, p_create boolean) IS 'Locks the state row of player p_user_id FOR UPDATE and returns it; when absent, creates it with chapter 1 priors (p_create) or raises P0002.';
 
+-- Name: message_key(uuid, bayes.event_kind, text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.message_key(p_user_id uuid, p_kind bayes.event_kind, p_message_id text) RETURNS uuid
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN (md5((((((p_user_id)::text || '/'::text) || (p_kind)::text) || '/'::text) || p_message_id)))::uuid;
+
+-- Name: FUNCTION message_key(p_user_id uuid, p_kind bayes.event_kind, p_message_id text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.message_key(p_user_id uuid, p_kind bayes.event_kind, p_message_id text) IS 'The identity of a (player, kind, message id) in bayes.player_event.message_key: md5 of the three joined by / as a uuid. bayes.apply_input computes the same expression inline.';
+
 -- Name: metric_interval(jsonb, text, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.metric_interval(p_state jsonb, p_metric text, p_mass double precision DEFAULT 0.95) RETURNS double precision[]
     LANGUAGE plpython3u IMMUTABLE STRICT
@@ -728,6 +869,19 @@ $$;
 -- Name: FUNCTION mood(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.mood(p_state jsonb) IS 'The most probable mood of a compact state (the first on a tie): content, playful, anxious, avoidant, defensive or withdrawn; null for a corrupt state.';
 
+-- Name: pack_event_input(bayes.event_kind, jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.pack_event_input(p_kind bayes.event_kind, p_input jsonb) RETURNS bytea
+    LANGUAGE plpython3u IMMUTABLE STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.pack_event_input(plpy, p_kind, p_input)
+$$;
+
+-- Name: FUNCTION pack_event_input(p_kind bayes.event_kind, p_input jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.pack_event_input(p_kind bayes.event_kind, p_input jsonb) IS 'The inverse of bayes.event_input: an input in the engine''s JSON packed as bayes.player_event.input stores it (the conversion of old events uses it). Owner only: the log is written by the engine alone.';
+
 -- Name: params_snapshot(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.params_snapshot() RETURNS jsonb
     LANGUAGE sql STABLE
@@ -766,22 +920,43 @@ $$;
 -- Name: FUNCTION player_mode(p_user_id uuid); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.player_mode(p_user_id uuid) IS 'The mode of player p_user_id under bayes.rollout: ''bayes'' (the backend asks the LLM only when fallback.needed) or ''shadow'' (it asks the LLM on every message and reports its judgement with bayes_apply_llm_scores); ''shadow'' when bayes.rollout has no row.';
 
--- Name: previous_result(uuid, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text) RETURNS jsonb
+-- Name: previous_result(public.user_bayesian_state, text, uuid); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+    v_written_at timestamptz;
+    v_result jsonb;
 begin
-    return (
-        select e.result || '{"duplicate": true}'::jsonb
-        from bayes.player_event as e
-        where e.user_id = p_user_id and e.kind = p_kind and e.message_id = p_message_id
+    select r.written_at, r.result into v_written_at, v_result
+    from bayes.player_event as e
+    left join bayes.event_result as r on r.event_id = e.event_id
+    where e.message_key = p_message_key and e.user_id = p_row.user_id;
+    if not found then
+        return null;
+    end if;
+    if v_result is not null
+        and v_written_at >= now() - make_interval(
+            secs => 3600 * (select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'idempotency_window_h')
+        ) then
+        return v_result || '{"duplicate": true}'::jsonb;
+    end if;
+    return bayes.expired_duplicate(
+        p_row.user_id,
+        p_message_id,
+        p_row.state,
+        p_row.version,
+        extract(epoch from p_row.last_message_at)::float8,
+        extract(epoch from p_row.decayed_at)::float8,
+        extract(epoch from now())::float8,
+        coalesce((select r.bayes_percent::float8 from bayes.rollout as r), 0)
     );
 end
 $$;
 
--- Name: FUNCTION previous_result(p_user_id uuid, p_kind text, p_message_id text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text) IS 'The result first returned for (player, kind, message id), marked "duplicate": true; null when that input was never applied.';
+-- Name: FUNCTION previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid) IS 'The answer to an input already applied (p_message_key = bayes.message_key of the player, kind and message id): within the idempotency window its first result marked "duplicate": true; after it "duplicate", "result_expired" and the current summary (bayes.expired_duplicate); null when that input was never applied.';
 
 -- Name: py_build(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.py_build() RETURNS text
@@ -1186,14 +1361,16 @@ $$;
 -- Name: PROCEDURE run_decay(IN p_now timestamp with time zone, IN p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON PROCEDURE bayes.run_decay(IN p_now timestamp with time zone, IN p_batch integer) IS 'Decays every player due for it up to p_now (MODEL.md section 5), p_batch players per committed transaction, skipping rows locked by live messages; one run at a time (advisory lock). A row whose state cannot be decayed (corrupt) is skipped and recorded in bayes.decay_skipped. A run that fails releases its lock, marks its row failed with the error and raises the error. Progress: a NOTICE per batch and the row of bayes.decay_run. Call it outside a transaction block. Called by pg_cron (job bayes-run-decay).';
 
--- Name: save_state(uuid, jsonb, text, text, timestamp with time zone, jsonb, jsonb, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone) RETURNS void
+-- Name: save_state(uuid, jsonb, text, text, uuid, timestamp with time zone, bytea, jsonb, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_message_at timestamp with time zone) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     -- plpgsql, not a SQL function: PostgreSQL 15 plans a SQL function's
     -- statements again on every call, plpgsql keeps the plan per session.
+    -- One statement: the state, its event, and (for an input with a message
+    -- id) the result kept for the idempotency window.
     with updated as (
         update public.user_bayesian_state as s
         set state = p_state,
@@ -1202,16 +1379,39 @@ begin
             decayed_at = greatest(s.decayed_at, p_message_at),
             updated_at = now()
         where s.user_id = p_user_id
-        returning s.version
+        returning s.user_id
+    ),
+
+    event as (
+        insert into bayes.player_event (
+            user_id, occurred_at, message_key, kind, player_mode, n, mood, fallback_reason, fallback_needed, message_id, input
+        )
+        select
+            u.user_id,
+            p_occurred_at,
+            p_message_key,
+            p_kind::bayes.event_kind,
+            (p_result ->> 'mode')::bayes.rollout_mode,
+            -- the facts of a message's result that outlive it (bayes.event_result)
+            case when p_kind = 'message' then (p_result ->> 'n')::integer end,
+            case when p_kind = 'message' then (p_result #>> '{mood,state}')::bayes.mood end,
+            case when p_kind = 'message' then (p_result #>> '{fallback,reason}')::bayes.fallback_reason end,
+            case when p_kind = 'message' then (p_result #>> '{fallback,needed}')::boolean end,
+            p_message_id,
+            p_input
+        from updated as u
+        returning event_id
     )
-    insert into bayes.player_event (user_id, kind, message_id, occurred_at, input, result, state_version)
-    select p_user_id, p_kind, p_message_id, p_occurred_at, p_input, p_result, u.version
-    from updated as u;
+
+    insert into bayes.event_result (event_id, written_at, result)
+    select e.event_id, now(), p_result
+    from event as e
+    where p_message_key is not null;
 end
 $$;
 
--- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone) IS 'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given) and appends its event to bayes.player_event.';
+-- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_message_at timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_message_at timestamp with time zone) IS 'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given), appends its event to bayes.player_event (the packed input p_input, the facts of a message''s result) and, with a message id (p_message_key), keeps p_result in bayes.event_result for the idempotency window.';
 
 -- Name: schedule_decay(text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.schedule_decay(p_schedule text DEFAULT '*/15 * * * *'::text) RETURNS bigint
@@ -1251,37 +1451,39 @@ CREATE FUNCTION bayes.shadow_pairs(p_from timestamp with time zone DEFAULT NULL:
         m.user_id,
         m.message_id,
         m.occurred_at,
-        case when m.result ->> 'mode' = 'shadow' then 'shadow' else 'audit' end,
-        (m.result ->> 'n')::integer,
-        array(select jsonb_array_elements_text(m.input -> 'observation' -> 'features')),
+        case when m.player_mode = 'shadow' then 'shadow' else 'audit' end,
+        m.n,
+        array(select jsonb_array_elements_text(mi.input -> 'observation' -> 'features')),
         array(
-            select (m.input -> 'observation' -> 'plus' ->> (k.i - 1)::integer)::float8
-                - (m.input -> 'observation' -> 'minus' ->> (k.i - 1)::integer)::float8
+            select (mi.input -> 'observation' -> 'plus' ->> (k.i - 1)::integer)::float8
+                - (mi.input -> 'observation' -> 'minus' ->> (k.i - 1)::integer)::float8
             from unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
             order by k.i
         ),
         array(
-            select coalesce((l.input -> 'deltas' ->> k.name)::float8, 0) / 10
+            select coalesce((li.input -> 'deltas' ->> k.name)::float8, 0) / 10
             from unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
             order by k.i
         ),
-        array(select v::float8 from jsonb_array_elements_text(m.input -> 'observation' -> 'vices') as v),
-        l.input -> 'vices',
-        m.result -> 'mood' ->> 'state',
-        l.input ->> 'mood'
+        array(select v::float8 from jsonb_array_elements_text(mi.input -> 'observation' -> 'vices') as v),
+        li.input -> 'vices',
+        m.mood::text,
+        li.input ->> 'mood'
     from bayes.player_event as m
+    -- the LLM's answer to the same message id, by its key (the unique index)
     inner join bayes.player_event as l
-        on l.user_id = m.user_id and l.kind = 'llm_scores' and l.message_id = m.message_id
+        on
+            l.message_key = bayes.message_key(m.user_id, 'llm_scores', m.message_id)
+            and l.user_id = m.user_id
+    -- the packed inputs as JSON (issue 15), once per pair
+    cross join lateral (select bayes.event_input(m.kind, m.input) as input) as mi
+    cross join lateral (select bayes.event_input(l.kind, l.input) as input) as li
     where m.kind = 'message'
         and m.occurred_at >= coalesce(p_from, '-infinity')
         and m.occurred_at < coalesce(p_to, 'infinity')
         and (
-            m.result ->> 'mode' = 'shadow'
-            or (
-                m.result ->> 'mode' = 'bayes'
-                and m.result -> 'fallback' ->> 'reason' = 'audit'
-                and (m.result -> 'fallback' ->> 'needed')::boolean
-            )
+            m.player_mode = 'shadow'
+            or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
         )
 $$;
 
@@ -1431,7 +1633,7 @@ $$;
 COMMENT ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) IS 'Boss readiness of a compact state (MODEL.md section 6) by p_method edgeworth, normal or monte_carlo (10,000 draws seeded by p_user_id, n and p_seed); null for a corrupt state (bayes_boss_readiness raises its error instead).';
 
 -- Name: step(text, uuid, text, json, jsonb, bigint, double precision, double precision, bigint, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb) RETURNS record
+CREATE FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input bytea) RETURNS record
     LANGUAGE plpython3u STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1440,8 +1642,8 @@ from bayes_engine import pg
 return pg.step(plpy, p_kind, p_user_id, p_message_id, p_input, p_state, p_version, p_last_message_at, p_decayed_at, p_params_revision, p_bayes_percent)
 $$;
 
--- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb) IS 'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s) and the input logged in bayes.player_event.';
+-- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input bytea); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input bytea) IS 'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s) and the input logged in bayes.player_event, packed (bayes.event_input reads it).';
 
 -- Name: top_vice(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.top_vice(p_state jsonb) RETURNS text
@@ -1778,6 +1980,21 @@ COMMENT ON COLUMN bayes.decay_skipped.error IS 'The codec''s error message, nami
 -- Name: COLUMN decay_skipped.skipped_at; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON COLUMN bayes.decay_skipped.skipped_at IS 'When the run skipped the row (its batch).';
 
+-- Name: event_result; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.event_result (
+    event_id bigint NOT NULL,
+    written_at timestamp with time zone NOT NULL,
+    result jsonb NOT NULL
+)
+WITH (toast_tuple_target='128');
+ALTER TABLE ONLY bayes.event_result ALTER COLUMN result SET COMPRESSION lz4;
+
+-- Name: TABLE event_result; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.event_result IS 'The result first returned for an input with a message id (bayes.player_event.event_id), kept for the idempotency window (idempotency_window_h) and then deleted by bayes.expire_event_results.';
+
+-- Name: COLUMN event_result.written_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.event_result.written_at IS 'When the result was first returned: a duplicate after written_at + idempotency_window_h gets "result_expired" and the current summary, whether or not the row is deleted yet.';
+
 -- Name: params; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.params (
     name text NOT NULL,
@@ -1803,21 +2020,54 @@ COMMENT ON TABLE bayes.params_revision IS 'One row: revision of the parameters (
 CREATE TABLE bayes.player_event (
     event_id bigint NOT NULL,
     user_id uuid NOT NULL,
-    kind text NOT NULL,
-    message_id text,
     occurred_at timestamp with time zone NOT NULL,
-    input jsonb NOT NULL,
-    result jsonb NOT NULL,
-    state_version bigint NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT player_event_kind_known CHECK ((kind = ANY (ARRAY['message'::text, 'llm_scores'::text, 'outcome'::text, 'chapter'::text])))
+    message_key uuid,
+    kind bayes.event_kind NOT NULL,
+    player_mode bayes.rollout_mode,
+    n integer,
+    mood bayes.mood,
+    fallback_reason bayes.fallback_reason,
+    fallback_needed boolean,
+    message_id text,
+    input bytea NOT NULL,
+    CONSTRAINT player_event_message_key_with_id CHECK (((message_key IS NULL) = (message_id IS NULL)))
 );
 
 -- Name: TABLE player_event; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.player_event IS 'Append-only log of every input applied to a player state, with the result returned; replaying it rebuilds the state.';
+COMMENT ON TABLE bayes.player_event IS 'Append-only log of every input applied to a player state (issue 15''s compact layout); replaying it rebuilds the state. The result returned is kept for the idempotency window only, in bayes.event_result.';
+
+-- Name: COLUMN player_event.event_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.event_id IS 'Log order: replay applies a player''s events by increasing event_id.';
+
+-- Name: COLUMN player_event.occurred_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.occurred_at IS 'A message''s send time (p_sent_at); for the other kinds when the engine applied the input.';
+
+-- Name: COLUMN player_event.message_key; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.message_key IS 'bayes.message_key(user_id, kind, message_id): md5 of the three as a uuid, unique: a (player, kind, message id) is applied at most once.';
+
+-- Name: COLUMN player_event.kind; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.kind IS 'The writer: message, llm_scores, outcome or chapter.';
+
+-- Name: COLUMN player_event.player_mode; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.player_mode IS 'The player''s mode when the input was applied (the result''s "mode"; null in events older than issue 14).';
+
+-- Name: COLUMN player_event.n; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.n IS 'A message''s number in the player''s life (the result''s "n"); null for the other kinds.';
+
+-- Name: COLUMN player_event.mood; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.mood IS 'The mood after a message (the result''s mood.state); null for the other kinds.';
+
+-- Name: COLUMN player_event.fallback_reason; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.fallback_reason IS 'A message''s fallback reason (the result''s fallback.reason); null for the other kinds.';
+
+-- Name: COLUMN player_event.fallback_needed; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.fallback_needed IS 'Whether the message needed the LLM (the result''s fallback.needed); null for the other kinds.';
 
 -- Name: COLUMN player_event.message_id; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.message_id IS 'Caller''s id of the message; a (user_id, kind, message_id) is applied at most once.';
+COMMENT ON COLUMN bayes.player_event.message_id IS 'The caller''s id of the message, as given (in no index: message_key is its identity).';
+
+-- Name: COLUMN player_event.input; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.input IS 'The input as bayes_engine.eventlog packs it (a few dozen bytes); bayes.event_input(kind, input) gives its JSON.';
 
 -- Name: player_event_event_id_seq; Type: SEQUENCE; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.player_event ALTER COLUMN event_id ADD GENERATED ALWAYS AS IDENTITY (
@@ -1894,6 +2144,10 @@ ALTER TABLE ONLY bayes.decay_run
 ALTER TABLE ONLY bayes.decay_skipped
     ADD CONSTRAINT decay_skipped_pkey PRIMARY KEY (run_id, user_id);
 
+-- Name: event_result event_result_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.event_result
+    ADD CONSTRAINT event_result_pkey PRIMARY KEY (event_id);
+
 -- Name: params params_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.params
     ADD CONSTRAINT params_pkey PRIMARY KEY (name);
@@ -1904,7 +2158,7 @@ ALTER TABLE ONLY bayes.params_revision
 
 -- Name: player_event player_event_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.player_event
-    ADD CONSTRAINT player_event_pkey PRIMARY KEY (user_id, event_id);
+    ADD CONSTRAINT player_event_pkey PRIMARY KEY (event_id);
 
 -- Name: py_module py_module_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.py_module
@@ -1921,8 +2175,11 @@ ALTER TABLE ONLY public.user_bayesian_state
 -- Name: decay_skipped_user_id_idx; Type: INDEX; Schema: bayes; Owner: postgres
 CREATE INDEX decay_skipped_user_id_idx ON bayes.decay_skipped USING btree (user_id);
 
--- Name: player_event_user_kind_message_uq; Type: INDEX; Schema: bayes; Owner: postgres
-CREATE UNIQUE INDEX player_event_user_kind_message_uq ON bayes.player_event USING btree (user_id, kind, message_id) WHERE (message_id IS NOT NULL);
+-- Name: player_event_message_key_uq; Type: INDEX; Schema: bayes; Owner: postgres
+CREATE UNIQUE INDEX player_event_message_key_uq ON bayes.player_event USING btree (message_key) WHERE (message_key IS NOT NULL);
+
+-- Name: player_event_user_idx; Type: INDEX; Schema: bayes; Owner: postgres
+CREATE INDEX player_event_user_idx ON bayes.player_event USING btree (user_id);
 
 -- Name: user_bayesian_state_chapter_composite_idx; Type: INDEX; Schema: public; Owner: postgres
 CREATE INDEX user_bayesian_state_chapter_composite_idx ON public.user_bayesian_state USING btree (chapter, composite);
@@ -1976,6 +2233,9 @@ ALTER TABLE bayes.decay_skipped ENABLE ROW LEVEL SECURITY;
 
 -- Name: decay_skipped decay_skipped_readable; Type: POLICY; Schema: bayes; Owner: postgres
 CREATE POLICY decay_skipped_readable ON bayes.decay_skipped FOR SELECT TO service_role USING (true);
+
+-- Name: event_result; Type: ROW SECURITY; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.event_result ENABLE ROW LEVEL SECURITY;
 
 -- Name: params; Type: ROW SECURITY; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.params ENABLE ROW LEVEL SECURITY;
@@ -2109,6 +2369,16 @@ GRANT ALL ON FUNCTION bayes.describe_state(p_state jsonb) TO service_role;
 REVOKE ALL ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) TO service_role;
 
+-- Name: FUNCTION event_input(p_kind bayes.event_kind, p_input bytea); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.event_input(p_kind bayes.event_kind, p_input bytea) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.event_input(p_kind bayes.event_kind, p_input bytea) TO service_role;
+
+-- Name: FUNCTION expire_event_results(p_before timestamp with time zone, p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.expire_event_results(p_before timestamp with time zone, p_batch integer) FROM PUBLIC;
+
+-- Name: FUNCTION expired_duplicate(p_user_id uuid, p_message_id text, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision, p_bayes_percent double precision); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.expired_duplicate(p_user_id uuid, p_message_id text, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision, p_bayes_percent double precision) FROM PUBLIC;
+
 -- Name: FUNCTION fallback_reason(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) TO authenticated;
@@ -2127,6 +2397,10 @@ GRANT SELECT,DELETE ON TABLE public.user_bayesian_state TO service_role;
 
 -- Name: FUNCTION lock_state(p_user_id uuid, p_create boolean); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.lock_state(p_user_id uuid, p_create boolean) FROM PUBLIC;
+
+-- Name: FUNCTION message_key(p_user_id uuid, p_kind bayes.event_kind, p_message_id text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.message_key(p_user_id uuid, p_kind bayes.event_kind, p_message_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.message_key(p_user_id uuid, p_kind bayes.event_kind, p_message_id text) TO service_role;
 
 -- Name: FUNCTION metric_interval(p_state jsonb, p_metric text, p_mass double precision); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.metric_interval(p_state jsonb, p_metric text, p_mass double precision) FROM PUBLIC;
@@ -2153,6 +2427,9 @@ REVOKE ALL ON FUNCTION bayes.mood(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.mood(p_state jsonb) TO authenticated;
 GRANT ALL ON FUNCTION bayes.mood(p_state jsonb) TO service_role;
 
+-- Name: FUNCTION pack_event_input(p_kind bayes.event_kind, p_input jsonb); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.pack_event_input(p_kind bayes.event_kind, p_input jsonb) FROM PUBLIC;
+
 -- Name: FUNCTION params_snapshot(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.params_snapshot() FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.params_snapshot() TO authenticated;
@@ -2162,8 +2439,8 @@ GRANT ALL ON FUNCTION bayes.params_snapshot() TO service_role;
 REVOKE ALL ON FUNCTION bayes.player_mode(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.player_mode(p_user_id uuid) TO service_role;
 
--- Name: FUNCTION previous_result(p_user_id uuid, p_kind text, p_message_id text); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text) FROM PUBLIC;
+-- Name: FUNCTION previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid) FROM PUBLIC;
 
 -- Name: FUNCTION py_build(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.py_build() FROM PUBLIC;
@@ -2200,8 +2477,8 @@ GRANT ALL ON FUNCTION bayes.replay(p_user_id uuid) TO service_role;
 -- Name: PROCEDURE run_decay(IN p_now timestamp with time zone, IN p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON PROCEDURE bayes.run_decay(IN p_now timestamp with time zone, IN p_batch integer) FROM PUBLIC;
 
--- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone) FROM PUBLIC;
+-- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_message_at timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_message_at timestamp with time zone) FROM PUBLIC;
 
 -- Name: FUNCTION schedule_decay(p_schedule text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.schedule_decay(p_schedule text) FROM PUBLIC;
@@ -2238,8 +2515,8 @@ REVOKE ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_use
 GRANT ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) TO authenticated;
 GRANT ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) TO service_role;
 
--- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb) FROM PUBLIC;
+-- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input bytea); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input bytea) FROM PUBLIC;
 
 -- Name: FUNCTION top_vice(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.top_vice(p_state jsonb) FROM PUBLIC;
@@ -2290,6 +2567,9 @@ GRANT SELECT ON TABLE bayes.decay_run TO service_role;
 
 -- Name: TABLE decay_skipped; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.decay_skipped TO service_role;
+
+-- Name: TABLE event_result; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.event_result TO service_role;
 
 -- Name: TABLE params; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.params TO authenticated;
