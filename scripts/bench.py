@@ -43,6 +43,11 @@ Shadow cohorts, counterfactual replay and calibration (--only shadow, issue 14):
 scripts/bench_shadow.py (the fallback section's population, as shadow players
 through the RPCs; it starts by emptying auth.users and the event log of the
 bench's stack).
+
+The bytes of the compact event log (--only eventlog, issue 15): a million
+message events through bayes_process_message, bytes per event and per kept
+result, and the old layout on the same events: scripts/bench_eventlog.py (it
+starts by emptying auth.users and the event log of the bench's stack).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+import bench_eventlog
 import bench_fallback
 import bench_shadow
 import psycopg
@@ -588,7 +594,7 @@ def live_bench(dsn: str, args) -> list[Target]:
 
 # --- main ------------------------------------------------------------------
 
-SECTIONS = ("message", "decay", "live", "fallback", "shadow")
+SECTIONS = ("message", "decay", "live", "fallback", "shadow", "eventlog")
 
 
 def main() -> int:
@@ -608,6 +614,7 @@ def main() -> int:
     parser.add_argument("--live-calls", type=int, default=2000, help="idle calls of each kind in the live section")
     bench_fallback.add_arguments(parser)
     bench_shadow.add_arguments(parser)
+    bench_eventlog.add_arguments(parser)
     args = parser.parse_args()
     sections = [name for name in SECTIONS if name in (args.only or SECTIONS)]
 
@@ -639,6 +646,8 @@ def main() -> int:
     if "shadow" in sections:
         targets["issue 14"], shadow_problems = bench_shadow.run(dsn, args)
         problems += shadow_problems
+    if "eventlog" in sections:
+        targets["issue 15"] = bench_eventlog.run(dsn, args)
     for issue, checks in targets.items():
         print(f"\ntargets ({issue}):")
         width = max(len(label) for label, _, _ in checks) + 1
