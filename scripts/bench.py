@@ -9,8 +9,9 @@ statements, autocommit), side by side:
                lock, the state and an event written)
   (c) app      the app-server pattern: SELECT the state, the same math in
                Python in the client (the bayes_engine package itself), then
-               one statement that UPDATEs the row and inserts the event; two
-               round trips and no lock between them
+               one statement that UPDATEs the row and inserts the event and
+               its kept result as the engine does (the packed input, issue
+               15); two round trips and no lock between them
 
 The three run interleaved in blocks, so that a noisy neighbour hurts all of
 them alike; the report gives ratios against (a).
@@ -45,6 +46,11 @@ Shadow cohorts, counterfactual replay and calibration (--only shadow, issue 14):
 scripts/bench_shadow.py (the fallback section's population, as shadow players
 through the RPCs; it starts by emptying auth.users and the event log of the
 bench's stack).
+
+The bytes of the compact event log (--only eventlog, issue 15): a million
+message events through bayes_process_message, bytes per event and per kept
+result, and the old layout on the same events: scripts/bench_eventlog.py (it
+starts by emptying auth.users and the event log of the bench's stack).
 """
 
 from __future__ import annotations
@@ -64,12 +70,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import bench_api
+import bench_eventlog
 import bench_fallback
 import bench_shadow
 import psycopg
 from bayes_dev import players as population
 from bayes_dev.support import stack_env
-from bayes_engine import codec, events
+from bayes_engine import codec, cohort, eventlog, events
 from bayes_engine.model import Message, RowTimes
 from bayes_engine.params import Params
 
@@ -96,12 +103,20 @@ with updated as (
         last_message_at = greatest(s.last_message_at, to_timestamp(%(sent_at)s)),
         decayed_at = greatest(s.decayed_at, to_timestamp(%(sent_at)s)), updated_at = now()
     where s.user_id = %(user_id)s
-    returning s.version
+    returning s.user_id
+),
+event as (
+    insert into bayes.player_event (
+        user_id, occurred_at, message_key, kind, player_mode, n, mood, fallback_reason, fallback_needed,
+        message_id, input
+    )
+    select u.user_id, to_timestamp(%(sent_at)s), md5(u.user_id::text || '/message/' || %(message_id)s)::uuid, 'message',
+           %(mode)s, %(n)s, %(mood)s, %(reason)s, %(needed)s, %(message_id)s, %(input)s
+    from updated as u
+    returning event_id
 )
-insert into bayes.player_event (user_id, kind, message_id, occurred_at, input, result, state_version)
-select %(user_id)s, 'message', %(message_id)s, to_timestamp(%(sent_at)s), %(input)s::jsonb,
-       %(result)s::jsonb, u.version
-from updated as u
+insert into bayes.event_result (event_id, written_at, result)
+select e.event_id, now(), %(result)s::jsonb from event as e
 """
 
 
@@ -153,7 +168,8 @@ class Runner:
         result, event_input = events.apply_message(
             state, self.params, str(user_id), Message(text, now, gap), RowTimes(last, decayed)
         )
-        result.update(user_id=str(user_id), message_id=message_id, duplicate=False, version=version + 1)
+        mode = cohort.player_mode(str(user_id), 0.0)
+        result.update(user_id=str(user_id), message_id=message_id, duplicate=False, version=version + 1, mode=mode)
         self.conn.execute(
             APP_WRITE_SQL,
             {
@@ -161,7 +177,12 @@ class Runner:
                 "sent_at": now,
                 "user_id": user_id,
                 "message_id": message_id,
-                "input": json.dumps(event_input),
+                "mode": mode,
+                "n": result["n"],
+                "mood": result["mood"]["state"],
+                "reason": result["fallback"]["reason"],
+                "needed": result["fallback"]["needed"],
+                "input": eventlog.pack("message", event_input),
                 "result": json.dumps(result),
             },
         )
@@ -578,7 +599,7 @@ def live_bench(dsn: str, args) -> list[Target]:
 
 # --- main ------------------------------------------------------------------
 
-SECTIONS = ("message", "api", "decay", "live", "fallback", "shadow")
+SECTIONS = ("message", "api", "decay", "live", "fallback", "shadow", "eventlog")
 
 
 def main() -> int:
@@ -599,6 +620,7 @@ def main() -> int:
     bench_api.add_arguments(parser)
     bench_fallback.add_arguments(parser)
     bench_shadow.add_arguments(parser)
+    bench_eventlog.add_arguments(parser)
     args = parser.parse_args()
     sections = [name for name in SECTIONS if name in (args.only or SECTIONS)]
 
@@ -634,6 +656,8 @@ def main() -> int:
     if "shadow" in sections:
         targets["issue 14"], shadow_problems = bench_shadow.run(dsn, args)
         problems += shadow_problems
+    if "eventlog" in sections:
+        targets["issue 15"] = bench_eventlog.run(dsn, args)
     for issue, checks in targets.items():
         print(f"\ntargets ({issue}):")
         width = max(len(label) for label, _, _ in checks) + 1

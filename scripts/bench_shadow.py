@@ -201,7 +201,7 @@ def run(dsn: str, args) -> tuple[list[Target], list[str]]:
         # TRUNCATE fires no DELETE trigger, so the event log (whose rows a deleted state's trigger deletes) is
         # emptied too: else a player made again with the same id would find his message ids taken (duplicates).
         conn.execute("truncate auth.users cascade")
-        conn.execute("truncate bayes.player_event")
+        conn.execute("truncate bayes.player_event, bayes.event_result")
         current = {k: v for k, v in db_snapshot(conn)["global"].items() if k in params.EVIDENCE_KEYS}
     players = lifetime.population(args.seed, args.players, args.messages, len(corpus))
     day0 = lifetime.day0_for(players, now, defaults.g["max_message_age_h"])

@@ -183,6 +183,7 @@ DEFAULT_SNAPSHOT: dict = {
         "clock_skew_s": 300,
         "max_message_age_h": 720,
         "event_retention_days": 90,
+        "idempotency_window_h": 72,
         **_default_evidence_rows(),
         **{f"lexicon_{name}": entries for name, entries in encoder.default_words().items()},
         "mood_start_belief": [0.40, 0.25, 0.10, 0.10, 0.05, 0.10],
@@ -256,6 +257,7 @@ _GLOBAL_SCALAR_RULES = {
     "clock_skew_s": "skew",
     "max_message_age_h": "age",
     "event_retention_days": "retention",
+    "idempotency_window_h": "window_h",
 }
 
 _RULE_TEXT = {
@@ -273,6 +275,7 @@ _RULE_TEXT = {
     "budget": ("must be in [0, 1000000]", lambda x: 0 <= x <= 1e6),
     "window": ("must be in [1, 1000000000] (messages)", lambda x: 1 <= x <= 1e9),
     "retention": ("must be in [1, 36500] (days)", lambda x: 1 <= x <= 36_500),
+    "window_h": ("must be in [0, 87600] (hours; ten years)", lambda x: 0 <= x <= 87_600),
 }
 
 

@@ -25,7 +25,7 @@ loads the new code and calls the new copy of the function.
 import importlib
 import json
 
-from . import codec, cohort, events, model, wire
+from . import codec, cohort, eventlog, events, model, wire
 from .errors import INVALID_PARAMETER, BayesError
 from .params import GLOBAL_KEYS, Params
 
@@ -41,7 +41,7 @@ _CHECKPOINT_SQL = (
     " from bayes.player_checkpoint where user_id = $1"
 )
 _LOG_SQL = (
-    "select event_id, kind, input::text as input, extract(epoch from occurred_at)::float8 as occurred_at"
+    "select event_id, kind::text as kind, input, extract(epoch from occurred_at)::float8 as occurred_at"
     " from bayes.player_event where user_id = $1 and event_id > $2 order by event_id"
 )
 _LOG_CHUNK = 500
@@ -176,9 +176,11 @@ def step(
 ):
     """Any writer's input applied to a locked row's state (events.apply).
 
-    Returns (new state, result, event input) as JSON texts; the new state is
-    None when nothing changed (a chapter that is already current). The result
-    says the player's mode under bayes.rollout's `bayes_percent` (issue 14).
+    Returns (new state, result, event input): the state and the result as
+    JSON texts, the input packed for the event log (bayes_engine.eventlog);
+    the new state is None when nothing changed (a chapter that is already
+    current). The result says the player's mode under bayes.rollout's
+    `bayes_percent` (issue 14).
     """
     params = load_params(plpy, revision)
     state = codec.decode(state_text, params)
@@ -192,7 +194,7 @@ def step(
     result["version"] = version + 1 if changed else version
     result["mode"] = cohort.player_mode(user_id, bayes_percent)
     result_text = wire.message_result(result) if kind == "message" else _dumps(result)
-    return (codec.encode(state) if changed else None), result_text, _dumps(event_input)
+    return (codec.encode(state) if changed else None), result_text, eventlog.pack(kind, event_input)
 
 
 def read_checkpoint(plpy, user_id):
@@ -219,7 +221,7 @@ def read_log(plpy, user_id, after=0):
             if not rows:
                 return
             for r in rows:
-                yield r["event_id"], r["kind"], json.loads(r["input"]), r["occurred_at"]
+                yield r["event_id"], r["kind"], eventlog.unpack(r["kind"], r["input"]), r["occurred_at"]
     finally:
         cursor.close()
 
@@ -273,6 +275,41 @@ def fold_events(plpy, users, after, states, last_message_at, decayed_at, events_
         out["kept_from"].append(kept_from)
         out["errors"].append(error)
     return out
+
+
+@entry_point
+def expired_duplicate(plpy, user_id, message_id, state_text, version, last_message_at, decayed_at, now, bayes_percent):
+    """The answer to a message id sent again after the idempotency window (bayes.expired_duplicate).
+
+    The first result is no longer kept: the player's current summary
+    (model.summary of the stored state decayed up to `now`; nothing is
+    written), marked "duplicate" and "result_expired".
+    """
+    params = load_params(plpy)
+    state = codec.decode(state_text, params)
+    model.decay(state, params, last_message_at, decayed_at, now)
+    result = model.summary(state, params)
+    result.update(
+        user_id=user_id,
+        message_id=message_id,
+        duplicate=True,
+        result_expired=True,
+        version=version,
+        mode=cohort.player_mode(user_id, bayes_percent),
+    )
+    return _dumps(result)
+
+
+@entry_point
+def event_input(plpy, kind, blob):
+    """An event's stored input as JSON text (bayes.event_input)."""
+    return eventlog.input_text(kind, blob)
+
+
+@entry_point
+def pack_event_input(plpy, kind, input_text):
+    """An input in the JSON of bayes_engine.events packed as the event log stores it (bayes.pack_event_input)."""
+    return eventlog.pack(kind, json.loads(input_text))
 
 
 @entry_point

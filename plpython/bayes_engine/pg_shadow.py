@@ -7,20 +7,20 @@ PostgreSQL), so a backend that only processes messages never compiles it.
 
 import json
 
-from . import cohort, shadow
+from . import cohort, eventlog, shadow
 from .errors import INSUFFICIENT_PRIVILEGE, INVALID_PARAMETER, NO_DATA_FOUND, NULL_VALUE, BayesError
 from .pg import _SNAPSHOT_SQL, _dumps, _plan, read_checkpoint
 
 _SHADOW_PLAYERS_SQL = (
     "select distinct e.user_id::text as user_id from bayes.player_event as e"
-    " where e.kind = 'message' and e.result ->> 'mode' = 'shadow'"
+    " where e.kind = 'message' and e.player_mode = 'shadow'"
     " and e.occurred_at >= coalesce($1, '-infinity') and e.occurred_at < coalesce($2, 'infinity')"
     " and ($3::uuid[] is null or e.user_id = any($3))"
     " order by 1"
 )
 # A player's log after his checkpoint (retention folded and deleted what came before).
 _LOG_SQL = (
-    "select kind, message_id, input::text as input, result ->> 'mode' as mode,"
+    "select kind::text as kind, message_id, input, player_mode::text as mode,"
     " extract(epoch from occurred_at)::float8 as occurred_at"
     " from bayes.player_event where user_id = $1 and event_id > $2 order by event_id"
 )
@@ -44,7 +44,9 @@ def _shadow_logs(plpy, user_ids):
         yield (
             user_id,
             [
-                shadow.LoggedEvent(r["kind"], r["message_id"], json.loads(r["input"]), r["mode"], r["occurred_at"])
+                shadow.LoggedEvent(
+                    r["kind"], r["message_id"], eventlog.unpack(r["kind"], r["input"]), r["mode"], r["occurred_at"]
+                )
                 for r in rows
             ],
             start,

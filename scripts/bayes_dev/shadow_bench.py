@@ -42,7 +42,8 @@ HELD_OUT_SQL = (
 )
 STATE_SQL = "select user_id::text, state::text from public.user_bayesian_state where user_id = any(%s::uuid[])"
 LOG_SQL = (
-    "select kind, message_id, input, result ->> 'mode', extract(epoch from occurred_at)::float8"
+    "select kind::text, message_id, bayes.event_input(kind, input), player_mode::text,"
+    " extract(epoch from occurred_at)::float8"
     " from bayes.player_event where user_id = %s order by event_id"
 )
 PAIRS_SQL = (

@@ -66,13 +66,18 @@ comment on function bayes.lock_state is
 'Locks the state row of player p_user_id FOR UPDATE and returns it; when absent, creates it with chapter 1 priors (p_create) or raises P0002.';
 revoke all on function bayes.lock_state from public, service_role;
 
+-- Issue 15 gave bayes.save_state the compact event row (the message key, the
+-- packed input): the older signature goes first.
+drop function if exists bayes.save_state(uuid, jsonb, text, text, timestamptz, jsonb, jsonb, timestamptz);
+
 create or replace function bayes.save_state(
     p_user_id uuid,
     p_state jsonb,
     p_kind text,
     p_message_id text,
+    p_message_key uuid,
     p_occurred_at timestamptz,
-    p_input jsonb,
+    p_input bytea,
     p_result jsonb,
     p_message_at timestamptz
 )
@@ -85,6 +90,8 @@ as $$
 begin
     -- plpgsql, not a SQL function: PostgreSQL 15 plans a SQL function's
     -- statements again on every call, plpgsql keeps the plan per session.
+    -- One statement: the state, its event, and (for an input with a message
+    -- id) the result kept for the idempotency window.
     with updated as (
         update public.user_bayesian_state as s
         set state = p_state,
@@ -93,36 +100,86 @@ begin
             decayed_at = greatest(s.decayed_at, p_message_at),
             updated_at = now()
         where s.user_id = p_user_id
-        returning s.version
+        returning s.user_id
+    ),
+
+    event as (
+        insert into bayes.player_event (
+            user_id, occurred_at, message_key, kind, player_mode, n, mood, fallback_reason, fallback_needed, message_id, input
+        )
+        select
+            u.user_id,
+            p_occurred_at,
+            p_message_key,
+            p_kind::bayes.event_kind,
+            (p_result ->> 'mode')::bayes.rollout_mode,
+            -- the facts of a message's result that outlive it (bayes.event_result)
+            case when p_kind = 'message' then (p_result ->> 'n')::integer end,
+            case when p_kind = 'message' then (p_result #>> '{mood,state}')::bayes.mood end,
+            case when p_kind = 'message' then (p_result #>> '{fallback,reason}')::bayes.fallback_reason end,
+            case when p_kind = 'message' then (p_result #>> '{fallback,needed}')::boolean end,
+            p_message_id,
+            p_input
+        from updated as u
+        returning event_id
     )
-    insert into bayes.player_event (user_id, kind, message_id, occurred_at, input, result, state_version)
-    select p_user_id, p_kind, p_message_id, p_occurred_at, p_input, p_result, u.version
-    from updated as u;
+
+    insert into bayes.event_result (event_id, written_at, result)
+    select e.event_id, now(), p_result
+    from event as e
+    where p_message_key is not null;
 end
 $$;
 
 comment on function bayes.save_state is
-'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given) and appends its event to bayes.player_event.';
+'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given), appends its event to bayes.player_event (the packed input p_input, the facts of a message''s result) and, with a message id (p_message_key), keeps p_result in bayes.event_result for the idempotency window.';
 revoke all on function bayes.save_state from public, service_role;
 
-create or replace function bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text)
+drop function if exists bayes.previous_result(uuid, text, text);
+
+create or replace function bayes.previous_result(
+    p_row public.user_bayesian_state,
+    p_message_id text,
+    p_message_key uuid
+)
 returns jsonb
 language plpgsql
 stable
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_written_at timestamptz;
+    v_result jsonb;
 begin
-    return (
-        select e.result || '{"duplicate": true}'::jsonb
-        from bayes.player_event as e
-        where e.user_id = p_user_id and e.kind = p_kind and e.message_id = p_message_id
+    select r.written_at, r.result into v_written_at, v_result
+    from bayes.player_event as e
+    left join bayes.event_result as r on r.event_id = e.event_id
+    where e.message_key = p_message_key and e.user_id = p_row.user_id;
+    if not found then
+        return null;
+    end if;
+    if v_result is not null
+        and v_written_at >= now() - make_interval(
+            secs => 3600 * (select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'idempotency_window_h')
+        ) then
+        return v_result || '{"duplicate": true}'::jsonb;
+    end if;
+    return bayes.expired_duplicate(
+        p_row.user_id,
+        p_message_id,
+        p_row.state,
+        p_row.version,
+        extract(epoch from p_row.last_message_at)::float8,
+        extract(epoch from p_row.decayed_at)::float8,
+        extract(epoch from now())::float8,
+        coalesce((select r.bayes_percent::float8 from bayes.rollout as r), 0)
     );
 end
 $$;
 
 comment on function bayes.previous_result is
-'The result first returned for (player, kind, message id), marked "duplicate": true; null when that input was never applied.';
+'The answer to an input already applied (p_message_key = bayes.message_key of the player, kind and message id): within the idempotency window its first result marked "duplicate": true; after it "duplicate", "result_expired" and the current summary (bayes.expired_duplicate); null when that input was never applied.';
 revoke all on function bayes.previous_result from public, service_role;
 
 create or replace function bayes.session_seed()
@@ -143,9 +200,15 @@ revoke all on function bayes.session_seed from public;
 grant execute on function bayes.session_seed to service_role;
 
 -- Issue 14 gave bayes.step its rollout argument: the older signature goes
--- first, else bayes.apply_input would find two candidates.
+-- first, else bayes.apply_input would find two candidates. Issue 15 made its
+-- input OUT parameter bytea (the packed input): a new return type, which
+-- create or replace cannot change, so it is dropped and created again (it
+-- has no grant to keep, and bayes.apply_input names it at run time).
 drop function if exists bayes.step(
     text, uuid, text, json, jsonb, bigint, double precision, double precision, bigint
+);
+drop function if exists bayes.step(
+    text, uuid, text, json, jsonb, bigint, double precision, double precision, bigint, double precision
 );
 
 create or replace function bayes.step(
@@ -161,7 +224,7 @@ create or replace function bayes.step(
     p_bayes_percent double precision,
     out state jsonb,
     out result jsonb,
-    out input jsonb
+    out input bytea
 )
 language plpython3u
 stable
@@ -172,7 +235,7 @@ as $$
 $$;
 
 comment on function bayes.step is
-'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s) and the input logged in bayes.player_event.';
+'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s) and the input logged in bayes.player_event, packed (bayes.event_input reads it).';
 revoke all on function bayes.step from public, service_role;
 
 create or replace function bayes.apply_input(
@@ -193,6 +256,7 @@ set "bayes.state_writer" = 'engine'
 as $$
 declare
     v_row public.user_bayesian_state;
+    v_message_key uuid;
     v_previous jsonb;
     v_step record;
 begin
@@ -200,7 +264,10 @@ begin
     -- writers need one (P0002).
     v_row := bayes.lock_state(p_user_id, p_kind in ('message', 'chapter'));
     if p_message_id is not null then
-        v_previous := bayes.previous_result(p_user_id, p_kind, p_message_id);
+        -- bayes.message_key's expression, written out: a call of a SQL
+        -- function with a pinned search_path is planned again every time.
+        v_message_key := md5(p_user_id::text || '/' || p_kind || '/' || p_message_id)::uuid;
+        v_previous := bayes.previous_result(v_row, p_message_id, v_message_key);
         if v_previous is not null then
             return v_previous;
         end if;
@@ -225,7 +292,15 @@ begin
     ) as s;
     if v_step.state is not null then
         perform bayes.save_state(
-            p_user_id, v_step.state, p_kind, p_message_id, p_occurred_at, v_step.input, v_step.result, p_message_at
+            p_user_id,
+            v_step.state,
+            p_kind,
+            p_message_id,
+            v_message_key,
+            p_occurred_at,
+            v_step.input,
+            v_step.result,
+            p_message_at
         );
     end if;
     return v_step.result;
@@ -233,7 +308,7 @@ end
 $$;
 
 comment on function bayes.apply_input is
-'The shared sequence of the writer RPCs: lock (or create) the row, return the first result of a repeated (player, kind, message id), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at).';
+'The shared sequence of the writer RPCs: lock (or create) the row, answer a repeated (player, kind, message id) (bayes.previous_result: its first result within the idempotency window, else the current summary), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at).';
 revoke all on function bayes.apply_input from public, service_role;
 
 create or replace function bayes.replay(p_user_id uuid)

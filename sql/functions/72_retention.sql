@@ -183,7 +183,15 @@ begin
                         delete from bayes.player_event as e
                         using folded as f
                         where e.user_id = f.user_id and e.event_id > f.after_id and e.event_id <= f.last_id
-                        returning e.user_id
+                        returning e.user_id, e.event_id
+                    ),
+
+                    -- A kept result of a pruned event (only when the
+                    -- idempotency window is longer than the horizon) goes with it.
+                    results_pruned as (
+                        delete from bayes.event_result as r
+                        using pruned as p
+                        where r.event_id = p.event_id
                     ),
 
                     counted as (
@@ -268,23 +276,16 @@ begin
                     where run_id = v_run_id;
                 end if;
             elsif v_phase = 'results' then
-                -- The stored first results past the idempotency window, where
-                -- the database keeps them apart from the log (a function of the
-                -- compact event log; absent, there is nothing to expire), one
-                -- batch per transaction.
+                -- The stored first results past the idempotency window
+                -- (bayes.event_result), one batch per transaction.
                 v_window_h := (
                     select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'idempotency_window_h'
                 );
-                if pg_catalog.to_regprocedure('bayes.expire_event_results(timestamptz, integer)') is null
-                    or v_window_h is null then
-                    v_expired_now := 0;
-                else
-                    v_expired_now := bayes.expire_event_results(
-                        p_now - pg_catalog.make_interval(secs => 3600 * v_window_h), p_batch
-                    );
-                    v_expired := v_expired + v_expired_now;
-                    update bayes.retention_run set results_expired = v_expired where run_id = v_run_id;
-                end if;
+                v_expired_now := bayes.expire_event_results(
+                    p_now - pg_catalog.make_interval(secs => 3600 * v_window_h), p_batch
+                );
+                v_expired := v_expired + v_expired_now;
+                update bayes.retention_run set results_expired = v_expired where run_id = v_run_id;
                 if v_expired_now < p_batch then
                     update bayes.retention_run
                     set status = 'done', finished_at = pg_catalog.clock_timestamp()
@@ -344,5 +345,5 @@ end
 $$;
 
 comment on procedure bayes.run_retention is  -- noqa: LT01
-'Folds every player''s events that occurred before p_now - event_retention_days into his checkpoint (bayes.player_checkpoint, the state a replay of them gives) and deletes them, p_batch players per committed transaction, locking no state row; then expires stored first results past the idempotency window where the database has bayes.expire_event_results. One run at a time (advisory lock bayes.retention_lock_key()). A run that fails releases its lock, marks its row failed with the error and raises the error. Progress: a NOTICE per batch and the row of bayes.retention_run. Call it outside a transaction block. Called by pg_cron (job bayes-run-retention).';
+'Folds every player''s events that occurred before p_now - event_retention_days into his checkpoint (bayes.player_checkpoint, the state a replay of them gives) and deletes them, p_batch players per committed transaction, locking no state row; then deletes the kept first results past the idempotency window (bayes.expire_event_results). One run at a time (advisory lock bayes.retention_lock_key()). A run that fails releases its lock, marks its row failed with the error and raises the error. Progress: a NOTICE per batch and the row of bayes.retention_run. Call it outside a transaction block. Called by pg_cron (job bayes-run-retention).';
 revoke all on procedure bayes.run_retention from public;

@@ -35,37 +35,39 @@ as $$
         m.user_id,
         m.message_id,
         m.occurred_at,
-        case when m.result ->> 'mode' = 'shadow' then 'shadow' else 'audit' end,
-        (m.result ->> 'n')::integer,
-        array(select jsonb_array_elements_text(m.input -> 'observation' -> 'features')),
+        case when m.player_mode = 'shadow' then 'shadow' else 'audit' end,
+        m.n,
+        array(select jsonb_array_elements_text(mi.input -> 'observation' -> 'features')),
         array(
-            select (m.input -> 'observation' -> 'plus' ->> (k.i - 1)::integer)::float8
-                - (m.input -> 'observation' -> 'minus' ->> (k.i - 1)::integer)::float8
+            select (mi.input -> 'observation' -> 'plus' ->> (k.i - 1)::integer)::float8
+                - (mi.input -> 'observation' -> 'minus' ->> (k.i - 1)::integer)::float8
             from unnest(array[@METRIC_NAMES@]) with ordinality as k (name, i)
             order by k.i
         ),
         array(
-            select coalesce((l.input -> 'deltas' ->> k.name)::float8, 0) / 10
+            select coalesce((li.input -> 'deltas' ->> k.name)::float8, 0) / 10
             from unnest(array[@METRIC_NAMES@]) with ordinality as k (name, i)
             order by k.i
         ),
-        array(select v::float8 from jsonb_array_elements_text(m.input -> 'observation' -> 'vices') as v),
-        l.input -> 'vices',
-        m.result -> 'mood' ->> 'state',
-        l.input ->> 'mood'
+        array(select v::float8 from jsonb_array_elements_text(mi.input -> 'observation' -> 'vices') as v),
+        li.input -> 'vices',
+        m.mood::text,
+        li.input ->> 'mood'
     from bayes.player_event as m
+    -- the LLM's answer to the same message id, by its key (the unique index)
     inner join bayes.player_event as l
-        on l.user_id = m.user_id and l.kind = 'llm_scores' and l.message_id = m.message_id
+        on
+            l.message_key = bayes.message_key(m.user_id, 'llm_scores', m.message_id)
+            and l.user_id = m.user_id
+    -- the packed inputs as JSON (issue 15), once per pair
+    cross join lateral (select bayes.event_input(m.kind, m.input) as input) as mi
+    cross join lateral (select bayes.event_input(l.kind, l.input) as input) as li
     where m.kind = 'message'
         and m.occurred_at >= coalesce(p_from, '-infinity')
         and m.occurred_at < coalesce(p_to, 'infinity')
         and (
-            m.result ->> 'mode' = 'shadow'
-            or (
-                m.result ->> 'mode' = 'bayes'
-                and m.result -> 'fallback' ->> 'reason' = 'audit'
-                and (m.result -> 'fallback' ->> 'needed')::boolean
-            )
+            m.player_mode = 'shadow'
+            or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
         )
 $$;
 

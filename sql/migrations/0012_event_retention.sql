@@ -86,9 +86,15 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    delete from bayes.player_event as e
-    using old_states as o
-    where e.user_id = o.user_id;
+    with deleted as (
+        delete from bayes.player_event as e
+        using old_states as o
+        where e.user_id = o.user_id
+        returning e.event_id
+    )
+    delete from bayes.event_result as r
+    using deleted as d
+    where r.event_id = d.event_id;
     delete from bayes.player_checkpoint as c
     using old_states as o
     where c.user_id = o.user_id;
@@ -97,7 +103,7 @@ end
 $$;
 
 comment on function bayes.delete_player_events() is
-'Statement trigger of public.user_bayesian_state: deletes the events and the checkpoint (bayes.player_checkpoint) of deleted states. SECURITY DEFINER because the event log is append-only for the API roles.';
+'Statement trigger of public.user_bayesian_state: deletes the events, their kept results (bayes.event_result) and the checkpoint (bayes.player_checkpoint) of deleted states. SECURITY DEFINER because the event log is append-only for the API roles.';
 
 -------------------------------------------------------------------------------
 -- One row per call of bayes.run_retention, like bayes.decay_run: committed

@@ -190,7 +190,7 @@ def test_the_population_is_in_place_and_messages_left_events(population, conn):
     states, events = conn.execute(
         "select (select count(*) from public.user_bayesian_state where user_id = any(%(ids)s)),"
         " (select count(*) from bayes.player_event where user_id = any(%(ids)s) and kind = 'message'"
-        "  and created_at >= now() - interval '1 day')",
+        "  and occurred_at >= now() - interval '1 day')",
         dict(ids=population.user_ids),
     ).fetchone()
     assert states == POPULATION + RPC_PLAYERS

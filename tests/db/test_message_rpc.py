@@ -70,11 +70,15 @@ def test_first_message_creates_the_state_and_logs_one_event(conn):
     assert result["observations"] == 4
     assert result["fallback"] == {"needed": True, "reason": "cold_start", "budget_left": 3}
     assert event_count(conn, user_id) == 1
-    kind, message_id, occurred, stored_result, state_version = conn.execute(
-        "select kind, message_id, occurred_at, result, state_version from bayes.player_event where user_id = %s",
+    kind, message_id, occurred, n, mode, mood, reason, needed, stored_result = conn.execute(
+        "select e.kind::text, e.message_id, e.occurred_at, e.n, e.player_mode::text, e.mood::text,"
+        " e.fallback_reason::text, e.fallback_needed, r.result"
+        " from bayes.player_event as e join bayes.event_result as r using (event_id)"
+        " where e.user_id = %s",
         (user_id,),
     ).fetchone()
-    assert (kind, message_id, occurred, state_version) == ("message", "a1", T0, 2)
+    assert (kind, message_id, occurred) == ("message", "a1", T0)
+    assert (n, mode, mood, reason, needed) == (1, result["mode"], result["mood"]["state"], "cold_start", True)
     assert stored_result == result
     # the stored state equals the same message applied by the Python engine
     s = codec.default_state(1, params.DEFAULT_PARAMS)
@@ -149,7 +153,9 @@ def test_session_seed_changes_the_draws_and_is_logged(conn):
     first = skip_ps(a, "one")
     assert (
         conn.execute(
-            "select array_agg(input->>'seed' order by event_id) from bayes.player_event where user_id = %s", (a,)
+            "select array_agg(bayes.event_input(kind, input) ->> 'seed' order by event_id) from bayes.player_event"
+            " where user_id = %s",
+            (a,),
         ).fetchone()[0]
         == ["one"] * 3
     )
@@ -352,8 +358,8 @@ def test_concurrent_messages_are_each_counted_once(dsn):
     with psycopg.connect(dsn, autocommit=True) as conn:
         for user_id in players:
             n, version, events_n, distinct_versions, max_version = conn.execute(
-                "select (s.state->>'n')::int, s.version, count(e.*), count(distinct e.state_version),"
-                " max(e.state_version) from public.user_bayesian_state as s"
+                "select (s.state->>'n')::int, s.version, count(e.*), count(distinct e.n),"
+                " max(e.n) + 1 from public.user_bayesian_state as s"
                 " join bayes.player_event as e using (user_id) where s.user_id = %s group by s.state, s.version",
                 (user_id,),
             ).fetchone()

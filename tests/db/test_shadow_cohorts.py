@@ -33,7 +33,9 @@ def send(conn, user_id, text, minutes=0, message_id=None, gap=None):
 
 def last_event_input(conn, user_id):
     return conn.execute(
-        "select input from bayes.player_event where user_id = %s order by event_id desc limit 1", (user_id,)
+        "select bayes.event_input(kind, input) from bayes.player_event where user_id = %s"
+        " order by event_id desc limit 1",
+        (user_id,),
     ).fetchone()[0]
 
 
@@ -238,7 +240,7 @@ def test_every_writers_result_says_the_mode(conn):
         assert conn.execute("select bayes.player_mode(%s)", (user_id,)).fetchone()[0] == mode
         # the logged result is the one returned
         logged = conn.execute(
-            "select result->>'mode' from bayes.player_event where user_id = %s order by event_id desc limit 1",
+            "select player_mode::text from bayes.player_event where user_id = %s order by event_id desc limit 1",
             (user_id,),
         ).fetchone()[0]
         assert logged == mode

@@ -58,7 +58,8 @@ def logs_of(conn, user_ids):
     out = []
     for user_id in user_ids:
         rows = conn.execute(
-            "select kind, message_id, input, result ->> 'mode', extract(epoch from occurred_at)::float8"
+            "select kind::text, message_id, bayes.event_input(kind, input), player_mode::text,"
+            " extract(epoch from occurred_at)::float8"
             " from bayes.player_event where user_id = %s order by event_id",
             (user_id,),
         ).fetchall()
@@ -94,13 +95,15 @@ def test_the_pairs_join_each_message_with_its_llm_answer(shadow_db):
         assert {r[2] for r in rows} == {"shadow"}
         for user_id, mid, _, n, engine, llm, vices, mood in rows:
             (event,) = conn.execute(
-                "select input from bayes.player_event where user_id = %s and kind = 'message' and message_id = %s",
+                "select bayes.event_input(kind, input) from bayes.player_event"
+                " where user_id = %s and kind = 'message' and message_id = %s",
                 (user_id, mid),
             ).fetchone()
             observation = event["observation"]
             assert engine == [p - m for p, m in zip(observation["plus"], observation["minus"])]
             (answer,) = conn.execute(
-                "select input from bayes.player_event where user_id = %s and kind = 'llm_scores' and message_id = %s",
+                "select bayes.event_input(kind, input) from bayes.player_event"
+                " where user_id = %s and kind = 'llm_scores' and message_id = %s",
                 (user_id, mid),
             ).fetchone()
             assert llm == shadow.llm_evidence(answer["deltas"])

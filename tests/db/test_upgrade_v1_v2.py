@@ -307,6 +307,7 @@ class Upgraded:
     rows_after_push: dict[str, tuple]
     reads_after_push: dict[str, tuple]  # READ_SQL of every player, right after the push
     rows_after_reads: dict[str, tuple]
+    last_v1_event: int  # the last event_id of the v1 history (converted by the push, issue 15)
 
 
 def read_all(h: History, conn) -> dict[str, tuple]:
@@ -348,7 +349,8 @@ def upgraded(v1) -> Upgraded:
         reads = read_all(v1, conn)
         rows_after_reads = v1.rows(conn)
         params = read_params(conn)
-    return Upgraded(v1, params, v1_rows, applied, rows_after_push, reads, rows_after_reads)
+        last_v1_event = conn.execute("select max(event_id) from bayes.player_event").fetchone()[0]
+    return Upgraded(v1, params, v1_rows, applied, rows_after_push, reads, rows_after_reads, last_v1_event)
 
 
 def test_the_push_applies_only_the_new_migrations(upgraded):
@@ -453,7 +455,8 @@ def v2(upgraded) -> V2:
             MESSAGE_SQL, (h.players["untouched_1"], "another text", h.at(603), "untouched_1-0", 90.0)
         ).fetchone()[0]
         first_result = conn.execute(
-            "select result from bayes.player_event where user_id = %s and message_id = 'untouched_1-0'",
+            "select r.result from bayes.player_event as e join bayes.event_result as r using (event_id)"
+            " where e.user_id = %s and e.message_id = 'untouched_1-0'",
             (h.players["untouched_1"],),
         ).fetchone()[0]
 
@@ -551,10 +554,10 @@ def test_the_events_logged_after_the_upgrade_carry_v2(v2):
     h = v2.upgraded.history
     with psycopg.connect(h.url) as conn:
         for name, uid in h.players.items():
-            v1_version = v2.upgraded.v1_rows[name][1]
             logged = conn.execute(
-                "select state_version > %s, input->'v' from bayes.player_event where user_id = %s order by event_id",
-                (v1_version, uid),
+                "select event_id > %s, bayes.event_input(kind, input) -> 'v' from bayes.player_event"
+                " where user_id = %s order by event_id",
+                (v2.upgraded.last_v1_event, uid),
             ).fetchall()
             assert logged, name
             assert {v for after_upgrade, v in logged if not after_upgrade} == {None}, name  # v1: no "v"
@@ -679,7 +682,8 @@ def test_replay_misses_a_v1_bulk_decay_that_narrowed_a_posterior(v2, name):
         logged = [
             (kind, json.loads(data))
             for kind, data in conn.execute(
-                "select kind, input::text from bayes.player_event where user_id = %s order by event_id",
+                "select kind::text, bayes.event_input(kind, input)::text from bayes.player_event"
+                " where user_id = %s order by event_id",
                 (h.players[name],),
             )
         ]

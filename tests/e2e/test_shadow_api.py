@@ -39,7 +39,9 @@ def written(db, user_id):
 
 def last_input(db, user_id):
     return db.execute(
-        "select input from bayes.player_event where user_id = %s order by event_id desc limit 1", (user_id,)
+        "select bayes.event_input(kind, input) from bayes.player_event where user_id = %s"
+        " order by event_id desc limit 1",
+        (user_id,),
     ).fetchone()[0]
 
 

@@ -213,6 +213,8 @@ def test_rejects_bad_global_values(bad, word):
         ("global", "clock_skew_s", 31536001, "[0, 31536000]"),
         ("global", "max_message_age_h", 0, "(0, 87600]"),
         ("global", "max_message_age_h", 87601, "(0, 87600]"),
+        ("global", "idempotency_window_h", -1, "[0, 87600]"),
+        ("global", "idempotency_window_h", 87601, "[0, 87600]"),
         ("chapter", "reply_baseline_s", -300, "> 0"),
         ("chapter", "skip_cap", 1.5, "[0, 1]"),
         ("chapter", "boss_threshold", 120, "[0, 100]"),

@@ -29,8 +29,8 @@ select has_index('public', 'user_bayesian_state', 'user_bayesian_state_last_mess
 select has_index('public', 'user_bayesian_state', 'user_bayesian_state_chapter_composite_idx', 'analytics index');
 
 select has_table('bayes', 'player_event', 'the event log exists');
-select index_is_unique('bayes', 'player_event', 'player_event_user_kind_message_uq', 'a message id is applied once per player and kind');
-select col_is_pk('bayes', 'player_event', array['user_id', 'event_id'], 'events of a player in order: the primary key');
+select index_is_unique('bayes', 'player_event', 'player_event_message_key_uq', 'a message id is applied once per player and kind (its key)');
+select col_is_pk('bayes', 'player_event', 'event_id', 'events in log order: the primary key');
 select has_table('bayes', 'chapter_params', 'per-chapter parameters');
 select has_table('bayes', 'params', 'global parameters');
 select has_table('bayes', 'decay_run', 'the log of the bulk decay runs');

@@ -19,6 +19,8 @@ select set_eq(
       ('bayes.assert_may_read(uuid)', 'service_role'),
       ('bayes.check_message_id(text)', 'service_role'),
       ('bayes.replay(uuid)', 'service_role'),
+      ('bayes.message_key(uuid,bayes.event_kind,text)', 'service_role'),
+      ('bayes.event_input(bayes.event_kind,bytea)', 'service_role'),
       ('bayes.session_seed()', 'service_role'),
       ('bayes.check_not_null(anyelement,text,text)', 'authenticated'),
       ('bayes.check_not_null(anyelement,text,text)', 'service_role'),
@@ -89,7 +91,7 @@ select set_eq(
       ('bayes.state_readiness(jsonb,text,text,text)', 'service_role'),
       ('bayes.state_fallback_check(jsonb)', 'authenticated'),
       ('bayes.state_fallback_check(jsonb)', 'service_role')$$,
-    'execute privileges of every engine function, per API role (the decay and retention functions and procedures, bayes.install_py_module: none)'
+    'execute privileges of every engine function, per API role (the decay and retention functions and procedures, bayes.install_py_module, the event log''s writers and expiry: none)'
 );
 
 select is_empty(
@@ -104,7 +106,7 @@ select set_eq(
       from (values ('public.user_bayesian_state'::regclass), ('bayes.player_event'), ('bayes.chapter_params'), ('bayes.params'),
                    ('bayes.params_revision'), ('bayes.decay_run'), ('bayes.decay_skipped'), ('bayes.player_summary'),
                    ('bayes.py_module'), ('bayes.rollout'), ('bayes.player_checkpoint'),
-                   ('bayes.retention_run')) as t0 (rel)
+                   ('bayes.retention_run'), ('bayes.event_result')) as t0 (rel)
       cross join lateral (select t0.rel::text as relname) as t
       cross join (values ('anon'), ('authenticated'), ('service_role')) as r (role)
       cross join (values ('select'), ('insert'), ('update'), ('delete'), ('truncate'), ('references'), ('trigger')) as priv (name)
@@ -114,6 +116,7 @@ select set_eq(
       ('user_bayesian_state', 'service_role', 'select'),
       ('user_bayesian_state', 'service_role', 'delete'),
       ('bayes.player_event', 'service_role', 'select'),
+      ('bayes.event_result', 'service_role', 'select'),
       ('bayes.params_revision', 'authenticated', 'select'),
       ('bayes.params_revision', 'service_role', 'select'),
       ('bayes.chapter_params', 'authenticated', 'select'),
