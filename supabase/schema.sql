@@ -539,12 +539,15 @@ begin
     delete from bayes.event_result as r
     using deleted as d
     where r.event_id = d.event_id;
+    delete from bayes.player_checkpoint as c
+    using old_states as o
+    where c.user_id = o.user_id;
     return null;
 end
 $$;
 
 -- Name: FUNCTION delete_player_events(); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.delete_player_events() IS 'Statement trigger of public.user_bayesian_state: deletes the events of deleted states and their kept results. SECURITY DEFINER because the event log is append-only for the API roles.';
+COMMENT ON FUNCTION bayes.delete_player_events() IS 'Statement trigger of public.user_bayesian_state: deletes the events, their kept results (bayes.event_result) and the checkpoint (bayes.player_checkpoint) of deleted states. SECURITY DEFINER because the event log is append-only for the API roles.';
 
 -- Name: describe_state(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.describe_state(p_state jsonb) RETURNS jsonb
@@ -651,6 +654,19 @@ $$;
 
 -- Name: FUNCTION fallback_reason(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.fallback_reason(p_state jsonb) IS 'The first fallback rule of MODEL.md section 7 that fires for a compact state without a message (rules 1 and 3: cold_start, uncertain), else bayesian_sufficient; null for a corrupt state. Stable: reads the parameter tables.';
+
+-- Name: fold_events(uuid[], bigint[], text[], double precision[], double precision[], bigint[], double precision, bigint); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.fold_events(p_users uuid[], p_after bigint[], p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_events_folded bigint[], p_horizon double precision, p_params_revision bigint, OUT last_event_ids bigint[], OUT folded integer[], OUT states text[], OUT last_message_at double precision[], OUT decayed_at double precision[], OUT events_folded bigint[], OUT kept_from double precision[], OUT errors text[]) RETURNS record
+    LANGUAGE plpython3u STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.fold_events(plpy, p_users, p_after, p_states, p_last_message_at, p_decayed_at, p_events_folded, p_horizon, p_params_revision)
+$$;
+
+-- Name: FUNCTION fold_events(p_users uuid[], p_after bigint[], p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_events_folded bigint[], p_horizon double precision, p_params_revision bigint, OUT last_event_ids bigint[], OUT folded integer[], OUT states text[], OUT last_message_at double precision[], OUT decayed_at double precision[], OUT events_folded bigint[], OUT kept_from double precision[], OUT errors text[]); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.fold_events(p_users uuid[], p_after bigint[], p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_events_folded bigint[], p_horizon double precision, p_params_revision bigint, OUT last_event_ids bigint[], OUT folded integer[], OUT states text[], OUT last_message_at double precision[], OUT decayed_at double precision[], OUT events_folded bigint[], OUT kept_from double precision[], OUT errors text[]) IS 'Retention''s step for a batch of players, one item per player in every array: from his checkpoint (p_states null: a new player''s state; p_after the last event it folded, the clock in epoch seconds), the longest prefix of the events after it that occurred before p_horizon (epoch seconds), replayed: the last folded event id (null: none), how many, the new checkpoint (state, clock, events folded in all), the occurred_at of the first event kept (null: none) and the error of a log that cannot be replayed (then nothing is folded). Writes nothing.';
 
 -- Name: install_py_module(text, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) RETURNS void
@@ -984,22 +1000,37 @@ CREATE FUNCTION bayes.py_load() RETURNS text
 # module pulls in importlib.resources and typing, about 12 ms of a fresh
 # backend's first call.
 import importlib.machinery
+import marshal
 import sys
 
+
+def module_filename(name, sha256):
+    # The file name of the module's code (tracebacks): bayes.py_module_compile
+    # writes the same one.
+    return "<bayes_engine %s %s>" % (name, sha256[:16])
+
+
+# The compiled code of a row when the Python that compiled it is this one
+# (the same bytecode magic number; marshal of a code object cannot be read by
+# another version), else its source: unmarshalling the modules a message
+# imports takes about 0.5 ms, compiling them about 12 ms.
+magic = importlib._bootstrap_external.MAGIC_NUMBER.hex()
 rows = plpy.execute(
-    "select m.name, m.source, bayes.py_build() as build from bayes.py_module as m order by m.name"
+    "select m.name, case when m.code_magic = '\\x%s'::bytea then m.code end as code,"
+    " case when m.code_magic = '\\x%s'::bytea then null else m.source end as source,"
+    " m.sha256, bayes.py_build() as build from bayes.py_module as m order by m.name" % (magic, magic)
 )
 if not rows:
     plpy.error("the bayes_engine code is not installed", sqlstate="55000",
                hint="bayes.py_module is empty: apply the functions migrations (scripts/build, supabase db push).")
 build = rows[0]["build"]
-sources = {row["name"]: row["source"] for row in rows}
-packages = {name for name in sources if any(other.startswith(name + ".") for other in sources)}
+modules = {row["name"]: row for row in rows}
+packages = {name for name in modules if any(other.startswith(name + ".") for other in modules)}
 
 
 class BayesEngineImporter:
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in sources:
+        if fullname not in modules:
             return None
         return importlib.machinery.ModuleSpec(fullname, self, origin="bayes.py_module",
                                               is_package=fullname in packages)
@@ -1008,8 +1039,11 @@ class BayesEngineImporter:
         return None
 
     def exec_module(self, module):
-        name = module.__name__
-        code = compile(sources[name], "<bayes_engine %s %s>" % (build, name), "exec")
+        row = modules[module.__name__]
+        if row["code"] is not None:
+            code = marshal.loads(row["code"])
+        else:
+            code = compile(row["source"], module_filename(row["name"], row["sha256"]), "exec", dont_inherit=True)
         module.__build__ = build
         exec(code, module.__dict__)
 
@@ -1024,6 +1058,30 @@ $$;
 
 -- Name: FUNCTION py_load(); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.py_load() IS 'Installs the bayes_engine package of bayes.py_module into this backend''s interpreter (replacing an older copy) and returns its build id; called by the engine''s PL/Python functions on their first call in a backend and after the code changed.';
+
+-- Name: py_module_compile(); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.py_module_compile() RETURNS trigger
+    LANGUAGE plpython3u
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+import importlib.util
+import marshal
+
+new = TD["new"]
+# The file name bayes.py_load gives a module it compiles itself.
+filename = "<bayes_engine %s %s>" % (new["name"], new["sha256"][:16])
+try:
+    code = compile(new["source"], filename, "exec", dont_inherit=True)
+except (SyntaxError, ValueError) as exc:
+    plpy.error("module %s does not compile: %s" % (new["name"], exc), sqlstate="22023",
+               hint="bayes.py_module holds the sources of scripts/build; fix the module and build again.")
+new["code"] = marshal.dumps(code)
+new["code_magic"] = importlib.util.MAGIC_NUMBER
+return "MODIFY"
+$$;
+
+-- Name: FUNCTION py_module_compile(); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.py_module_compile() IS 'Trigger py_module_compile of bayes.py_module: compiles the written source with the database server''s Python into code (marshal) and code_magic, or refuses a module that does not compile (22023).';
 
 -- Name: raise_error(text, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.raise_error(p_sqlstate text, p_message text, p_hint text DEFAULT NULL::text) RETURNS void
@@ -1126,6 +1184,15 @@ $$;
 
 -- Name: FUNCTION replay(p_user_id uuid); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.replay(p_user_id uuid) IS 'The state of player p_user_id rebuilt from bayes.player_event with the current parameters; equals the stored state while the parameters are unchanged.';
+
+-- Name: retention_lock_key(); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.retention_lock_key() RETURNS bigint
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN '7300215847719049217'::bigint;
+
+-- Name: FUNCTION retention_lock_key(); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.retention_lock_key() IS 'The advisory lock key that bayes.run_retention holds while it runs: pg_try_advisory_lock(bayes.retention_lock_key()) keeps runs from starting.';
 
 -- Name: run_decay(timestamp with time zone, integer); Type: PROCEDURE; Schema: bayes; Owner: postgres
 CREATE PROCEDURE bayes.run_decay(IN p_now timestamp with time zone DEFAULT now(), IN p_batch integer DEFAULT 5000)
@@ -1361,6 +1428,329 @@ $$;
 -- Name: PROCEDURE run_decay(IN p_now timestamp with time zone, IN p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON PROCEDURE bayes.run_decay(IN p_now timestamp with time zone, IN p_batch integer) IS 'Decays every player due for it up to p_now (MODEL.md section 5), p_batch players per committed transaction, skipping rows locked by live messages; one run at a time (advisory lock). A row whose state cannot be decayed (corrupt) is skipped and recorded in bayes.decay_skipped. A run that fails releases its lock, marks its row failed with the error and raises the error. Progress: a NOTICE per batch and the row of bayes.decay_run. Call it outside a transaction block. Called by pg_cron (job bayes-run-decay).';
 
+-- Name: run_retention(timestamp with time zone, integer); Type: PROCEDURE; Schema: bayes; Owner: postgres
+CREATE PROCEDURE bayes.run_retention(IN p_now timestamp with time zone DEFAULT now(), IN p_batch integer DEFAULT 1000)
+    LANGUAGE plpgsql
+    AS $$
+declare
+    v_checked boolean;
+    v_skew_s double precision;
+    c_lock_key constant bigint := bayes.retention_lock_key();
+    v_run_id bigint;
+    v_revision bigint;
+    v_horizon timestamptz;
+    v_horizon_s double precision;
+    -- A lower bound of the occurred_at of any event written from now on
+    -- (a message's send time may be max_message_age_h in the past).
+    v_max_age interval;
+    -- Keyset over user_id, from the smallest uuid up.
+    v_after uuid := '00000000-0000-0000-0000-000000000000';
+    -- One batch, as read (without a lock), and what bayes.fold_events made of it.
+    v_ids uuid[];
+    v_after_ids bigint[];
+    v_states text[];
+    v_last_message_at double precision[];
+    v_decayed_at double precision[];
+    v_events_folded bigint[];
+    v_has_checkpoint boolean[];
+    v_result record;
+    v_count integer;
+    v_deleted bigint;
+    v_partial integer;
+    v_skipped_now integer;
+    v_expired_now bigint;
+    v_window_h double precision;
+    v_players bigint := 0;
+    v_events bigint := 0;
+    v_expired bigint := 0;
+    v_skipped bigint := 0;
+    v_batches integer := 0;
+    v_phase text := 'start';  -- start, players, results, done
+    v_started timestamptz := pg_catalog.clock_timestamp();
+    v_sqlstate text;
+    v_message text;
+    v_detail text;
+    v_hint text;
+    v_context text;
+begin
+    v_checked := bayes.check_not_null(p_now, 'p_now', 'omit it to use now()');
+    v_checked := bayes.check_not_null(p_batch, 'p_batch', 'omit it for 1000');
+    v_checked := bayes.check_time(p_now, 'p_now');
+    -- A p_now ahead of the database clock would move the horizon over
+    -- events that are not old yet: at most clock_skew_s ahead, as for decay.
+    v_skew_s := (select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'clock_skew_s');
+    if p_now > pg_catalog.now() + pg_catalog.make_interval(secs => v_skew_s) then
+        raise exception 'p_now % is % ahead of the database clock (%); at most clock_skew_s = % s ahead is accepted',
+            p_now, pg_catalog.date_trunc('second', p_now - pg_catalog.now()), pg_catalog.now(), v_skew_s
+            using errcode = '22023', hint = 'Omit p_now to prune up to now() - event_retention_days.';
+    end if;
+    if p_batch < 1 or p_batch > 100000 then
+        raise exception 'p_batch must be in 1..100000, got %', p_batch using errcode = '22023';
+    end if;
+    v_horizon := p_now - pg_catalog.make_interval(days => (
+        select (p.value #>> '{}')::integer from bayes.params as p where p.name = 'event_retention_days'
+    ));
+    v_horizon_s := pg_catalog.date_part('epoch', v_horizon);
+    v_max_age := pg_catalog.make_interval(secs => 3600 * (
+        select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'max_message_age_h'
+    ));
+    -- Outside a transaction block only (2D000 here, before the lock is taken).
+    commit;
+
+    if not pg_catalog.pg_try_advisory_lock(c_lock_key) then
+        insert into bayes.retention_run (horizon, batch_size, status, finished_at)
+        values (v_horizon, p_batch, 'overlapped', pg_catalog.clock_timestamp());
+        commit;
+        raise notice 'bayes.run_retention: another run is in progress; this one did nothing';
+        return;
+    end if;
+
+    loop
+        begin
+            if v_phase = 'start' then
+                -- Holding the lock, no other run is alive: a 'running' row is a run that died.
+                update bayes.retention_run
+                set status = 'interrupted', finished_at = pg_catalog.clock_timestamp()
+                where status = 'running';
+                insert into bayes.retention_run (horizon, batch_size)
+                values (v_horizon, p_batch)
+                returning run_id into v_run_id;
+                v_phase := 'players';
+            elsif v_phase = 'players' then
+                v_revision := (select r.revision from bayes.params_revision as r);
+                -- 1. The next batch of players that may have events older than
+                -- the horizon, in user_id order, read without a lock. A
+                -- player's retained_since is a lower bound of his kept events'
+                -- occurred_at; a player retention never looked at has none
+                -- older than his state's creation less max_message_age_h.
+                -- One pass over the states per run, never over the log.
+                select
+                    pg_catalog.array_agg(due.user_id order by due.user_id),
+                    pg_catalog.array_agg(coalesce(due.last_event_id, 0) order by due.user_id),
+                    pg_catalog.array_agg(due.state::text order by due.user_id),
+                    pg_catalog.array_agg(due.last_message_epoch order by due.user_id),
+                    pg_catalog.array_agg(due.decayed_epoch order by due.user_id),
+                    pg_catalog.array_agg(coalesce(due.events_folded, 0) order by due.user_id),
+                    pg_catalog.array_agg(due.has_checkpoint order by due.user_id)
+                into v_ids, v_after_ids, v_states, v_last_message_at, v_decayed_at, v_events_folded, v_has_checkpoint
+                from (
+                    select
+                        s.user_id,
+                        c.last_event_id,
+                        c.state,
+                        c.last_message_epoch,
+                        c.decayed_epoch,
+                        c.events_folded,
+                        c.user_id is not null as has_checkpoint
+                    from public.user_bayesian_state as s
+                    left join bayes.player_checkpoint as c on s.user_id = c.user_id
+                    where s.user_id > v_after
+                      and coalesce(c.retained_since, s.created_at - v_max_age) < v_horizon
+                    order by s.user_id
+                    limit p_batch
+                ) as due;
+
+                if v_ids is null then
+                    v_phase := 'results';
+                else
+                    v_after := v_ids[pg_catalog.array_length(v_ids, 1)];
+
+                    -- 2. Replay each player's old events from his checkpoint,
+                    -- still without a lock (the longest step).
+                    v_result := bayes.fold_events(
+                        v_ids, v_after_ids, v_states, v_last_message_at, v_decayed_at, v_events_folded,
+                        v_horizon_s, v_revision
+                    );
+
+                    -- 3. One statement: delete the folded events and write the
+                    -- checkpoints. A checkpoint is written only for a player
+                    -- whose folded events this statement deleted, all of them:
+                    -- when his state was deleted meanwhile (its trigger took
+                    -- his events and checkpoint), there is nothing to write.
+                    with folded as (
+                        select f.*
+                        from rows from (
+                            pg_catalog.unnest(v_ids),
+                            pg_catalog.unnest(v_after_ids),
+                            pg_catalog.unnest(v_result.last_event_ids),
+                            pg_catalog.unnest(v_result.folded),
+                            pg_catalog.unnest(v_result.states),
+                            pg_catalog.unnest(v_result.last_message_at),
+                            pg_catalog.unnest(v_result.decayed_at),
+                            pg_catalog.unnest(v_result.events_folded),
+                            pg_catalog.unnest(v_result.kept_from)
+                        ) as f (user_id, after_id, last_id, n, state, last_message_epoch, decayed_epoch, total, kept_from)
+                        where f.n > 0
+                    ),
+
+                    pruned as (
+                        delete from bayes.player_event as e
+                        using folded as f
+                        where e.user_id = f.user_id and e.event_id > f.after_id and e.event_id <= f.last_id
+                        returning e.user_id, e.event_id
+                    ),
+
+                    -- A kept result of a pruned event (only when the
+                    -- idempotency window is longer than the horizon) goes with it.
+                    results_pruned as (
+                        delete from bayes.event_result as r
+                        using pruned as p
+                        where r.event_id = p.event_id
+                    ),
+
+                    counted as (
+                        select p.user_id, pg_catalog.count(*) as n from pruned as p group by p.user_id
+                    ),
+
+                    written as (
+                        insert into bayes.player_checkpoint as c (
+                            user_id, state, last_message_epoch, decayed_epoch, last_event_id, events_folded,
+                            retained_since, params_revision, run_id, made_at
+                        )
+                        select
+                            f.user_id, f.state::jsonb, f.last_message_epoch, f.decayed_epoch, f.last_id, f.total,
+                            coalesce(pg_catalog.to_timestamp(f.kept_from), pg_catalog.now() - v_max_age),
+                            v_revision, v_run_id, pg_catalog.now()
+                        from folded as f
+                        inner join counted as k on f.user_id = k.user_id and f.n = k.n
+                        on conflict (user_id) do update
+                            set state = excluded.state,
+                                last_message_epoch = excluded.last_message_epoch,
+                                decayed_epoch = excluded.decayed_epoch,
+                                last_event_id = excluded.last_event_id,
+                                events_folded = excluded.events_folded,
+                                retained_since = excluded.retained_since,
+                                params_revision = excluded.params_revision,
+                                run_id = excluded.run_id,
+                                made_at = excluded.made_at
+                        returning 1
+                    )
+
+                    select
+                        (select pg_catalog.count(*)::integer from written),
+                        (select coalesce(pg_catalog.sum(k.n), 0)::bigint from counted as k),
+                        (
+                            select pg_catalog.count(*)::integer
+                            from folded as f inner join counted as k on f.user_id = k.user_id
+                            where f.n <> k.n
+                        )
+                    into v_count, v_deleted, v_partial;
+                    if v_partial > 0 then
+                        -- Only an event deleted by hand can do this; the batch is undone.
+                        raise exception 'bayes.run_retention: % players lost folded events to another delete during the batch',
+                            v_partial using errcode = '40001', hint = 'Run it again.';
+                    end if;
+
+                    -- 4. Players with nothing old enough: only retained_since
+                    -- moves (a row with no state for one never looked at), so
+                    -- that later runs skip them until it is passed.
+                    update bayes.player_checkpoint as c
+                    set retained_since = coalesce(pg_catalog.to_timestamp(f.kept_from), pg_catalog.now() - v_max_age)
+                    from rows from (
+                        pg_catalog.unnest(v_ids), pg_catalog.unnest(v_result.folded),
+                        pg_catalog.unnest(v_result.kept_from), pg_catalog.unnest(v_result.errors)
+                    ) as f (user_id, n, kept_from, error)
+                    where c.user_id = f.user_id and f.n = 0 and f.error is null;
+                    insert into bayes.player_checkpoint (user_id, retained_since, params_revision, run_id)
+                    select
+                        f.user_id,
+                        coalesce(pg_catalog.to_timestamp(f.kept_from), pg_catalog.now() - v_max_age),
+                        v_revision,
+                        v_run_id
+                    from rows from (
+                        pg_catalog.unnest(v_ids), pg_catalog.unnest(v_has_checkpoint), pg_catalog.unnest(v_result.folded),
+                        pg_catalog.unnest(v_result.kept_from), pg_catalog.unnest(v_result.errors)
+                    ) as f (user_id, has_checkpoint, n, kept_from, error)
+                    where not f.has_checkpoint and f.n = 0 and f.error is null
+                    on conflict (user_id) do nothing;
+
+                    -- 5. A log that cannot be replayed keeps all its events.
+                    v_skipped_now := pg_catalog.cardinality(pg_catalog.array_remove(v_result.errors, null));
+                    if v_skipped_now > 0 then
+                        raise warning 'bayes.run_retention: % players skipped, their logs cannot be replayed: %',
+                            v_skipped_now, pg_catalog.array_to_string(pg_catalog.array_remove(v_result.errors, null), '; ');
+                    end if;
+
+                    v_players := v_players + v_count;
+                    v_events := v_events + v_deleted;
+                    v_skipped := v_skipped + v_skipped_now;
+                    v_batches := v_batches + 1;
+                    update bayes.retention_run
+                    set players = v_players, events_deleted = v_events, skipped = v_skipped, batches = v_batches
+                    where run_id = v_run_id;
+                end if;
+            elsif v_phase = 'results' then
+                -- The stored first results past the idempotency window
+                -- (bayes.event_result), one batch per transaction.
+                v_window_h := (
+                    select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'idempotency_window_h'
+                );
+                v_expired_now := bayes.expire_event_results(
+                    p_now - pg_catalog.make_interval(secs => 3600 * v_window_h), p_batch
+                );
+                v_expired := v_expired + v_expired_now;
+                update bayes.retention_run set results_expired = v_expired where run_id = v_run_id;
+                if v_expired_now < p_batch then
+                    update bayes.retention_run
+                    set status = 'done', finished_at = pg_catalog.clock_timestamp()
+                    where run_id = v_run_id;
+                    v_phase := 'done';
+                end if;
+            end if;
+            set constraints all immediate;
+        exception when others or query_canceled or assert_failure then
+            perform pg_catalog.pg_advisory_unlock(c_lock_key);
+            get stacked diagnostics
+                v_sqlstate = returned_sqlstate,
+                v_message = message_text,
+                v_detail = pg_exception_detail,
+                v_hint = pg_exception_hint,
+                v_context = pg_exception_context;
+        end;
+        exit when v_sqlstate is not null;
+        commit;
+        exit when v_phase = 'done';
+        if v_phase = 'players' and v_batches > 0 then
+            raise notice 'bayes.run_retention: batch %: % players, % events folded and deleted, % s',
+                v_batches, v_players, v_events,
+                pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started)::numeric, 1);
+        end if;
+    end loop;
+
+    if v_sqlstate is not null then
+        if v_run_id is not null then
+            begin
+                update bayes.retention_run
+                set status = 'failed', sqlstate = v_sqlstate, error = v_message,
+                    finished_at = pg_catalog.clock_timestamp()
+                where run_id = v_run_id;
+            exception when others or query_canceled or assert_failure then
+                raise warning 'bayes.run_retention: run % could not be marked failed (%); the next run marks it interrupted',
+                    v_run_id, sqlerrm;
+            end;
+            commit;
+        end if;
+        raise log 'bayes.run_retention: run % failed after % batches: % %; context: %',
+            v_run_id, v_batches, v_sqlstate, v_message, v_context;
+        if v_detail <> '' then
+            raise exception using errcode = v_sqlstate, message = v_message, detail = v_detail,
+                hint = coalesce(nullif(v_hint, ''), 'bayes.retention_run says which run failed; its lock is released.');
+        end if;
+        raise exception using errcode = v_sqlstate, message = v_message,
+            hint = coalesce(nullif(v_hint, ''), 'bayes.retention_run says which run failed; its lock is released.');
+    end if;
+
+    perform pg_catalog.pg_advisory_unlock(c_lock_key);
+    raise log 'bayes.run_retention: run % pruned % events of % players before % in % batches, skipped %',
+        v_run_id, v_events, v_players, v_horizon, v_batches, v_skipped;
+    raise notice 'bayes.run_retention: done: % events of % players before % folded and deleted in % batches, % results expired, % skipped (run %)',
+        v_events, v_players, v_horizon, v_batches, v_expired, v_skipped, v_run_id;
+end
+$$;
+
+-- Name: PROCEDURE run_retention(IN p_now timestamp with time zone, IN p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON PROCEDURE bayes.run_retention(IN p_now timestamp with time zone, IN p_batch integer) IS 'Folds every player''s events that occurred before p_now - event_retention_days into his checkpoint (bayes.player_checkpoint, the state a replay of them gives) and deletes them, p_batch players per committed transaction, locking no state row; then deletes the kept first results past the idempotency window (bayes.expire_event_results). One run at a time (advisory lock bayes.retention_lock_key()). A run that fails releases its lock, marks its row failed with the error and raises the error. Progress: a NOTICE per batch and the row of bayes.retention_run. Call it outside a transaction block. Called by pg_cron (job bayes-run-retention).';
+
 -- Name: save_state(uuid, jsonb, text, text, uuid, timestamp with time zone, bytea, jsonb, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_message_at timestamp with time zone) RETURNS void
     LANGUAGE plpgsql
@@ -1428,6 +1818,22 @@ $$;
 
 -- Name: FUNCTION schedule_decay(p_schedule text); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.schedule_decay(p_schedule text) IS '(Re)schedules the pg_cron job bayes-run-decay (call bayes.run_decay()) with a cron schedule, every 15 minutes by default; returns the job id. There is only ever one such job.';
+
+-- Name: schedule_retention(text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.schedule_retention(p_schedule text DEFAULT '7 * * * *'::text) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_checked boolean;
+begin
+    v_checked := bayes.check_not_null(p_schedule, 'p_schedule');
+    return cron.schedule('bayes-run-retention', p_schedule, 'call bayes.run_retention()');
+end
+$$;
+
+-- Name: FUNCTION schedule_retention(p_schedule text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.schedule_retention(p_schedule text) IS '(Re)schedules the pg_cron job bayes-run-retention (call bayes.run_retention()) with a cron schedule, hourly at 7 past by default; returns the job id. There is only ever one such job.';
 
 -- Name: session_seed(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.session_seed() RETURNS text
@@ -2016,6 +2422,51 @@ CREATE TABLE bayes.params_revision (
 -- Name: TABLE params_revision; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON TABLE bayes.params_revision IS 'One row: revision of the parameters (bayes.chapter_params, bayes.params) and of the code (bayes.py_module), bumped by a statement trigger on any change to them.';
 
+-- Name: player_checkpoint; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.player_checkpoint (
+    user_id uuid NOT NULL,
+    state jsonb,
+    last_message_epoch double precision,
+    decayed_epoch double precision,
+    last_event_id bigint DEFAULT 0 NOT NULL,
+    events_folded bigint DEFAULT 0 NOT NULL,
+    retained_since timestamp with time zone NOT NULL,
+    params_revision bigint NOT NULL,
+    run_id bigint,
+    made_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT player_checkpoint_state_when_folded CHECK ((((state IS NULL) = (events_folded = 0)) AND ((events_folded = 0) = (last_event_id = 0))))
+);
+
+-- Name: TABLE player_checkpoint; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.player_checkpoint IS 'Where each player''s event log starts since retention (bayes.run_retention): the state after the events it folded and deleted. bayes.replay = this state + the events after last_event_id. Deleting a state deletes its row (trigger user_bayesian_state_delete_events).';
+
+-- Name: COLUMN player_checkpoint.state; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.state IS 'The encoded state after the folded events, replayed with the parameters of the run that folded them (params_revision); null when no event was folded yet (a replay starts from a new player''s state).';
+
+-- Name: COLUMN player_checkpoint.last_message_epoch; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.last_message_epoch IS 'The row clock after the folded events as a replay tracks it: the last message''s send time, epoch seconds (null: no message).';
+
+-- Name: COLUMN player_checkpoint.decayed_epoch; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.decayed_epoch IS 'The row clock after the folded events as a replay tracks it: decayed up to, epoch seconds (null: no message).';
+
+-- Name: COLUMN player_checkpoint.last_event_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.last_event_id IS 'The last event folded and deleted (0: none); the player''s log is his events after it.';
+
+-- Name: COLUMN player_checkpoint.events_folded; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.events_folded IS 'How many events were folded into state, in all runs.';
+
+-- Name: COLUMN player_checkpoint.retained_since; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.retained_since IS 'No event of the player after last_event_id occurred before this (a lower bound, as of the last run that looked at him): runs look at the player again only once their horizon has passed it.';
+
+-- Name: COLUMN player_checkpoint.params_revision; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.params_revision IS 'bayes.params_revision when the row was written: the parameters state was replayed with.';
+
+-- Name: COLUMN player_checkpoint.run_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.run_id IS 'The run of bayes.retention_run that wrote the row.';
+
+-- Name: COLUMN player_checkpoint.made_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.made_at IS 'When the row was written.';
+
 -- Name: player_event; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.player_event (
     event_id bigint NOT NULL,
@@ -2108,6 +2559,8 @@ CREATE TABLE bayes.py_module (
     name text NOT NULL,
     source text NOT NULL,
     sha256 text NOT NULL,
+    code bytea,
+    code_magic bytea,
     CONSTRAINT py_module_name_in_package CHECK (((name = 'bayes_engine'::text) OR (name ~~ 'bayes\_engine.%'::text))),
     CONSTRAINT py_module_sha256_of_source CHECK ((sha256 = encode(sha256(convert_to(source, 'UTF8'::name)), 'hex'::text)))
 );
@@ -2117,6 +2570,69 @@ COMMENT ON TABLE bayes.py_module IS 'Source of each module of the bayes_engine P
 
 -- Name: COLUMN py_module.sha256; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON COLUMN bayes.py_module.sha256 IS 'SHA-256 of source (UTF-8, hex): what scripts/build compares to decide which modules a new migration carries.';
+
+-- Name: COLUMN py_module.code; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.py_module.code IS 'The module''s source compiled by the database server''s Python (marshal of its code object), written by the trigger py_module_compile; null until that trigger ran for the row.';
+
+-- Name: COLUMN py_module.code_magic; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.py_module.code_magic IS 'The bytecode magic number of the Python that compiled code: bayes.py_load() uses code only when it equals its own.';
+
+-- Name: retention_run; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.retention_run (
+    run_id bigint NOT NULL,
+    horizon timestamp with time zone NOT NULL,
+    batch_size integer NOT NULL,
+    status text DEFAULT 'running'::text NOT NULL,
+    players bigint DEFAULT 0 NOT NULL,
+    events_deleted bigint DEFAULT 0 NOT NULL,
+    results_expired bigint DEFAULT 0 NOT NULL,
+    skipped bigint DEFAULT 0 NOT NULL,
+    batches integer DEFAULT 0 NOT NULL,
+    started_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    finished_at timestamp with time zone,
+    sqlstate text,
+    error text,
+    CONSTRAINT retention_run_error_when_failed CHECK ((((status = 'failed'::text) = (error IS NOT NULL)) AND ((error IS NULL) = (sqlstate IS NULL)))),
+    CONSTRAINT retention_run_finished_when_not_running CHECK (((status = 'running'::text) = (finished_at IS NULL))),
+    CONSTRAINT retention_run_status_known CHECK ((status = ANY (ARRAY['running'::text, 'done'::text, 'interrupted'::text, 'overlapped'::text, 'failed'::text])))
+);
+
+-- Name: TABLE retention_run; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.retention_run IS 'Log of bayes.run_retention: one row per call, updated after every batch. status: running (in progress, or its server died: the next run marks it interrupted), done, failed (sqlstate and error say why; its lock was released), interrupted, overlapped (another run held the lock; it did nothing).';
+
+-- Name: COLUMN retention_run.horizon; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.horizon IS 'p_now - event_retention_days: the run folded and deleted events that occurred before this instant.';
+
+-- Name: COLUMN retention_run.status; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.status IS 'running, done, failed, interrupted (the server or the session died during the run; set by the next run) or overlapped.';
+
+-- Name: COLUMN retention_run.players; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.players IS 'Players whose checkpoint moved (committed batches).';
+
+-- Name: COLUMN retention_run.events_deleted; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.events_deleted IS 'Events folded into checkpoints and deleted (committed batches).';
+
+-- Name: COLUMN retention_run.results_expired; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.results_expired IS 'Stored first results removed by bayes.expire_event_results, when the database has it.';
+
+-- Name: COLUMN retention_run.skipped; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.skipped IS 'Players whose log could not be replayed (DATA_CORRUPTED): nothing of theirs was deleted; the run''s WARNINGs name them.';
+
+-- Name: COLUMN retention_run.sqlstate; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.sqlstate IS 'SQLSTATE of the error that ended a failed run; null unless status is failed.';
+
+-- Name: COLUMN retention_run.error; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.error IS 'Message of the error that ended a failed run (the caller got the same error); null unless status is failed.';
+
+-- Name: retention_run_run_id_seq; Type: SEQUENCE; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.retention_run ALTER COLUMN run_id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME bayes.retention_run_run_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 -- Name: rollout; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.rollout (
@@ -2156,6 +2672,10 @@ ALTER TABLE ONLY bayes.params
 ALTER TABLE ONLY bayes.params_revision
     ADD CONSTRAINT params_revision_pkey PRIMARY KEY (singleton);
 
+-- Name: player_checkpoint player_checkpoint_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.player_checkpoint
+    ADD CONSTRAINT player_checkpoint_pkey PRIMARY KEY (user_id);
+
 -- Name: player_event player_event_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.player_event
     ADD CONSTRAINT player_event_pkey PRIMARY KEY (event_id);
@@ -2163,6 +2683,10 @@ ALTER TABLE ONLY bayes.player_event
 -- Name: py_module py_module_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.py_module
     ADD CONSTRAINT py_module_pkey PRIMARY KEY (name);
+
+-- Name: retention_run retention_run_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.retention_run
+    ADD CONSTRAINT retention_run_pkey PRIMARY KEY (run_id);
 
 -- Name: rollout rollout_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.rollout
@@ -2201,6 +2725,9 @@ CREATE TRIGGER params_valid AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON baye
 
 -- Name: py_module py_module_bump_revision; Type: TRIGGER; Schema: bayes; Owner: postgres
 CREATE TRIGGER py_module_bump_revision AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON bayes.py_module FOR EACH STATEMENT EXECUTE FUNCTION bayes.bump_params_revision();
+
+-- Name: py_module py_module_compile; Type: TRIGGER; Schema: bayes; Owner: postgres
+CREATE TRIGGER py_module_compile BEFORE INSERT OR UPDATE ON bayes.py_module FOR EACH ROW EXECUTE FUNCTION bayes.py_module_compile();
 
 -- Name: user_bayesian_state user_bayesian_state_delete_events; Type: TRIGGER; Schema: public; Owner: postgres
 CREATE TRIGGER user_bayesian_state_delete_events AFTER DELETE ON public.user_bayesian_state REFERENCING OLD TABLE AS old_states FOR EACH STATEMENT EXECUTE FUNCTION bayes.delete_player_events();
@@ -2249,6 +2776,12 @@ ALTER TABLE bayes.params_revision ENABLE ROW LEVEL SECURITY;
 -- Name: params_revision params_revision_readable; Type: POLICY; Schema: bayes; Owner: postgres
 CREATE POLICY params_revision_readable ON bayes.params_revision FOR SELECT TO authenticated, service_role USING (true);
 
+-- Name: player_checkpoint; Type: ROW SECURITY; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.player_checkpoint ENABLE ROW LEVEL SECURITY;
+
+-- Name: player_checkpoint player_checkpoint_readable; Type: POLICY; Schema: bayes; Owner: postgres
+CREATE POLICY player_checkpoint_readable ON bayes.player_checkpoint FOR SELECT TO service_role USING (true);
+
 -- Name: player_event; Type: ROW SECURITY; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.player_event ENABLE ROW LEVEL SECURITY;
 
@@ -2257,6 +2790,12 @@ ALTER TABLE bayes.py_module ENABLE ROW LEVEL SECURITY;
 
 -- Name: py_module py_module_readable; Type: POLICY; Schema: bayes; Owner: postgres
 CREATE POLICY py_module_readable ON bayes.py_module FOR SELECT TO authenticated, service_role USING (true);
+
+-- Name: retention_run; Type: ROW SECURITY; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.retention_run ENABLE ROW LEVEL SECURITY;
+
+-- Name: retention_run retention_run_readable; Type: POLICY; Schema: bayes; Owner: postgres
+CREATE POLICY retention_run_readable ON bayes.retention_run FOR SELECT TO service_role USING (true);
 
 -- Name: rollout; Type: ROW SECURITY; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.rollout ENABLE ROW LEVEL SECURITY;
@@ -2384,6 +2923,9 @@ REVOKE ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) TO authenticated;
 GRANT ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) TO service_role;
 
+-- Name: FUNCTION fold_events(p_users uuid[], p_after bigint[], p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_events_folded bigint[], p_horizon double precision, p_params_revision bigint, OUT last_event_ids bigint[], OUT folded integer[], OUT states text[], OUT last_message_at double precision[], OUT decayed_at double precision[], OUT events_folded bigint[], OUT kept_from double precision[], OUT errors text[]); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.fold_events(p_users uuid[], p_after bigint[], p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_events_folded bigint[], p_horizon double precision, p_params_revision bigint, OUT last_event_ids bigint[], OUT folded integer[], OUT states text[], OUT last_message_at double precision[], OUT decayed_at double precision[], OUT events_folded bigint[], OUT kept_from double precision[], OUT errors text[]) FROM PUBLIC;
+
 -- Name: FUNCTION install_py_module(p_name text, p_sha256 text, p_source text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) FROM PUBLIC;
 
@@ -2452,6 +2994,9 @@ REVOKE ALL ON FUNCTION bayes.py_load() FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.py_load() TO authenticated;
 GRANT ALL ON FUNCTION bayes.py_load() TO service_role;
 
+-- Name: FUNCTION py_module_compile(); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.py_module_compile() FROM PUBLIC;
+
 -- Name: FUNCTION raise_error(p_sqlstate text, p_message text, p_hint text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.raise_error(p_sqlstate text, p_message text, p_hint text) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.raise_error(p_sqlstate text, p_message text, p_hint text) TO authenticated;
@@ -2474,14 +3019,23 @@ REVOKE ALL ON FUNCTION bayes.refuse_invalid_state() FROM PUBLIC;
 REVOKE ALL ON FUNCTION bayes.replay(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.replay(p_user_id uuid) TO service_role;
 
+-- Name: FUNCTION retention_lock_key(); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.retention_lock_key() FROM PUBLIC;
+
 -- Name: PROCEDURE run_decay(IN p_now timestamp with time zone, IN p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON PROCEDURE bayes.run_decay(IN p_now timestamp with time zone, IN p_batch integer) FROM PUBLIC;
+
+-- Name: PROCEDURE run_retention(IN p_now timestamp with time zone, IN p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON PROCEDURE bayes.run_retention(IN p_now timestamp with time zone, IN p_batch integer) FROM PUBLIC;
 
 -- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_message_at timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_message_at timestamp with time zone) FROM PUBLIC;
 
 -- Name: FUNCTION schedule_decay(p_schedule text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.schedule_decay(p_schedule text) FROM PUBLIC;
+
+-- Name: FUNCTION schedule_retention(p_schedule text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.schedule_retention(p_schedule text) FROM PUBLIC;
 
 -- Name: FUNCTION session_seed(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.session_seed() FROM PUBLIC;
@@ -2579,6 +3133,9 @@ GRANT SELECT ON TABLE bayes.params TO service_role;
 GRANT SELECT ON TABLE bayes.params_revision TO authenticated;
 GRANT SELECT ON TABLE bayes.params_revision TO service_role;
 
+-- Name: TABLE player_checkpoint; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.player_checkpoint TO service_role;
+
 -- Name: TABLE player_event; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.player_event TO service_role;
 
@@ -2589,8 +3146,12 @@ GRANT SELECT ON TABLE bayes.player_summary TO service_role;
 GRANT SELECT ON TABLE bayes.py_module TO authenticated;
 GRANT SELECT ON TABLE bayes.py_module TO service_role;
 
+-- Name: TABLE retention_run; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.retention_run TO service_role;
+
 -- Name: TABLE rollout; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.rollout TO service_role;
 
 -- pg_cron jobs (rows of cron.job): jobname | schedule | command | username | active
 -- bayes-run-decay | */15 * * * * | call bayes.run_decay() | postgres | true
+-- bayes-run-retention | 7 * * * * | call bayes.run_retention() | postgres | true

@@ -78,8 +78,10 @@ def populate(db) -> tuple[int, int]:
         (template, template),
     )
     db.execute(
-        "insert into bayes.player_event (user_id, kind, message_id, occurred_at, input, result, state_version)"
-        " select u.id, e.kind, e.message_id, e.occurred_at, e.input, e.result, e.state_version"
+        "insert into bayes.player_event (user_id, kind, message_id, message_key, occurred_at, input,"
+        " player_mode, n, mood, fallback_reason, fallback_needed)"
+        " select u.id, e.kind, e.message_id, bayes.message_key(u.id, e.kind, e.message_id), e.occurred_at,"
+        " e.input, e.player_mode, e.n, e.mood, e.fallback_reason, e.fallback_needed"
         " from auth.users as u, bayes.player_event as e where e.user_id = %s and u.id <> %s"
         " order by u.id, e.event_id",
         (template, template),
