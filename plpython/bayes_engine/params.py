@@ -182,6 +182,8 @@ DEFAULT_SNAPSHOT: dict = {
         "max_consecutive_skips": 2,
         "clock_skew_s": 300,
         "max_message_age_h": 720,
+        "decay_tolerance_composite": 0.1,
+        "decay_tolerance_p_ready": 0.005,
         **_default_evidence_rows(),
         **{f"lexicon_{name}": entries for name, entries in encoder.default_words().items()},
         "mood_start_belief": [0.40, 0.25, 0.10, 0.10, 0.05, 0.10],
@@ -253,6 +255,8 @@ _GLOBAL_SCALAR_RULES = {
     "max_consecutive_skips": "int_nonneg",
     "clock_skew_s": "skew",
     "max_message_age_h": "age",
+    "decay_tolerance_composite": "score",
+    "decay_tolerance_p_ready": "unit",
 }
 
 _RULE_TEXT = {

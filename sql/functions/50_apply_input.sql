@@ -66,6 +66,10 @@ comment on function bayes.lock_state is
 'Locks the state row of player p_user_id FOR UPDATE and returns it; when absent, creates it with chapter 1 priors (p_create) or raises P0002.';
 revoke all on function bayes.lock_state from public, service_role;
 
+-- Issue 15 gave bayes.save_state its due time (p_decay_due_at): the older
+-- signature goes first.
+drop function if exists bayes.save_state(uuid, jsonb, text, text, timestamptz, jsonb, jsonb, timestamptz);
+
 create or replace function bayes.save_state(
     p_user_id uuid,
     p_state jsonb,
@@ -74,7 +78,8 @@ create or replace function bayes.save_state(
     p_occurred_at timestamptz,
     p_input jsonb,
     p_result jsonb,
-    p_message_at timestamptz
+    p_message_at timestamptz,
+    p_decay_due_at double precision
 )
 returns void
 language plpgsql
@@ -91,6 +96,7 @@ begin
             version = s.version + 1,
             last_message_at = greatest(s.last_message_at, p_message_at),
             decayed_at = greatest(s.decayed_at, p_message_at),
+            decay_due_at = to_timestamp(p_decay_due_at),
             updated_at = now()
         where s.user_id = p_user_id
         returning s.version
@@ -102,7 +108,7 @@ end
 $$;
 
 comment on function bayes.save_state is
-'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given) and appends its event to bayes.player_event.';
+'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given; decay_due_at set from p_decay_due_at, epoch seconds, null for never) and appends its event to bayes.player_event.';
 revoke all on function bayes.save_state from public, service_role;
 
 create or replace function bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text)
@@ -143,9 +149,14 @@ revoke all on function bayes.session_seed from public;
 grant execute on function bayes.session_seed to service_role;
 
 -- Issue 14 gave bayes.step its rollout argument: the older signature goes
--- first, else bayes.apply_input would find two candidates.
+-- first, else bayes.apply_input would find two candidates. Issue 15 gave it
+-- its last OUT parameter (decay_due_at): a new result type, so the function
+-- is dropped and created again.
 drop function if exists bayes.step(
     text, uuid, text, json, jsonb, bigint, double precision, double precision, bigint
+);
+drop function if exists bayes.step(
+    text, uuid, text, json, jsonb, bigint, double precision, double precision, bigint, double precision
 );
 
 create or replace function bayes.step(
@@ -161,7 +172,8 @@ create or replace function bayes.step(
     p_bayes_percent double precision,
     out state jsonb,
     out result jsonb,
-    out input jsonb
+    out input jsonb,
+    out decay_due_at double precision
 )
 language plpython3u
 stable
@@ -172,7 +184,7 @@ as $$
 $$;
 
 comment on function bayes.step is
-'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s) and the input logged in bayes.player_event.';
+'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s), the input logged in bayes.player_event, and the new state''s decay due time (epoch seconds, bayes_engine.decay_due; null: never).';
 revoke all on function bayes.step from public, service_role;
 
 create or replace function bayes.apply_input(
@@ -225,7 +237,8 @@ begin
     ) as s;
     if v_step.state is not null then
         perform bayes.save_state(
-            p_user_id, v_step.state, p_kind, p_message_id, p_occurred_at, v_step.input, v_step.result, p_message_at
+            p_user_id, v_step.state, p_kind, p_message_id, p_occurred_at, v_step.input, v_step.result, p_message_at,
+            v_step.decay_due_at
         );
     end if;
     return v_step.result;
