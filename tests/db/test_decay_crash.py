@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from bayes_dev import players
+from bayes_dev import decay_runs, players
 from bayes_dev.support import bootstrap_and_migrate
 from bayes_engine import codec, events
 from bayes_engine.params import Params
@@ -146,8 +146,10 @@ def test_a_run_killed_midway_and_rerun_equals_one_uninterrupted_pass(cluster):
         before = read_states(db)
     assert len(before) == PLAYERS
 
+    with psycopg.connect(cluster.url, autocommit=True) as db:
+        command = decay_runs.decay_command(db, decay_to, 5000)
     run = subprocess.Popen(
-        ["psql", "-X", "-q", "-d", cluster.url, "-c", f"call bayes.run_decay('{decay_to.isoformat()}', 5000)"],
+        ["psql", "-X", "-q", "-d", cluster.url, "-c", command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -179,7 +181,7 @@ def test_a_run_killed_midway_and_rerun_equals_one_uninterrupted_pass(cluster):
             == committed
         )
 
-        db.execute("call bayes.run_decay(%s, 5000)", (decay_to,))
+        db.execute(decay_runs.decay_command(db, decay_to, 5000))
         runs = db.execute("select status, players from bayes.decay_run order by run_id").fetchall()
         assert runs == [("interrupted", committed), ("done", PLAYERS - committed)]
         after = read_states(db)

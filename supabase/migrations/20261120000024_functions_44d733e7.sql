@@ -2802,7 +2802,7 @@ comment on function public.bayes_advance_chapter is
 revoke all on function public.bayes_advance_chapter from public, anon, authenticated, service_role;
 grant execute on function public.bayes_advance_chapter to service_role;
 
--- file sql/functions/70_decay.sql sha256 c0c6d335d3af1ff1055aee70f79309db1bfd338b9a9627752c427f9e26a6d2cc
+-- file sql/functions/70_decay.sql sha256 357344359522632ab0fc343a57a3e89bd5fa85c48c880a7ec777b163f8166b88
 -- Absence decay in bulk (MODEL.md section 5), which pg_cron runs every 15
 -- minutes: a run rewrites only the rows whose due time has passed
 -- (decay_due_at, bayes_engine.decay_due: the first instant at which the
@@ -3020,7 +3020,9 @@ begin
     skipped := 0;
     begin
         v_revision := (select r.revision from bayes.params_revision as r);
-        -- 1. The next batch of rows due by p_now, in (decay_due_at, user_id)
+        -- 1. The next batch of rows due before p_now (at its due time a
+        -- state is exactly at a tolerance, not yet beyond it, as a player
+        -- exactly at the grace boundary is not decayed), in (decay_due_at, user_id)
         -- order after the previous batch (the index
         -- user_bayesian_state_decay_due_at_idx), read without locking them.
         -- A row decayed at or after p_now already (a message since) waits
@@ -3036,7 +3038,7 @@ begin
         from (
             select s.user_id, s.version, s.state, s.last_message_at, s.decayed_at, s.decay_due_at
             from public.user_bayesian_state as s
-            where s.decay_due_at <= p_now
+            where s.decay_due_at < p_now
               and (s.decay_due_at, s.user_id) > (p_after_due, p_after_id)
               and (s.decayed_at is null or s.decayed_at < p_now)
             order by s.decay_due_at, s.user_id
@@ -3135,7 +3137,7 @@ end
 $$;
 
 comment on function bayes.decay_batch is
-'One batch of a bulk decay run (the DO block of bayes.run_decay_command): the next p_batch rows due by p_now (decay_due_at <= p_now) after (p_after_due, p_after_id) in (decay_due_at, user_id) order, each decayed exactly up to p_now and written with its new due time (bayes.decay_states), skipping rows locked or changed by live messages; rows that cannot be decayed are recorded in bayes.decay_skipped. Returns where the batch ended, finished (no row left: the run is marked done), the rows decayed and skipped; never raises: an error releases the run''s lock, marks the run failed and is returned in the error_* columns.';
+'One batch of a bulk decay run (the DO block of bayes.run_decay_command): the next p_batch rows due before p_now (decay_due_at < p_now) after (p_after_due, p_after_id) in (decay_due_at, user_id) order, each decayed exactly up to p_now and written with its new due time (bayes.decay_states), skipping rows locked or changed by live messages; rows that cannot be decayed are recorded in bayes.decay_skipped. Returns where the batch ended, finished (no row left: the run is marked done), the rows decayed and skipped; never raises: an error releases the run''s lock, marks the run failed and is returned in the error_* columns.';
 revoke all on function bayes.decay_batch from public;
 
 create or replace function bayes.run_decay_command(
@@ -3178,10 +3180,10 @@ begin
         if v_step.error_sqlstate is not null and v_step.error_detail <> '' then
             raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,
                 detail = v_step.error_detail,
-                hint = coalesce(pg_catalog.nullif(v_step.error_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');
+                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');
         elsif v_step.error_sqlstate is not null then
             raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,
-                hint = coalesce(pg_catalog.nullif(v_step.error_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');
+                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');
         end if;
         exit when v_step.finished;
         v_after_due := v_step.after_due;
