@@ -220,7 +220,8 @@ def due_hours(ops, alpha, beta, alpha0, beta0, threshold, rate, tolerance_compos
     composite_due = dist > tolerance_composite
     u_c = ops.where(composite_due, tolerance_composite / ops.maximum(dist, 1e-300), 1.0)
     slope = p_ready_slope_bound(ops, alpha, beta, alpha0, beta0, threshold, u_c)
-    p_ready_due = slope * u_c > tolerance_p_ready
+    # (P_ready is a probability: it never moves by more than 1, however loose the bound)
+    p_ready_due = (slope * u_c > tolerance_p_ready) & (tolerance_p_ready < 1.0)
     u_p = tolerance_p_ready / ops.maximum(slope, 1e-300)
     u = ops.where(p_ready_due, ops.minimum(u_p, u_c), u_c)
     never = ~(composite_due | p_ready_due) if ops is not SCALAR else not (composite_due or p_ready_due)

@@ -316,7 +316,7 @@ def decayed_texts(params, texts, last_message_at, decayed_at, now, with_due=Fals
         )
     return (out, errors, dues) if with_due else (out, errors)
 $bayes_py$);
-select bayes.install_py_module('bayes_engine.decay_due', '7d107090afe54a594bd2ef777570e97c2257c52a292cd5872e3f8f1c9ecfbb4b', $bayes_py$"""When a stored state next needs the bulk decay: its due time, in closed form.
+select bayes.install_py_module('bayes_engine.decay_due', '71fa8430ce94176c513b0e3b23af1dd8eb29843daa64870b993012df88439cd3', $bayes_py$"""When a stored state next needs the bulk decay: its due time, in closed form.
 
 A stored state is decayed exactly on read (the read RPCs) and before every
 message; the bulk decay (``bayes.run_decay``) only keeps the stored rows
@@ -538,7 +538,8 @@ def due_hours(ops, alpha, beta, alpha0, beta0, threshold, rate, tolerance_compos
     composite_due = dist > tolerance_composite
     u_c = ops.where(composite_due, tolerance_composite / ops.maximum(dist, 1e-300), 1.0)
     slope = p_ready_slope_bound(ops, alpha, beta, alpha0, beta0, threshold, u_c)
-    p_ready_due = slope * u_c > tolerance_p_ready
+    # (P_ready is a probability: it never moves by more than 1, however loose the bound)
+    p_ready_due = (slope * u_c > tolerance_p_ready) & (tolerance_p_ready < 1.0)
     u_p = tolerance_p_ready / ops.maximum(slope, 1e-300)
     u = ops.where(p_ready_due, ops.minimum(u_p, u_c), u_c)
     never = ~(composite_due | p_ready_due) if ops is not SCALAR else not (composite_due or p_ready_due)
