@@ -61,7 +61,8 @@ begin
     ) as s;
     if v_step.state is not null then
         perform bayes.save_state(
-            p_user_id, v_step.state, p_kind, p_message_id, p_occurred_at, v_step.input, v_step.result, p_message_at
+            p_user_id, v_step.state, p_kind, p_message_id, p_occurred_at, v_step.input, v_step.result, p_message_at,
+            v_step.decay_due_at
         );
     end if;
     return v_step.result;
@@ -91,6 +92,59 @@ $$;
 
 -- Name: FUNCTION assert_may_read(p_user_id uuid); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.assert_may_read(p_user_id uuid) IS 'Raises 42501 unless the caller is the backend (not anon, not authenticated) or the authenticated player p_user_id.';
+
+-- Name: begin_decay_run(timestamp with time zone, integer); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.begin_decay_run(p_now timestamp with time zone, p_batch integer) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_checked boolean;
+    v_skew_s double precision;
+    v_run_id bigint;
+begin
+    v_checked := bayes.check_not_null(p_now, 'p_now', 'omit it to use now()');
+    v_checked := bayes.check_not_null(p_batch, 'p_batch', 'omit it for 5000');
+    v_checked := bayes.check_time(p_now, 'p_now');
+    -- A p_now ahead of the database clock would move decayed_at into the
+    -- future, where no later run or message decays the player again (issue
+    -- 12): at most clock_skew_s ahead, as for a message's send time.
+    v_skew_s := (select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'clock_skew_s');
+    if p_now > now() + make_interval(secs => v_skew_s) then
+        raise exception 'p_now % is % ahead of the database clock (%); at most clock_skew_s = % s ahead is accepted',
+            p_now, date_trunc('second', p_now - now()), now(), v_skew_s
+            using errcode = '22023', hint = 'Omit p_now to decay up to now(); a past p_now decays up to then.';
+    end if;
+    if p_batch < 1 or p_batch > 1000000 then
+        raise exception 'p_batch must be in 1..1000000, got %', p_batch using errcode = '22023';
+    end if;
+
+    if not pg_try_advisory_lock(bayes.decay_lock_key()) then
+        insert into bayes.decay_run (decay_to, batch_size, status, finished_at)
+        values (p_now, p_batch, 'overlapped', clock_timestamp());
+        raise notice 'bayes.run_decay: another run is in progress; this one did nothing';
+        return null;
+    end if;
+    begin
+        -- Holding the lock, no other run is alive: a 'running' row is a run
+        -- that died.
+        update bayes.decay_run
+        set status = 'interrupted', finished_at = clock_timestamp()
+        where status = 'running';
+        insert into bayes.decay_run (decay_to, batch_size)
+        values (p_now, p_batch)
+        returning run_id into v_run_id;
+        set constraints all immediate;
+    exception when others or query_canceled or assert_failure then
+        perform pg_advisory_unlock(bayes.decay_lock_key());
+        raise;
+    end;
+    return v_run_id;
+end
+$$;
+
+-- Name: FUNCTION begin_decay_run(p_now timestamp with time zone, p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.begin_decay_run(p_now timestamp with time zone, p_batch integer) IS 'The first step of a bulk decay run (the DO block of bayes.run_decay_command): checks p_now (not null, finite, at most clock_skew_s ahead) and p_batch (1..1000000), takes the session-level advisory lock bayes.decay_lock_key(), marks runs that died interrupted and inserts the run''s row of bayes.decay_run; returns its run_id. When another run holds the lock it records an overlapped run, says so in a NOTICE and returns null.';
 
 -- Name: bump_params_revision(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.bump_params_revision() RETURNS trigger
@@ -404,6 +458,162 @@ $$;
 -- Name: FUNCTION composite_sd(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.composite_sd(p_state jsonb) IS 'Standard deviation of the composite score (0..100) of a compact state: 100 * sqrt(sum of weight^2 * variance), the metrics being independent; null for a corrupt state.';
 
+-- Name: decay_batch(bigint, timestamp with time zone, integer, timestamp with time zone, uuid); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.decay_batch(p_run_id bigint, p_now timestamp with time zone, p_batch integer, p_after_due timestamp with time zone, p_after_id uuid, OUT after_due timestamp with time zone, OUT after_id uuid, OUT finished boolean, OUT decayed integer, OUT skipped integer, OUT error_sqlstate text, OUT error_message text, OUT error_detail text, OUT error_hint text) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_revision bigint;
+    v_now_s double precision := date_part('epoch', p_now);
+    -- The batch, as read (without a lock), and its decayed states or errors.
+    v_ids uuid[];
+    v_versions bigint[];
+    v_states text[];
+    v_last_message_at double precision[];
+    v_decayed_at double precision[];
+    v_dues timestamptz[];
+    v_result record;  -- bayes.decay_states: states, sqlstates, errors, due_at
+    v_decayed jsonb[];
+    v_context text;
+begin
+    finished := false;
+    decayed := 0;
+    skipped := 0;
+    begin
+        v_revision := (select r.revision from bayes.params_revision as r);
+        -- 1. The next batch of rows due before p_now (at its due time a
+        -- state is exactly at a tolerance, not yet beyond it, as a player
+        -- exactly at the grace boundary is not decayed), in (decay_due_at, user_id)
+        -- order after the previous batch (the index
+        -- user_bayesian_state_decay_due_at_idx), read without locking them.
+        -- A row decayed at or after p_now already (a message since) waits
+        -- for a later run: decaying it to p_now would move its clock back.
+        select
+            array_agg(due.user_id order by due.decay_due_at, due.user_id),
+            array_agg(due.version order by due.decay_due_at, due.user_id),
+            array_agg(due.state::text order by due.decay_due_at, due.user_id),
+            array_agg(date_part('epoch', due.last_message_at) order by due.decay_due_at, due.user_id),
+            array_agg(date_part('epoch', due.decayed_at) order by due.decay_due_at, due.user_id),
+            array_agg(due.decay_due_at order by due.decay_due_at, due.user_id)
+        into v_ids, v_versions, v_states, v_last_message_at, v_decayed_at, v_dues
+        from (
+            select s.user_id, s.version, s.state, s.last_message_at, s.decayed_at, s.decay_due_at
+            from public.user_bayesian_state as s
+            where s.decay_due_at < p_now
+              and (s.decay_due_at, s.user_id) > (p_after_due, p_after_id)
+              and (s.decayed_at is null or s.decayed_at < p_now)
+            order by s.decay_due_at, s.user_id
+            limit p_batch
+        ) as due;
+
+        if v_ids is null then
+            -- The run's last statement (the DO block releases the lock once
+            -- this is committed).
+            update bayes.decay_run
+            set status = 'done', finished_at = clock_timestamp()
+            where run_id = p_run_id;
+            finished := true;
+        else
+            after_due := v_dues[cardinality(v_dues)];
+            after_id := v_ids[cardinality(v_ids)];
+
+            -- 2. Decay the batch and compute each row's next due time, still
+            -- without a lock: live messages are never kept waiting by this,
+            -- the longest step. A row that cannot be decayed comes back
+            -- with a null state and its error instead of failing the batch.
+            v_result := bayes.decay_states(v_states, v_last_message_at, v_decayed_at, v_now_s, v_revision);
+            v_decayed := v_result.states::jsonb[];
+
+            -- 3. Write the rows that are still as read. A row locked by a
+            -- live message is skipped, and so is one that a message has
+            -- changed since step 1 (its version moved): that message
+            -- decayed it lazily and wrote its due time. A row that could
+            -- not be decayed (its state is null) is left as it is, still
+            -- due: the next run tries it again. The states come from the
+            -- codec: skip the table's check of each row (trigger
+            -- user_bayesian_state_valid), for this transaction only.
+            perform set_config('bayes.state_writer', 'engine', true);
+            with batch as (
+                select b.user_id, b.version, b.state, b.due_at
+                from rows from (unnest(v_ids), unnest(v_versions), unnest(v_decayed), unnest(v_result.due_at))
+                    as b (user_id, version, state, due_at)
+            ),
+            unchanged as (
+                select s.user_id, batch.state, batch.due_at
+                from public.user_bayesian_state as s
+                inner join batch on s.user_id = batch.user_id and s.version = batch.version
+                where batch.state is not null
+                for no key update of s skip locked
+            ),
+            written as (
+                update public.user_bayesian_state as s
+                set state = unchanged.state,
+                    version = s.version + 1,
+                    decayed_at = p_now,
+                    decay_due_at = to_timestamp(unchanged.due_at),
+                    updated_at = now()
+                from unchanged
+                where s.user_id = unchanged.user_id
+                returning 1
+            )
+            select count(*)::integer into decayed from written;
+
+            -- 4. Record the rows that could not be decayed, with their errors.
+            skipped := cardinality(array_remove(v_result.errors, null));
+            if skipped > 0 then
+                insert into bayes.decay_skipped (run_id, user_id, sqlstate, error)
+                select p_run_id, e.user_id, e.sqlstate, e.error
+                from rows from (unnest(v_ids), unnest(v_result.sqlstates), unnest(v_result.errors))
+                    as e (user_id, sqlstate, error)
+                where e.error is not null;
+            end if;
+
+            update bayes.decay_run
+            set players = players + decayed, batches = batches + 1, skipped = decay_run.skipped + decay_batch.skipped
+            where run_id = p_run_id;
+        end if;
+        set constraints all immediate;
+    exception when others or query_canceled or assert_failure then
+        perform pg_advisory_unlock(bayes.decay_lock_key());
+        get stacked diagnostics
+            error_sqlstate = returned_sqlstate,
+            error_message = message_text,
+            error_detail = pg_exception_detail,
+            error_hint = pg_exception_hint,
+            v_context = pg_exception_context;
+        finished := true;
+        decayed := 0;
+        skipped := 0;
+        raise log 'bayes.run_decay: run % failed: % %; context: %', p_run_id, error_sqlstate, error_message, v_context;
+        begin
+            update bayes.decay_run
+            set status = 'failed', sqlstate = error_sqlstate, error = error_message, finished_at = clock_timestamp()
+            where run_id = p_run_id;
+        exception when others or query_canceled or assert_failure then
+            raise warning 'bayes.run_decay: run % could not be marked failed (%); the next run marks it interrupted',
+                p_run_id, sqlerrm;
+        end;
+    end;
+end
+$$;
+
+-- Name: FUNCTION decay_batch(p_run_id bigint, p_now timestamp with time zone, p_batch integer, p_after_due timestamp with time zone, p_after_id uuid, OUT after_due timestamp with time zone, OUT after_id uuid, OUT finished boolean, OUT decayed integer, OUT skipped integer, OUT error_sqlstate text, OUT error_message text, OUT error_detail text, OUT error_hint text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.decay_batch(p_run_id bigint, p_now timestamp with time zone, p_batch integer, p_after_due timestamp with time zone, p_after_id uuid, OUT after_due timestamp with time zone, OUT after_id uuid, OUT finished boolean, OUT decayed integer, OUT skipped integer, OUT error_sqlstate text, OUT error_message text, OUT error_detail text, OUT error_hint text) IS 'One batch of a bulk decay run (the DO block of bayes.run_decay_command): the next p_batch rows due before p_now (decay_due_at < p_now) after (p_after_due, p_after_id) in (decay_due_at, user_id) order, each decayed exactly up to p_now and written with its new due time (bayes.decay_states), skipping rows locked or changed by live messages; rows that cannot be decayed are recorded in bayes.decay_skipped. Returns where the batch ended, finished (no row left: the run is marked done), the rows decayed and skipped; never raises: an error releases the run''s lock, marks the run failed and is returned in the error_* columns.';
+
+-- Name: decay_due_at(jsonb, double precision, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.decay_due_at(p_state jsonb, p_last_message_at double precision, p_decayed_at double precision) RETURNS double precision
+    LANGUAGE plpython3u STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.decay_due_at(plpy, p_state, p_last_message_at, p_decayed_at)
+$$;
+
+-- Name: FUNCTION decay_due_at(p_state jsonb, p_last_message_at double precision, p_decayed_at double precision); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.decay_due_at(p_state jsonb, p_last_message_at double precision, p_decayed_at double precision) IS 'When the bulk decay next rewrites a row with this stored state and these times (epoch seconds; null: never): the first instant at which its exactly decayed composite is more than decay_tolerance_composite from the stored one, or its P_ready could be more than decay_tolerance_p_ready from it (bayes_engine.decay_due). Every write stores it in decay_due_at; after a change of the decay parameters, docs/operations.md says how to apply them to the stored rows with it. XX001 for a corrupt state.';
+
 -- Name: decay_lock_key(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.decay_lock_key() RETURNS bigint
     LANGUAGE sql IMMUTABLE
@@ -411,7 +621,7 @@ CREATE FUNCTION bayes.decay_lock_key() RETURNS bigint
     RETURN '7300215847719049216'::bigint;
 
 -- Name: FUNCTION decay_lock_key(); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.decay_lock_key() IS 'The advisory lock key that bayes.run_decay holds while it runs: pg_try_advisory_lock(bayes.decay_lock_key()) keeps runs from starting.';
+COMMENT ON FUNCTION bayes.decay_lock_key() IS 'The advisory lock key that a bulk decay run (bayes.run_decay_command) holds while it runs: pg_try_advisory_lock(bayes.decay_lock_key()) keeps runs from starting.';
 
 -- Name: decay_state(jsonb, bigint, double precision, double precision, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.decay_state(p_state jsonb, p_params_revision bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision) RETURNS jsonb
@@ -424,10 +634,10 @@ return pg.decay_state(plpy, p_state, p_params_revision, p_last_message_at, p_dec
 $$;
 
 -- Name: FUNCTION decay_state(p_state jsonb, p_params_revision bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.decay_state(p_state jsonb, p_params_revision bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision) IS 'A stored state decayed from p_decayed_at up to p_now (epoch seconds; MODEL.md section 5), as bayes.run_decay writes it.';
+COMMENT ON FUNCTION bayes.decay_state(p_state jsonb, p_params_revision bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision) IS 'A stored state decayed from p_decayed_at up to p_now (epoch seconds; MODEL.md section 5), as the bulk decay writes it and the read RPCs read it.';
 
 -- Name: decay_states(text[], double precision[], double precision[], double precision, bigint); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[]) RETURNS record
+CREATE FUNCTION bayes.decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[], OUT due_at double precision[]) RETURNS record
     LANGUAGE plpython3u STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -436,8 +646,8 @@ from bayes_engine import pg
 return pg.decay_states(plpy, p_states, p_last_message_at, p_decayed_at, p_now, p_params_revision)
 $$;
 
--- Name: FUNCTION decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[]); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[]) IS 'A batch of stored states (jsonb text) decayed up to p_now (epoch seconds; MODEL.md section 5), one item per input in each array, in order: the step bayes.run_decay runs on each batch. A decayed row has its state (equal to bayes.decay_state of the row) and null sqlstate and error; a row that cannot be decayed (corrupt) has a null state and the SQLSTATE and message a read of it would raise. A row never makes the call fail.';
+-- Name: FUNCTION decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[], OUT due_at double precision[]); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[], OUT due_at double precision[]) IS 'A batch of stored states (jsonb text) decayed up to p_now (epoch seconds; MODEL.md section 5), one item per input in each array, in order: the step bayes.decay_batch runs on each batch. A decayed row has its state (equal to bayes.decay_state of the row), null sqlstate and error, and the due time of the decayed state stored with decayed_at = p_now (epoch seconds, null: never; bayes.decay_due_at); a row that cannot be decayed (corrupt) has a null state and due time and the SQLSTATE and message a read of it would raise. A row never makes the call fail.';
 
 -- Name: decode_state(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.decode_state(p_state jsonb) RETURNS jsonb
@@ -563,6 +773,7 @@ CREATE TABLE public.user_bayesian_state (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     chapter smallint GENERATED ALWAYS AS (((state ->> 'c'::text))::smallint) STORED,
     composite double precision GENERATED ALWAYS AS (((100)::double precision * ((((((0.30)::double precision * ((state #>> '{m,i,0}'::text[]))::double precision) / (((state #>> '{m,i,0}'::text[]))::double precision + ((state #>> '{m,i,1}'::text[]))::double precision)) + (((0.25)::double precision * ((state #>> '{m,p,0}'::text[]))::double precision) / (((state #>> '{m,p,0}'::text[]))::double precision + ((state #>> '{m,p,1}'::text[]))::double precision))) + (((0.25)::double precision * ((state #>> '{m,t,0}'::text[]))::double precision) / (((state #>> '{m,t,0}'::text[]))::double precision + ((state #>> '{m,t,1}'::text[]))::double precision))) + (((0.20)::double precision * ((state #>> '{m,s,0}'::text[]))::double precision) / (((state #>> '{m,s,0}'::text[]))::double precision + ((state #>> '{m,s,1}'::text[]))::double precision))))) STORED,
+    decay_due_at timestamp with time zone,
     CONSTRAINT user_bayesian_state_chapter_range CHECK (((chapter >= 1) AND (chapter <= 5))),
     CONSTRAINT user_bayesian_state_state_is_object CHECK ((jsonb_typeof(state) = 'object'::text)),
     CONSTRAINT user_bayesian_state_version_positive CHECK ((version >= 1))
@@ -588,6 +799,9 @@ COMMENT ON COLUMN public.user_bayesian_state.chapter IS 'Current chapter 1..5, g
 
 -- Name: COLUMN user_bayesian_state.composite; Type: COMMENT; Schema: public; Owner: postgres
 COMMENT ON COLUMN public.user_bayesian_state.composite IS 'Composite score 0..100, generated from state: the formula of bayes.state_composite, written out so that it is inlined.';
+
+-- Name: COLUMN user_bayesian_state.decay_due_at; Type: COMMENT; Schema: public; Owner: postgres
+COMMENT ON COLUMN public.user_bayesian_state.decay_due_at IS 'When the bulk decay (bayes.run_decay) next rewrites this row: the first instant at which the exactly decayed state could be further than decay_tolerance_composite (composite) or decay_tolerance_p_ready (P_ready) from the stored one. Computed in closed form by every write; null: never, until the player writes again (no message yet, or the state is within both tolerances of where decay can take it).';
 
 -- Name: lock_state(uuid, boolean); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.lock_state(p_user_id uuid, p_create boolean) RETURNS public.user_bayesian_state
@@ -897,12 +1111,27 @@ begin
             'A state is created by the first bayes_process_message of the player.'
         );
     end if;
+    -- Decay on read (issue 15): the stored state is decayed up to its
+    -- decayed_at, which the bulk decay moves only when the state has moved
+    -- by a tolerance; a read answers exactly as of now(), whatever the bulk
+    -- cadence, and writes nothing. A corrupt state raises the codec's error
+    -- here (XX001 or 0A000), as the read would.
+    if v_row.last_message_at is not null and (v_row.decayed_at is null or v_row.decayed_at < now()) then
+        v_row.state := bayes.decay_state(
+            v_row.state,
+            (select r.revision from bayes.params_revision as r),
+            extract(epoch from v_row.last_message_at)::float8,
+            extract(epoch from v_row.decayed_at)::float8,
+            extract(epoch from now())::float8
+        );
+        v_row.decayed_at := now();
+    end if;
     return v_row;
 end
 $$;
 
 -- Name: FUNCTION readable_state(p_user_id uuid); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.readable_state(p_user_id uuid) IS 'The state row of player p_user_id for a read RPC: 22004 for null, 42501 unless the caller may read it (bayes.assert_may_read), P0002 when absent.';
+COMMENT ON FUNCTION bayes.readable_state(p_user_id uuid) IS 'The state row of player p_user_id for a read RPC, its state decayed up to now() (decayed_at then says now(); nothing is written): 22004 for null, 42501 unless the caller may read it (bayes.assert_may_read), P0002 when absent, the codec''s error (XX001, 0A000) for a corrupt state.';
 
 -- Name: readiness_probability(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.readiness_probability(p_state jsonb) RETURNS double precision
@@ -952,242 +1181,79 @@ $$;
 -- Name: FUNCTION replay(p_user_id uuid); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.replay(p_user_id uuid) IS 'The state of player p_user_id rebuilt from bayes.player_event with the current parameters; equals the stored state while the parameters are unchanged.';
 
--- Name: run_decay(timestamp with time zone, integer); Type: PROCEDURE; Schema: bayes; Owner: postgres
-CREATE PROCEDURE bayes.run_decay(IN p_now timestamp with time zone DEFAULT now(), IN p_batch integer DEFAULT 5000)
-    LANGUAGE plpgsql
-    AS $$
+-- Name: run_decay_command(timestamp with time zone, integer); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.run_decay_command(p_now timestamp with time zone DEFAULT NULL::timestamp with time zone, p_batch integer DEFAULT 5000) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+begin
+    return format(
+        $cmd$do $bayes_run_decay$
+-- A bulk decay run (bayes.run_decay_command; docs/operations.md, Decay).
 declare
-    v_checked boolean;
-    v_skew_s double precision;
-    c_lock_key constant bigint := bayes.decay_lock_key();
+    v_now constant timestamptz := coalesce(%s::timestamptz, pg_catalog.now());
+    v_batch constant integer := %s::integer;
     v_run_id bigint;
-    v_revision bigint;
-    v_now_s double precision;
-    -- Keyset over user_id, from the smallest uuid up (Supabase Auth never
-    -- issues the nil uuid).
-    v_after uuid := '00000000-0000-0000-0000-000000000000';
-    -- One batch, as read (without a lock), and its decayed states or errors.
-    v_ids uuid[];
-    v_versions bigint[];
-    v_states text[];
-    v_last_message_at double precision[];
-    v_decayed_at double precision[];
-    v_result record;  -- bayes.decay_states: states, sqlstates, errors
-    v_decayed jsonb[];
-    v_count integer;
-    v_skipped_now integer;
+    v_step record;
+    v_after_due timestamptz := '-infinity';
+    v_after_id uuid := '00000000-0000-0000-0000-000000000000';
     v_players bigint := 0;
     v_skipped bigint := 0;
     v_batches integer := 0;
-    v_finished boolean := false;
     v_started timestamptz := pg_catalog.clock_timestamp();
-    -- The error that ended the run, if one did.
-    v_sqlstate text;
-    v_message text;
-    v_detail text;
-    v_hint text;
-    v_context text;
 begin
-    v_checked := bayes.check_not_null(p_now, 'p_now', 'omit it to use now()');
-    v_checked := bayes.check_not_null(p_batch, 'p_batch', 'omit it for 5000');
-    v_checked := bayes.check_time(p_now, 'p_now');
-    -- A p_now ahead of the database clock would move decayed_at into the
-    -- future, where no later run or message decays the player again (issue
-    -- 12): at most clock_skew_s ahead, as for a message's send time.
-    v_skew_s := (select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'clock_skew_s');
-    if p_now > pg_catalog.now() + pg_catalog.make_interval(secs => v_skew_s) then
-        raise exception 'p_now % is % ahead of the database clock (%); at most clock_skew_s = % s ahead is accepted',
-            p_now, pg_catalog.date_trunc('second', p_now - pg_catalog.now()), pg_catalog.now(), v_skew_s
-            using errcode = '22023', hint = 'Omit p_now to decay up to now(); a past p_now decays up to then.';
-    end if;
-    if p_batch < 1 or p_batch > 1000000 then
-        raise exception 'p_batch must be in 1..1000000, got %', p_batch using errcode = '22023';
-    end if;
-    -- Called inside a transaction block (or from a function), the run could
-    -- not commit its batches: fail here (2D000, invalid transaction
-    -- termination), before the lock is taken, rather than at the first
-    -- batch, which would leave the lock with the session.
+    -- Inside a transaction block the run could not commit its batches:
+    -- fail here (2D000), before the lock is taken.
     commit;
-
-    if not pg_catalog.pg_try_advisory_lock(c_lock_key) then
-        insert into bayes.decay_run (decay_to, batch_size, status, finished_at)
-        values (p_now, p_batch, 'overlapped', pg_catalog.clock_timestamp());
-        commit;
-        raise notice 'bayes.run_decay: another run is in progress; this one did nothing';
+    v_run_id := bayes.begin_decay_run(v_now, v_batch);
+    commit;
+    if v_run_id is null then
         return;
     end if;
-
-    v_now_s := pg_catalog.date_part('epoch', p_now);
     loop
-        begin
-            if v_run_id is null then
-                -- The run's first statements. Holding the lock, no other run
-                -- is alive: a 'running' row is a run that died.
-                update bayes.decay_run
-                set status = 'interrupted', finished_at = pg_catalog.clock_timestamp()
-                where status = 'running';
-                insert into bayes.decay_run (decay_to, batch_size)
-                values (p_now, p_batch)
-                returning run_id into v_run_id;
-            else
-                v_revision := (select r.revision from bayes.params_revision as r);
-                -- 1. The next batch of players due for decay, in user_id
-                -- order after the previous batch, read without locking them.
-                -- A row without a chapter (its state has no valid "c") is due
-                -- as soon as its last message is past: it cannot be decayed,
-                -- but it is skipped and recorded rather than never seen.
-                select
-                    pg_catalog.array_agg(due.user_id order by due.user_id),
-                    pg_catalog.array_agg(due.version order by due.user_id),
-                    pg_catalog.array_agg(due.state::text order by due.user_id),
-                    pg_catalog.array_agg(pg_catalog.date_part('epoch', due.last_message_at) order by due.user_id),
-                    pg_catalog.array_agg(pg_catalog.date_part('epoch', due.decayed_at) order by due.user_id)
-                into v_ids, v_versions, v_states, v_last_message_at, v_decayed_at
-                from (
-                    select s.user_id, s.version, s.state, s.last_message_at, s.decayed_at
-                    from public.user_bayesian_state as s
-                    left join bayes.chapter_params as cp on s.chapter = cp.chapter
-                    where s.user_id > v_after
-                      and s.last_message_at is not null
-                      and s.last_message_at + pg_catalog.make_interval(
-                          secs => 3600 * coalesce(least(cp.decay_grace_h, cp.vice_decay_grace_h), 0)
-                      ) < p_now
-                      and (s.decayed_at is null or s.decayed_at < p_now)
-                    order by s.user_id
-                    limit p_batch
-                ) as due;
-
-                if v_ids is null then
-                    -- The run's last statement.
-                    update bayes.decay_run
-                    set status = 'done', finished_at = pg_catalog.clock_timestamp()
-                    where run_id = v_run_id;
-                    v_finished := true;
-                else
-                    v_after := v_ids[pg_catalog.array_length(v_ids, 1)];
-
-                    -- 2. Decay the batch, and parse the new states, still
-                    -- without a lock: live messages are never kept waiting by
-                    -- this, the longest step. A row that cannot be decayed
-                    -- comes back with a null state and its error instead of
-                    -- failing the batch.
-                    v_result := bayes.decay_states(v_states, v_last_message_at, v_decayed_at, v_now_s, v_revision);
-                    v_decayed := v_result.states::jsonb[];
-
-                    -- 3. Write the rows that are still as read. A row locked
-                    -- by a live message is skipped, and so is one that a
-                    -- message has changed since step 1 (its version moved):
-                    -- that message decayed it lazily. A row that could not be
-                    -- decayed (its state is null) is left as it is.
-                    -- The states come from the codec: skip the table's check of
-                    -- each row (trigger user_bayesian_state_valid), for this
-                    -- batch's transaction only.
-                    perform pg_catalog.set_config('bayes.state_writer', 'engine', true);
-                    with batch as (
-                        select b.user_id, b.version, b.state
-                        from rows from (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_versions), pg_catalog.unnest(v_decayed))
-                            as b (user_id, version, state)
-                    ),
-                    unchanged as (
-                        select s.user_id, batch.state
-                        from public.user_bayesian_state as s
-                        inner join batch on s.user_id = batch.user_id and s.version = batch.version
-                        where batch.state is not null
-                        for no key update of s skip locked
-                    ),
-                    decayed as (
-                        update public.user_bayesian_state as s
-                        set state = unchanged.state,
-                            version = s.version + 1,
-                            decayed_at = p_now,
-                            updated_at = pg_catalog.now()
-                        from unchanged
-                        where s.user_id = unchanged.user_id
-                        returning 1
-                    )
-                    select pg_catalog.count(*)::integer into v_count from decayed;
-
-                    -- 4. Record the rows that could not be decayed, with their errors.
-                    v_skipped_now := pg_catalog.cardinality(pg_catalog.array_remove(v_result.errors, null));
-                    if v_skipped_now > 0 then
-                        insert into bayes.decay_skipped (run_id, user_id, sqlstate, error)
-                        select v_run_id, e.user_id, e.sqlstate, e.error
-                        from rows from (
-                            pg_catalog.unnest(v_ids), pg_catalog.unnest(v_result.sqlstates), pg_catalog.unnest(v_result.errors)
-                        ) as e (user_id, sqlstate, error)
-                        where e.error is not null;
-                    end if;
-
-                    v_players := v_players + v_count;
-                    v_skipped := v_skipped + v_skipped_now;
-                    v_batches := v_batches + 1;
-                    update bayes.decay_run
-                    set players = v_players, batches = v_batches, skipped = v_skipped
-                    where run_id = v_run_id;
-                end if;
-            end if;
-            set constraints all immediate;
-        exception when others or query_canceled or assert_failure then
-            perform pg_catalog.pg_advisory_unlock(c_lock_key);
-            get stacked diagnostics
-                v_sqlstate = returned_sqlstate,
-                v_message = message_text,
-                v_detail = pg_exception_detail,
-                v_hint = pg_exception_hint,
-                v_context = pg_exception_context;
-        end;
-        exit when v_sqlstate is not null;
+        v_step := bayes.decay_batch(v_run_id, v_now, v_batch, v_after_due, v_after_id);
         commit;
-        exit when v_finished;
-        if v_batches > 0 then
-            raise notice 'bayes.run_decay: batch %: % players decayed, % skipped, % in all, % s',
-                v_batches, v_count, v_skipped_now, v_players,
-                pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started)::numeric, 1);
+        if v_step.error_sqlstate is not null and v_step.error_detail <> '' then
+            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,
+                detail = v_step.error_detail,
+                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');
+        elsif v_step.error_sqlstate is not null then
+            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,
+                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');
         end if;
+        exit when v_step.finished;
+        v_after_due := v_step.after_due;
+        v_after_id := v_step.after_id;
+        v_players := v_players + v_step.decayed;
+        v_skipped := v_skipped + v_step.skipped;
+        v_batches := v_batches + 1;
+        raise notice 'bayes.run_decay: batch %%: %% players decayed, %% skipped, %% in all, %% s',
+            v_batches, v_step.decayed, v_step.skipped, v_players,
+            pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started)::numeric, 1);
     end loop;
-
-    if v_sqlstate is not null then
-        -- The lock is released already. Say why the run failed, then raise
-        -- its error again, for the caller (and pg_cron's job_run_details).
-        if v_run_id is not null then
-            begin
-                update bayes.decay_run
-                set status = 'failed', sqlstate = v_sqlstate, error = v_message,
-                    finished_at = pg_catalog.clock_timestamp()
-                where run_id = v_run_id;
-            exception when others or query_canceled or assert_failure then
-                raise warning 'bayes.run_decay: run % could not be marked failed (%); the next run marks it interrupted',
-                    v_run_id, sqlerrm;
-            end;
-            commit;
-        end if;
-        raise log 'bayes.run_decay: run % failed after % batches: % %; context: %',
-            v_run_id, v_batches, v_sqlstate, v_message, v_context;
-        if v_detail <> '' then
-            raise exception using errcode = v_sqlstate, message = v_message, detail = v_detail,
-                hint = coalesce(nullif(v_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');
-        end if;
-        raise exception using errcode = v_sqlstate, message = v_message,
-            hint = coalesce(nullif(v_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');
-    end if;
-
-    perform pg_catalog.pg_advisory_unlock(c_lock_key);
-    raise log 'bayes.run_decay: run % decayed % players up to % in % batches, skipped %',
-        v_run_id, v_players, p_now, v_batches, v_skipped;
+    perform pg_catalog.pg_advisory_unlock(bayes.decay_lock_key());
+    raise log 'bayes.run_decay: run %% decayed %% players up to %% in %% batches, skipped %%',
+        v_run_id, v_players, v_now, v_batches, v_skipped;
     if v_skipped > 0 then
-        raise warning 'bayes.run_decay: run % skipped % players whose state cannot be decayed: see bayes.decay_skipped',
+        raise warning 'bayes.run_decay: run %% skipped %% players whose state cannot be decayed: see bayes.decay_skipped',
             v_run_id, v_skipped;
     end if;
-    raise notice 'bayes.run_decay: done: % players decayed up to % in % batches, % skipped (run %)',
-        v_players, p_now, v_batches, v_skipped, v_run_id;
+    raise notice 'bayes.run_decay: done: %% players decayed up to %% in %% batches, %% skipped (run %%)',
+        v_players, v_now, v_batches, v_skipped, v_run_id;
 end
-$$;
+$bayes_run_decay$
+$cmd$,
+        coalesce(quote_literal(p_now), 'null'),
+        coalesce(p_batch::text, 'null')
+    );
+end
+$_$;
 
--- Name: PROCEDURE run_decay(IN p_now timestamp with time zone, IN p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON PROCEDURE bayes.run_decay(IN p_now timestamp with time zone, IN p_batch integer) IS 'Decays every player due for it up to p_now (MODEL.md section 5), p_batch players per committed transaction, skipping rows locked by live messages; one run at a time (advisory lock). A row whose state cannot be decayed (corrupt) is skipped and recorded in bayes.decay_skipped. A run that fails releases its lock, marks its row failed with the error and raises the error. Progress: a NOTICE per batch and the row of bayes.decay_run. Call it outside a transaction block. Called by pg_cron (job bayes-run-decay).';
+-- Name: FUNCTION run_decay_command(p_now timestamp with time zone, p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.run_decay_command(p_now timestamp with time zone, p_batch integer) IS 'The command of a bulk decay run (MODEL.md section 5), as text: a DO block that decays every player due by p_now (default: now() when the block starts) exactly up to p_now, p_batch players per committed transaction (bayes.begin_decay_run, then bayes.decay_batch until none is left), skipping rows locked by live messages; one run at a time (advisory lock). Progress: a NOTICE per batch and the row of bayes.decay_run. pg_cron''s job bayes-run-decay runs it; by hand, in psql outside a transaction block: select bayes.run_decay_command() \gexec. It is a DO block and not a procedure because a routine that commits cannot pin its search_path (docs/operations.md).';
 
--- Name: save_state(uuid, jsonb, text, text, timestamp with time zone, jsonb, jsonb, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone) RETURNS void
+-- Name: save_state(uuid, jsonb, text, text, timestamp with time zone, jsonb, jsonb, timestamp with time zone, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone, p_decay_due_at double precision) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1200,6 +1266,7 @@ begin
             version = s.version + 1,
             last_message_at = greatest(s.last_message_at, p_message_at),
             decayed_at = greatest(s.decayed_at, p_message_at),
+            decay_due_at = to_timestamp(p_decay_due_at),
             updated_at = now()
         where s.user_id = p_user_id
         returning s.version
@@ -1210,8 +1277,8 @@ begin
 end
 $$;
 
--- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone) IS 'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given) and appends its event to bayes.player_event.';
+-- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone, p_decay_due_at double precision); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone, p_decay_due_at double precision) IS 'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given; decay_due_at set from p_decay_due_at, epoch seconds, null for never) and appends its event to bayes.player_event.';
 
 -- Name: schedule_decay(text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.schedule_decay(p_schedule text DEFAULT '*/15 * * * *'::text) RETURNS bigint
@@ -1222,12 +1289,12 @@ declare
     v_checked boolean;
 begin
     v_checked := bayes.check_not_null(p_schedule, 'p_schedule');
-    return cron.schedule('bayes-run-decay', p_schedule, 'call bayes.run_decay()');
+    return cron.schedule('bayes-run-decay', p_schedule, bayes.run_decay_command());
 end
 $$;
 
 -- Name: FUNCTION schedule_decay(p_schedule text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.schedule_decay(p_schedule text) IS '(Re)schedules the pg_cron job bayes-run-decay (call bayes.run_decay()) with a cron schedule, every 15 minutes by default; returns the job id. There is only ever one such job.';
+COMMENT ON FUNCTION bayes.schedule_decay(p_schedule text) IS '(Re)schedules the pg_cron job bayes-run-decay (the DO block of bayes.run_decay_command()) with a cron schedule, every 15 minutes by default; returns the job id. There is only ever one such job.';
 
 -- Name: session_seed(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.session_seed() RETURNS text
@@ -1431,7 +1498,7 @@ $$;
 COMMENT ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) IS 'Boss readiness of a compact state (MODEL.md section 6) by p_method edgeworth, normal or monte_carlo (10,000 draws seeded by p_user_id, n and p_seed); null for a corrupt state (bayes_boss_readiness raises its error instead).';
 
 -- Name: step(text, uuid, text, json, jsonb, bigint, double precision, double precision, bigint, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb) RETURNS record
+CREATE FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb, OUT decay_due_at double precision) RETURNS record
     LANGUAGE plpython3u STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1440,8 +1507,8 @@ from bayes_engine import pg
 return pg.step(plpy, p_kind, p_user_id, p_message_id, p_input, p_state, p_version, p_last_message_at, p_decayed_at, p_params_revision, p_bayes_percent)
 $$;
 
--- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb) IS 'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s) and the input logged in bayes.player_event.';
+-- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb, OUT decay_due_at double precision); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb, OUT decay_due_at double precision) IS 'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s), the input logged in bayes.player_event, and the new state''s decay due time (epoch seconds, bayes_engine.decay_due; null: never).';
 
 -- Name: top_vice(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.top_vice(p_state jsonb) RETURNS text
@@ -1846,12 +1913,13 @@ CREATE VIEW bayes.player_summary WITH (security_invoker='true') AS
     bayes.mood(s.state) AS mood,
     bayes.top_vice(s.state) AS top_vice,
     bayes.fallback_reason(s.state) AS fallback_reason,
-    bayes.state_problem(s.state) AS state_problem
+    bayes.state_problem(s.state) AS state_problem,
+    s.decay_due_at
    FROM (public.user_bayesian_state s
      LEFT JOIN bayes.chapter_params cp ON ((s.chapter = cp.chapter)));
 
 -- Name: VIEW player_summary; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON VIEW bayes.player_summary IS 'One row per player: chapter, messages, composite and its sd, boss threshold, readiness P(composite >= threshold), mood, top vice, fallback reason (rules 1 and 3: cold_start, uncertain, bayesian_sufficient), last message, the instant decay was applied up to, and state_problem (null, or what is wrong with a corrupt state, whose computed columns are then null).';
+COMMENT ON VIEW bayes.player_summary IS 'One row per player: chapter, messages, composite and its sd, boss threshold, readiness P(composite >= threshold), mood, top vice, fallback reason (rules 1 and 3: cold_start, uncertain, bayesian_sufficient), last message, the instant decay was applied up to (decayed_at), state_problem (null, or what is wrong with a corrupt state, whose computed columns are then null) and decay_due_at. The stored columns are as of decayed_at: the bulk decay rewrites a row only when it has moved by a tolerance, so composite is within decay_tolerance_composite points and readiness within decay_tolerance_p_ready of their values decayed exactly to now() (mood and top_vice are as of decayed_at); decay_due_at says when the row is next rewritten (docs/analytics.md).';
 
 -- Name: py_module; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.py_module (
@@ -1926,6 +1994,9 @@ CREATE UNIQUE INDEX player_event_user_kind_message_uq ON bayes.player_event USIN
 
 -- Name: user_bayesian_state_chapter_composite_idx; Type: INDEX; Schema: public; Owner: postgres
 CREATE INDEX user_bayesian_state_chapter_composite_idx ON public.user_bayesian_state USING btree (chapter, composite);
+
+-- Name: user_bayesian_state_decay_due_at_idx; Type: INDEX; Schema: public; Owner: postgres
+CREATE INDEX user_bayesian_state_decay_due_at_idx ON public.user_bayesian_state USING btree (decay_due_at, user_id) WHERE (decay_due_at IS NOT NULL);
 
 -- Name: user_bayesian_state_last_message_at_idx; Type: INDEX; Schema: public; Owner: postgres
 CREATE INDEX user_bayesian_state_last_message_at_idx ON public.user_bayesian_state USING btree (last_message_at) WHERE (last_message_at IS NOT NULL);
@@ -2022,6 +2093,9 @@ REVOKE ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) TO service_role;
 
+-- Name: FUNCTION begin_decay_run(p_now timestamp with time zone, p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.begin_decay_run(p_now timestamp with time zone, p_batch integer) FROM PUBLIC;
+
 -- Name: FUNCTION bump_params_revision(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.bump_params_revision() FROM PUBLIC;
 
@@ -2079,14 +2153,23 @@ REVOKE ALL ON FUNCTION bayes.composite_sd(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.composite_sd(p_state jsonb) TO authenticated;
 GRANT ALL ON FUNCTION bayes.composite_sd(p_state jsonb) TO service_role;
 
+-- Name: FUNCTION decay_batch(p_run_id bigint, p_now timestamp with time zone, p_batch integer, p_after_due timestamp with time zone, p_after_id uuid, OUT after_due timestamp with time zone, OUT after_id uuid, OUT finished boolean, OUT decayed integer, OUT skipped integer, OUT error_sqlstate text, OUT error_message text, OUT error_detail text, OUT error_hint text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.decay_batch(p_run_id bigint, p_now timestamp with time zone, p_batch integer, p_after_due timestamp with time zone, p_after_id uuid, OUT after_due timestamp with time zone, OUT after_id uuid, OUT finished boolean, OUT decayed integer, OUT skipped integer, OUT error_sqlstate text, OUT error_message text, OUT error_detail text, OUT error_hint text) FROM PUBLIC;
+
+-- Name: FUNCTION decay_due_at(p_state jsonb, p_last_message_at double precision, p_decayed_at double precision); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.decay_due_at(p_state jsonb, p_last_message_at double precision, p_decayed_at double precision) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.decay_due_at(p_state jsonb, p_last_message_at double precision, p_decayed_at double precision) TO service_role;
+
 -- Name: FUNCTION decay_lock_key(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.decay_lock_key() FROM PUBLIC;
 
 -- Name: FUNCTION decay_state(p_state jsonb, p_params_revision bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.decay_state(p_state jsonb, p_params_revision bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.decay_state(p_state jsonb, p_params_revision bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision) TO authenticated;
+GRANT ALL ON FUNCTION bayes.decay_state(p_state jsonb, p_params_revision bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision) TO service_role;
 
--- Name: FUNCTION decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[]); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[]) FROM PUBLIC;
+-- Name: FUNCTION decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[], OUT due_at double precision[]); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.decay_states(p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_now double precision, p_params_revision bigint, OUT states text[], OUT sqlstates text[], OUT errors text[], OUT due_at double precision[]) FROM PUBLIC;
 
 -- Name: FUNCTION decode_state(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.decode_state(p_state jsonb) FROM PUBLIC;
@@ -2197,11 +2280,11 @@ REVOKE ALL ON FUNCTION bayes.refuse_invalid_state() FROM PUBLIC;
 REVOKE ALL ON FUNCTION bayes.replay(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.replay(p_user_id uuid) TO service_role;
 
--- Name: PROCEDURE run_decay(IN p_now timestamp with time zone, IN p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON PROCEDURE bayes.run_decay(IN p_now timestamp with time zone, IN p_batch integer) FROM PUBLIC;
+-- Name: FUNCTION run_decay_command(p_now timestamp with time zone, p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.run_decay_command(p_now timestamp with time zone, p_batch integer) FROM PUBLIC;
 
--- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone) FROM PUBLIC;
+-- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone, p_decay_due_at double precision); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone, p_decay_due_at double precision) FROM PUBLIC;
 
 -- Name: FUNCTION schedule_decay(p_schedule text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.schedule_decay(p_schedule text) FROM PUBLIC;
@@ -2238,8 +2321,8 @@ REVOKE ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_use
 GRANT ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) TO authenticated;
 GRANT ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) TO service_role;
 
--- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb) FROM PUBLIC;
+-- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb, OUT decay_due_at double precision); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb, OUT decay_due_at double precision) FROM PUBLIC;
 
 -- Name: FUNCTION top_vice(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.top_vice(p_state jsonb) FROM PUBLIC;
@@ -2313,4 +2396,4 @@ GRANT SELECT ON TABLE bayes.py_module TO service_role;
 GRANT SELECT ON TABLE bayes.rollout TO service_role;
 
 -- pg_cron jobs (rows of cron.job): jobname | schedule | command | username | active
--- bayes-run-decay | */15 * * * * | call bayes.run_decay() | postgres | true
+-- bayes-run-decay | */15 * * * * | do $bayes_run_decay$\n-- A bulk decay run (bayes.run_decay_command; docs/operations.md, Decay).\ndeclare\n    v_now constant timestamptz := coalesce(null::timestamptz, pg_catalog.now());\n    v_batch constant integer := 5000::integer;\n    v_run_id bigint;\n    v_step record;\n    v_after_due timestamptz := '-infinity';\n    v_after_id uuid := '00000000-0000-0000-0000-000000000000';\n    v_players bigint := 0;\n    v_skipped bigint := 0;\n    v_batches integer := 0;\n    v_started timestamptz := pg_catalog.clock_timestamp();\nbegin\n    -- Inside a transaction block the run could not commit its batches:\n    -- fail here (2D000), before the lock is taken.\n    commit;\n    v_run_id := bayes.begin_decay_run(v_now, v_batch);\n    commit;\n    if v_run_id is null then\n        return;\n    end if;\n    loop\n        v_step := bayes.decay_batch(v_run_id, v_now, v_batch, v_after_due, v_after_id);\n        commit;\n        if v_step.error_sqlstate is not null and v_step.error_detail <> '' then\n            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,\n                detail = v_step.error_detail,\n                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');\n        elsif v_step.error_sqlstate is not null then\n            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,\n                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');\n        end if;\n        exit when v_step.finished;\n        v_after_due := v_step.after_due;\n        v_after_id := v_step.after_id;\n        v_players := v_players + v_step.decayed;\n        v_skipped := v_skipped + v_step.skipped;\n        v_batches := v_batches + 1;\n        raise notice 'bayes.run_decay: batch %: % players decayed, % skipped, % in all, % s',\n            v_batches, v_step.decayed, v_step.skipped, v_players,\n            pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started)::numeric, 1);\n    end loop;\n    perform pg_catalog.pg_advisory_unlock(bayes.decay_lock_key());\n    raise log 'bayes.run_decay: run % decayed % players up to % in % batches, skipped %',\n        v_run_id, v_players, v_now, v_batches, v_skipped;\n    if v_skipped > 0 then\n        raise warning 'bayes.run_decay: run % skipped % players whose state cannot be decayed: see bayes.decay_skipped',\n            v_run_id, v_skipped;\n    end if;\n    raise notice 'bayes.run_decay: done: % players decayed up to % in % batches, % skipped (run %)',\n        v_players, v_now, v_batches, v_skipped, v_run_id;\nend\n$bayes_run_decay$\n | postgres | true

@@ -6,10 +6,11 @@
 -- composite are the table's stored columns, as they are). Its rows are as
 -- of decayed_at, within the bulk decay's tolerances of now (decay_due_at).
 
+-- decay_due_at (issue 15) comes last: CREATE OR REPLACE VIEW only appends columns.
 create or replace view bayes.player_summary
 with (security_invoker = true)
 as
-select
+select  -- noqa: ST06
     s.user_id,
     s.chapter,
     s.composite,

@@ -14,12 +14,12 @@ insert into bayes.params (name, value, description) values
 (
     'decay_tolerance_composite',
     '0.1',
-    'Bulk decay: a stored row is rewritten once its exactly decayed composite would be more than this many points from the stored one (MODEL.md section 5; docs/operations.md)'
+    'Bulk decay: a row is rewritten once its exactly decayed composite is this many points from the stored one'
 ),
 (
     'decay_tolerance_p_ready',
     '0.005',
-    'Bulk decay: a stored row is rewritten once its exactly decayed P_ready could be more than this from the stored one (a conservative bound; docs/design.md)'
+    'Bulk decay: a row is rewritten once its exactly decayed P_ready may be this far from the stored one'
 );
 
 alter table public.user_bayesian_state
@@ -35,15 +35,12 @@ comment on column public.user_bayesian_state.decay_due_at is
 -- closed-form due time needs the new code, which the functions migration
 -- installs after this one; this needs only SQL.
 update public.user_bayesian_state as s
-set decay_due_at = greatest(
-    s.decayed_at,
-    s.last_message_at + make_interval(
-        secs => 3600 * coalesce((select cp.decay_grace_h from bayes.chapter_params as cp where cp.chapter = s.chapter), 0)
-    )
-)
-where s.last_message_at is not null;
+set decay_due_at = greatest(s.decayed_at, s.last_message_at + make_interval(secs => 3600 * coalesce(cp.decay_grace_h, 0)))
+from public.user_bayesian_state as r
+left join bayes.chapter_params as cp on r.chapter = cp.chapter
+where s.user_id = r.user_id and s.last_message_at is not null;
 
--- bayes.run_decay's batches: the due rows in (decay_due_at, user_id) order.
+-- The bulk decay's batches (bayes.decay_batch): the due rows in (decay_due_at, user_id) order.
 create index user_bayesian_state_decay_due_at_idx
 on public.user_bayesian_state (decay_due_at, user_id)
 where decay_due_at is not null;

@@ -347,3 +347,91 @@ def test_a_p_now_ahead_of_the_clock_is_22023_and_decays_nobody(db, pool, ahead):
         db.execute("update bayes.params set value = %s where name = 'clock_skew_s'", (json.dumps(widened),))
     assert snapshot(db, [user_id]) == before
     assert db.execute("select count(*) from bayes.decay_run").fetchone() == runs
+
+
+# --------------------------------------------------------------------------
+# Issue 15: writes bounded by change, decay on read
+# --------------------------------------------------------------------------
+
+
+def test_every_writer_stores_the_due_time_of_what_it_wrote(db, params):
+    """A message (and the other writers) store decay_due.due_at of the new state with the row's new times."""
+    user_id = new_player(db)
+    for i, text in enumerate(["I love you, you make me feel safe", "I trust you so much", "you are amazing"]):
+        db.execute("select public.bayes_process_message(%s, %s, %s, %s, 60)", (user_id, text, T0 + i * HOUR, f"due{i}"))
+        text_now, _, last, decayed, _ = snapshot(db, [user_id])[user_id]
+        assert last == decayed == epoch(T0 + i * HOUR)
+        due = decay_runs.due_times(db, [user_id])[user_id]
+        assert same_due(due, decay_due.due_at(params, codec.decode(text_now), last, decayed))
+        assert due is not None and due > T0 + i * HOUR  # a few messages above the prior: due one day
+    db.execute("select public.bayes_advance_chapter(%s, 3)", (user_id,))
+    text_now, _, last, decayed, _ = snapshot(db, [user_id])[user_id]
+    want = decay_due.due_at(params, codec.decode(text_now), last, decayed)
+    assert same_due(decay_runs.due_times(db, [user_id])[user_id], want)
+
+
+def test_a_run_finds_nothing_to_do_for_players_within_tolerance_of_their_prior(db, params):
+    """A player at his prior (a fresh chapter) has no due time: no run ever rewrites him until he writes."""
+    user_id = new_player(db)
+    db.execute("select public.bayes_advance_chapter(%s, 2)", (user_id,))
+    db.execute(
+        "update public.user_bayesian_state set last_message_at = %s, decayed_at = %s where user_id = %s",
+        (T0, T0, user_id),
+    )
+    decay_runs.set_due(db, [user_id])
+    assert decay_runs.due_times(db, [user_id])[user_id] is None
+    before = snapshot(db, [user_id])
+    for days in (1, 10, 100):
+        run_decay(db, T0 + days * 24 * HOUR)
+    assert snapshot(db, [user_id]) == before
+
+
+def test_a_run_writes_a_player_only_when_he_has_moved_by_the_tolerance(db, params, pool):
+    """Runs every 15 minutes over two days: a row is rewritten only at or after its due time, and between two
+    writes the stored composite is within the tolerance of the exact one at every run's instant."""
+    last = T0 - 20 * HOUR
+    ids = [add_player(db, text, last) for text in pool[:8]]
+    writes = dict.fromkeys(ids, 0)
+    now = T0
+    for _ in range(2 * 24 * 4):
+        dues = decay_runs.due_times(db, ids)
+        before = snapshot(db, ids)
+        run_decay(db, now)
+        after = snapshot(db, ids)
+        for user_id in ids:
+            rewritten = after[user_id][1] != before[user_id][1]
+            assert rewritten == (dues[user_id] is not None and dues[user_id] < now), user_id
+            writes[user_id] += rewritten
+            text, _, lm, dc, _ = after[user_id]
+            exact = codec.decode(events.decayed_text(params, text, lm, dc, epoch(now)))
+            assert composite(codec.decode(text)) - composite(exact) <= params.g["decay_tolerance_composite"] + 1e-6
+        now += dt.timedelta(minutes=15)
+    assert sum(writes.values()) < len(ids) * 2 * 24 * 4 / 4  # far fewer than one write a run
+
+
+def composite(state) -> float:
+    return model.metric_summary(state)[1]
+
+
+def test_the_read_rpcs_decay_on_read(db, params, pool):
+    """bayes_get_state, bayes_boss_readiness and bayes_fallback_check answer as of now(), the row decayed
+    exactly (bayes.decay_state) from what is stored, whatever the bulk decay did; they write nothing."""
+    now = dt.datetime.now(dt.UTC)
+    user_id = add_player(db, pool[11], now - 300 * HOUR)
+    before = snapshot(db, [user_id])
+    text, _, lm, dc, _ = before[user_id]
+    with db.transaction():  # one now() for the reads and the expected state
+        got = db.execute(
+            "select public.bayes_get_state(%s), public.bayes_boss_readiness(%s), public.bayes_fallback_check(%s),"
+            " extract(epoch from now())::float8",
+            (user_id, user_id, user_id),
+        ).fetchone()
+    state_answer, readiness, fallback, at = got
+    exact = codec.decode(events.decayed_text(params, text, lm, dc, at))
+    stale = codec.decode(text)
+    assert composite(stale) - composite(exact) > 1.0  # 300 hours of absence moved him
+    assert state_answer["composite"] == pytest.approx(composite(exact), abs=1e-9)
+    assert readiness["p_ready"] == pytest.approx(model.boss_readiness(exact, params)["p_ready"], abs=1e-12)
+    assert fallback["budget_left"] == exact["lb"]
+    assert dt.datetime.fromisoformat(readiness["decayed_at"]).timestamp() == pytest.approx(at, abs=1e-6)
+    assert snapshot(db, [user_id]) == before  # nothing written

@@ -22,15 +22,15 @@ select set_eq(
 );
 select is_empty(
     $$select signature from engine_function
-      where prokind <> 'p' and (proconfig is null or not ('search_path=pg_catalog, pg_temp' = any(proconfig)))$$,
+      where proconfig is null or not ('search_path=pg_catalog, pg_temp' = any(proconfig))$$,
     'every engine function pins search_path to pg_catalog, pg_temp'
 );
 -- A procedure that commits cannot have a SET clause (PostgreSQL forbids
--- transaction control there): bayes.run_decay schema-qualifies every name.
-select set_eq(
+-- transaction control there), so the engine has none: the bulk decay's loop
+-- that commits is the DO block of bayes.run_decay_command (issue 15).
+select is_empty(
     $$select signature from engine_function where prokind = 'p'$$,
-    $$values ('bayes.run_decay(timestamp with time zone,integer)')$$,
-    'the only procedure is bayes.run_decay'
+    'the engine has no procedure'
 );
 select is_empty(
     $$select signature from engine_function where obj_description(oid, 'pg_proc') is null$$,
@@ -48,7 +48,7 @@ select set_eq(
       ('bayes.lock_state(uuid,boolean)', 'v'),
       ('bayes.previous_result(uuid,text,text)', 's'),
       ('bayes.replay(uuid)', 's'),
-      ('bayes.save_state(uuid,jsonb,text,text,timestamp with time zone,jsonb,jsonb,timestamp with time zone)', 'v'),
+      ('bayes.save_state(uuid,jsonb,text,text,timestamp with time zone,jsonb,jsonb,timestamp with time zone,double precision)', 'v'),
       ('bayes.session_seed()', 's'),
       ('bayes.step(text,uuid,text,json,jsonb,bigint,double precision,double precision,bigint,double precision)', 's'),
       ('bayes.apply_input(text,uuid,text,json,timestamp with time zone,timestamp with time zone)', 'v'),
@@ -88,7 +88,10 @@ select set_eq(
       ('bayes_fallback_check(uuid)', 's'),
       ('bayes.decay_state(jsonb,bigint,double precision,double precision,double precision)', 's'),
       ('bayes.decay_states(text[],double precision[],double precision[],double precision,bigint)', 's'),
-      ('bayes.run_decay(timestamp with time zone,integer)', 'v'),
+      ('bayes.decay_due_at(jsonb,double precision,double precision)', 's'),
+      ('bayes.begin_decay_run(timestamp with time zone,integer)', 'v'),
+      ('bayes.decay_batch(bigint,timestamp with time zone,integer,timestamp with time zone,uuid)', 'v'),
+      ('bayes.run_decay_command(timestamp with time zone,integer)', 's'),
       ('bayes.schedule_decay(text)', 'v'),
       ('bayes.decay_lock_key()', 'i'),
       ('bayes.metric_key(text)', 'i'),

@@ -3834,7 +3834,7 @@ comment on function bayes.calibrate_evidence is
 revoke all on function bayes.calibrate_evidence from public;
 grant execute on function bayes.calibrate_evidence to service_role;
 
--- file sql/functions/90_player_summary.sql sha256 b75367f7b1272064009b04ca5a223aae607f2b2b9a9bc521039e13ca053647bc
+-- file sql/functions/90_player_summary.sql sha256 9437a0780283bd62e5d24a638a1bf88db8a5ec88fb87df4bf81847ed2b355775
 -- One row per player for psql analytics (docs/analytics.md). A view with
 -- security_invoker: whoever queries it sees only the rows the table's RLS
 -- lets him see. Readiness and fallback call PL/Python once per row each.
@@ -3843,10 +3843,11 @@ grant execute on function bayes.calibrate_evidence to service_role;
 -- composite are the table's stored columns, as they are). Its rows are as
 -- of decayed_at, within the bulk decay's tolerances of now (decay_due_at).
 
+-- decay_due_at (issue 15) comes last: CREATE OR REPLACE VIEW only appends columns.
 create or replace view bayes.player_summary
 with (security_invoker = true)
 as
-select
+select  -- noqa: ST06
     s.user_id,
     s.chapter,
     s.composite,
