@@ -480,6 +480,7 @@ VIEW_COLUMNS = [
     "top_vice",
     "fallback_reason",
     "state_problem",
+    "decay_due_at",
 ]
 
 
