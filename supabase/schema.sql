@@ -1114,9 +1114,20 @@ begin
     -- Decay on read (issue 15): the stored state is decayed up to its
     -- decayed_at, which the bulk decay moves only when the state has moved
     -- by a tolerance; a read answers exactly as of now(), whatever the bulk
-    -- cadence, and writes nothing. A corrupt state raises the codec's error
-    -- here (XX001 or 0A000), as the read would.
-    if v_row.last_message_at is not null and (v_row.decayed_at is null or v_row.decayed_at < now()) then
+    -- cadence, and writes nothing. Only once a decay window has opened
+    -- (after the shorter of the chapter's metric and vice graces, and past
+    -- decayed_at): before that there is nothing to decay, and the row, with
+    -- its own decayed_at, is the answer. A corrupt state (no chapter) is
+    -- decayed, and raises the codec's error here (XX001 or 0A000), as the
+    -- read would.
+    if v_row.last_message_at is not null and now() > greatest(
+        v_row.decayed_at,
+        v_row.last_message_at + make_interval(secs => 3600 * coalesce((
+            select least(cp.decay_grace_h, cp.vice_decay_grace_h)
+            from bayes.chapter_params as cp
+            where cp.chapter = v_row.chapter
+        ), 0))
+    ) then
         v_row.state := bayes.decay_state(
             v_row.state,
             (select r.revision from bayes.params_revision as r),
@@ -1131,7 +1142,7 @@ end
 $$;
 
 -- Name: FUNCTION readable_state(p_user_id uuid); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.readable_state(p_user_id uuid) IS 'The state row of player p_user_id for a read RPC, its state decayed up to now() (decayed_at then says now(); nothing is written): 22004 for null, 42501 unless the caller may read it (bayes.assert_may_read), P0002 when absent, the codec''s error (XX001, 0A000) for a corrupt state.';
+COMMENT ON FUNCTION bayes.readable_state(p_user_id uuid) IS 'The state row of player p_user_id for a read RPC, its state decayed up to now() once a decay window has opened (decayed_at then says now(); nothing is written): 22004 for null, 42501 unless the caller may read it (bayes.assert_may_read), P0002 when absent, the codec''s error (XX001, 0A000) for a corrupt state.';
 
 -- Name: readiness_probability(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.readiness_probability(p_state jsonb) RETURNS double precision
