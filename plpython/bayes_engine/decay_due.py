@@ -21,12 +21,13 @@ strength are mu_k - a_k u and S_k - b_k u: straight lines in u.
   when D <= tol. Exact.
 - **P_ready.** The Edgeworth probability of MODEL.md section 6 has no
   closed-form inverse. :func:`p_ready_slope_bound` bounds |dP/du| over the
-  whole path u in [0, 1] by a number L computed from the state in closed
-  form (interval bounds of the cumulants along the path, and of phi(z) times
-  the Hermite polynomials over the range of z the path can reach); then
-  |P(u) - P(0)| <= L u, and P_ready is due at u = tol / L: never later than
-  the instant it really moves by tol (conservative: it may be earlier).
-  Never when L <= tol.
+  stretch of path before the composite is due (u in [0, u_c]; the whole
+  path when the composite is never due) by a number L computed from the
+  state in closed form (interval bounds of the cumulants along that
+  stretch, and of phi(z) times the Hermite polynomials over the range of z
+  it can reach); then |P(u) - P(0)| <= L u there, and P_ready is due first
+  when L u_c > tol, at u = tol / L: never later than the instant it really
+  moves by tol (conservative: it may be earlier).
 
 The due time is the earlier of the two (or None: never, until the player
 writes again). Both are u* = tol / bound, turned into hours by the same

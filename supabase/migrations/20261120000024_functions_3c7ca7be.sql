@@ -316,7 +316,7 @@ def decayed_texts(params, texts, last_message_at, decayed_at, now, with_due=Fals
         )
     return (out, errors, dues) if with_due else (out, errors)
 $bayes_py$);
-select bayes.install_py_module('bayes_engine.decay_due', '71fa8430ce94176c513b0e3b23af1dd8eb29843daa64870b993012df88439cd3', $bayes_py$"""When a stored state next needs the bulk decay: its due time, in closed form.
+select bayes.install_py_module('bayes_engine.decay_due', '51d9baca66a9470e425d34a5515927ec9c088257e919b1956231212cb0d34899', $bayes_py$"""When a stored state next needs the bulk decay: its due time, in closed form.
 
 A stored state is decayed exactly on read (the read RPCs) and before every
 message; the bulk decay (``bayes.run_decay``) only keeps the stored rows
@@ -339,12 +339,13 @@ strength are mu_k - a_k u and S_k - b_k u: straight lines in u.
   when D <= tol. Exact.
 - **P_ready.** The Edgeworth probability of MODEL.md section 6 has no
   closed-form inverse. :func:`p_ready_slope_bound` bounds |dP/du| over the
-  whole path u in [0, 1] by a number L computed from the state in closed
-  form (interval bounds of the cumulants along the path, and of phi(z) times
-  the Hermite polynomials over the range of z the path can reach); then
-  |P(u) - P(0)| <= L u, and P_ready is due at u = tol / L: never later than
-  the instant it really moves by tol (conservative: it may be earlier).
-  Never when L <= tol.
+  stretch of path before the composite is due (u in [0, u_c]; the whole
+  path when the composite is never due) by a number L computed from the
+  state in closed form (interval bounds of the cumulants along that
+  stretch, and of phi(z) times the Hermite polynomials over the range of z
+  it can reach); then |P(u) - P(0)| <= L u there, and P_ready is due first
+  when L u_c > tol, at u = tol / L: never later than the instant it really
+  moves by tol (conservative: it may be earlier).
 
 The due time is the earlier of the two (or None: never, until the player
 writes again). Both are u* = tol / bound, turned into hours by the same
