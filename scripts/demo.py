@@ -13,11 +13,14 @@ Run by scripts/run (which sets up and starts the stack first). It
    the boss readiness; where the engine asks for the LLM, it feeds back LLM
    deltas (bayes_apply_llm_scores); ben's first message is sent twice to
    show idempotency;
-3. lets simulated time pass: it calls bayes.run_decay (the procedure pg_cron
-   calls every 15 minutes) with later and later instants and prints, per step
-   and per player, the composite and the boss readiness (bayes_boss_readiness),
-   which fall once a player's absence exceeds the chapter's grace; then the
-   fallback check (bayes_fallback_check) of each player;
+3. lets simulated time pass: it runs the bulk decay (the DO block of
+   bayes.run_decay_command, which pg_cron runs every 15 minutes) with later
+   and later instants and prints, per step and per player, the composite and
+   the boss readiness as a read at that instant answers it (the read RPCs
+   decay on read: bayes.decay_state of the row up to the instant, then
+   bayes.state_readiness, what bayes_boss_readiness computes), which fall
+   once a player's absence exceeds the chapter's grace; then the fallback
+   check (bayes_fallback_check) of each player;
 4. brings ava back for a few warm messages, and her readiness rises again;
    prints how often the engine asked for the LLM, per player and rule; then
    a fourth player, dana, sends 200 real chat lines (chatterbot-corpus, as
@@ -55,10 +58,10 @@ so no earlier decay has touched them. T0 is moved back (by at
 most four hours) when it falls in the first or last hours of a UTC day, so
 that no conversation straddles a UTC midnight: the `steady` feature counts
 messages per UTC day, and the demo must print the same numbers at any hour.
-While it runs, the demo holds the advisory lock bayes.run_decay takes, so a
+While it runs, the demo holds the advisory lock a bulk run takes, so a
 cron run in the middle of it does nothing (it logs itself as 'overlapped' in
-bayes.decay_run), while the demo's own calls of bayes.run_decay, on the
-session that holds the lock, go through: an advisory lock is re-entrant.
+bayes.decay_run), while the demo's own runs, on the session that holds the
+lock, go through: an advisory lock is re-entrant.
 The lock is held to the end, through the playbook round too, whose players'
 messages lie a day and more in the past: a bulk decay in between would move
 their states.
@@ -149,7 +152,19 @@ CONVERSATIONS = {
 }
 LLM_DELTAS = {"intimacy": 4, "passion": 2, "trust": 3, "secureness": 1}  # what an LLM pass might return
 
-# Simulated absence: bayes.run_decay(T0 + h) for these h (hours after the last messages).
+# bayes_boss_readiness's answer at a simulated instant %(t)s: the row decayed on read up to it.
+READINESS_AT_SQL = """
+select bayes.state_readiness(
+    bayes.decay_state(
+        s.state, (select r.revision from bayes.params_revision as r), extract(epoch from s.last_message_at)::float8,
+        extract(epoch from s.decayed_at)::float8, extract(epoch from %(t)s::timestamptz)::float8
+    ),
+    'edgeworth', s.user_id::text, null
+)
+from public.user_bayesian_state as s
+where s.user_id = %(user_id)s
+"""
+# Simulated absence: a bulk run up to T0 + h for these h (hours after the last messages).
 DECAY_STEPS_H = (6, 12, 24, 48, 96)
 # Who comes back, how long after the last decay instant, and what she says
 # (the first gap is computed: the character's previous message was at T0).
@@ -394,13 +409,14 @@ class Demo:
         print(f"  rules that fired: {fired}; budget left {fallback['budget_left']:.2f}")
 
     def readiness_cell(self, user_id: uuid.UUID, name: str, t: dt.datetime) -> str:
-        b = self.rpc("bayes_boss_readiness", {"p_user_id": str(user_id)})
+        """What bayes_boss_readiness answers at the simulated instant t (it decays on read up to now())."""
+        b = self.db.execute(READINESS_AT_SQL, {"user_id": user_id, "t": t}).fetchone()[0]
         lo, hi = ci95(b["composite"], b["composite_sd"])
         self.point(name, t, b["composite"], lo, hi, "decay")
         return f"{fmt_ci(b['composite'], lo, hi)}  P(ready) {b['p_ready']:.2f}{' ready' if b['ready'] else '':<6}"
 
     def time_passes(self, t0: dt.datetime) -> None:
-        print("\ntime passes: nobody writes; bayes.run_decay(T0 + h) as pg_cron would call it, T0 = the last messages")
+        print("\ntime passes: nobody writes; a bulk run up to T0 + h as pg_cron runs it, T0 = the last messages")
         graces = ", ".join(f"ch{c} {self.grace_h[c]:g} h" for _, _, c in PLAYERS)
         print(f"  decay starts after the chapter's grace ({graces}); composite [95%] and P(ready) per player")
         cells = [f"{name} (ch{c}, threshold {self.threshold[c]:g})" for _, name, c in PLAYERS]
@@ -420,13 +436,14 @@ class Demo:
             )
 
     def run_decay(self, p_now: dt.datetime) -> None:
-        """call bayes.run_decay(p_now) on the session holding its lock; it must have run, not overlapped."""
-        self.db.execute("call bayes.run_decay(%s)", (p_now,))
+        """A bulk run up to p_now on the session holding its lock; it must have run, not overlapped."""
+        command = self.db.execute("select bayes.run_decay_command(%s)", (p_now,)).fetchone()[0]
+        self.db.execute(command)
         status = self.db.execute(
             "select status from bayes.decay_run where decay_to = %s order by run_id desc limit 1", (p_now,)
         ).fetchone()
         if status is None or status[0] != "done":
-            raise RuntimeError(f"bayes.run_decay({p_now.isoformat()}) did not run: {status}")
+            raise RuntimeError(f"the bulk run up to {p_now.isoformat()} did not run: {status}")
 
     def comes_back(self, t0: dt.datetime) -> None:
         user_id, name, chapter = next(p for p in PLAYERS if p[1] == RETURNING)
@@ -741,7 +758,7 @@ def plot(demo: Demo, t0: dt.datetime, path: Path) -> None:
     kinds = (
         ("message", "o", "tab:blue", "after a message (bayes_process_message)"),
         ("llm", "^", "tab:purple", "after LLM scores (bayes_apply_llm_scores)"),
-        ("decay", "s", "tab:orange", "after bayes.run_decay (bayes_boss_readiness)"),
+        ("decay", "s", "tab:orange", "while away (bayes_boss_readiness, decayed on read)"),
     )
     fig = plt.figure(figsize=(13, 3.4 * len(PLAYERS) + 0.8), layout="constrained")
     fig.suptitle("Composite score (0-100) of the demo players: conversations, absence decay and a return")
@@ -812,7 +829,7 @@ def plot(demo: Demo, t0: dt.datetime, path: Path) -> None:
 def main() -> int:
     env = stack_env()
     with psycopg.connect(env["DB_URL"], autocommit=True) as db:
-        # Keep pg_cron's run of bayes.run_decay out of the demo's timeline (see the docstring).
+        # Keep pg_cron's bulk decay out of the demo's timeline (see the docstring).
         db.execute("select pg_advisory_lock(bayes.decay_lock_key())")
         reset(db)
         t0 = anchor(db.execute("select now()").fetchone()[0])

@@ -40,7 +40,7 @@ import re
 
 import numpy as np
 
-from . import codec, events, model, stored_decay
+from . import codec, decay_due, events, model, stored_decay
 from .errors import INTERNAL_ERROR, BayesError
 
 # An item of a list of numbers: anything but the separators (possessive: no
@@ -141,12 +141,14 @@ def _parsed(matches):
         return numbers
 
 
-def _batch(params, matches, factors):
-    """(suspect, values) of the rows of the expected layout: numpy over them all.
+def _batch(params, matches, factors, chapters, starts):
+    """(suspect, values, dues) of the rows of the expected layout: numpy over them all.
 
     suspect[j] is true for a row whose numbers are not those of a valid
     state (it takes the full path); values[j] holds the decayed d, h (in
-    micro-units) and m of row j, in the order of _TEMPLATE.
+    micro-units) and m of row j, in the order of _TEMPLATE; dues[j] the
+    decayed state's due time (decay_due, from the stored metrics: NaN for
+    never), with its decay window starting at starts[j].
     """
     numbers = _parsed(matches)
     b, d, g, h, k = numbers[:, _B], numbers[:, _D], numbers[:, _G], numbers[:, _H], numbers[:, _K]
@@ -206,21 +208,59 @@ def _batch(params, matches, factors):
         )
     h_new = quantized_probabilities(np.where(metrics_move, model.decayed_towards(h, start, f[:, None]), h))
     d_new = np.where((f_v < 1.0)[:, None], model.decayed_towards(d, params.g["vice_prior"], f_v[:, None]), d)
-    return suspect, np.concatenate([d_new, h_new, m_new], axis=1).tolist()
+    return suspect, np.concatenate([d_new, h_new, m_new], axis=1).tolist(), _dues(params, m_new, mp, chapters, starts)
 
 
-def decayed_texts(params, texts, last_message_at, decayed_at, now):
+# The metrics' columns in METRIC_KEYS order (i, p, t, s) within the text's
+# order of the pairs (i, p, s, t): alpha, then beta.
+_ALPHA, _BETA = [0, 2, 6, 4], [1, 3, 7, 5]
+
+
+def _dues(params, m, mp, chapters, starts):
+    """decay_due.due_hours over the batch, turned into epoch seconds from each row's window start (NaN: never)."""
+    index = np.array(chapters) - 1
+    by_chapter = [params.chapter(c) for c in range(1, 6)]
+    threshold = np.array([cp.boss_threshold for cp in by_chapter], dtype=float)[index]
+    rate = np.array([cp.decay_rate_per_h for cp in by_chapter], dtype=float)[index]
+    with np.errstate(all="ignore"):  # the suspect rows' numbers are thrown away
+        hours = decay_due.due_hours(
+            decay_due.numpy_ops(),
+            [m[:, j] for j in _ALPHA],
+            [m[:, j] for j in _BETA],
+            [mp[:, j] for j in _ALPHA],
+            [mp[:, j] for j in _BETA],
+            threshold,
+            rate,
+            params.g["decay_tolerance_composite"],
+            params.g["decay_tolerance_p_ready"],
+        )
+        return np.array(starts, dtype=float) + hours * model.SECONDS_PER_HOUR
+
+
+def _due_one(params, text, last_message_at, now):
+    """The due time of a row that took the full path: its decayed text decoded again (rare)."""
+    if text is None:
+        return None
+    state = codec.decode(text, params)
+    return decay_due.due_at(params, state, last_message_at, now)
+
+
+def decayed_texts(params, texts, last_message_at, decayed_at, now, with_due=False):
     """Each stored state (jsonb text) decayed up to `now`: (texts, errors), one item per row each.
 
     texts, last_message_at, decayed_at: one item per row (times in epoch
     seconds, None for none); now: epoch seconds. For each row either its
     text is the decayed state's JSON text and its error None, or its text is
     None and its error the ``(sqlstate, message)`` of :func:`decayed_one`.
+    with_due: (texts, errors, dues), dues[i] the due time of the decayed
+    state stored with decayed_at = now (decay_due.due_at; None: never, or
+    no state).
     """
     count = len(texts)
     out = [None] * count
     errors = [None] * count
-    rows, matches, factors = [], [], []
+    dues = [None] * count
+    rows, matches, factors, chapters, starts = [], [], [], [], []
     for i in range(count):
         text = texts[i]
         match = _LAYOUT.match(text)
@@ -228,26 +268,36 @@ def decayed_texts(params, texts, last_message_at, decayed_at, now):
             chapter = int(text[match.end("b") + _C])
             try:
                 factors.append(model.decay_factors(params, chapter, last_message_at[i], decayed_at[i], now)[1:])
+                start = decay_due.window_start(last_message_at[i], now, params.chapter(chapter).decay_grace_h)
             except Exception:  # noqa: BLE001 - the full path says what is wrong with this row
                 match = None
         if match is None:
             out[i], errors[i] = decayed_one(params, text, last_message_at[i], decayed_at[i], now)
+            if with_due:
+                dues[i] = _due_one(params, out[i], last_message_at[i], now)
             continue
         rows.append(i)
         matches.append(match)
+        chapters.append(chapter)
+        starts.append(math.nan if start is None else start)
     if not rows:
-        return out, errors
+        return (out, errors, dues) if with_due else (out, errors)
 
     try:
-        suspect, values = _batch(params, matches, factors)
+        suspect, values, row_dues = _batch(params, matches, factors, chapters, starts)
     except Exception:  # noqa: BLE001 - then each row takes the full path, which reports its own error
-        suspect, values = np.ones(len(rows), dtype=bool), None
+        suspect, values, row_dues = np.ones(len(rows), dtype=bool), None, None
 
     for j, i in enumerate(rows):
         text = texts[i]
         if suspect[j]:
             out[i], errors[i] = decayed_one(params, text, last_message_at[i], decayed_at[i], now)
+            if with_due:
+                dues[i] = _due_one(params, out[i], last_message_at[i], now)
             continue
+        if with_due:
+            due = float(row_dues[j])
+            dues[i] = None if math.isnan(due) else due
         match = matches[j]
         new_d, new_h, new_m = (_TEMPLATE % tuple(values[j])).split("\0")
         out[i] = "".join(
@@ -261,4 +311,4 @@ def decayed_texts(params, texts, last_message_at, decayed_at, now):
                 text[match.end("m_t") + _M_CLOSE :],
             )
         )
-    return out, errors
+    return (out, errors, dues) if with_due else (out, errors)

@@ -184,6 +184,8 @@ DEFAULT_SNAPSHOT: dict = {
         "max_message_age_h": 720,
         "event_retention_days": 90,
         "idempotency_window_h": 72,
+        "decay_tolerance_composite": 0.1,
+        "decay_tolerance_p_ready": 0.005,
         **_default_evidence_rows(),
         **{f"lexicon_{name}": entries for name, entries in encoder.default_words().items()},
         "mood_start_belief": [0.40, 0.25, 0.10, 0.10, 0.05, 0.10],
@@ -258,6 +260,8 @@ _GLOBAL_SCALAR_RULES = {
     "max_message_age_h": "age",
     "event_retention_days": "retention",
     "idempotency_window_h": "window_h",
+    "decay_tolerance_composite": "score",
+    "decay_tolerance_p_ready": "unit",
 }
 
 _RULE_TEXT = {

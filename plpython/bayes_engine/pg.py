@@ -25,7 +25,7 @@ loads the new code and calls the new copy of the function.
 import importlib
 import json
 
-from . import codec, cohort, eventlog, events, model, wire
+from . import codec, cohort, decay_due, eventlog, events, model, wire
 from .errors import INVALID_PARAMETER, BayesError
 from .params import GLOBAL_KEYS, Params
 
@@ -176,16 +176,19 @@ def step(
 ):
     """Any writer's input applied to a locked row's state (events.apply).
 
-    Returns (new state, result, event input): the state and the result as
-    JSON texts, the input packed for the event log (bayes_engine.eventlog);
-    the new state is None when nothing changed (a chapter that is already
-    current). The result says the player's mode under bayes.rollout's
-    `bayes_percent` (issue 14).
+    Returns (new state, result, event input, due time): the state and the
+    result as JSON texts, the input packed for the event log
+    (bayes_engine.eventlog), and the new state's decay due time (epoch
+    seconds, None for never: decay_due.due_at, with the row's times after
+    the write); the new state is None when nothing changed (a chapter that is
+    already current). The result says the player's mode under
+    bayes.rollout's `bayes_percent` (issue 14).
     """
     params = load_params(plpy, revision)
     state = codec.decode(state_text, params)
     times = model.RowTimes(last_message_at, decayed_at)
-    result, event_input = events.apply(state, params, user_id, kind, json.loads(input_text), times)
+    data = json.loads(input_text)
+    result, event_input = events.apply(state, params, user_id, kind, data, times)
     changed = result.get("changed", True)
     result["user_id"] = user_id
     if kind in ("message", "llm_scores"):
@@ -194,7 +197,14 @@ def step(
     result["version"] = version + 1 if changed else version
     result["mode"] = cohort.player_mode(user_id, bayes_percent)
     result_text = wire.message_result(result) if kind == "message" else _dumps(result)
-    return (codec.encode(state) if changed else None), result_text, eventlog.pack(kind, event_input)
+    if not changed:
+        return None, result_text, eventlog.pack(kind, event_input), None
+    if kind == "message":  # bayes.save_state advances both times to the message's
+        sent_at = data["sent_at"]
+        last_message_at = sent_at if last_message_at is None else max(last_message_at, sent_at)
+        decayed_at = sent_at if decayed_at is None else max(decayed_at, sent_at)
+    due = decay_due.due_at(params, state, last_message_at, decayed_at)
+    return codec.encode(state), result_text, eventlog.pack(kind, event_input), due
 
 
 def read_checkpoint(plpy, user_id):
@@ -319,21 +329,32 @@ def decay_state(plpy, state_text, revision, last_message_at, decayed_at, now):
 
 
 @entry_point
-def decay_states(plpy, state_texts, last_message_at, decayed_at, now, revision):
-    """Section 5 for a batch of stored states (the bulk decay's step): (states, sqlstates, errors).
+def decay_due_at(plpy, state_text, last_message_at, decayed_at):
+    """When the bulk decay next rewrites a row with this state and these times (bayes.decay_due_at)."""
+    params = load_params(plpy)
+    return decay_due.due_at(params, codec.decode(state_text, params), last_message_at, decayed_at)
 
-    One item per row in each: the decayed text and two nulls, or a null
-    state and the SQLSTATE and message of what is wrong with the row (which
+
+@entry_point
+def decay_states(plpy, state_texts, last_message_at, decayed_at, now, revision):
+    """Section 5 for a batch of stored states (the bulk decay's step): (states, sqlstates, errors, due times).
+
+    One item per row in each: the decayed text, two nulls and its due time
+    (epoch seconds, decay_due: None for never), or a null state and the
+    SQLSTATE and message of what is wrong with the row (which
     bayes.run_decay skips and records). A row never raises; the parameters
     and the code may (then the whole call fails, as before).
     """
     from . import bulk  # numpy: only the bulk decay loads it, never the per-message path
 
-    texts, errors = bulk.decayed_texts(load_params(plpy, revision), state_texts, last_message_at, decayed_at, now)
+    texts, errors, dues = bulk.decayed_texts(
+        load_params(plpy, revision), state_texts, last_message_at, decayed_at, now, with_due=True
+    )
     return (
         texts,
         [None if e is None else e[0] for e in errors],
         [None if e is None else e[1] for e in errors],
+        dues,
     )
 
 

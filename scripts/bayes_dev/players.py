@@ -8,7 +8,9 @@ population is built in two steps:
    1 to 60 messages drawn from MESSAGES with random reply gaps;
 2. one set-based INSERT that gives every new player (a real auth.users row)
    a state from the pool, a last message 0 to `max_absent_h` hours before
-   `now`, and that time as decayed_at, as the RPC would have left it.
+   `now`, that time as decayed_at, and the due time of the bulk decay that
+   the engine computes for that state and those times
+   (bayes_engine.decay_due), as the RPC would have left them.
 
 The players have no events in bayes.player_event (they were not written by
 the RPCs), so `bayes.replay` does not apply to them. Everything is seeded:
@@ -20,7 +22,7 @@ from __future__ import annotations
 import json
 import random
 
-from bayes_engine import codec, events, model
+from bayes_engine import codec, decay_due, events, model
 from bayes_engine.params import Params
 
 MESSAGES = [
@@ -76,14 +78,19 @@ def populate(
     row = conn.execute("select bayes.params_snapshot()::text").fetchone()
     params = Params.from_snapshot(json.loads(row[0]))
     pool = state_pool(params, seed=seed)
+    # Each pool state's due time, as seconds after the row's last message
+    # (its decayed_at too): decay_due.due_at from a last message at 0.
+    due_after = [decay_due.due_at(params, codec.decode(text, params), 0.0, 0.0) for text in pool]
     with conn.transaction():
         # The pool's states come from the codec (state_pool): skip the table's check of each row, as the
         # engine's own writers do (trigger user_bayesian_state_valid), for this transaction only.
         conn.execute("set local bayes.state_writer = 'engine'")
-        conn.execute("create temporary table population_pool (i int primary key, state jsonb) on commit drop")
-        with conn.cursor().copy("copy population_pool (i, state) from stdin") as copy:
+        conn.execute(
+            "create temporary table population_pool (i int primary key, state jsonb, due_after_s float8) on commit drop"
+        )
+        with conn.cursor().copy("copy population_pool (i, state, due_after_s) from stdin") as copy:
             for i, text in enumerate(pool):
-                copy.write_row((i, text))
+                copy.write_row((i, text, due_after[i]))
         conn.execute("select setseed(%s)", (((seed * 7919) % 1000) / 1000.0,))
         conn.execute(
             """
@@ -101,7 +108,7 @@ def populate(
         # The pool's bucket time and day move to the player's own last message.
         conn.execute(
             """
-            insert into public.user_bayesian_state (user_id, state, version, last_message_at, decayed_at)
+            insert into public.user_bayesian_state (user_id, state, version, last_message_at, decayed_at, decay_due_at)
             select n.user_id,
                    jsonb_set(
                        jsonb_set(p.state, '{b,4}', to_jsonb(floor(extract(epoch from n.last_message_at))::bigint)),
@@ -109,7 +116,8 @@ def populate(
                    ),
                    1 + (p.state ->> 'n')::bigint,
                    n.last_message_at,
-                   n.last_message_at
+                   n.last_message_at,
+                   n.last_message_at + make_interval(secs => p.due_after_s)
             from population_new as n
             join population_pool as p on p.i = n.g %% %s
             """,

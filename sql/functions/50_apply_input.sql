@@ -67,7 +67,8 @@ comment on function bayes.lock_state is
 revoke all on function bayes.lock_state from public, service_role;
 
 -- Issue 15 gave bayes.save_state the compact event row (the message key, the
--- packed input): the older signature goes first.
+-- packed input) and its due time (p_decay_due_at): the older signature goes
+-- first.
 drop function if exists bayes.save_state(uuid, jsonb, text, text, timestamptz, jsonb, jsonb, timestamptz);
 
 create or replace function bayes.save_state(
@@ -79,7 +80,8 @@ create or replace function bayes.save_state(
     p_occurred_at timestamptz,
     p_input bytea,
     p_result jsonb,
-    p_message_at timestamptz
+    p_message_at timestamptz,
+    p_decay_due_at double precision
 )
 returns void
 language plpgsql
@@ -98,6 +100,7 @@ begin
             version = s.version + 1,
             last_message_at = greatest(s.last_message_at, p_message_at),
             decayed_at = greatest(s.decayed_at, p_message_at),
+            decay_due_at = to_timestamp(p_decay_due_at),
             updated_at = now()
         where s.user_id = p_user_id
         returning s.user_id
@@ -132,7 +135,7 @@ end
 $$;
 
 comment on function bayes.save_state is
-'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given), appends its event to bayes.player_event (the packed input p_input, the facts of a message''s result) and, with a message id (p_message_key), keeps p_result in bayes.event_result for the idempotency window.';
+'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given; decay_due_at set from p_decay_due_at, epoch seconds, null for never), appends its event to bayes.player_event (the packed input p_input, the facts of a message''s result) and, with a message id (p_message_key), keeps p_result in bayes.event_result for the idempotency window.';
 revoke all on function bayes.save_state from public, service_role;
 
 drop function if exists bayes.previous_result(uuid, text, text);
@@ -201,9 +204,10 @@ grant execute on function bayes.session_seed to service_role;
 
 -- Issue 14 gave bayes.step its rollout argument: the older signature goes
 -- first, else bayes.apply_input would find two candidates. Issue 15 made its
--- input OUT parameter bytea (the packed input): a new return type, which
--- create or replace cannot change, so it is dropped and created again (it
--- has no grant to keep, and bayes.apply_input names it at run time).
+-- input OUT parameter bytea (the packed input) and gave it a last OUT
+-- parameter (decay_due_at): a new return type, which create or replace cannot
+-- change, so it is dropped and created again (it has no grant to keep, and
+-- bayes.apply_input names it at run time).
 drop function if exists bayes.step(
     text, uuid, text, json, jsonb, bigint, double precision, double precision, bigint
 );
@@ -224,7 +228,8 @@ create or replace function bayes.step(
     p_bayes_percent double precision,
     out state jsonb,
     out result jsonb,
-    out input bytea
+    out input bytea,
+    out decay_due_at double precision
 )
 language plpython3u
 stable
@@ -235,7 +240,7 @@ as $$
 $$;
 
 comment on function bayes.step is
-'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s) and the input logged in bayes.player_event, packed (bayes.event_input reads it).';
+'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s), the input logged in bayes.player_event, packed (bayes.event_input reads it), and the new state''s decay due time (epoch seconds, bayes_engine.decay_due; null: never).';
 revoke all on function bayes.step from public, service_role;
 
 create or replace function bayes.apply_input(
@@ -300,7 +305,8 @@ begin
             p_occurred_at,
             v_step.input,
             v_step.result,
-            p_message_at
+            p_message_at,
+            v_step.decay_due_at
         );
     end if;
     return v_step.result;

@@ -1,8 +1,8 @@
 -- Read RPCs on a player's stored state (MODEL.md section 9): boss readiness
 -- (section 6) and the fallback check (section 7, rules 1 and 3). Callable
--- by the backend (service_role) or by the player himself. The stored state
--- is decayed up to its decayed_at (every message, and the bulk decay every
--- 15 minutes); the answer says which instant that is.
+-- by the backend (service_role) or by the player himself. The state is
+-- decayed on read up to now() (bayes.readable_state), whatever the bulk
+-- decay's cadence; decayed_at in the answer says that instant.
 
 create or replace function public.bayes_boss_readiness(p_user_id uuid, p_method text default 'edgeworth')
 returns jsonb

@@ -32,7 +32,7 @@ import uuid
 import numpy as np
 import psycopg
 import pytest
-from bayes_dev import lifetime, players
+from bayes_dev import decay_runs, lifetime, players
 from bayes_dev.reference import edgeworth
 from bayes_dev.support import ROOT
 from bayes_engine import model, vocab
@@ -157,7 +157,7 @@ def population(dsn):
         try:
             players.populate(conn, POPULATION, time.time(), tag=tag, seed=3)
             rpc_user_ids, sent = send_messages(conn, tag)
-            conn.execute("call bayes.run_decay(p_now => %s)", (DECAY_RUN_INSTANT,))
+            conn.execute(decay_runs.decay_command(conn, DECAY_RUN_INSTANT))
             run_id = conn.execute(
                 "select max(run_id) from bayes.decay_run where decay_to = %s and status = 'done'",
                 (DECAY_RUN_INSTANT,),
@@ -484,6 +484,7 @@ VIEW_COLUMNS = [
     "top_vice",
     "fallback_reason",
     "state_problem",
+    "decay_due_at",
 ]
 
 

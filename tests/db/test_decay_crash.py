@@ -1,7 +1,9 @@
 """Crash safety of the bulk decay: kill -9 the server in the middle of a run
 over 200,000 players, restart it (crash recovery), run again, and every
 player's state equals what one uninterrupted pass at the same instant
-computes (each player decayed exactly once).
+computes: each player due (decay_due_at before the run's instant) decayed
+exactly once and given the due time of his new state, every other player
+untouched.
 
 It needs a server it may kill, so it starts its own PostgreSQL 15 cluster
 (as the unprivileged `postgres` user, like every cluster of the project).
@@ -22,9 +24,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from bayes_dev import players
+from bayes_dev import decay_runs, players
 from bayes_dev.support import bootstrap_and_migrate
-from bayes_engine import codec, events
+from bayes_engine import codec, decay_due, events
 from bayes_engine.params import Params
 
 PGBIN = Path("/usr/lib/postgresql/15/bin")
@@ -131,7 +133,8 @@ def cluster():
 def read_states(conn) -> dict:
     rows = conn.execute(
         "select user_id, state::text, version, extract(epoch from last_message_at)::float8,"
-        " extract(epoch from decayed_at)::float8, decayed_at from public.user_bayesian_state"
+        " extract(epoch from decayed_at)::float8, decayed_at, extract(epoch from decay_due_at)::float8"
+        " from public.user_bayesian_state"
     ).fetchall()
     return {r[0]: r[1:] for r in rows}
 
@@ -140,14 +143,17 @@ def test_a_run_killed_midway_and_rerun_equals_one_uninterrupted_pass(cluster):
     now_s = float(int(time.time()))
     decay_to = dt.datetime.fromtimestamp(now_s, dt.UTC)
     with psycopg.connect(cluster.url, autocommit=True) as db:
-        # last messages 100 to 400 hours before decay_to: every player is due
+        # last messages 100 to 400 hours before decay_to: most players are due (their engine due times)
         players.populate(db, PLAYERS, now_s - 100 * 3600, max_absent_h=300, seed=11, tag="crash")
         params = Params.from_snapshot(json.loads(db.execute("select bayes.params_snapshot()::text").fetchone()[0]))
         before = read_states(db)
     assert len(before) == PLAYERS
-
+    due = {user_id for user_id, row in before.items() if row[5] is not None and row[5] < now_s}
+    assert 6 * 5000 < len(due) < PLAYERS
+    with psycopg.connect(cluster.url, autocommit=True) as db:
+        command = decay_runs.decay_command(db, decay_to, 5000)
     run = subprocess.Popen(
-        ["psql", "-X", "-q", "-d", cluster.url, "-c", f"call bayes.run_decay('{decay_to.isoformat()}', 5000)"],
+        ["psql", "-X", "-q", "-d", cluster.url, "-c", command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -170,7 +176,7 @@ def test_a_run_killed_midway_and_rerun_equals_one_uninterrupted_pass(cluster):
         status, committed = db.execute(
             "select status, players from bayes.decay_run order by run_id desc limit 1"
         ).fetchone()
-        assert status == "running" and 6 * 5000 <= committed < PLAYERS
+        assert status == "running" and 6 * 5000 <= committed < len(due)
         # exactly the committed batches survived the crash
         assert (
             db.execute("select count(*) from public.user_bayesian_state where decayed_at = %s", (decay_to,)).fetchone()[
@@ -179,16 +185,26 @@ def test_a_run_killed_midway_and_rerun_equals_one_uninterrupted_pass(cluster):
             == committed
         )
 
-        db.execute("call bayes.run_decay(%s, 5000)", (decay_to,))
+        db.execute(decay_runs.decay_command(db, decay_to, 5000))
         runs = db.execute("select status, players from bayes.decay_run order by run_id").fetchall()
-        assert runs == [("interrupted", committed), ("done", PLAYERS - committed)]
+        assert runs == [("interrupted", committed), ("done", len(due) - committed)]
         after = read_states(db)
 
     assert after.keys() == before.keys()
     mismatches = 0
-    for user_id, (text, version, last, decayed, _) in before.items():
-        new_text, new_version, _, _, new_decayed_at = after[user_id]
+    for user_id, (text, version, last, decayed, decayed_at, due_at) in before.items():
+        new_text, new_version, _, _, new_decayed_at, new_due_at = after[user_id]
+        if user_id not in due:
+            mismatches += (new_text, new_version, new_decayed_at, new_due_at) != (text, version, decayed_at, due_at)
+            continue
         single_pass = codec.decode(events.decayed_text(params, text, last, decayed, now_s))
-        if codec.decode(new_text) != single_pass or new_version != version + 1 or new_decayed_at != decay_to:
+        want_due = decay_due.due_at(params, single_pass, last, now_s)
+        if (
+            codec.decode(new_text) != single_pass
+            or new_version != version + 1
+            or new_decayed_at != decay_to
+            or (want_due is None) != (new_due_at is None)
+            or (want_due is not None and abs(new_due_at - want_due) > 1e-5)
+        ):
             mismatches += 1
     assert mismatches == 0

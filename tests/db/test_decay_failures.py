@@ -51,7 +51,9 @@ def mine(db):
 
 
 def add_player(db, mine: list, state_text: str, last_message_at) -> uuid.UUID:
-    return decay_runs.add_player(db, state_text, last_message_at, mine=mine)
+    """A player due for the bulk decay as soon as his decay window opens (as a row written before migration
+    0013): these tests are about runs that fail, not about which rows are due (tests/db/test_decay.py)."""
+    return decay_runs.add_player(db, state_text, last_message_at, mine=mine, due="window")
 
 
 def last_run_id(db) -> int:
@@ -263,7 +265,7 @@ class Failure:
     sqlstate: str
     setup: Callable = lambda db, victim, now: None
     teardown: Callable = lambda db: None
-    run: Callable = lambda conn, now, dsn: conn.execute("call bayes.run_decay(%s, 2)", (now,))
+    run: Callable = lambda conn, now, dsn: conn.execute(decay_runs.decay_command(conn, now, 2))
     autocommit: bool = True
     marks_its_row: bool = True  # False: it fails before its row of bayes.decay_run exists
 
@@ -311,7 +313,7 @@ def drop_trigger(db):
 def with_timeout(conn, now, dsn):
     conn.execute("set statement_timeout = '300ms'")
     try:
-        conn.execute("call bayes.run_decay(%s, 2)", (now,))
+        conn.execute(decay_runs.decay_command(conn, now, 2))
     finally:
         conn.execute("reset statement_timeout")
 
@@ -332,7 +334,7 @@ def cancelled(conn, now, dsn):
     canceller = threading.Thread(target=cancel)
     canceller.start()
     try:
-        conn.execute("call bayes.run_decay(%s, 2)", (now,))
+        conn.execute(decay_runs.decay_command(conn, now, 2))
     finally:
         canceller.join()
 
@@ -417,7 +419,7 @@ FAILURES = [
     Failure(
         "a bad p_batch",
         "22023",
-        run=lambda conn, now, dsn: conn.execute("call bayes.run_decay(%s, 0)", (now,)),
+        run=lambda conn, now, dsn: conn.execute(decay_runs.decay_command(conn, now, 0)),
         marks_its_row=False,
     ),
     Failure("called in a transaction block", "2D000", autocommit=False, marks_its_row=False),
@@ -479,7 +481,7 @@ def test_a_run_terminated_with_its_session_is_marked_interrupted_by_the_next(dsn
 
         def run():
             try:
-                session.execute("call bayes.run_decay(%s, 2)", (now,))
+                session.execute(decay_runs.decay_command(session, now, 2))
             except psycopg.Error as err:
                 failed.append(err)
 

@@ -64,7 +64,7 @@ import psycopg
 import pytest
 from bayes_dev.decay_runs import run_decay
 from bayes_dev.support import BOOTSTRAP, ROOT, create_database, cron_cluster, new_player, psql
-from bayes_engine import codec, describe, events, model, readiness
+from bayes_engine import codec, decay_due, describe, events, model, readiness
 from bayes_engine.params import Params
 
 pytestmark = pytest.mark.db
@@ -293,7 +293,8 @@ RETIRED_PARAMS = (
 )
 READ_SQL = (
     "select bayes.state_problem(s.state), public.bayes_get_state(s.user_id), public.bayes_boss_readiness(s.user_id),"
-    " public.bayes_boss_readiness(s.user_id, 'monte_carlo'), public.bayes_fallback_check(s.user_id)"
+    " public.bayes_boss_readiness(s.user_id, 'monte_carlo'), public.bayes_fallback_check(s.user_id),"
+    " extract(epoch from now())::float8"
     " from public.user_bayesian_state as s where s.user_id = %s"
 )
 
@@ -318,11 +319,15 @@ def read_params(conn) -> Params:
     return Params.from_snapshot(json.loads(conn.execute("select bayes.params_snapshot()::text").fetchone()[0]))
 
 
-def assert_reads_as_the_engine(params: Params, text: str, user_id, reads: tuple) -> None:
-    """The read RPCs answer what the engine's Python computes from the stored text as the codec reads it
-    (a v1 state upgraded: lb = B), key by key (the RPCs add the row's user_id, version and times)."""
-    problem, state_view, edgeworth, monte_carlo, fallback = reads
+def assert_reads_as_the_engine(params: Params, row: tuple, user_id, reads: tuple) -> None:
+    """The read RPCs answer what the engine's Python computes from the stored row as the codec reads it
+    (a v1 state upgraded: lb = B), decayed on read up to the read's now() (issue 15), key by key (the RPCs
+    add the row's user_id, version and times)."""
+    problem, state_view, edgeworth, monte_carlo, fallback, now = reads
     assert problem is None
+    text, _, last_message_at, decayed_at = row[:4]
+    if last_message_at is not None and (decayed_at is None or decayed_at < now):
+        text = events.decayed_text(params, text, last_message_at, decayed_at, now)
     state = codec.decode(text, params)
     expected = {
         "bayes_get_state": (describe.describe_state(state, params), state_view),
@@ -373,8 +378,8 @@ def test_the_push_writes_no_state(upgraded):
 def test_every_stored_v1_state_reads_after_the_push_and_reading_writes_nothing(upgraded):
     h = upgraded.history
     for name, reads in upgraded.reads_after_push.items():
-        assert_reads_as_the_engine(upgraded.params, upgraded.v1_rows[name][0], h.players[name], reads)
-        _, state, _, _, fallback = reads
+        assert_reads_as_the_engine(upgraded.params, upgraded.v1_rows[name], h.players[name], reads)
+        _, state, _, _, fallback, _ = reads
         assert state["user_id"] == str(h.players[name])
         # a v1 state is read as upgraded: a full budget
         assert fallback["budget_left"] == state["llm_budget"]["tokens_left"] == NEW_PARAMS["llm_budget_tokens"]
@@ -567,8 +572,8 @@ def test_the_events_logged_after_the_upgrade_carry_v2(v2):
 def test_every_state_reads_after_the_v2_writes_and_the_untouched_stay_v1_on_disk(v2):
     h = v2.upgraded.history
     for name, reads in v2.reads.items():
-        assert_reads_as_the_engine(v2.params, v2.rows[name][0], h.players[name], reads)
-        _, state, _, _, fallback = reads
+        assert_reads_as_the_engine(v2.params, v2.rows[name], h.players[name], reads)
+        _, state, _, _, fallback, _ = reads
         assert state["user_id"] == str(h.players[name])
         lb = json.loads(v2.rows[name][0]).get("lb", v2.params.g["llm_budget_tokens"])
         assert fallback["budget_left"] == state["llm_budget"]["tokens_left"] == lb, name
@@ -618,25 +623,38 @@ def test_replay_equals_the_stored_state(v2, name):
 def replay_with_bulk_runs(params, user_id, logged, runs) -> str:
     """events.replay with the bulk decay runs put back: `runs` are (instant, schema of the code that ran it).
 
-    A run decays the state (with its schema's formula) when it would have picked the row: after the last
-    message's grace (the smaller of the metric and vice graces) and past the row's decayed_at. A run is put
-    before the first message sent after it (the other events have no instant of their own: here a run comes
-    after them)."""
+    A run decays the state (with its schema's formula) when it would have picked the row: v1's after the
+    last message's grace (the smaller of the metric and vice graces) and past the row's decayed_at; v2's
+    (issue 15) when the row's due time has passed, which the engine computes at each write since the
+    upgrade (decay_due.due_at), and which a row written before it has at the start of its decay window
+    (migration 0013). A run is put before the first message sent after it (the other events have no
+    instant of their own: here a run comes after them)."""
     text = codec.encode(codec.default_state(1, params))
     last_message_at = decayed_at = None
+    due = "window"  # as migration 0013 leaves a row written before it
     runs = sorted(runs)
 
     def bulk_until(instant):
-        nonlocal text, decayed_at
+        nonlocal text, decayed_at, due
         while runs and (instant is None or runs[0][0] < instant):
             now, schema = runs.pop(0)
             state = codec.decode(text, params)
             cp = params.chapter(state["c"])
-            grace_s = 3600 * min(cp.decay_grace_h, cp.vice_decay_grace_h)
-            if last_message_at is None or last_message_at + grace_s >= now or decayed_at >= now:
-                continue
+            if schema == 1:
+                grace_s = 3600 * min(cp.decay_grace_h, cp.vice_decay_grace_h)
+                if last_message_at is None or last_message_at + grace_s >= now or decayed_at >= now:
+                    continue
+            else:
+                if due == "window" and last_message_at is not None:
+                    due_s = decay_due.window_start(last_message_at, decayed_at, cp.decay_grace_h)
+                else:
+                    due_s = None if due == "window" else due
+                if due_s is None or due_s >= now or decayed_at >= now:
+                    continue
             model.decay(state, params, last_message_at, decayed_at, now, schema)
             text, decayed_at = codec.encode(state), now
+            if schema == 2:
+                due = decay_due.due_at(params, codec.decode(text, params), last_message_at, decayed_at)
 
     for kind, data in logged:
         schema = data.get("v", 1)
@@ -650,6 +668,8 @@ def replay_with_bulk_runs(params, user_id, logged, runs) -> str:
             last_message_at = max(last_message_at or data["sent_at"], data["sent_at"])
             decayed_at = max(decayed_at or data["sent_at"], data["sent_at"])
         text = codec.encode(state)
+        if schema == 2:  # written by the engine since the upgrade: its due time
+            due = decay_due.due_at(params, codec.decode(text, params), last_message_at, decayed_at)
     bulk_until(None)
     return text
 

@@ -9,7 +9,7 @@ select has_schema('bayes', 'internals live in schema bayes');
 select has_table('public', 'user_bayesian_state', 'the player state table exists');
 select columns_are(
     'public', 'user_bayesian_state',
-    array['user_id', 'state', 'version', 'last_message_at', 'decayed_at', 'created_at', 'updated_at', 'chapter', 'composite'],
+    array['user_id', 'state', 'version', 'last_message_at', 'decayed_at', 'created_at', 'updated_at', 'chapter', 'composite', 'decay_due_at'],
     'user_bayesian_state has exactly the columns of MODEL.md section 2'
 );
 select col_is_pk('public', 'user_bayesian_state', 'user_id', 'user_id is the primary key');
@@ -49,7 +49,7 @@ select throws_ok(
 );
 select has_view('bayes', 'player_summary', 'the analytics view');
 select is(
-    (select count(*)::integer from cron.job where command = 'call bayes.run_decay()'),
+    (select count(*)::integer from cron.job where jobname = 'bayes-run-decay' and command = bayes.run_decay_command()),
     1,
     'exactly one pg_cron job runs the bulk decay'
 );

@@ -90,8 +90,11 @@ select set_eq(
       ('bayes.state_readiness(jsonb,text,text,text)', 'authenticated'),
       ('bayes.state_readiness(jsonb,text,text,text)', 'service_role'),
       ('bayes.state_fallback_check(jsonb)', 'authenticated'),
-      ('bayes.state_fallback_check(jsonb)', 'service_role')$$,
-    'execute privileges of every engine function, per API role (the decay and retention functions and procedures, bayes.install_py_module, the event log''s writers and expiry: none)'
+      ('bayes.state_fallback_check(jsonb)', 'service_role'),
+      ('bayes.decay_state(jsonb,bigint,double precision,double precision,double precision)', 'authenticated'),
+      ('bayes.decay_state(jsonb,bigint,double precision,double precision,double precision)', 'service_role'),
+      ('bayes.decay_due_at(jsonb,double precision,double precision)', 'service_role')$$,
+    'execute privileges of every engine function, per API role (the bulk decay''s and retention''s functions, bayes.install_py_module, the event log''s writers and expiry: none; bayes.decay_state: the read RPCs decay on read)'
 );
 
 select is_empty(

@@ -22,16 +22,17 @@ select set_eq(
 );
 select is_empty(
     $$select signature from engine_function
-      where prokind <> 'p' and (proconfig is null or not ('search_path=pg_catalog, pg_temp' = any(proconfig)))$$,
+      where proconfig is null or not ('search_path=pg_catalog, pg_temp' = any(proconfig))$$,
     'every engine function pins search_path to pg_catalog, pg_temp'
 );
 -- A procedure that commits cannot have a SET clause (PostgreSQL forbids
--- transaction control there): bayes.run_decay and bayes.run_retention
--- schema-qualify every name.
+-- transaction control there): bayes.run_retention schema-qualifies every
+-- name. The bulk decay's loop that commits is the DO block of
+-- bayes.run_decay_command (issue 15).
 select set_eq(
     $$select signature from engine_function where prokind = 'p'$$,
-    $$values ('bayes.run_decay(timestamp with time zone,integer)'), ('bayes.run_retention(timestamp with time zone,integer)')$$,
-    'the only procedures are bayes.run_decay and bayes.run_retention'
+    $$values ('bayes.run_retention(timestamp with time zone,integer)')$$,
+    'the only procedure is bayes.run_retention'
 );
 select is_empty(
     $$select signature from engine_function where obj_description(oid, 'pg_proc') is null$$,
@@ -49,7 +50,7 @@ select set_eq(
       ('bayes.lock_state(uuid,boolean)', 'v'),
       ('bayes.previous_result(user_bayesian_state,text,uuid)', 's'),
       ('bayes.replay(uuid)', 's'),
-      ('bayes.save_state(uuid,jsonb,text,text,uuid,timestamp with time zone,bytea,jsonb,timestamp with time zone)', 'v'),
+      ('bayes.save_state(uuid,jsonb,text,text,uuid,timestamp with time zone,bytea,jsonb,timestamp with time zone,double precision)', 'v'),
       ('bayes.message_key(uuid,bayes.event_kind,text)', 'i'),
       ('bayes.event_input(bayes.event_kind,bytea)', 'i'),
       ('bayes.pack_event_input(bayes.event_kind,jsonb)', 'i'),
@@ -95,7 +96,10 @@ select set_eq(
       ('bayes_fallback_check(uuid)', 's'),
       ('bayes.decay_state(jsonb,bigint,double precision,double precision,double precision)', 's'),
       ('bayes.decay_states(text[],double precision[],double precision[],double precision,bigint)', 's'),
-      ('bayes.run_decay(timestamp with time zone,integer)', 'v'),
+      ('bayes.decay_due_at(jsonb,double precision,double precision)', 's'),
+      ('bayes.begin_decay_run(timestamp with time zone,integer)', 'v'),
+      ('bayes.decay_batch(bigint,timestamp with time zone,integer,timestamp with time zone,uuid)', 'v'),
+      ('bayes.run_decay_command(timestamp with time zone,integer)', 's'),
       ('bayes.schedule_decay(text)', 'v'),
       ('bayes.decay_lock_key()', 'i'),
       ('bayes.fold_events(uuid[],bigint[],text[],double precision[],double precision[],bigint[],double precision,bigint)', 's'),
