@@ -130,7 +130,7 @@ event as (
     returning event_id
 )
 insert into bayes.event_result (event_id, written_at, result)
-select e.event_id, now(), %(result)s::jsonb from event as e
+select e.event_id, now(), %(result)s::json from event as e
 """
 
 

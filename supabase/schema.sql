@@ -21,6 +21,53 @@ CREATE EXTENSION IF NOT EXISTS plpython3u WITH SCHEMA pg_catalog;
 -- Name: EXTENSION plpython3u; Type: COMMENT; Schema: -; Owner:
 COMMENT ON EXTENSION plpython3u IS 'PL/Python3U untrusted procedural language';
 
+-- Name: event_kind; Type: TYPE; Schema: bayes; Owner: postgres
+CREATE TYPE bayes.event_kind AS ENUM (
+    'message',
+    'llm_scores',
+    'outcome',
+    'chapter'
+);
+
+-- Name: TYPE event_kind; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TYPE bayes.event_kind IS 'The writer that logged an event: bayes_process_message, bayes_apply_llm_scores, bayes_record_outcome, bayes_advance_chapter.';
+
+-- Name: fallback_reason; Type: TYPE; Schema: bayes; Owner: postgres
+CREATE TYPE bayes.fallback_reason AS ENUM (
+    'cold_start',
+    'no_signals',
+    'uncertain',
+    'audit',
+    'bayesian_sufficient',
+    'high_variance',
+    'critical_zone'
+);
+
+-- Name: TYPE fallback_reason; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TYPE bayes.fallback_reason IS 'The reason of a message''s fallback decision (MODEL.md section 7); high_variance and critical_zone only in events of the v1 engine.';
+
+-- Name: mood; Type: TYPE; Schema: bayes; Owner: postgres
+CREATE TYPE bayes.mood AS ENUM (
+    'content',
+    'playful',
+    'anxious',
+    'avoidant',
+    'defensive',
+    'withdrawn'
+);
+
+-- Name: TYPE mood; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TYPE bayes.mood IS 'The six HMM moods of MODEL.md section 1, in their order.';
+
+-- Name: rollout_mode; Type: TYPE; Schema: bayes; Owner: postgres
+CREATE TYPE bayes.rollout_mode AS ENUM (
+    'bayes',
+    'shadow'
+);
+
+-- Name: TYPE rollout_mode; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TYPE bayes.rollout_mode IS 'A player''s mode under bayes.rollout (issue 14): bayes (the engine decides) or shadow (the LLM is asked on every message).';
+
 -- Name: apply_input(text, uuid, text, json, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
@@ -29,14 +76,19 @@ CREATE FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text
     AS $$
 declare
     v_row public.user_bayesian_state;
+    v_message_key uuid;
     v_previous jsonb;
     v_step record;
+    v_result jsonb;
 begin
     -- A message or a chapter creates the state of a new player; the other
     -- writers need one (P0002).
     v_row := bayes.lock_state(p_user_id, p_kind in ('message', 'chapter'));
     if p_message_id is not null then
-        v_previous := bayes.previous_result(p_user_id, p_kind, p_message_id);
+        -- bayes.message_key's expression, written out: a call of a SQL
+        -- function with a pinned search_path is planned again every time.
+        v_message_key := md5(p_user_id::text || '/' || p_kind || '/' || p_message_id)::uuid;
+        v_previous := bayes.previous_result(v_row, p_message_id, v_message_key);
         if v_previous is not null then
             return v_previous;
         end if;
@@ -59,18 +111,31 @@ begin
         -- bayes.player_mode here cost about 150 us a message); no row: shadow.
         coalesce((select r.bayes_percent::float8 from bayes.rollout as r), 0)
     ) as s;
+    -- The result as bayes.step wrote it (json: its text, kept as such for
+    -- the idempotency window, about a third smaller than its jsonb) and
+    -- parsed once, for the caller and the facts of the event row.
+    v_result := v_step.result::jsonb;
     if v_step.state is not null then
         perform bayes.save_state(
-            p_user_id, v_step.state, p_kind, p_message_id, p_occurred_at, v_step.input, v_step.result, p_message_at,
+            p_user_id,
+            v_step.state,
+            p_kind,
+            p_message_id,
+            v_message_key,
+            p_occurred_at,
+            v_step.input,
+            v_result,
+            v_step.result,
+            p_message_at,
             v_step.decay_due_at
         );
     end if;
-    return v_step.result;
+    return v_result;
 end
 $$;
 
 -- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) IS 'The shared sequence of the writer RPCs: lock (or create) the row, return the first result of a repeated (player, kind, message id), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at).';
+COMMENT ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) IS 'The shared sequence of the writer RPCs: lock (or create) the row, answer a repeated (player, kind, message id) (bayes.previous_result: its first result within the idempotency window, else the current summary), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at).';
 
 -- Name: assert_may_read(uuid); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.assert_may_read(p_user_id uuid) RETURNS void
@@ -681,15 +746,24 @@ CREATE FUNCTION bayes.delete_player_events() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-    delete from bayes.player_event as e
+    with deleted as (
+        delete from bayes.player_event as e
+        using old_states as o
+        where e.user_id = o.user_id
+        returning e.event_id
+    )
+    delete from bayes.event_result as r
+    using deleted as d
+    where r.event_id = d.event_id;
+    delete from bayes.player_checkpoint as c
     using old_states as o
-    where e.user_id = o.user_id;
+    where c.user_id = o.user_id;
     return null;
 end
 $$;
 
 -- Name: FUNCTION delete_player_events(); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.delete_player_events() IS 'Statement trigger of public.user_bayesian_state: deletes the events of deleted states. SECURITY DEFINER because the event log is append-only for the API roles.';
+COMMENT ON FUNCTION bayes.delete_player_events() IS 'Statement trigger of public.user_bayesian_state: deletes the events, their kept results (bayes.event_result) and the checkpoint (bayes.player_checkpoint) of deleted states. SECURITY DEFINER because the event log is append-only for the API roles.';
 
 -- Name: describe_state(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.describe_state(p_state jsonb) RETURNS jsonb
@@ -717,6 +791,73 @@ $$;
 -- Name: FUNCTION evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) IS 'Counterfactual replay: the event logs of the shadow players (all, or p_users) replayed under the stored parameters with p_overrides ({bayes.params name: value}; nothing is written), consulting each logged LLM answer only when the replayed fallback asks for it. Reports, over the shadow messages sent in [p_from, p_to): the LLM call rate per message bucket and over the lifetime, the reasons, and the fidelity against the LLM''s trajectory (every message''s metric evidence the LLM''s delta / 10): boss-ready agreement and mean |composite difference| after the cold start. Progress as NOTICEs.';
 
+-- Name: event_input(bayes.event_kind, bytea); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.event_input(p_kind bayes.event_kind, p_input bytea) RETURNS jsonb
+    LANGUAGE plpython3u IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.event_input(plpy, p_kind, p_input)
+$$;
+
+-- Name: FUNCTION event_input(p_kind bayes.event_kind, p_input bytea); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.event_input(p_kind bayes.event_kind, p_input bytea) IS 'The input of an event of kind p_kind (bayes.player_event.input, packed) as the JSON the engine applies: for a message its send time, reply gap, topic change, seed and observation (plus, minus, features, vices, symbols); for LLM scores the deltas and the optional vices and mood; for an outcome the decision and engaged; for a chapter the chapter. "v": the engine''s schema (absent: v1). Raises XX001 for bytes the engine did not write.';
+
+-- Name: expire_event_results(timestamp with time zone, integer); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.expire_event_results(p_before timestamp with time zone, p_batch integer) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_checked boolean;
+    v_deleted bigint;
+begin
+    v_checked := bayes.check_not_null(p_before, 'p_before');
+    v_checked := bayes.check_not_null(p_batch, 'p_batch');
+    if p_batch < 1 then
+        raise exception 'p_batch must be at least 1, got %', p_batch using errcode = '22023';
+    end if;
+    -- The p_batch oldest results by event_id (the order they were written
+    -- in, up to concurrent transactions): those written before p_before are
+    -- deleted. A read of the head of the primary key, never a scan of the
+    -- window: a straggler (written before p_before behind a newer one) goes
+    -- at a later call.
+    with head as (
+        select r.event_id, r.written_at
+        from bayes.event_result as r
+        order by r.event_id
+        limit p_batch
+    ),
+
+    deleted as (
+        delete from bayes.event_result as r
+        using head as h
+        where r.event_id = h.event_id and h.written_at < p_before
+        returning 1
+    )
+
+    select count(*) into v_deleted from deleted;
+    return v_deleted;
+end
+$$;
+
+-- Name: FUNCTION expire_event_results(p_before timestamp with time zone, p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.expire_event_results(p_before timestamp with time zone, p_batch integer) IS 'Deletes the kept first results (bayes.event_result) written before p_before among the p_batch oldest; returns how many. Fewer than p_batch: nothing more to expire for now. The retention job calls it with p_before = now() - idempotency_window_h, one batch per transaction. Owner only.';
+
+-- Name: expired_duplicate(uuid, text, jsonb, bigint, double precision, double precision, double precision, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.expired_duplicate(p_user_id uuid, p_message_id text, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision, p_bayes_percent double precision) RETURNS jsonb
+    LANGUAGE plpython3u STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.expired_duplicate(plpy, p_user_id, p_message_id, p_state, p_version, p_last_message_at, p_decayed_at, p_now, p_bayes_percent)
+$$;
+
+-- Name: FUNCTION expired_duplicate(p_user_id uuid, p_message_id text, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision, p_bayes_percent double precision); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.expired_duplicate(p_user_id uuid, p_message_id text, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision, p_bayes_percent double precision) IS 'The answer to a message id sent again after the idempotency window: the player''s current summary (n, chapter, composite, metrics, fallback, boss) of the stored state decayed up to p_now (epoch seconds; nothing is written), with user_id, message_id, version, mode (under p_bayes_percent), "duplicate": true and "result_expired": true.';
+
 -- Name: fallback_reason(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.fallback_reason(p_state jsonb) RETURNS text
     LANGUAGE plpython3u STABLE STRICT
@@ -729,6 +870,19 @@ $$;
 
 -- Name: FUNCTION fallback_reason(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.fallback_reason(p_state jsonb) IS 'The first fallback rule of MODEL.md section 7 that fires for a compact state without a message (rules 1 and 3: cold_start, uncertain), else bayesian_sufficient; null for a corrupt state. Stable: reads the parameter tables.';
+
+-- Name: fold_events(uuid[], bigint[], text[], double precision[], double precision[], bigint[], double precision, bigint); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.fold_events(p_users uuid[], p_after bigint[], p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_events_folded bigint[], p_horizon double precision, p_params_revision bigint, OUT last_event_ids bigint[], OUT folded integer[], OUT states text[], OUT last_message_at double precision[], OUT decayed_at double precision[], OUT events_folded bigint[], OUT kept_from double precision[], OUT errors text[]) RETURNS record
+    LANGUAGE plpython3u STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.fold_events(plpy, p_users, p_after, p_states, p_last_message_at, p_decayed_at, p_events_folded, p_horizon, p_params_revision)
+$$;
+
+-- Name: FUNCTION fold_events(p_users uuid[], p_after bigint[], p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_events_folded bigint[], p_horizon double precision, p_params_revision bigint, OUT last_event_ids bigint[], OUT folded integer[], OUT states text[], OUT last_message_at double precision[], OUT decayed_at double precision[], OUT events_folded bigint[], OUT kept_from double precision[], OUT errors text[]); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.fold_events(p_users uuid[], p_after bigint[], p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_events_folded bigint[], p_horizon double precision, p_params_revision bigint, OUT last_event_ids bigint[], OUT folded integer[], OUT states text[], OUT last_message_at double precision[], OUT decayed_at double precision[], OUT events_folded bigint[], OUT kept_from double precision[], OUT errors text[]) IS 'Retention''s step for a batch of players, one item per player in every array: from his checkpoint (p_states null: a new player''s state; p_after the last event it folded, the clock in epoch seconds), the longest prefix of the events after it that occurred before p_horizon (epoch seconds), replayed: the last folded event id (null: none), how many, the new checkpoint (state, clock, events folded in all), the occurred_at of the first event kept (null: none) and the error of a log that cannot be replayed (then nothing is folded). Writes nothing.';
 
 -- Name: install_py_module(text, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) RETURNS void
@@ -847,6 +1001,15 @@ $$;
 -- Name: FUNCTION lock_state(p_user_id uuid, p_create boolean); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.lock_state(p_user_id uuid, p_create boolean) IS 'Locks the state row of player p_user_id FOR UPDATE and returns it; when absent, creates it with chapter 1 priors (p_create) or raises P0002.';
 
+-- Name: message_key(uuid, bayes.event_kind, text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.message_key(p_user_id uuid, p_kind bayes.event_kind, p_message_id text) RETURNS uuid
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN (md5((((((p_user_id)::text || '/'::text) || (p_kind)::text) || '/'::text) || p_message_id)))::uuid;
+
+-- Name: FUNCTION message_key(p_user_id uuid, p_kind bayes.event_kind, p_message_id text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.message_key(p_user_id uuid, p_kind bayes.event_kind, p_message_id text) IS 'The identity of a (player, kind, message id) in bayes.player_event.message_key: md5 of the three joined by / as a uuid. bayes.apply_input computes the same expression inline.';
+
 -- Name: metric_interval(jsonb, text, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.metric_interval(p_state jsonb, p_metric text, p_mass double precision DEFAULT 0.95) RETURNS double precision[]
     LANGUAGE plpython3u IMMUTABLE STRICT
@@ -942,6 +1105,19 @@ $$;
 -- Name: FUNCTION mood(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.mood(p_state jsonb) IS 'The most probable mood of a compact state (the first on a tie): content, playful, anxious, avoidant, defensive or withdrawn; null for a corrupt state.';
 
+-- Name: pack_event_input(bayes.event_kind, jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.pack_event_input(p_kind bayes.event_kind, p_input jsonb) RETURNS bytea
+    LANGUAGE plpython3u IMMUTABLE STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.pack_event_input(plpy, p_kind, p_input)
+$$;
+
+-- Name: FUNCTION pack_event_input(p_kind bayes.event_kind, p_input jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.pack_event_input(p_kind bayes.event_kind, p_input jsonb) IS 'The inverse of bayes.event_input: an input in the engine''s JSON packed as bayes.player_event.input stores it (the conversion of old events uses it). Owner only: the log is written by the engine alone.';
+
 -- Name: params_snapshot(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.params_snapshot() RETURNS jsonb
     LANGUAGE sql STABLE
@@ -980,22 +1156,43 @@ $$;
 -- Name: FUNCTION player_mode(p_user_id uuid); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.player_mode(p_user_id uuid) IS 'The mode of player p_user_id under bayes.rollout: ''bayes'' (the backend asks the LLM only when fallback.needed) or ''shadow'' (it asks the LLM on every message and reports its judgement with bayes_apply_llm_scores); ''shadow'' when bayes.rollout has no row.';
 
--- Name: previous_result(uuid, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text) RETURNS jsonb
+-- Name: previous_result(public.user_bayesian_state, text, uuid); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+    v_written_at timestamptz;
+    v_result json;
 begin
-    return (
-        select e.result || '{"duplicate": true}'::jsonb
-        from bayes.player_event as e
-        where e.user_id = p_user_id and e.kind = p_kind and e.message_id = p_message_id
+    select r.written_at, r.result into v_written_at, v_result
+    from bayes.player_event as e
+    left join bayes.event_result as r on r.event_id = e.event_id
+    where e.message_key = p_message_key and e.user_id = p_row.user_id;
+    if not found then
+        return null;
+    end if;
+    if v_result is not null
+        and v_written_at >= now() - make_interval(
+            secs => 3600 * (select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'idempotency_window_h')
+        ) then
+        return v_result::jsonb || '{"duplicate": true}'::jsonb;
+    end if;
+    return bayes.expired_duplicate(
+        p_row.user_id,
+        p_message_id,
+        p_row.state,
+        p_row.version,
+        extract(epoch from p_row.last_message_at)::float8,
+        extract(epoch from p_row.decayed_at)::float8,
+        extract(epoch from now())::float8,
+        coalesce((select r.bayes_percent::float8 from bayes.rollout as r), 0)
     );
 end
 $$;
 
--- Name: FUNCTION previous_result(p_user_id uuid, p_kind text, p_message_id text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text) IS 'The result first returned for (player, kind, message id), marked "duplicate": true; null when that input was never applied.';
+-- Name: FUNCTION previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid) IS 'The answer to an input already applied (p_message_key = bayes.message_key of the player, kind and message id): within the idempotency window its first result marked "duplicate": true; after it "duplicate", "result_expired" and the current summary (bayes.expired_duplicate); null when that input was never applied.';
 
 -- Name: py_build(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.py_build() RETURNS text
@@ -1023,22 +1220,37 @@ CREATE FUNCTION bayes.py_load() RETURNS text
 # module pulls in importlib.resources and typing, about 12 ms of a fresh
 # backend's first call.
 import importlib.machinery
+import marshal
 import sys
 
+
+def module_filename(name, sha256):
+    # The file name of the module's code (tracebacks): bayes.py_module_compile
+    # writes the same one.
+    return "<bayes_engine %s %s>" % (name, sha256[:16])
+
+
+# The compiled code of a row when the Python that compiled it is this one
+# (the same bytecode magic number; marshal of a code object cannot be read by
+# another version), else its source: unmarshalling the modules a message
+# imports takes about 0.5 ms, compiling them about 12 ms.
+magic = importlib._bootstrap_external.MAGIC_NUMBER.hex()
 rows = plpy.execute(
-    "select m.name, m.source, bayes.py_build() as build from bayes.py_module as m order by m.name"
+    "select m.name, case when m.code_magic = '\\x%s'::bytea then m.code end as code,"
+    " case when m.code_magic = '\\x%s'::bytea then null else m.source end as source,"
+    " m.sha256, bayes.py_build() as build from bayes.py_module as m order by m.name" % (magic, magic)
 )
 if not rows:
     plpy.error("the bayes_engine code is not installed", sqlstate="55000",
                hint="bayes.py_module is empty: apply the functions migrations (scripts/build, supabase db push).")
 build = rows[0]["build"]
-sources = {row["name"]: row["source"] for row in rows}
-packages = {name for name in sources if any(other.startswith(name + ".") for other in sources)}
+modules = {row["name"]: row for row in rows}
+packages = {name for name in modules if any(other.startswith(name + ".") for other in modules)}
 
 
 class BayesEngineImporter:
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in sources:
+        if fullname not in modules:
             return None
         return importlib.machinery.ModuleSpec(fullname, self, origin="bayes.py_module",
                                               is_package=fullname in packages)
@@ -1047,8 +1259,11 @@ class BayesEngineImporter:
         return None
 
     def exec_module(self, module):
-        name = module.__name__
-        code = compile(sources[name], "<bayes_engine %s %s>" % (build, name), "exec")
+        row = modules[module.__name__]
+        if row["code"] is not None:
+            code = marshal.loads(row["code"])
+        else:
+            code = compile(row["source"], module_filename(row["name"], row["sha256"]), "exec", dont_inherit=True)
         module.__build__ = build
         exec(code, module.__dict__)
 
@@ -1063,6 +1278,30 @@ $$;
 
 -- Name: FUNCTION py_load(); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.py_load() IS 'Installs the bayes_engine package of bayes.py_module into this backend''s interpreter (replacing an older copy) and returns its build id; called by the engine''s PL/Python functions on their first call in a backend and after the code changed.';
+
+-- Name: py_module_compile(); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.py_module_compile() RETURNS trigger
+    LANGUAGE plpython3u
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+import importlib.util
+import marshal
+
+new = TD["new"]
+# The file name bayes.py_load gives a module it compiles itself.
+filename = "<bayes_engine %s %s>" % (new["name"], new["sha256"][:16])
+try:
+    code = compile(new["source"], filename, "exec", dont_inherit=True)
+except (SyntaxError, ValueError) as exc:
+    plpy.error("module %s does not compile: %s" % (new["name"], exc), sqlstate="22023",
+               hint="bayes.py_module holds the sources of scripts/build; fix the module and build again.")
+new["code"] = marshal.dumps(code)
+new["code_magic"] = importlib.util.MAGIC_NUMBER
+return "MODIFY"
+$$;
+
+-- Name: FUNCTION py_module_compile(); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.py_module_compile() IS 'Trigger py_module_compile of bayes.py_module: compiles the written source with the database server''s Python into code (marshal) and code_magic, or refuses a module that does not compile (22023).';
 
 -- Name: raise_error(text, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.raise_error(p_sqlstate text, p_message text, p_hint text DEFAULT NULL::text) RETURNS void
@@ -1192,6 +1431,15 @@ $$;
 -- Name: FUNCTION replay(p_user_id uuid); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.replay(p_user_id uuid) IS 'The state of player p_user_id rebuilt from bayes.player_event with the current parameters; equals the stored state while the parameters are unchanged.';
 
+-- Name: retention_lock_key(); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.retention_lock_key() RETURNS bigint
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN '7300215847719049217'::bigint;
+
+-- Name: FUNCTION retention_lock_key(); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.retention_lock_key() IS 'The advisory lock key that bayes.run_retention holds while it runs: pg_try_advisory_lock(bayes.retention_lock_key()) keeps runs from starting.';
+
 -- Name: run_decay_command(timestamp with time zone, integer); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.run_decay_command(p_now timestamp with time zone DEFAULT NULL::timestamp with time zone, p_batch integer DEFAULT 5000) RETURNS text
     LANGUAGE plpgsql STABLE
@@ -1263,14 +1511,339 @@ $_$;
 -- Name: FUNCTION run_decay_command(p_now timestamp with time zone, p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.run_decay_command(p_now timestamp with time zone, p_batch integer) IS 'The command of a bulk decay run (MODEL.md section 5), as text: a DO block that decays every player due by p_now (default: now() when the block starts) exactly up to p_now, p_batch players per committed transaction (bayes.begin_decay_run, then bayes.decay_batch until none is left), skipping rows locked by live messages; one run at a time (advisory lock). Progress: a NOTICE per batch and the row of bayes.decay_run. pg_cron''s job bayes-run-decay runs it; by hand, in psql outside a transaction block: select bayes.run_decay_command() \gexec. It is a DO block and not a procedure because a routine that commits cannot pin its search_path (docs/operations.md).';
 
--- Name: save_state(uuid, jsonb, text, text, timestamp with time zone, jsonb, jsonb, timestamp with time zone, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone, p_decay_due_at double precision) RETURNS void
+-- Name: run_retention(timestamp with time zone, integer); Type: PROCEDURE; Schema: bayes; Owner: postgres
+CREATE PROCEDURE bayes.run_retention(IN p_now timestamp with time zone DEFAULT now(), IN p_batch integer DEFAULT 1000)
+    LANGUAGE plpgsql
+    AS $$
+declare
+    v_checked boolean;
+    v_skew_s double precision;
+    c_lock_key constant bigint := bayes.retention_lock_key();
+    v_run_id bigint;
+    v_revision bigint;
+    v_horizon timestamptz;
+    v_horizon_s double precision;
+    -- A lower bound of the occurred_at of any event written from now on
+    -- (a message's send time may be max_message_age_h in the past).
+    v_max_age interval;
+    -- Keyset over user_id, from the smallest uuid up.
+    v_after uuid := '00000000-0000-0000-0000-000000000000';
+    -- One batch, as read (without a lock), and what bayes.fold_events made of it.
+    v_ids uuid[];
+    v_after_ids bigint[];
+    v_states text[];
+    v_last_message_at double precision[];
+    v_decayed_at double precision[];
+    v_events_folded bigint[];
+    v_has_checkpoint boolean[];
+    v_result record;
+    v_count integer;
+    v_deleted bigint;
+    v_partial integer;
+    v_skipped_now integer;
+    v_expired_now bigint;
+    v_window_h double precision;
+    v_players bigint := 0;
+    v_events bigint := 0;
+    v_expired bigint := 0;
+    v_skipped bigint := 0;
+    v_batches integer := 0;
+    v_phase text := 'start';  -- start, players, results, done
+    v_started timestamptz := pg_catalog.clock_timestamp();
+    v_sqlstate text;
+    v_message text;
+    v_detail text;
+    v_hint text;
+    v_context text;
+begin
+    v_checked := bayes.check_not_null(p_now, 'p_now', 'omit it to use now()');
+    v_checked := bayes.check_not_null(p_batch, 'p_batch', 'omit it for 1000');
+    v_checked := bayes.check_time(p_now, 'p_now');
+    -- A p_now ahead of the database clock would move the horizon over
+    -- events that are not old yet: at most clock_skew_s ahead, as for decay.
+    v_skew_s := (select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'clock_skew_s');
+    if p_now > pg_catalog.now() + pg_catalog.make_interval(secs => v_skew_s) then
+        raise exception 'p_now % is % ahead of the database clock (%); at most clock_skew_s = % s ahead is accepted',
+            p_now, pg_catalog.date_trunc('second', p_now - pg_catalog.now()), pg_catalog.now(), v_skew_s
+            using errcode = '22023', hint = 'Omit p_now to prune up to now() - event_retention_days.';
+    end if;
+    if p_batch < 1 or p_batch > 100000 then
+        raise exception 'p_batch must be in 1..100000, got %', p_batch using errcode = '22023';
+    end if;
+    v_horizon := p_now - pg_catalog.make_interval(days => (
+        select (p.value #>> '{}')::integer from bayes.params as p where p.name = 'event_retention_days'
+    ));
+    v_horizon_s := pg_catalog.date_part('epoch', v_horizon);
+    v_max_age := pg_catalog.make_interval(secs => 3600 * (
+        select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'max_message_age_h'
+    ));
+    -- Outside a transaction block only (2D000 here, before the lock is taken).
+    commit;
+
+    if not pg_catalog.pg_try_advisory_lock(c_lock_key) then
+        insert into bayes.retention_run (horizon, batch_size, status, finished_at)
+        values (v_horizon, p_batch, 'overlapped', pg_catalog.clock_timestamp());
+        commit;
+        raise notice 'bayes.run_retention: another run is in progress; this one did nothing';
+        return;
+    end if;
+
+    loop
+        begin
+            if v_phase = 'start' then
+                -- Holding the lock, no other run is alive: a 'running' row is a run that died.
+                update bayes.retention_run
+                set status = 'interrupted', finished_at = pg_catalog.clock_timestamp()
+                where status = 'running';
+                insert into bayes.retention_run (horizon, batch_size)
+                values (v_horizon, p_batch)
+                returning run_id into v_run_id;
+                v_phase := 'players';
+            elsif v_phase = 'players' then
+                v_revision := (select r.revision from bayes.params_revision as r);
+                -- 1. The next batch of players that may have events older than
+                -- the horizon, in user_id order, read without a lock. A
+                -- player's retained_since is a lower bound of his kept events'
+                -- occurred_at; a player retention never looked at has none
+                -- older than his state's creation less max_message_age_h.
+                -- One pass over the states per run, never over the log.
+                select
+                    pg_catalog.array_agg(due.user_id order by due.user_id),
+                    pg_catalog.array_agg(coalesce(due.last_event_id, 0) order by due.user_id),
+                    pg_catalog.array_agg(due.state::text order by due.user_id),
+                    pg_catalog.array_agg(due.last_message_epoch order by due.user_id),
+                    pg_catalog.array_agg(due.decayed_epoch order by due.user_id),
+                    pg_catalog.array_agg(coalesce(due.events_folded, 0) order by due.user_id),
+                    pg_catalog.array_agg(due.has_checkpoint order by due.user_id)
+                into v_ids, v_after_ids, v_states, v_last_message_at, v_decayed_at, v_events_folded, v_has_checkpoint
+                from (
+                    select
+                        s.user_id,
+                        c.last_event_id,
+                        c.state,
+                        c.last_message_epoch,
+                        c.decayed_epoch,
+                        c.events_folded,
+                        c.user_id is not null as has_checkpoint
+                    from public.user_bayesian_state as s
+                    left join bayes.player_checkpoint as c on s.user_id = c.user_id
+                    where s.user_id > v_after
+                      and coalesce(c.retained_since, s.created_at - v_max_age) < v_horizon
+                    order by s.user_id
+                    limit p_batch
+                ) as due;
+
+                if v_ids is null then
+                    v_phase := 'results';
+                else
+                    v_after := v_ids[pg_catalog.array_length(v_ids, 1)];
+
+                    -- 2. Replay each player's old events from his checkpoint,
+                    -- still without a lock (the longest step).
+                    v_result := bayes.fold_events(
+                        v_ids, v_after_ids, v_states, v_last_message_at, v_decayed_at, v_events_folded,
+                        v_horizon_s, v_revision
+                    );
+
+                    -- 3. One statement: delete the folded events and write the
+                    -- checkpoints. A checkpoint is written only for a player
+                    -- whose folded events this statement deleted, all of them:
+                    -- when his state was deleted meanwhile (its trigger took
+                    -- his events and checkpoint), there is nothing to write.
+                    with folded as (
+                        select f.*
+                        from rows from (
+                            pg_catalog.unnest(v_ids),
+                            pg_catalog.unnest(v_after_ids),
+                            pg_catalog.unnest(v_result.last_event_ids),
+                            pg_catalog.unnest(v_result.folded),
+                            pg_catalog.unnest(v_result.states),
+                            pg_catalog.unnest(v_result.last_message_at),
+                            pg_catalog.unnest(v_result.decayed_at),
+                            pg_catalog.unnest(v_result.events_folded),
+                            pg_catalog.unnest(v_result.kept_from)
+                        ) as f (user_id, after_id, last_id, n, state, last_message_epoch, decayed_epoch, total, kept_from)
+                        where f.n > 0
+                    ),
+
+                    pruned as (
+                        delete from bayes.player_event as e
+                        using folded as f
+                        where e.user_id = f.user_id and e.event_id > f.after_id and e.event_id <= f.last_id
+                        returning e.user_id, e.event_id
+                    ),
+
+                    -- A kept result of a pruned event (only when the
+                    -- idempotency window is longer than the horizon) goes with it.
+                    results_pruned as (
+                        delete from bayes.event_result as r
+                        using pruned as p
+                        where r.event_id = p.event_id
+                    ),
+
+                    counted as (
+                        select p.user_id, pg_catalog.count(*) as n from pruned as p group by p.user_id
+                    ),
+
+                    written as (
+                        insert into bayes.player_checkpoint as c (
+                            user_id, state, last_message_epoch, decayed_epoch, last_event_id, events_folded,
+                            retained_since, params_revision, run_id, made_at
+                        )
+                        select
+                            f.user_id, f.state::jsonb, f.last_message_epoch, f.decayed_epoch, f.last_id, f.total,
+                            coalesce(pg_catalog.to_timestamp(f.kept_from), pg_catalog.now() - v_max_age),
+                            v_revision, v_run_id, pg_catalog.now()
+                        from folded as f
+                        inner join counted as k on f.user_id = k.user_id and f.n = k.n
+                        on conflict (user_id) do update
+                            set state = excluded.state,
+                                last_message_epoch = excluded.last_message_epoch,
+                                decayed_epoch = excluded.decayed_epoch,
+                                last_event_id = excluded.last_event_id,
+                                events_folded = excluded.events_folded,
+                                retained_since = excluded.retained_since,
+                                params_revision = excluded.params_revision,
+                                run_id = excluded.run_id,
+                                made_at = excluded.made_at
+                        returning 1
+                    )
+
+                    select
+                        (select pg_catalog.count(*)::integer from written),
+                        (select coalesce(pg_catalog.sum(k.n), 0)::bigint from counted as k),
+                        (
+                            select pg_catalog.count(*)::integer
+                            from folded as f inner join counted as k on f.user_id = k.user_id
+                            where f.n <> k.n
+                        )
+                    into v_count, v_deleted, v_partial;
+                    if v_partial > 0 then
+                        -- Only an event deleted by hand can do this; the batch is undone.
+                        raise exception 'bayes.run_retention: % players lost folded events to another delete during the batch',
+                            v_partial using errcode = '40001', hint = 'Run it again.';
+                    end if;
+
+                    -- 4. Players with nothing old enough: only retained_since
+                    -- moves (a row with no state for one never looked at), so
+                    -- that later runs skip them until it is passed.
+                    update bayes.player_checkpoint as c
+                    set retained_since = coalesce(pg_catalog.to_timestamp(f.kept_from), pg_catalog.now() - v_max_age)
+                    from rows from (
+                        pg_catalog.unnest(v_ids), pg_catalog.unnest(v_result.folded),
+                        pg_catalog.unnest(v_result.kept_from), pg_catalog.unnest(v_result.errors)
+                    ) as f (user_id, n, kept_from, error)
+                    where c.user_id = f.user_id and f.n = 0 and f.error is null;
+                    insert into bayes.player_checkpoint (user_id, retained_since, params_revision, run_id)
+                    select
+                        f.user_id,
+                        coalesce(pg_catalog.to_timestamp(f.kept_from), pg_catalog.now() - v_max_age),
+                        v_revision,
+                        v_run_id
+                    from rows from (
+                        pg_catalog.unnest(v_ids), pg_catalog.unnest(v_has_checkpoint), pg_catalog.unnest(v_result.folded),
+                        pg_catalog.unnest(v_result.kept_from), pg_catalog.unnest(v_result.errors)
+                    ) as f (user_id, has_checkpoint, n, kept_from, error)
+                    where not f.has_checkpoint and f.n = 0 and f.error is null
+                    on conflict (user_id) do nothing;
+
+                    -- 5. A log that cannot be replayed keeps all its events.
+                    v_skipped_now := pg_catalog.cardinality(pg_catalog.array_remove(v_result.errors, null));
+                    if v_skipped_now > 0 then
+                        raise warning 'bayes.run_retention: % players skipped, their logs cannot be replayed: %',
+                            v_skipped_now, pg_catalog.array_to_string(pg_catalog.array_remove(v_result.errors, null), '; ');
+                    end if;
+
+                    v_players := v_players + v_count;
+                    v_events := v_events + v_deleted;
+                    v_skipped := v_skipped + v_skipped_now;
+                    v_batches := v_batches + 1;
+                    update bayes.retention_run
+                    set players = v_players, events_deleted = v_events, skipped = v_skipped, batches = v_batches
+                    where run_id = v_run_id;
+                end if;
+            elsif v_phase = 'results' then
+                -- The stored first results past the idempotency window
+                -- (bayes.event_result), one batch per transaction.
+                v_window_h := (
+                    select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'idempotency_window_h'
+                );
+                v_expired_now := bayes.expire_event_results(
+                    p_now - pg_catalog.make_interval(secs => 3600 * v_window_h), p_batch
+                );
+                v_expired := v_expired + v_expired_now;
+                update bayes.retention_run set results_expired = v_expired where run_id = v_run_id;
+                if v_expired_now < p_batch then
+                    update bayes.retention_run
+                    set status = 'done', finished_at = pg_catalog.clock_timestamp()
+                    where run_id = v_run_id;
+                    v_phase := 'done';
+                end if;
+            end if;
+            set constraints all immediate;
+        exception when others or query_canceled or assert_failure then
+            perform pg_catalog.pg_advisory_unlock(c_lock_key);
+            get stacked diagnostics
+                v_sqlstate = returned_sqlstate,
+                v_message = message_text,
+                v_detail = pg_exception_detail,
+                v_hint = pg_exception_hint,
+                v_context = pg_exception_context;
+        end;
+        exit when v_sqlstate is not null;
+        commit;
+        exit when v_phase = 'done';
+        if v_phase = 'players' and v_batches > 0 then
+            raise notice 'bayes.run_retention: batch %: % players, % events folded and deleted, % s',
+                v_batches, v_players, v_events,
+                pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started)::numeric, 1);
+        end if;
+    end loop;
+
+    if v_sqlstate is not null then
+        if v_run_id is not null then
+            begin
+                update bayes.retention_run
+                set status = 'failed', sqlstate = v_sqlstate, error = v_message,
+                    finished_at = pg_catalog.clock_timestamp()
+                where run_id = v_run_id;
+            exception when others or query_canceled or assert_failure then
+                raise warning 'bayes.run_retention: run % could not be marked failed (%); the next run marks it interrupted',
+                    v_run_id, sqlerrm;
+            end;
+            commit;
+        end if;
+        raise log 'bayes.run_retention: run % failed after % batches: % %; context: %',
+            v_run_id, v_batches, v_sqlstate, v_message, v_context;
+        if v_detail <> '' then
+            raise exception using errcode = v_sqlstate, message = v_message, detail = v_detail,
+                hint = coalesce(nullif(v_hint, ''), 'bayes.retention_run says which run failed; its lock is released.');
+        end if;
+        raise exception using errcode = v_sqlstate, message = v_message,
+            hint = coalesce(nullif(v_hint, ''), 'bayes.retention_run says which run failed; its lock is released.');
+    end if;
+
+    perform pg_catalog.pg_advisory_unlock(c_lock_key);
+    raise log 'bayes.run_retention: run % pruned % events of % players before % in % batches, skipped %',
+        v_run_id, v_events, v_players, v_horizon, v_batches, v_skipped;
+    raise notice 'bayes.run_retention: done: % events of % players before % folded and deleted in % batches, % results expired, % skipped (run %)',
+        v_events, v_players, v_horizon, v_batches, v_expired, v_skipped, v_run_id;
+end
+$$;
+
+-- Name: PROCEDURE run_retention(IN p_now timestamp with time zone, IN p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON PROCEDURE bayes.run_retention(IN p_now timestamp with time zone, IN p_batch integer) IS 'Folds every player''s events that occurred before p_now - event_retention_days into his checkpoint (bayes.player_checkpoint, the state a replay of them gives) and deletes them, p_batch players per committed transaction, locking no state row; then deletes the kept first results past the idempotency window (bayes.expire_event_results). One run at a time (advisory lock bayes.retention_lock_key()). A run that fails releases its lock, marks its row failed with the error and raises the error. Progress: a NOTICE per batch and the row of bayes.retention_run. Call it outside a transaction block. Called by pg_cron (job bayes-run-retention).';
+
+-- Name: save_state(uuid, jsonb, text, text, uuid, timestamp with time zone, bytea, jsonb, json, timestamp with time zone, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
     -- plpgsql, not a SQL function: PostgreSQL 15 plans a SQL function's
     -- statements again on every call, plpgsql keeps the plan per session.
+    -- One statement: the state, its event, and (for an input with a message
+    -- id) the result kept for the idempotency window.
     with updated as (
         update public.user_bayesian_state as s
         set state = p_state,
@@ -1280,16 +1853,39 @@ begin
             decay_due_at = to_timestamp(p_decay_due_at),
             updated_at = now()
         where s.user_id = p_user_id
-        returning s.version
+        returning s.user_id
+    ),
+
+    event as (
+        insert into bayes.player_event (
+            user_id, occurred_at, message_key, kind, player_mode, n, mood, fallback_reason, fallback_needed, message_id, input
+        )
+        select
+            u.user_id,
+            p_occurred_at,
+            p_message_key,
+            p_kind::bayes.event_kind,
+            (p_result ->> 'mode')::bayes.rollout_mode,
+            -- the facts of a message's result that outlive it (bayes.event_result)
+            case when p_kind = 'message' then (p_result ->> 'n')::integer end,
+            case when p_kind = 'message' then (p_result #>> '{mood,state}')::bayes.mood end,
+            case when p_kind = 'message' then (p_result #>> '{fallback,reason}')::bayes.fallback_reason end,
+            case when p_kind = 'message' then (p_result #>> '{fallback,needed}')::boolean end,
+            p_message_id,
+            p_input
+        from updated as u
+        returning event_id
     )
-    insert into bayes.player_event (user_id, kind, message_id, occurred_at, input, result, state_version)
-    select p_user_id, p_kind, p_message_id, p_occurred_at, p_input, p_result, u.version
-    from updated as u;
+
+    insert into bayes.event_result (event_id, written_at, result)
+    select e.event_id, now(), p_kept_result
+    from event as e
+    where p_message_key is not null;
 end
 $$;
 
--- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone, p_decay_due_at double precision); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone, p_decay_due_at double precision) IS 'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given; decay_due_at set from p_decay_due_at, epoch seconds, null for never) and appends its event to bayes.player_event.';
+-- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision) IS 'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given; decay_due_at set from p_decay_due_at, epoch seconds, null for never), appends its event to bayes.player_event (the packed input p_input, the facts of a message''s result) and, with a message id (p_message_key), keeps p_kept_result (p_result as the text bayes.step wrote) in bayes.event_result for the idempotency window.';
 
 -- Name: schedule_decay(text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.schedule_decay(p_schedule text DEFAULT '*/15 * * * *'::text) RETURNS bigint
@@ -1306,6 +1902,22 @@ $$;
 
 -- Name: FUNCTION schedule_decay(p_schedule text); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.schedule_decay(p_schedule text) IS '(Re)schedules the pg_cron job bayes-run-decay (the DO block of bayes.run_decay_command()) with a cron schedule, every 15 minutes by default; returns the job id. There is only ever one such job.';
+
+-- Name: schedule_retention(text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.schedule_retention(p_schedule text DEFAULT '7 * * * *'::text) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_checked boolean;
+begin
+    v_checked := bayes.check_not_null(p_schedule, 'p_schedule');
+    return cron.schedule('bayes-run-retention', p_schedule, 'call bayes.run_retention()');
+end
+$$;
+
+-- Name: FUNCTION schedule_retention(p_schedule text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.schedule_retention(p_schedule text) IS '(Re)schedules the pg_cron job bayes-run-retention (call bayes.run_retention()) with a cron schedule, hourly at 7 past by default; returns the job id. There is only ever one such job.';
 
 -- Name: session_seed(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.session_seed() RETURNS text
@@ -1329,37 +1941,39 @@ CREATE FUNCTION bayes.shadow_pairs(p_from timestamp with time zone DEFAULT NULL:
         m.user_id,
         m.message_id,
         m.occurred_at,
-        case when m.result ->> 'mode' = 'shadow' then 'shadow' else 'audit' end,
-        (m.result ->> 'n')::integer,
-        array(select jsonb_array_elements_text(m.input -> 'observation' -> 'features')),
+        case when m.player_mode = 'shadow' then 'shadow' else 'audit' end,
+        m.n,
+        array(select jsonb_array_elements_text(mi.input -> 'observation' -> 'features')),
         array(
-            select (m.input -> 'observation' -> 'plus' ->> (k.i - 1)::integer)::float8
-                - (m.input -> 'observation' -> 'minus' ->> (k.i - 1)::integer)::float8
+            select (mi.input -> 'observation' -> 'plus' ->> (k.i - 1)::integer)::float8
+                - (mi.input -> 'observation' -> 'minus' ->> (k.i - 1)::integer)::float8
             from unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
             order by k.i
         ),
         array(
-            select coalesce((l.input -> 'deltas' ->> k.name)::float8, 0) / 10
+            select coalesce((li.input -> 'deltas' ->> k.name)::float8, 0) / 10
             from unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
             order by k.i
         ),
-        array(select v::float8 from jsonb_array_elements_text(m.input -> 'observation' -> 'vices') as v),
-        l.input -> 'vices',
-        m.result -> 'mood' ->> 'state',
-        l.input ->> 'mood'
+        array(select v::float8 from jsonb_array_elements_text(mi.input -> 'observation' -> 'vices') as v),
+        li.input -> 'vices',
+        m.mood::text,
+        li.input ->> 'mood'
     from bayes.player_event as m
+    -- the LLM's answer to the same message id, by its key (the unique index)
     inner join bayes.player_event as l
-        on l.user_id = m.user_id and l.kind = 'llm_scores' and l.message_id = m.message_id
+        on
+            l.message_key = bayes.message_key(m.user_id, 'llm_scores', m.message_id)
+            and l.user_id = m.user_id
+    -- the packed inputs as JSON (issue 15), once per pair
+    cross join lateral (select bayes.event_input(m.kind, m.input) as input) as mi
+    cross join lateral (select bayes.event_input(l.kind, l.input) as input) as li
     where m.kind = 'message'
         and m.occurred_at >= coalesce(p_from, '-infinity')
         and m.occurred_at < coalesce(p_to, 'infinity')
         and (
-            m.result ->> 'mode' = 'shadow'
-            or (
-                m.result ->> 'mode' = 'bayes'
-                and m.result -> 'fallback' ->> 'reason' = 'audit'
-                and (m.result -> 'fallback' ->> 'needed')::boolean
-            )
+            m.player_mode = 'shadow'
+            or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
         )
 $$;
 
@@ -1509,7 +2123,7 @@ $$;
 COMMENT ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) IS 'Boss readiness of a compact state (MODEL.md section 6) by p_method edgeworth, normal or monte_carlo (10,000 draws seeded by p_user_id, n and p_seed); null for a corrupt state (bayes_boss_readiness raises its error instead).';
 
 -- Name: step(text, uuid, text, json, jsonb, bigint, double precision, double precision, bigint, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb, OUT decay_due_at double precision) RETURNS record
+CREATE FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result json, OUT input bytea, OUT decay_due_at double precision) RETURNS record
     LANGUAGE plpython3u STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1518,8 +2132,8 @@ from bayes_engine import pg
 return pg.step(plpy, p_kind, p_user_id, p_message_id, p_input, p_state, p_version, p_last_message_at, p_decayed_at, p_params_revision, p_bayes_percent)
 $$;
 
--- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb, OUT decay_due_at double precision); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb, OUT decay_due_at double precision) IS 'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s), the input logged in bayes.player_event, and the new state''s decay due time (epoch seconds, bayes_engine.decay_due; null: never).';
+-- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result json, OUT input bytea, OUT decay_due_at double precision); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result json, OUT input bytea, OUT decay_due_at double precision) IS 'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s), the input logged in bayes.player_event, packed (bayes.event_input reads it), and the new state''s decay due time (epoch seconds, bayes_engine.decay_due; null: never).';
 
 -- Name: top_vice(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.top_vice(p_state jsonb) RETURNS text
@@ -1856,6 +2470,19 @@ COMMENT ON COLUMN bayes.decay_skipped.error IS 'The codec''s error message, nami
 -- Name: COLUMN decay_skipped.skipped_at; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON COLUMN bayes.decay_skipped.skipped_at IS 'When the run skipped the row (its batch).';
 
+-- Name: event_result; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.event_result (
+    event_id bigint NOT NULL,
+    written_at timestamp with time zone NOT NULL,
+    result json NOT NULL
+);
+
+-- Name: TABLE event_result; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.event_result IS 'The result first returned for an input with a message id (bayes.player_event.event_id), kept for the idempotency window (idempotency_window_h) and then deleted by bayes.expire_event_results.';
+
+-- Name: COLUMN event_result.written_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.event_result.written_at IS 'When the result was first returned: a duplicate after written_at + idempotency_window_h gets "result_expired" and the current summary, whether or not the row is deleted yet.';
+
 -- Name: params; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.params (
     name text NOT NULL,
@@ -1877,25 +2504,103 @@ CREATE TABLE bayes.params_revision (
 -- Name: TABLE params_revision; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON TABLE bayes.params_revision IS 'One row: revision of the parameters (bayes.chapter_params, bayes.params) and of the code (bayes.py_module), bumped by a statement trigger on any change to them.';
 
+-- Name: player_checkpoint; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.player_checkpoint (
+    user_id uuid NOT NULL,
+    state jsonb,
+    last_message_epoch double precision,
+    decayed_epoch double precision,
+    last_event_id bigint DEFAULT 0 NOT NULL,
+    events_folded bigint DEFAULT 0 NOT NULL,
+    retained_since timestamp with time zone NOT NULL,
+    params_revision bigint NOT NULL,
+    run_id bigint,
+    made_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT player_checkpoint_state_when_folded CHECK ((((state IS NULL) = (events_folded = 0)) AND ((events_folded = 0) = (last_event_id = 0))))
+);
+
+-- Name: TABLE player_checkpoint; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.player_checkpoint IS 'Where each player''s event log starts since retention (bayes.run_retention): the state after the events it folded and deleted. bayes.replay = this state + the events after last_event_id. Deleting a state deletes its row (trigger user_bayesian_state_delete_events).';
+
+-- Name: COLUMN player_checkpoint.state; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.state IS 'The encoded state after the folded events, replayed with the parameters of the run that folded them (params_revision); null when no event was folded yet (a replay starts from a new player''s state).';
+
+-- Name: COLUMN player_checkpoint.last_message_epoch; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.last_message_epoch IS 'The row clock after the folded events as a replay tracks it: the last message''s send time, epoch seconds (null: no message).';
+
+-- Name: COLUMN player_checkpoint.decayed_epoch; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.decayed_epoch IS 'The row clock after the folded events as a replay tracks it: decayed up to, epoch seconds (null: no message).';
+
+-- Name: COLUMN player_checkpoint.last_event_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.last_event_id IS 'The last event folded and deleted (0: none); the player''s log is his events after it.';
+
+-- Name: COLUMN player_checkpoint.events_folded; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.events_folded IS 'How many events were folded into state, in all runs.';
+
+-- Name: COLUMN player_checkpoint.retained_since; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.retained_since IS 'No event of the player after last_event_id occurred before this (a lower bound, as of the last run that looked at him): runs look at the player again only once their horizon has passed it.';
+
+-- Name: COLUMN player_checkpoint.params_revision; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.params_revision IS 'bayes.params_revision when the row was written: the parameters state was replayed with.';
+
+-- Name: COLUMN player_checkpoint.run_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.run_id IS 'The run of bayes.retention_run that wrote the row.';
+
+-- Name: COLUMN player_checkpoint.made_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.made_at IS 'When the row was written.';
+
 -- Name: player_event; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.player_event (
     event_id bigint NOT NULL,
     user_id uuid NOT NULL,
-    kind text NOT NULL,
-    message_id text,
     occurred_at timestamp with time zone NOT NULL,
-    input jsonb NOT NULL,
-    result jsonb NOT NULL,
-    state_version bigint NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT player_event_kind_known CHECK ((kind = ANY (ARRAY['message'::text, 'llm_scores'::text, 'outcome'::text, 'chapter'::text])))
+    message_key uuid,
+    kind bayes.event_kind NOT NULL,
+    player_mode bayes.rollout_mode,
+    n integer,
+    mood bayes.mood,
+    fallback_reason bayes.fallback_reason,
+    fallback_needed boolean,
+    message_id text,
+    input bytea NOT NULL,
+    CONSTRAINT player_event_message_key_with_id CHECK (((message_key IS NULL) = (message_id IS NULL)))
 );
 
 -- Name: TABLE player_event; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.player_event IS 'Append-only log of every input applied to a player state, with the result returned; replaying it rebuilds the state.';
+COMMENT ON TABLE bayes.player_event IS 'Append-only log of every input applied to a player state (issue 15''s compact layout); replaying it rebuilds the state. The result returned is kept for the idempotency window only, in bayes.event_result.';
+
+-- Name: COLUMN player_event.event_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.event_id IS 'Log order: replay applies a player''s events by increasing event_id.';
+
+-- Name: COLUMN player_event.occurred_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.occurred_at IS 'A message''s send time (p_sent_at); for the other kinds when the engine applied the input.';
+
+-- Name: COLUMN player_event.message_key; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.message_key IS 'bayes.message_key(user_id, kind, message_id): md5 of the three as a uuid, unique: a (player, kind, message id) is applied at most once.';
+
+-- Name: COLUMN player_event.kind; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.kind IS 'The writer: message, llm_scores, outcome or chapter.';
+
+-- Name: COLUMN player_event.player_mode; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.player_mode IS 'The player''s mode when the input was applied (the result''s "mode"; null in events older than issue 14).';
+
+-- Name: COLUMN player_event.n; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.n IS 'A message''s number in the player''s life (the result''s "n"); null for the other kinds.';
+
+-- Name: COLUMN player_event.mood; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.mood IS 'The mood after a message (the result''s mood.state); null for the other kinds.';
+
+-- Name: COLUMN player_event.fallback_reason; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.fallback_reason IS 'A message''s fallback reason (the result''s fallback.reason); null for the other kinds.';
+
+-- Name: COLUMN player_event.fallback_needed; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.fallback_needed IS 'Whether the message needed the LLM (the result''s fallback.needed); null for the other kinds.';
 
 -- Name: COLUMN player_event.message_id; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.message_id IS 'Caller''s id of the message; a (user_id, kind, message_id) is applied at most once.';
+COMMENT ON COLUMN bayes.player_event.message_id IS 'The caller''s id of the message, as given (in no index: message_key is its identity).';
+
+-- Name: COLUMN player_event.input; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.input IS 'The input as bayes_engine.eventlog packs it (a few dozen bytes); bayes.event_input(kind, input) gives its JSON.';
 
 -- Name: player_event_event_id_seq; Type: SEQUENCE; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.player_event ALTER COLUMN event_id ADD GENERATED ALWAYS AS IDENTITY (
@@ -1937,6 +2642,8 @@ CREATE TABLE bayes.py_module (
     name text NOT NULL,
     source text NOT NULL,
     sha256 text NOT NULL,
+    code bytea,
+    code_magic bytea,
     CONSTRAINT py_module_name_in_package CHECK (((name = 'bayes_engine'::text) OR (name ~~ 'bayes\_engine.%'::text))),
     CONSTRAINT py_module_sha256_of_source CHECK ((sha256 = encode(sha256(convert_to(source, 'UTF8'::name)), 'hex'::text)))
 );
@@ -1946,6 +2653,69 @@ COMMENT ON TABLE bayes.py_module IS 'Source of each module of the bayes_engine P
 
 -- Name: COLUMN py_module.sha256; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON COLUMN bayes.py_module.sha256 IS 'SHA-256 of source (UTF-8, hex): what scripts/build compares to decide which modules a new migration carries.';
+
+-- Name: COLUMN py_module.code; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.py_module.code IS 'The module''s source compiled by the database server''s Python (marshal of its code object), written by the trigger py_module_compile; null until that trigger ran for the row.';
+
+-- Name: COLUMN py_module.code_magic; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.py_module.code_magic IS 'The bytecode magic number of the Python that compiled code: bayes.py_load() uses code only when it equals its own.';
+
+-- Name: retention_run; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.retention_run (
+    run_id bigint NOT NULL,
+    horizon timestamp with time zone NOT NULL,
+    batch_size integer NOT NULL,
+    status text DEFAULT 'running'::text NOT NULL,
+    players bigint DEFAULT 0 NOT NULL,
+    events_deleted bigint DEFAULT 0 NOT NULL,
+    results_expired bigint DEFAULT 0 NOT NULL,
+    skipped bigint DEFAULT 0 NOT NULL,
+    batches integer DEFAULT 0 NOT NULL,
+    started_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    finished_at timestamp with time zone,
+    sqlstate text,
+    error text,
+    CONSTRAINT retention_run_error_when_failed CHECK ((((status = 'failed'::text) = (error IS NOT NULL)) AND ((error IS NULL) = (sqlstate IS NULL)))),
+    CONSTRAINT retention_run_finished_when_not_running CHECK (((status = 'running'::text) = (finished_at IS NULL))),
+    CONSTRAINT retention_run_status_known CHECK ((status = ANY (ARRAY['running'::text, 'done'::text, 'interrupted'::text, 'overlapped'::text, 'failed'::text])))
+);
+
+-- Name: TABLE retention_run; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.retention_run IS 'Log of bayes.run_retention: one row per call, updated after every batch. status: running (in progress, or its server died: the next run marks it interrupted), done, failed (sqlstate and error say why; its lock was released), interrupted, overlapped (another run held the lock; it did nothing).';
+
+-- Name: COLUMN retention_run.horizon; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.horizon IS 'p_now - event_retention_days: the run folded and deleted events that occurred before this instant.';
+
+-- Name: COLUMN retention_run.status; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.status IS 'running, done, failed, interrupted (the server or the session died during the run; set by the next run) or overlapped.';
+
+-- Name: COLUMN retention_run.players; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.players IS 'Players whose checkpoint moved (committed batches).';
+
+-- Name: COLUMN retention_run.events_deleted; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.events_deleted IS 'Events folded into checkpoints and deleted (committed batches).';
+
+-- Name: COLUMN retention_run.results_expired; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.results_expired IS 'Stored first results removed by bayes.expire_event_results, when the database has it.';
+
+-- Name: COLUMN retention_run.skipped; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.skipped IS 'Players whose log could not be replayed (DATA_CORRUPTED): nothing of theirs was deleted; the run''s WARNINGs name them.';
+
+-- Name: COLUMN retention_run.sqlstate; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.sqlstate IS 'SQLSTATE of the error that ended a failed run; null unless status is failed.';
+
+-- Name: COLUMN retention_run.error; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.error IS 'Message of the error that ended a failed run (the caller got the same error); null unless status is failed.';
+
+-- Name: retention_run_run_id_seq; Type: SEQUENCE; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.retention_run ALTER COLUMN run_id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME bayes.retention_run_run_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 -- Name: rollout; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.rollout (
@@ -1973,6 +2743,10 @@ ALTER TABLE ONLY bayes.decay_run
 ALTER TABLE ONLY bayes.decay_skipped
     ADD CONSTRAINT decay_skipped_pkey PRIMARY KEY (run_id, user_id);
 
+-- Name: event_result event_result_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.event_result
+    ADD CONSTRAINT event_result_pkey PRIMARY KEY (event_id);
+
 -- Name: params params_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.params
     ADD CONSTRAINT params_pkey PRIMARY KEY (name);
@@ -1981,13 +2755,21 @@ ALTER TABLE ONLY bayes.params
 ALTER TABLE ONLY bayes.params_revision
     ADD CONSTRAINT params_revision_pkey PRIMARY KEY (singleton);
 
+-- Name: player_checkpoint player_checkpoint_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.player_checkpoint
+    ADD CONSTRAINT player_checkpoint_pkey PRIMARY KEY (user_id);
+
 -- Name: player_event player_event_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.player_event
-    ADD CONSTRAINT player_event_pkey PRIMARY KEY (user_id, event_id);
+    ADD CONSTRAINT player_event_pkey PRIMARY KEY (event_id);
 
 -- Name: py_module py_module_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.py_module
     ADD CONSTRAINT py_module_pkey PRIMARY KEY (name);
+
+-- Name: retention_run retention_run_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.retention_run
+    ADD CONSTRAINT retention_run_pkey PRIMARY KEY (run_id);
 
 -- Name: rollout rollout_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.rollout
@@ -2000,8 +2782,11 @@ ALTER TABLE ONLY public.user_bayesian_state
 -- Name: decay_skipped_user_id_idx; Type: INDEX; Schema: bayes; Owner: postgres
 CREATE INDEX decay_skipped_user_id_idx ON bayes.decay_skipped USING btree (user_id);
 
--- Name: player_event_user_kind_message_uq; Type: INDEX; Schema: bayes; Owner: postgres
-CREATE UNIQUE INDEX player_event_user_kind_message_uq ON bayes.player_event USING btree (user_id, kind, message_id) WHERE (message_id IS NOT NULL);
+-- Name: player_event_message_key_uq; Type: INDEX; Schema: bayes; Owner: postgres
+CREATE UNIQUE INDEX player_event_message_key_uq ON bayes.player_event USING btree (message_key) WHERE (message_key IS NOT NULL);
+
+-- Name: player_event_user_idx; Type: INDEX; Schema: bayes; Owner: postgres
+CREATE INDEX player_event_user_idx ON bayes.player_event USING btree (user_id);
 
 -- Name: user_bayesian_state_chapter_composite_idx; Type: INDEX; Schema: public; Owner: postgres
 CREATE INDEX user_bayesian_state_chapter_composite_idx ON public.user_bayesian_state USING btree (chapter, composite);
@@ -2026,6 +2811,9 @@ CREATE TRIGGER params_valid AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON baye
 
 -- Name: py_module py_module_bump_revision; Type: TRIGGER; Schema: bayes; Owner: postgres
 CREATE TRIGGER py_module_bump_revision AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON bayes.py_module FOR EACH STATEMENT EXECUTE FUNCTION bayes.bump_params_revision();
+
+-- Name: py_module py_module_compile; Type: TRIGGER; Schema: bayes; Owner: postgres
+CREATE TRIGGER py_module_compile BEFORE INSERT OR UPDATE ON bayes.py_module FOR EACH ROW EXECUTE FUNCTION bayes.py_module_compile();
 
 -- Name: user_bayesian_state user_bayesian_state_delete_events; Type: TRIGGER; Schema: public; Owner: postgres
 CREATE TRIGGER user_bayesian_state_delete_events AFTER DELETE ON public.user_bayesian_state REFERENCING OLD TABLE AS old_states FOR EACH STATEMENT EXECUTE FUNCTION bayes.delete_player_events();
@@ -2059,6 +2847,9 @@ ALTER TABLE bayes.decay_skipped ENABLE ROW LEVEL SECURITY;
 -- Name: decay_skipped decay_skipped_readable; Type: POLICY; Schema: bayes; Owner: postgres
 CREATE POLICY decay_skipped_readable ON bayes.decay_skipped FOR SELECT TO service_role USING (true);
 
+-- Name: event_result; Type: ROW SECURITY; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.event_result ENABLE ROW LEVEL SECURITY;
+
 -- Name: params; Type: ROW SECURITY; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.params ENABLE ROW LEVEL SECURITY;
 
@@ -2071,6 +2862,12 @@ ALTER TABLE bayes.params_revision ENABLE ROW LEVEL SECURITY;
 -- Name: params_revision params_revision_readable; Type: POLICY; Schema: bayes; Owner: postgres
 CREATE POLICY params_revision_readable ON bayes.params_revision FOR SELECT TO authenticated, service_role USING (true);
 
+-- Name: player_checkpoint; Type: ROW SECURITY; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.player_checkpoint ENABLE ROW LEVEL SECURITY;
+
+-- Name: player_checkpoint player_checkpoint_readable; Type: POLICY; Schema: bayes; Owner: postgres
+CREATE POLICY player_checkpoint_readable ON bayes.player_checkpoint FOR SELECT TO service_role USING (true);
+
 -- Name: player_event; Type: ROW SECURITY; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.player_event ENABLE ROW LEVEL SECURITY;
 
@@ -2079,6 +2876,12 @@ ALTER TABLE bayes.py_module ENABLE ROW LEVEL SECURITY;
 
 -- Name: py_module py_module_readable; Type: POLICY; Schema: bayes; Owner: postgres
 CREATE POLICY py_module_readable ON bayes.py_module FOR SELECT TO authenticated, service_role USING (true);
+
+-- Name: retention_run; Type: ROW SECURITY; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.retention_run ENABLE ROW LEVEL SECURITY;
+
+-- Name: retention_run retention_run_readable; Type: POLICY; Schema: bayes; Owner: postgres
+CREATE POLICY retention_run_readable ON bayes.retention_run FOR SELECT TO service_role USING (true);
 
 -- Name: rollout; Type: ROW SECURITY; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.rollout ENABLE ROW LEVEL SECURITY;
@@ -2203,10 +3006,23 @@ GRANT ALL ON FUNCTION bayes.describe_state(p_state jsonb) TO service_role;
 REVOKE ALL ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) TO service_role;
 
+-- Name: FUNCTION event_input(p_kind bayes.event_kind, p_input bytea); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.event_input(p_kind bayes.event_kind, p_input bytea) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.event_input(p_kind bayes.event_kind, p_input bytea) TO service_role;
+
+-- Name: FUNCTION expire_event_results(p_before timestamp with time zone, p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.expire_event_results(p_before timestamp with time zone, p_batch integer) FROM PUBLIC;
+
+-- Name: FUNCTION expired_duplicate(p_user_id uuid, p_message_id text, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision, p_bayes_percent double precision); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.expired_duplicate(p_user_id uuid, p_message_id text, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_now double precision, p_bayes_percent double precision) FROM PUBLIC;
+
 -- Name: FUNCTION fallback_reason(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) TO authenticated;
 GRANT ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) TO service_role;
+
+-- Name: FUNCTION fold_events(p_users uuid[], p_after bigint[], p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_events_folded bigint[], p_horizon double precision, p_params_revision bigint, OUT last_event_ids bigint[], OUT folded integer[], OUT states text[], OUT last_message_at double precision[], OUT decayed_at double precision[], OUT events_folded bigint[], OUT kept_from double precision[], OUT errors text[]); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.fold_events(p_users uuid[], p_after bigint[], p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_events_folded bigint[], p_horizon double precision, p_params_revision bigint, OUT last_event_ids bigint[], OUT folded integer[], OUT states text[], OUT last_message_at double precision[], OUT decayed_at double precision[], OUT events_folded bigint[], OUT kept_from double precision[], OUT errors text[]) FROM PUBLIC;
 
 -- Name: FUNCTION install_py_module(p_name text, p_sha256 text, p_source text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) FROM PUBLIC;
@@ -2221,6 +3037,10 @@ GRANT SELECT,DELETE ON TABLE public.user_bayesian_state TO service_role;
 
 -- Name: FUNCTION lock_state(p_user_id uuid, p_create boolean); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.lock_state(p_user_id uuid, p_create boolean) FROM PUBLIC;
+
+-- Name: FUNCTION message_key(p_user_id uuid, p_kind bayes.event_kind, p_message_id text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.message_key(p_user_id uuid, p_kind bayes.event_kind, p_message_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.message_key(p_user_id uuid, p_kind bayes.event_kind, p_message_id text) TO service_role;
 
 -- Name: FUNCTION metric_interval(p_state jsonb, p_metric text, p_mass double precision); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.metric_interval(p_state jsonb, p_metric text, p_mass double precision) FROM PUBLIC;
@@ -2247,6 +3067,9 @@ REVOKE ALL ON FUNCTION bayes.mood(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.mood(p_state jsonb) TO authenticated;
 GRANT ALL ON FUNCTION bayes.mood(p_state jsonb) TO service_role;
 
+-- Name: FUNCTION pack_event_input(p_kind bayes.event_kind, p_input jsonb); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.pack_event_input(p_kind bayes.event_kind, p_input jsonb) FROM PUBLIC;
+
 -- Name: FUNCTION params_snapshot(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.params_snapshot() FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.params_snapshot() TO authenticated;
@@ -2256,8 +3079,8 @@ GRANT ALL ON FUNCTION bayes.params_snapshot() TO service_role;
 REVOKE ALL ON FUNCTION bayes.player_mode(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.player_mode(p_user_id uuid) TO service_role;
 
--- Name: FUNCTION previous_result(p_user_id uuid, p_kind text, p_message_id text); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.previous_result(p_user_id uuid, p_kind text, p_message_id text) FROM PUBLIC;
+-- Name: FUNCTION previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid) FROM PUBLIC;
 
 -- Name: FUNCTION py_build(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.py_build() FROM PUBLIC;
@@ -2268,6 +3091,9 @@ GRANT ALL ON FUNCTION bayes.py_build() TO service_role;
 REVOKE ALL ON FUNCTION bayes.py_load() FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.py_load() TO authenticated;
 GRANT ALL ON FUNCTION bayes.py_load() TO service_role;
+
+-- Name: FUNCTION py_module_compile(); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.py_module_compile() FROM PUBLIC;
 
 -- Name: FUNCTION raise_error(p_sqlstate text, p_message text, p_hint text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.raise_error(p_sqlstate text, p_message text, p_hint text) FROM PUBLIC;
@@ -2291,14 +3117,23 @@ REVOKE ALL ON FUNCTION bayes.refuse_invalid_state() FROM PUBLIC;
 REVOKE ALL ON FUNCTION bayes.replay(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.replay(p_user_id uuid) TO service_role;
 
+-- Name: FUNCTION retention_lock_key(); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.retention_lock_key() FROM PUBLIC;
+
 -- Name: FUNCTION run_decay_command(p_now timestamp with time zone, p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.run_decay_command(p_now timestamp with time zone, p_batch integer) FROM PUBLIC;
 
--- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone, p_decay_due_at double precision); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_occurred_at timestamp with time zone, p_input jsonb, p_result jsonb, p_message_at timestamp with time zone, p_decay_due_at double precision) FROM PUBLIC;
+-- Name: PROCEDURE run_retention(IN p_now timestamp with time zone, IN p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON PROCEDURE bayes.run_retention(IN p_now timestamp with time zone, IN p_batch integer) FROM PUBLIC;
+
+-- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision) FROM PUBLIC;
 
 -- Name: FUNCTION schedule_decay(p_schedule text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.schedule_decay(p_schedule text) FROM PUBLIC;
+
+-- Name: FUNCTION schedule_retention(p_schedule text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.schedule_retention(p_schedule text) FROM PUBLIC;
 
 -- Name: FUNCTION session_seed(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.session_seed() FROM PUBLIC;
@@ -2332,8 +3167,8 @@ REVOKE ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_use
 GRANT ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) TO authenticated;
 GRANT ALL ON FUNCTION bayes.state_readiness(p_state jsonb, p_method text, p_user_id text, p_seed text) TO service_role;
 
--- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb, OUT decay_due_at double precision); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result jsonb, OUT input jsonb, OUT decay_due_at double precision) FROM PUBLIC;
+-- Name: FUNCTION step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result json, OUT input bytea, OUT decay_due_at double precision); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.step(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_state jsonb, p_version bigint, p_last_message_at double precision, p_decayed_at double precision, p_params_revision bigint, p_bayes_percent double precision, OUT state jsonb, OUT result json, OUT input bytea, OUT decay_due_at double precision) FROM PUBLIC;
 
 -- Name: FUNCTION top_vice(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.top_vice(p_state jsonb) FROM PUBLIC;
@@ -2385,6 +3220,9 @@ GRANT SELECT ON TABLE bayes.decay_run TO service_role;
 -- Name: TABLE decay_skipped; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.decay_skipped TO service_role;
 
+-- Name: TABLE event_result; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.event_result TO service_role;
+
 -- Name: TABLE params; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.params TO authenticated;
 GRANT SELECT ON TABLE bayes.params TO service_role;
@@ -2392,6 +3230,9 @@ GRANT SELECT ON TABLE bayes.params TO service_role;
 -- Name: TABLE params_revision; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.params_revision TO authenticated;
 GRANT SELECT ON TABLE bayes.params_revision TO service_role;
+
+-- Name: TABLE player_checkpoint; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.player_checkpoint TO service_role;
 
 -- Name: TABLE player_event; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.player_event TO service_role;
@@ -2403,8 +3244,12 @@ GRANT SELECT ON TABLE bayes.player_summary TO service_role;
 GRANT SELECT ON TABLE bayes.py_module TO authenticated;
 GRANT SELECT ON TABLE bayes.py_module TO service_role;
 
+-- Name: TABLE retention_run; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.retention_run TO service_role;
+
 -- Name: TABLE rollout; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.rollout TO service_role;
 
 -- pg_cron jobs (rows of cron.job): jobname | schedule | command | username | active
 -- bayes-run-decay | */15 * * * * | do $bayes_run_decay$\n-- A bulk decay run (bayes.run_decay_command; docs/operations.md, Decay).\ndeclare\n    v_now constant timestamptz := coalesce(null::timestamptz, pg_catalog.now());\n    v_batch constant integer := 5000::integer;\n    v_run_id bigint;\n    v_step record;\n    v_after_due timestamptz := '-infinity';\n    v_after_id uuid := '00000000-0000-0000-0000-000000000000';\n    v_players bigint := 0;\n    v_skipped bigint := 0;\n    v_batches integer := 0;\n    v_started timestamptz := pg_catalog.clock_timestamp();\nbegin\n    -- Inside a transaction block the run could not commit its batches:\n    -- fail here (2D000), before the lock is taken.\n    commit;\n    v_run_id := bayes.begin_decay_run(v_now, v_batch);\n    commit;\n    if v_run_id is null then\n        return;\n    end if;\n    loop\n        v_step := bayes.decay_batch(v_run_id, v_now, v_batch, v_after_due, v_after_id);\n        commit;\n        if v_step.error_sqlstate is not null and v_step.error_detail <> '' then\n            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,\n                detail = v_step.error_detail,\n                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');\n        elsif v_step.error_sqlstate is not null then\n            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,\n                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');\n        end if;\n        exit when v_step.finished;\n        v_after_due := v_step.after_due;\n        v_after_id := v_step.after_id;\n        v_players := v_players + v_step.decayed;\n        v_skipped := v_skipped + v_step.skipped;\n        v_batches := v_batches + 1;\n        raise notice 'bayes.run_decay: batch %: % players decayed, % skipped, % in all, % s',\n            v_batches, v_step.decayed, v_step.skipped, v_players,\n            pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started)::numeric, 1);\n    end loop;\n    perform pg_catalog.pg_advisory_unlock(bayes.decay_lock_key());\n    raise log 'bayes.run_decay: run % decayed % players up to % in % batches, skipped %',\n        v_run_id, v_players, v_now, v_batches, v_skipped;\n    if v_skipped > 0 then\n        raise warning 'bayes.run_decay: run % skipped % players whose state cannot be decayed: see bayes.decay_skipped',\n            v_run_id, v_skipped;\n    end if;\n    raise notice 'bayes.run_decay: done: % players decayed up to % in % batches, % skipped (run %)',\n        v_players, v_now, v_batches, v_skipped, v_run_id;\nend\n$bayes_run_decay$\n | postgres | true
+-- bayes-run-retention | 7 * * * * | call bayes.run_retention() | postgres | true

@@ -80,6 +80,7 @@ create or replace function bayes.save_state(
     p_occurred_at timestamptz,
     p_input bytea,
     p_result jsonb,
+    p_kept_result json,
     p_message_at timestamptz,
     p_decay_due_at double precision
 )
@@ -128,14 +129,14 @@ begin
     )
 
     insert into bayes.event_result (event_id, written_at, result)
-    select e.event_id, now(), p_result
+    select e.event_id, now(), p_kept_result
     from event as e
     where p_message_key is not null;
 end
 $$;
 
 comment on function bayes.save_state is
-'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given; decay_due_at set from p_decay_due_at, epoch seconds, null for never), appends its event to bayes.player_event (the packed input p_input, the facts of a message''s result) and, with a message id (p_message_key), keeps p_result in bayes.event_result for the idempotency window.';
+'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given; decay_due_at set from p_decay_due_at, epoch seconds, null for never), appends its event to bayes.player_event (the packed input p_input, the facts of a message''s result) and, with a message id (p_message_key), keeps p_kept_result (p_result as the text bayes.step wrote) in bayes.event_result for the idempotency window.';
 revoke all on function bayes.save_state from public, service_role;
 
 drop function if exists bayes.previous_result(uuid, text, text);
@@ -153,7 +154,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_written_at timestamptz;
-    v_result jsonb;
+    v_result json;
 begin
     select r.written_at, r.result into v_written_at, v_result
     from bayes.player_event as e
@@ -166,7 +167,7 @@ begin
         and v_written_at >= now() - make_interval(
             secs => 3600 * (select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'idempotency_window_h')
         ) then
-        return v_result || '{"duplicate": true}'::jsonb;
+        return v_result::jsonb || '{"duplicate": true}'::jsonb;
     end if;
     return bayes.expired_duplicate(
         p_row.user_id,
@@ -227,7 +228,7 @@ create or replace function bayes.step(
     p_params_revision bigint,
     p_bayes_percent double precision,
     out state jsonb,
-    out result jsonb,
+    out result json,
     out input bytea,
     out decay_due_at double precision
 )
@@ -264,6 +265,7 @@ declare
     v_message_key uuid;
     v_previous jsonb;
     v_step record;
+    v_result jsonb;
 begin
     -- A message or a chapter creates the state of a new player; the other
     -- writers need one (P0002).
@@ -295,6 +297,10 @@ begin
         -- bayes.player_mode here cost about 150 us a message); no row: shadow.
         coalesce((select r.bayes_percent::float8 from bayes.rollout as r), 0)
     ) as s;
+    -- The result as bayes.step wrote it (json: its text, kept as such for
+    -- the idempotency window, about a third smaller than its jsonb) and
+    -- parsed once, for the caller and the facts of the event row.
+    v_result := v_step.result::jsonb;
     if v_step.state is not null then
         perform bayes.save_state(
             p_user_id,
@@ -304,12 +310,13 @@ begin
             v_message_key,
             p_occurred_at,
             v_step.input,
+            v_result,
             v_step.result,
             p_message_at,
             v_step.decay_due_at
         );
     end if;
-    return v_step.result;
+    return v_result;
 end
 $$;
 

@@ -44,7 +44,7 @@ begin
     order by e.event_id;
 
     insert into bayes.event_result (event_id, written_at, result)
-    select e.event_id, e.created_at, e.result
+    select e.event_id, e.created_at, e.result::json
     from bayes.player_event_v1 as e
     where
         e.message_id is not null

@@ -137,13 +137,14 @@ select
 create table bayes.event_result (
     event_id bigint primary key,
     written_at timestamptz not null,
-    result jsonb not null
+    result json not null
 );
 
--- A result is about 1.3 KB of jsonb: compressed in the row (lz4, attempted
--- above 128 bytes instead of 2 KB) it takes about half.
-alter table bayes.event_result set (toast_tuple_target = 128);
-alter table bayes.event_result alter column result set compression lz4;
+-- The result is kept as the JSON text bayes.step wrote (json, about 950
+-- bytes), not as jsonb (about 1.4 KB: every number a numeric, every key
+-- with its offsets): a duplicate parses it again. PostgreSQL compresses a
+-- value in a row only when the row passes about 2 KB (TOAST_TUPLE_THRESHOLD,
+-- which toast_tuple_target does not lower), so a result is never compressed.
 
 comment on table bayes.event_result is
 'The result first returned for an input with a message id (bayes.player_event.event_id), kept for the idempotency window (idempotency_window_h) and then deleted by bayes.expire_event_results.';

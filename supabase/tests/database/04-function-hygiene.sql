@@ -50,7 +50,7 @@ select set_eq(
       ('bayes.lock_state(uuid,boolean)', 'v'),
       ('bayes.previous_result(user_bayesian_state,text,uuid)', 's'),
       ('bayes.replay(uuid)', 's'),
-      ('bayes.save_state(uuid,jsonb,text,text,uuid,timestamp with time zone,bytea,jsonb,timestamp with time zone,double precision)', 'v'),
+      ('bayes.save_state(uuid,jsonb,text,text,uuid,timestamp with time zone,bytea,jsonb,json,timestamp with time zone,double precision)', 'v'),
       ('bayes.message_key(uuid,bayes.event_kind,text)', 'i'),
       ('bayes.event_input(bayes.event_kind,bytea)', 'i'),
       ('bayes.pack_event_input(bayes.event_kind,jsonb)', 'i'),

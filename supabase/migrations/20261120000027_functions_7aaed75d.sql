@@ -3728,7 +3728,7 @@ comment on function public.bayes_get_state is
 revoke all on function public.bayes_get_state from public, anon, authenticated, service_role;
 grant execute on function public.bayes_get_state to authenticated, service_role;
 
--- file sql/functions/50_apply_input.sql sha256 19713b0924f1c353358148d0b4f2a319a909a51b3b509b8a03606bb941521204
+-- file sql/functions/50_apply_input.sql sha256 0dfa2551875853f35ae79d4b401a0e463df0817513898a622b8943cf53aa0e51
 -- What every writer RPC does once its arguments are checked, written once:
 -- bayes.apply_input locks (or creates) the player's row, answers a repeated
 -- message id with the first result, applies the input with bayes.step (the
@@ -3811,6 +3811,7 @@ create or replace function bayes.save_state(
     p_occurred_at timestamptz,
     p_input bytea,
     p_result jsonb,
+    p_kept_result json,
     p_message_at timestamptz,
     p_decay_due_at double precision
 )
@@ -3859,14 +3860,14 @@ begin
     )
 
     insert into bayes.event_result (event_id, written_at, result)
-    select e.event_id, now(), p_result
+    select e.event_id, now(), p_kept_result
     from event as e
     where p_message_key is not null;
 end
 $$;
 
 comment on function bayes.save_state is
-'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given; decay_due_at set from p_decay_due_at, epoch seconds, null for never), appends its event to bayes.player_event (the packed input p_input, the facts of a message''s result) and, with a message id (p_message_key), keeps p_result in bayes.event_result for the idempotency window.';
+'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given; decay_due_at set from p_decay_due_at, epoch seconds, null for never), appends its event to bayes.player_event (the packed input p_input, the facts of a message''s result) and, with a message id (p_message_key), keeps p_kept_result (p_result as the text bayes.step wrote) in bayes.event_result for the idempotency window.';
 revoke all on function bayes.save_state from public, service_role;
 
 drop function if exists bayes.previous_result(uuid, text, text);
@@ -3884,7 +3885,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_written_at timestamptz;
-    v_result jsonb;
+    v_result json;
 begin
     select r.written_at, r.result into v_written_at, v_result
     from bayes.player_event as e
@@ -3897,7 +3898,7 @@ begin
         and v_written_at >= now() - make_interval(
             secs => 3600 * (select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'idempotency_window_h')
         ) then
-        return v_result || '{"duplicate": true}'::jsonb;
+        return v_result::jsonb || '{"duplicate": true}'::jsonb;
     end if;
     return bayes.expired_duplicate(
         p_row.user_id,
@@ -3958,7 +3959,7 @@ create or replace function bayes.step(
     p_params_revision bigint,
     p_bayes_percent double precision,
     out state jsonb,
-    out result jsonb,
+    out result json,
     out input bytea,
     out decay_due_at double precision
 )
@@ -3997,6 +3998,7 @@ declare
     v_message_key uuid;
     v_previous jsonb;
     v_step record;
+    v_result jsonb;
 begin
     -- A message or a chapter creates the state of a new player; the other
     -- writers need one (P0002).
@@ -4028,6 +4030,10 @@ begin
         -- bayes.player_mode here cost about 150 us a message); no row: shadow.
         coalesce((select r.bayes_percent::float8 from bayes.rollout as r), 0)
     ) as s;
+    -- The result as bayes.step wrote it (json: its text, kept as such for
+    -- the idempotency window, about a third smaller than its jsonb) and
+    -- parsed once, for the caller and the facts of the event row.
+    v_result := v_step.result::jsonb;
     if v_step.state is not null then
         perform bayes.save_state(
             p_user_id,
@@ -4037,12 +4043,13 @@ begin
             v_message_key,
             p_occurred_at,
             v_step.input,
+            v_result,
             v_step.result,
             p_message_at,
             v_step.decay_due_at
         );
     end if;
-    return v_step.result;
+    return v_result;
 end
 $$;
 
@@ -5888,7 +5895,7 @@ comment on view bayes.player_summary is
 revoke all on table bayes.player_summary from public, anon, authenticated, service_role;
 grant select on table bayes.player_summary to service_role;
 
--- file sql/functions/98_event_log_upgrade.sql sha256 509d36fc0a424e67fb929d641eac60ed031d3433cfabb3c5f843bcac9826b798
+-- file sql/functions/98_event_log_upgrade.sql sha256 d28939d2b7b1e73108decc2759f4a3c9e7d9fe04a9b8549743e17881ea69cd03
 -- Issue 15: the events of the old layout (bayes.player_event_v1, which
 -- schema migration 0011 renamed) converted into the compact log, then the
 -- old table dropped. Here, at the end of a functions migration, rather than
@@ -5935,7 +5942,7 @@ begin
     order by e.event_id;
 
     insert into bayes.event_result (event_id, written_at, result)
-    select e.event_id, e.created_at, e.result
+    select e.event_id, e.created_at, e.result::json
     from bayes.player_event_v1 as e
     where
         e.message_id is not null
