@@ -90,7 +90,7 @@ import bench_shadow
 import psycopg
 from bayes_dev import players as population
 from bayes_dev.support import stack_env
-from bayes_engine import codec, cohort, eventlog, events
+from bayes_engine import codec, cohort, decay_due, eventlog, events
 from bayes_engine.model import Message, RowTimes
 from bayes_engine.params import Params
 
@@ -115,7 +115,8 @@ with updated as (
     update public.user_bayesian_state as s
     set state = %(state)s::jsonb, version = s.version + 1,
         last_message_at = greatest(s.last_message_at, to_timestamp(%(sent_at)s)),
-        decayed_at = greatest(s.decayed_at, to_timestamp(%(sent_at)s)), updated_at = now()
+        decayed_at = greatest(s.decayed_at, to_timestamp(%(sent_at)s)),
+        decay_due_at = to_timestamp(%(due_at)s), updated_at = now()
     where s.user_id = %(user_id)s
     returning s.user_id
 ),
@@ -183,6 +184,10 @@ class Runner:
             state, self.params, str(user_id), Message(text, now, gap), RowTimes(last, decayed)
         )
         mode = cohort.player_mode(str(user_id), 0.0)
+        # the decay due time the engine stores with every write (issue 15), for the row's times after it
+        due_at = decay_due.due_at(
+            self.params, state, now if last is None else max(last, now), now if decayed is None else max(decayed, now)
+        )
         result.update(user_id=str(user_id), message_id=message_id, duplicate=False, version=version + 1, mode=mode)
         self.conn.execute(
             APP_WRITE_SQL,
@@ -198,6 +203,7 @@ class Runner:
                 "needed": result["fallback"]["needed"],
                 "input": eventlog.pack("message", event_input),
                 "result": json.dumps(result),
+                "due_at": due_at,
             },
         )
 
