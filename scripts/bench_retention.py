@@ -1,7 +1,8 @@
-"""Retention's cost (issue 15): a bayes.run_retention pruning half of a log against a bare DELETE
-of the same rows in the same database, the longest wait of a live message during the run, and
-the per-run search for players with old events (the states, never the log) against one scan of
-the log. Run against a dev stack: DB_URL=... .venv/bin/python scripts/bench_retention.py [players]
+"""Retention's cost (issue 15): a retention run (bayes.run_retention_command) pruning half of a log
+against a bare DELETE of the same rows in the same database, the longest wait of a live message
+during the run, and the per-run search for players with old events (the states, never the log)
+against one scan of the log. Run against a dev stack:
+DB_URL=... .venv/bin/python scripts/bench_retention.py [players]
 
 The players are one engine-written history (51 old events: 48 messages, an LLM score, an outcome,
 a chapter; then 6 recent messages) copied to every player (tests/db/test_retention_crash.py does
@@ -17,6 +18,7 @@ import threading
 import time
 
 import psycopg
+from bayes_dev.retention_runs import retention_command
 
 OLD = dt.datetime(2025, 1, 10, 9, 0, tzinfo=dt.UTC)
 RECENT = dt.datetime(2025, 6, 1, 9, 0, tzinfo=dt.UTC)
@@ -121,10 +123,11 @@ def main() -> None:
                     k += 1
                     time.sleep(0.01)
 
+        command = retention_command(db, P_NOW, 1000)
         thread = threading.Thread(target=live)
         thread.start()
         t0 = time.perf_counter()
-        db.execute("call bayes.run_retention(%s, 1000)", (P_NOW,))
+        db.execute(command)
         run = time.perf_counter() - t0
         done.set()
         thread.join()
@@ -134,7 +137,7 @@ def main() -> None:
         waits.sort()
         print(f"bare DELETE of the {old} rows: {bare:.2f} s")
         print(
-            f"bayes.run_retention: {run:.2f} s ({deleted} events in {batches} batches of 1000 players),"
+            f"retention run: {run:.2f} s ({deleted} events in {batches} batches of 1000 players),"
             f" {run / bare:.1f}x the bare DELETE, {1e6 * run / deleted:.0f} us an event"
         )
         print(

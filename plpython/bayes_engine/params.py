@@ -224,7 +224,7 @@ DEFAULT_SNAPSHOT: dict = {
 # [0, 0.5] (the uncertain band of the fallback, eps < P_ready < 1 - eps),
 # "budget" in [0, 1e6] tokens (B of the LLM budget; the codec's bound on lb)
 # and "window" in [1, 1e9] messages (W: the budget refills B/W a message);
-# "retention" in [1, 36500] days (the event log's horizon: bayes.run_retention).
+# "retention" in [1, 36500] days (the event log's horizon: bayes.run_retention_command).
 _CHAPTER_RULES = {
     "boss_threshold": "score",
     **{f"prior_{name}_{ab}": "concentration" for name in vocab.METRIC_NAMES for ab in ("alpha", "beta")},

@@ -1,6 +1,7 @@
--- Retention of the event log (issue 15): the pieces of bayes.run_retention
--- (72_retention.sql): bayes.fold_events, its PL/Python step (bayes_engine.events.fold,
--- the replay of bayes.replay), its lock key, and the schedule of its pg_cron job.
+-- Retention of the event log (issue 15): the pieces of a retention run
+-- (72_retention.sql, bayes.run_retention_command): bayes.fold_events, its
+-- PL/Python step (bayes_engine.events.fold, the replay of bayes.replay), its
+-- lock key, and the schedule of its pg_cron job.
 
 create or replace function bayes.fold_events(
     p_users uuid[],
@@ -41,7 +42,7 @@ set search_path = pg_catalog, pg_temp
 return 7300215847719049217;
 
 comment on function bayes.retention_lock_key is
-'The advisory lock key that bayes.run_retention holds while it runs: pg_try_advisory_lock(bayes.retention_lock_key()) keeps runs from starting.';
+'The advisory lock key that a retention run (bayes.run_retention_command) holds while it runs: pg_try_advisory_lock(bayes.retention_lock_key()) keeps runs from starting.';
 revoke all on function bayes.retention_lock_key from public;
 
 create or replace function bayes.schedule_retention(p_schedule text default '7 * * * *')
@@ -55,10 +56,10 @@ declare
     v_checked boolean;
 begin
     v_checked := bayes.check_not_null(p_schedule, 'p_schedule');
-    return cron.schedule('bayes-run-retention', p_schedule, 'call bayes.run_retention()');
+    return cron.schedule('bayes-run-retention', p_schedule, bayes.run_retention_command());
 end
 $$;
 
 comment on function bayes.schedule_retention is
-'(Re)schedules the pg_cron job bayes-run-retention (call bayes.run_retention()) with a cron schedule, hourly at 7 past by default; returns the job id. There is only ever one such job.';
+'(Re)schedules the pg_cron job bayes-run-retention (the DO block of bayes.run_retention_command()) with a cron schedule, hourly at 7 past by default; returns the job id. There is only ever one such job.';
 revoke all on function bayes.schedule_retention from public;

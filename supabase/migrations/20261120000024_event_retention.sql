@@ -3,12 +3,12 @@
 -- Retention of the event log with checkpoints (issue 15, item 2).
 --
 -- Nothing ever removed an event: every message leaves a row in
--- bayes.player_event for as long as the player exists. bayes.run_retention
--- (pg_cron, hourly) folds each player's events older than the horizon
--- (event_retention_days) into his checkpoint, the state a replay of those
--- events gives, and deletes them in the same transaction; bayes.replay and
--- the shadow tools start from the checkpoint and read only the events after
--- it. docs/design.md says why plain batched deletes and not partitions.
+-- bayes.player_event for as long as the player exists. A retention run
+-- (pg_cron, hourly; bayes.run_retention_command) folds each player's events
+-- older than the horizon (event_retention_days) into his checkpoint, the
+-- state a replay of those events gives, and deletes them in the same
+-- transaction; bayes.replay and the shadow tools start from the checkpoint
+-- and read only the events after it. docs/design.md says why plain batched deletes and not partitions.
 --
 -- The parameter row is added before the code that reads it (the functions
 -- migration follows): bayes.check_params of the older code warns that it
@@ -18,7 +18,7 @@ insert into bayes.params (name, value, description) values
 (
     'event_retention_days',
     '90',
-    'Days an event stays in bayes.player_event: bayes.run_retention folds older ones into the player''s checkpoint'
+    'Days an event stays in bayes.player_event: a retention run folds older ones into the player''s checkpoint'
     ' (bayes.player_checkpoint) and deletes them; in [1, 36500]'
 );
 
@@ -46,7 +46,7 @@ create table bayes.player_checkpoint (
 );
 
 comment on table bayes.player_checkpoint is
-'Where each player''s event log starts since retention (bayes.run_retention): the state after the events it folded and deleted. bayes.replay = this state + the events after last_event_id. Deleting a state deletes its row (trigger user_bayesian_state_delete_events).';
+'Where each player''s event log starts since retention (bayes.run_retention_command): the state after the events it folded and deleted. bayes.replay = this state + the events after last_event_id. Deleting a state deletes its row (trigger user_bayesian_state_delete_events).';
 comment on column bayes.player_checkpoint.state is
 'The encoded state after the folded events, replayed with the parameters of the run that folded them (params_revision); null when no event was folded yet (a replay starts from a new player''s state).';
 comment on column bayes.player_checkpoint.last_message_epoch is
@@ -108,7 +108,7 @@ comment on function bayes.delete_player_events() is
 'Statement trigger of public.user_bayesian_state: deletes the events, their kept results (bayes.event_result) and the checkpoint (bayes.player_checkpoint) of deleted states. SECURITY DEFINER because the event log is append-only for the API roles.';
 
 -------------------------------------------------------------------------------
--- One row per call of bayes.run_retention, like bayes.decay_run: committed
+-- One row per retention run, like bayes.decay_run: committed
 -- first, updated after every batch; a run whose server died stays 'running'
 -- until the next run marks it 'interrupted'.
 -------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ create table bayes.retention_run (
 );
 
 comment on table bayes.retention_run is
-'Log of bayes.run_retention: one row per call, updated after every batch. status: running (in progress, or its server died: the next run marks it interrupted), done, failed (sqlstate and error say why; its lock was released), interrupted, overlapped (another run held the lock; it did nothing).';
+'Log of the retention runs (bayes.run_retention_command): one row per run, updated after every batch. status: running (in progress, or its server died: the next run marks it interrupted), done, failed (sqlstate and error say why; its lock was released), interrupted, overlapped (another run held the lock; it did nothing).';
 comment on column bayes.retention_run.horizon is
 'p_now - event_retention_days: the run folded and deleted events that occurred before this instant.';
 comment on column bayes.retention_run.status is
@@ -160,13 +160,16 @@ create policy retention_run_readable on bayes.retention_run
 for select to service_role using (true);
 
 -------------------------------------------------------------------------------
--- The pg_cron job: `call bayes.run_retention()` hourly (at 7 past, away from
--- the decay's quarter hours). Set `bayes.retention_schedule` on the database
--- before this migration runs, or call bayes.schedule_retention('<schedule>')
--- later; cron.schedule updates the job of the same name.
+-- The pg_cron job, hourly (at 7 past, away from the decay's quarter hours).
+-- Set `bayes.retention_schedule` on the database before this migration runs,
+-- or call bayes.schedule_retention('<schedule>') later; cron.schedule updates
+-- the job of the same name. Its command is the DO block of
+-- bayes.run_retention_command(), which the functions migration that follows
+-- this one installs and gives the job (the end of
+-- sql/functions/72_retention.sql); until then the job only fails, saying so.
 -------------------------------------------------------------------------------
 select cron.schedule(
     'bayes-run-retention',
     coalesce(nullif(current_setting('bayes.retention_schedule', true), ''), '7 * * * *'),
-    'call bayes.run_retention()'
+    $job$do $pending$ begin raise exception 'its command comes with the functions migration'; end $pending$$job$
 );

@@ -23,11 +23,11 @@ def dsn(postgresql_proc) -> str:
     """The migrated test database, once per session."""
     url = create_database(postgresql_proc, DBNAME)
     bootstrap_and_migrate(url)
-    # The migrations schedule the bulk decay every 15 minutes; here the tests
-    # call bayes.run_decay themselves, at the instants they choose.
+    # The migrations schedule the bulk decay every 15 minutes and retention
+    # hourly; here the tests run them themselves, at the instants they choose.
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("select cron.unschedule('bayes-run-decay')")
-        conn.execute("select cron.unschedule('bayes-run-retention')")  # likewise bayes.run_retention
+        conn.execute("select cron.unschedule('bayes-run-retention')")
         # Likewise they send messages at the instants they choose (fixed dates,
         # months of simulated absence), far from the database clock: this
         # database accepts send times up to a year ahead of it and ten years back
@@ -61,7 +61,7 @@ def default_time_window(conn):
 
 @pytest.fixture
 def db(dsn):
-    """An autocommit connection: bayes.run_decay commits, so it cannot run inside a transaction block."""
+    """An autocommit connection: a bulk decay or retention run commits, so it cannot run inside a transaction block."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         yield conn
 

@@ -32,7 +32,7 @@ import uuid
 import numpy as np
 import psycopg
 import pytest
-from bayes_dev import decay_runs, lifetime, players
+from bayes_dev import decay_runs, lifetime, players, retention_runs
 from bayes_dev.reference import edgeworth
 from bayes_dev.support import ROOT
 from bayes_engine import model, vocab
@@ -162,7 +162,7 @@ def population(dsn):
                 "select max(run_id) from bayes.decay_run where decay_to = %s and status = 'done'",
                 (DECAY_RUN_INSTANT,),
             ).fetchone()[0]
-            conn.execute("call bayes.run_retention()")  # a row for the document's query of the runs
+            conn.execute(retention_runs.retention_command(conn))  # a row for the document's query of the runs
             retention_run_id = conn.execute("select max(run_id) from bayes.retention_run").fetchone()[0]
             user_ids = [
                 r[0]

@@ -1,6 +1,7 @@
-"""Retention of the event log (issue 15): bayes.run_retention folds each player's events older than
-the horizon into his checkpoint and deletes them; bayes.replay = checkpoint + the events after it
-still equals the stored state; messages are never kept waiting by a run."""
+"""Retention of the event log (issue 15): a retention run (the DO block of bayes.run_retention_command)
+folds each player's events older than the horizon into his checkpoint and deletes them; bayes.replay =
+checkpoint + the events after it still equals the stored state; messages are never kept waiting by a
+run; a run that fails releases its lock and says why."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 
 import psycopg
 import pytest
+from bayes_dev.retention_runs import retention_command, run_retention
 from bayes_dev.support import act_as, new_player
 from psycopg import errors
 
@@ -78,7 +80,7 @@ def log_of(db, user_id):
 
 
 def run(db, batch=1000):
-    db.execute("call bayes.run_retention(%s, %s)", (P_NOW, batch))
+    run_retention(db, P_NOW, batch)
     return db.execute(
         "select status, players, events_deleted, batches, horizon from bayes.retention_run order by run_id desc limit 1"
     ).fetchone()
@@ -173,7 +175,7 @@ def test_messages_during_a_run_are_not_kept_waiting_and_nothing_is_lost(db, dsn)
     def retention():
         with psycopg.connect(dsn, autocommit=True) as c:
             started.set()
-            c.execute("call bayes.run_retention(%s, 2)", (P_NOW,))
+            c.execute(retention_command(c, P_NOW, 2))
         done.set()
 
     thread = threading.Thread(target=retention)
@@ -213,39 +215,153 @@ def test_a_bad_retention_value_is_22023_and_changes_nothing(conn, value):
         conn.execute("update bayes.params set value = %s::jsonb where name = 'event_retention_days'", (value,))
 
 
-def test_bad_arguments_are_refused_before_anything_is_written(db):
+@pytest.mark.parametrize(
+    ("now", "batch", "error", "match"),
+    [
+        ("now() + interval '2 years'", 1000, errors.InvalidParameterValue, "ahead of the database clock"),
+        ("now()", 0, errors.InvalidParameterValue, "p_batch"),
+        ("now()", 100001, errors.InvalidParameterValue, "p_batch"),
+        ("'infinity'", 1000, errors.InvalidParameterValue, "p_now"),
+        ("null", 1000, errors.NullValueNotAllowed, "p_now"),
+        ("now()", "null", errors.NullValueNotAllowed, "p_batch"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_is_written(db, now, batch, error, match):
+    """The run's first step, bayes.begin_retention_run, checks them before it takes the lock or writes anything."""
     runs = db.execute("select count(*) from bayes.retention_run").fetchone()[0]
-    with pytest.raises(errors.InvalidParameterValue, match="ahead of the database clock"):
-        db.execute("call bayes.run_retention(now() + interval '2 years')")
-    with pytest.raises(errors.InvalidParameterValue, match="p_batch"):
-        db.execute("call bayes.run_retention(now(), 0)")
-    with pytest.raises(errors.NullValueNotAllowed):
-        db.execute("call bayes.run_retention(null)")
+    with pytest.raises(error, match=match):
+        db.execute(f"select bayes.begin_retention_run({now}, {batch})")
+    assert db.execute("select pg_try_advisory_lock(bayes.retention_lock_key())").fetchone()[0]
+    db.execute("select pg_advisory_unlock(bayes.retention_lock_key())")
+    # and the DO block fails the same way (a null p_now there means now())
+    if now != "null":
+        command = db.execute(f"select bayes.run_retention_command({now}, {batch})").fetchone()[0]
+        with pytest.raises(error, match=match):
+            db.execute(command)
     assert db.execute("select count(*) from bayes.retention_run").fetchone()[0] == runs
+
+
+def test_a_run_inside_a_transaction_block_is_2d000_and_takes_no_lock(dsn):
+    with psycopg.connect(dsn) as conn:
+        command = retention_command(conn, P_NOW)
+        runs = conn.execute("select count(*) from bayes.retention_run").fetchone()[0]
+        with pytest.raises(errors.InvalidTransactionTermination):
+            conn.execute(command)
+        conn.rollback()
+        assert conn.execute("select count(*) from bayes.retention_run").fetchone()[0] == runs
+        assert conn.execute("select pg_try_advisory_lock(bayes.retention_lock_key())").fetchone()[0]
+        conn.execute("select pg_advisory_unlock(bayes.retention_lock_key())")
+        conn.rollback()
 
 
 def test_an_overlapping_run_does_nothing_and_says_so(db, dsn):
     with psycopg.connect(dsn, autocommit=True) as holder:
         holder.execute("select pg_advisory_lock(bayes.retention_lock_key())")
-        db.execute("call bayes.run_retention(%s)", (P_NOW,))
+        notices = run_retention(db, P_NOW)
         holder.execute("select pg_advisory_unlock(bayes.retention_lock_key())")
+    assert notices == ["bayes.run_retention: another run is in progress; this one did nothing"]
     status = db.execute("select status, players from bayes.retention_run order by run_id desc limit 1").fetchone()
     assert status == ("overlapped", 0)
 
 
-def test_service_role_may_read_the_log_of_runs_but_not_run_or_schedule_it(conn):
+def test_service_role_may_read_the_log_of_runs(conn):
     act_as(conn, "service_role")
     conn.execute("select count(*) from bayes.retention_run")
     conn.execute("select count(*) from bayes.player_checkpoint")
-    with pytest.raises(errors.InsufficientPrivilege):
-        conn.execute("call bayes.run_retention()")
 
 
-def test_schedule_retention_keeps_one_job(db):
+@pytest.mark.parametrize("role", ["anon", "authenticated", "service_role"])
+def test_api_roles_may_not_run_or_schedule_retention(db, role):
+    command = retention_command(db, P_NOW)
+    runs = db.execute("select count(*) from bayes.retention_run").fetchone()[0]
+    db.execute(f"set role {role}")
+    try:
+        for statement in (
+            "select bayes.run_retention_command()",
+            "select bayes.begin_retention_run(now(), 10)",
+            "select bayes.retention_batch(1, now(), 10, 'players', gen_random_uuid())",
+            "select bayes.schedule_retention()",
+            command,
+        ):
+            with pytest.raises(errors.InsufficientPrivilege):
+                db.execute(statement)
+    finally:
+        db.execute("reset role")
+    assert db.execute("select count(*) from bayes.retention_run").fetchone()[0] == runs
+
+
+def test_schedule_retention_keeps_one_job_that_runs_the_do_block(db):
     job = db.execute("select bayes.schedule_retention('17 * * * *')").fetchone()[0]
     again = db.execute("select bayes.schedule_retention()").fetchone()[0]
     assert job == again
-    assert db.execute("select schedule from cron.job where jobname = 'bayes-run-retention'").fetchall() == [
-        ("7 * * * *",)
+    command = db.execute("select bayes.run_retention_command()").fetchone()[0]
+    assert command.startswith("do $bayes_run_retention$")
+    assert db.execute("select schedule, command from cron.job where jobname = 'bayes-run-retention'").fetchall() == [
+        ("7 * * * *", command)
     ]
     db.execute("select cron.unschedule('bayes-run-retention')")
+
+
+def failing_checkpoint_write(db, victim, horizon):
+    db.execute(
+        "create function public.retention_test_trigger() returns trigger language plpgsql as $$"
+        " begin raise exception 'refused by a test trigger'; end $$"
+    )
+    db.execute(
+        "create trigger retention_test_trigger before insert or update on bayes.player_checkpoint for each row"
+        f" when (new.user_id = '{victim}') execute function public.retention_test_trigger()"
+    )
+
+
+def drop_failing_checkpoint_write(db):
+    db.execute("drop trigger if exists retention_test_trigger on bayes.player_checkpoint")
+    db.execute("drop function if exists public.retention_test_trigger()")
+
+
+def failing_last_statement(db, victim, horizon):
+    db.execute(
+        "alter table bayes.retention_run add constraint retention_test_check"
+        f" check (status <> 'done' or horizon <> '{horizon.isoformat()}') not valid"
+    )
+
+
+def drop_failing_last_statement(db):
+    db.execute("alter table bayes.retention_run drop constraint if exists retention_test_check")
+
+
+@pytest.mark.parametrize(
+    ("setup", "teardown", "sqlstate"),
+    [
+        (failing_checkpoint_write, drop_failing_checkpoint_write, "P0001"),
+        (failing_last_statement, drop_failing_last_statement, "23514"),
+    ],
+    ids=["a checkpoint write raises", "the run's last statement (results phase) fails"],
+)
+def test_a_failed_run_releases_its_lock_is_marked_failed_and_the_next_run_finishes(
+    db, dsn, histories, setup, teardown, sqlstate
+):
+    previous = db.execute("select coalesce(max(run_id), 0) from bayes.retention_run").fetchone()[0]
+    setup(db, histories["partly"], HORIZON)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as session:
+            with pytest.raises(psycopg.Error) as raised:
+                session.execute(retention_command(session, P_NOW, 1))
+            assert raised.value.sqlstate == sqlstate, raised.value
+            assert raised.value.diag.message_hint == "bayes.retention_run says which run failed; its lock is released."
+            # the lock is released while the failed run's session is still open
+            with psycopg.connect(dsn, autocommit=True) as other:
+                assert other.execute("select pg_try_advisory_lock(bayes.retention_lock_key())").fetchone()[0]
+                other.execute("select pg_advisory_unlock(bayes.retention_lock_key())")
+            assert session.execute("select 1").fetchone() == (1,)
+        runs = db.execute(
+            "select status, sqlstate, error, finished_at is not null from bayes.retention_run where run_id > %s",
+            (previous,),
+        ).fetchall()
+        assert runs == [("failed", sqlstate, raised.value.diag.message_primary, True)]
+    finally:
+        teardown(db)
+    # the next run finishes what the failed one left, and every replay is exact
+    assert run(db)[0] == "done"
+    for name, u in histories.items():
+        assert all(e[2] >= HORIZON for e in log_of(db, u)), name
+        assert replays_exactly(db, u), name

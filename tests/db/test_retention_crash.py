@@ -18,6 +18,7 @@ import time
 
 import psycopg
 import pytest
+from bayes_dev.retention_runs import retention_command
 from bayes_dev.support import bootstrap_and_migrate
 from test_decay_crash import Cluster
 
@@ -97,9 +98,10 @@ def test_a_retention_run_killed_midway_and_rerun_loses_nothing(cluster):
         old, total = populate(db)
         assert db.execute("select count(*) from bayes.player_event").fetchone()[0] == PLAYERS * total
         states = dict(db.execute("select user_id, state::text from public.user_bayesian_state").fetchall())
+        command = retention_command(db, P_NOW, BATCH)
 
     run = subprocess.Popen(
-        ["psql", "-X", "-q", "-d", cluster.url, "-c", f"call bayes.run_retention('{P_NOW.isoformat()}', {BATCH})"],
+        ["psql", "-X", "-q", "-d", cluster.url, "-c", command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -132,7 +134,7 @@ def test_a_retention_run_killed_midway_and_rerun_loses_nothing(cluster):
         assert sorted(set(per_player)) == [(0, total), (old, total - old)]
         assert sum(1 for f, _ in per_player if f == old) == committed
 
-        db.execute("call bayes.run_retention(%s, %s)", (P_NOW, BATCH))
+        db.execute(retention_command(db, P_NOW, BATCH))
         runs = db.execute("select status, players, events_deleted from bayes.retention_run order by run_id").fetchall()
         assert runs == [
             ("interrupted", committed, committed * old),
