@@ -211,6 +211,62 @@ $$;
 -- Name: FUNCTION begin_decay_run(p_now timestamp with time zone, p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.begin_decay_run(p_now timestamp with time zone, p_batch integer) IS 'The first step of a bulk decay run (the DO block of bayes.run_decay_command): checks p_now (not null, finite, at most clock_skew_s ahead) and p_batch (1..1000000), takes the session-level advisory lock bayes.decay_lock_key(), marks runs that died interrupted and inserts the run''s row of bayes.decay_run; returns its run_id. When another run holds the lock it records an overlapped run, says so in a NOTICE and returns null.';
 
+-- Name: begin_retention_run(timestamp with time zone, integer); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.begin_retention_run(p_now timestamp with time zone, p_batch integer) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_checked boolean;
+    v_skew_s double precision;
+    v_horizon timestamptz;
+    v_run_id bigint;
+begin
+    v_checked := bayes.check_not_null(p_now, 'p_now', 'omit it to use now()');
+    v_checked := bayes.check_not_null(p_batch, 'p_batch', 'omit it for 1000');
+    v_checked := bayes.check_time(p_now, 'p_now');
+    -- A p_now ahead of the database clock would move the horizon over
+    -- events that are not old yet: at most clock_skew_s ahead, as for decay.
+    v_skew_s := (select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'clock_skew_s');
+    if p_now > now() + make_interval(secs => v_skew_s) then
+        raise exception 'p_now % is % ahead of the database clock (%); at most clock_skew_s = % s ahead is accepted',
+            p_now, date_trunc('second', p_now - now()), now(), v_skew_s
+            using errcode = '22023', hint = 'Omit p_now to prune up to now() - event_retention_days.';
+    end if;
+    if p_batch < 1 or p_batch > 100000 then
+        raise exception 'p_batch must be in 1..100000, got %', p_batch using errcode = '22023';
+    end if;
+    v_horizon := p_now - make_interval(days => (
+        select (p.value #>> '{}')::integer from bayes.params as p where p.name = 'event_retention_days'
+    ));
+
+    if not pg_try_advisory_lock(bayes.retention_lock_key()) then
+        insert into bayes.retention_run (horizon, batch_size, status, finished_at)
+        values (v_horizon, p_batch, 'overlapped', clock_timestamp());
+        raise notice 'bayes.run_retention: another run is in progress; this one did nothing';
+        return null;
+    end if;
+    begin
+        -- Holding the lock, no other run is alive: a 'running' row is a run
+        -- that died.
+        update bayes.retention_run
+        set status = 'interrupted', finished_at = clock_timestamp()
+        where status = 'running';
+        insert into bayes.retention_run (horizon, batch_size)
+        values (v_horizon, p_batch)
+        returning run_id into v_run_id;
+        set constraints all immediate;
+    exception when others or query_canceled or assert_failure then
+        perform pg_advisory_unlock(bayes.retention_lock_key());
+        raise;
+    end;
+    return v_run_id;
+end
+$$;
+
+-- Name: FUNCTION begin_retention_run(p_now timestamp with time zone, p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.begin_retention_run(p_now timestamp with time zone, p_batch integer) IS 'The first step of a retention run (the DO block of bayes.run_retention_command): checks p_now (not null, finite, at most clock_skew_s ahead) and p_batch (1..100000), takes the session-level advisory lock bayes.retention_lock_key(), marks runs that died interrupted and inserts the run''s row of bayes.retention_run (its horizon: p_now - event_retention_days); returns its run_id. When another run holds the lock it records an overlapped run, says so in a NOTICE and returns null.';
+
 -- Name: bump_params_revision(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.bump_params_revision() RETURNS trigger
     LANGUAGE plpgsql
@@ -1431,6 +1487,262 @@ $$;
 -- Name: FUNCTION replay(p_user_id uuid); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.replay(p_user_id uuid) IS 'The state of player p_user_id rebuilt from bayes.player_event with the current parameters; equals the stored state while the parameters are unchanged.';
 
+-- Name: retention_batch(bigint, timestamp with time zone, integer, text, uuid); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.retention_batch(p_run_id bigint, p_now timestamp with time zone, p_batch integer, p_phase text, p_after uuid, OUT phase text, OUT after uuid, OUT finished boolean, OUT horizon timestamp with time zone, OUT players integer, OUT events_deleted bigint, OUT results_expired bigint, OUT skipped integer, OUT error_sqlstate text, OUT error_message text, OUT error_detail text, OUT error_hint text) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_revision bigint;
+    v_horizon_s double precision;
+    -- A lower bound of the occurred_at of any event written from now on
+    -- (a message's send time may be max_message_age_h in the past).
+    v_max_age interval;
+    -- One batch, as read (without a lock), and what bayes.fold_events made of it.
+    v_ids uuid[];
+    v_after_ids bigint[];
+    v_states text[];
+    v_last_message_at double precision[];
+    v_decayed_at double precision[];
+    v_events_folded bigint[];
+    v_has_checkpoint boolean[];
+    v_result record;  -- bayes.fold_events
+    v_partial integer;
+    v_window_h double precision;
+    v_context text;
+begin
+    phase := p_phase;
+    after := p_after;
+    finished := false;
+    players := 0;
+    events_deleted := 0;
+    results_expired := 0;
+    skipped := 0;
+    begin
+        horizon := (select r.horizon from bayes.retention_run as r where r.run_id = p_run_id and r.status = 'running');
+        if horizon is null then
+            raise exception 'bayes.run_retention: run % is not running', p_run_id using errcode = '22023';
+        end if;
+        if p_phase is distinct from 'players' and p_phase is distinct from 'results' then
+            raise exception 'p_phase must be players or results, got %', coalesce(p_phase, 'null')
+                using errcode = '22023';
+        end if;
+
+        if p_phase = 'players' then
+            v_revision := (select r.revision from bayes.params_revision as r);
+            v_horizon_s := date_part('epoch', horizon);
+            v_max_age := make_interval(secs => 3600 * (
+                select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'max_message_age_h'
+            ));
+            -- 1. The next batch of players that may have events older than
+            -- the horizon, in user_id order after p_after, read without a
+            -- lock. A player's retained_since is a lower bound of his kept
+            -- events' occurred_at; a player retention never looked at has
+            -- none older than his state's creation less max_message_age_h.
+            -- One pass over the states per run, never over the log.
+            select
+                array_agg(due.user_id order by due.user_id),
+                array_agg(coalesce(due.last_event_id, 0) order by due.user_id),
+                array_agg(due.state::text order by due.user_id),
+                array_agg(due.last_message_epoch order by due.user_id),
+                array_agg(due.decayed_epoch order by due.user_id),
+                array_agg(coalesce(due.events_folded, 0) order by due.user_id),
+                array_agg(due.has_checkpoint order by due.user_id)
+            into v_ids, v_after_ids, v_states, v_last_message_at, v_decayed_at, v_events_folded, v_has_checkpoint
+            from (
+                select
+                    s.user_id,
+                    c.last_event_id,
+                    c.state,
+                    c.last_message_epoch,
+                    c.decayed_epoch,
+                    c.events_folded,
+                    c.user_id is not null as has_checkpoint
+                from public.user_bayesian_state as s
+                left join bayes.player_checkpoint as c on s.user_id = c.user_id
+                where s.user_id > p_after
+                  and coalesce(c.retained_since, s.created_at - v_max_age) < horizon
+                order by s.user_id
+                limit p_batch
+            ) as due;
+
+            if v_ids is null then
+                -- No player left: the results phase starts in this batch.
+                phase := 'results';
+                after := null;
+            else
+                after := v_ids[cardinality(v_ids)];
+
+                -- 2. Replay each player's old events from his checkpoint,
+                -- still without a lock (the longest step).
+                v_result := bayes.fold_events(
+                    v_ids, v_after_ids, v_states, v_last_message_at, v_decayed_at, v_events_folded,
+                    v_horizon_s, v_revision
+                );
+
+                -- 3. One statement: delete the folded events and write the
+                -- checkpoints. A checkpoint is written only for a player
+                -- whose folded events this statement deleted, all of them:
+                -- when his state was deleted meanwhile (its trigger took
+                -- his events and checkpoint), there is nothing to write.
+                with folded as (
+                    select f.*
+                    from rows from (
+                        unnest(v_ids),
+                        unnest(v_after_ids),
+                        unnest(v_result.last_event_ids),
+                        unnest(v_result.folded),
+                        unnest(v_result.states),
+                        unnest(v_result.last_message_at),
+                        unnest(v_result.decayed_at),
+                        unnest(v_result.events_folded),
+                        unnest(v_result.kept_from)
+                    ) as f (user_id, after_id, last_id, n, state, last_message_epoch, decayed_epoch, total, kept_from)
+                    where f.n > 0
+                ),
+
+                pruned as (
+                    delete from bayes.player_event as e
+                    using folded as f
+                    where e.user_id = f.user_id and e.event_id > f.after_id and e.event_id <= f.last_id
+                    returning e.user_id, e.event_id
+                ),
+
+                -- A kept result of a pruned event (only when the
+                -- idempotency window is longer than the horizon) goes with it.
+                results_pruned as (
+                    delete from bayes.event_result as r
+                    using pruned as p
+                    where r.event_id = p.event_id
+                ),
+
+                counted as (
+                    select p.user_id, count(*) as n from pruned as p group by p.user_id
+                ),
+
+                written as (
+                    insert into bayes.player_checkpoint as c (
+                        user_id, state, last_message_epoch, decayed_epoch, last_event_id, events_folded,
+                        retained_since, params_revision, run_id, made_at
+                    )
+                    select
+                        f.user_id, f.state::jsonb, f.last_message_epoch, f.decayed_epoch, f.last_id, f.total,
+                        coalesce(to_timestamp(f.kept_from), now() - v_max_age),
+                        v_revision, p_run_id, now()
+                    from folded as f
+                    inner join counted as k on f.user_id = k.user_id and f.n = k.n
+                    on conflict (user_id) do update
+                        set state = excluded.state,
+                            last_message_epoch = excluded.last_message_epoch,
+                            decayed_epoch = excluded.decayed_epoch,
+                            last_event_id = excluded.last_event_id,
+                            events_folded = excluded.events_folded,
+                            retained_since = excluded.retained_since,
+                            params_revision = excluded.params_revision,
+                            run_id = excluded.run_id,
+                            made_at = excluded.made_at
+                    returning 1
+                )
+
+                select
+                    (select count(*)::integer from written),
+                    (select coalesce(sum(k.n), 0)::bigint from counted as k),
+                    (
+                        select count(*)::integer
+                        from folded as f inner join counted as k on f.user_id = k.user_id
+                        where f.n <> k.n
+                    )
+                into players, events_deleted, v_partial;
+                if v_partial > 0 then
+                    -- Only an event deleted by hand can do this; the batch is undone.
+                    raise exception 'bayes.run_retention: % players lost folded events to another delete during the batch',
+                        v_partial using errcode = '40001', hint = 'Run it again.';
+                end if;
+
+                -- 4. Players with nothing old enough: only retained_since
+                -- moves (a row with no state for one never looked at), so
+                -- that later runs skip them until it is passed.
+                update bayes.player_checkpoint as c
+                set retained_since = coalesce(to_timestamp(f.kept_from), now() - v_max_age)
+                from rows from (
+                    unnest(v_ids), unnest(v_result.folded), unnest(v_result.kept_from), unnest(v_result.errors)
+                ) as f (user_id, n, kept_from, error)
+                where c.user_id = f.user_id and f.n = 0 and f.error is null;
+                insert into bayes.player_checkpoint (user_id, retained_since, params_revision, run_id)
+                select
+                    f.user_id,
+                    coalesce(to_timestamp(f.kept_from), now() - v_max_age),
+                    v_revision,
+                    p_run_id
+                from rows from (
+                    unnest(v_ids), unnest(v_has_checkpoint), unnest(v_result.folded),
+                    unnest(v_result.kept_from), unnest(v_result.errors)
+                ) as f (user_id, has_checkpoint, n, kept_from, error)
+                where not f.has_checkpoint and f.n = 0 and f.error is null
+                on conflict (user_id) do nothing;
+
+                -- 5. A log that cannot be replayed keeps all its events.
+                skipped := cardinality(array_remove(v_result.errors, null));
+                if skipped > 0 then
+                    raise warning 'bayes.run_retention: % players skipped, their logs cannot be replayed: %',
+                        skipped, array_to_string(array_remove(v_result.errors, null), '; ');
+                end if;
+
+                update bayes.retention_run as r
+                set players = r.players + retention_batch.players,
+                    events_deleted = r.events_deleted + retention_batch.events_deleted,
+                    skipped = r.skipped + retention_batch.skipped,
+                    batches = r.batches + 1
+                where r.run_id = p_run_id;
+            end if;
+        end if;
+
+        if phase = 'results' then
+            -- The stored first results past the idempotency window
+            -- (bayes.event_result), one batch per transaction. Fewer than
+            -- p_batch: none is left, and this is the run's last statement
+            -- (the DO block releases the lock once it is committed).
+            v_window_h := (
+                select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'idempotency_window_h'
+            );
+            results_expired := bayes.expire_event_results(p_now - make_interval(secs => 3600 * v_window_h), p_batch);
+            finished := results_expired < p_batch;
+            update bayes.retention_run as r
+            set results_expired = r.results_expired + retention_batch.results_expired,
+                status = case when finished then 'done' else r.status end,
+                finished_at = case when finished then clock_timestamp() end
+            where r.run_id = p_run_id;
+        end if;
+        set constraints all immediate;
+    exception when others or query_canceled or assert_failure then
+        perform pg_advisory_unlock(bayes.retention_lock_key());
+        get stacked diagnostics
+            error_sqlstate = returned_sqlstate,
+            error_message = message_text,
+            error_detail = pg_exception_detail,
+            error_hint = pg_exception_hint,
+            v_context = pg_exception_context;
+        finished := true;
+        players := 0;
+        events_deleted := 0;
+        results_expired := 0;
+        skipped := 0;
+        raise log 'bayes.run_retention: run % failed: % %; context: %', p_run_id, error_sqlstate, error_message, v_context;
+        begin
+            update bayes.retention_run
+            set status = 'failed', sqlstate = error_sqlstate, error = error_message, finished_at = clock_timestamp()
+            where run_id = p_run_id and status = 'running';
+        exception when others or query_canceled or assert_failure then
+            raise warning 'bayes.run_retention: run % could not be marked failed (%); the next run marks it interrupted',
+                p_run_id, sqlerrm;
+        end;
+    end;
+end
+$$;
+
+-- Name: FUNCTION retention_batch(p_run_id bigint, p_now timestamp with time zone, p_batch integer, p_phase text, p_after uuid, OUT phase text, OUT after uuid, OUT finished boolean, OUT horizon timestamp with time zone, OUT players integer, OUT events_deleted bigint, OUT results_expired bigint, OUT skipped integer, OUT error_sqlstate text, OUT error_message text, OUT error_detail text, OUT error_hint text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.retention_batch(p_run_id bigint, p_now timestamp with time zone, p_batch integer, p_phase text, p_after uuid, OUT phase text, OUT after uuid, OUT finished boolean, OUT horizon timestamp with time zone, OUT players integer, OUT events_deleted bigint, OUT results_expired bigint, OUT skipped integer, OUT error_sqlstate text, OUT error_message text, OUT error_detail text, OUT error_hint text) IS 'One batch of a retention run (the DO block of bayes.run_retention_command). Phase players: the next p_batch players after p_after (user_id order) that may have events before the run''s horizon; each one''s events before it are replayed from his checkpoint (bayes.fold_events), deleted and folded into his checkpoint in one statement, locking no state row; a log that cannot be replayed is skipped, with a WARNING. When no player is left, phase results: the next p_batch kept first results past the idempotency window (bayes.expire_event_results); fewer than p_batch: the run is marked done and finished is true. Returns the phase and p_after for the next batch, the run''s horizon and what the batch did; never raises: an error releases the run''s lock, marks the run failed and is returned in the error_* columns.';
+
 -- Name: retention_lock_key(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.retention_lock_key() RETURNS bigint
     LANGUAGE sql IMMUTABLE
@@ -1438,7 +1750,7 @@ CREATE FUNCTION bayes.retention_lock_key() RETURNS bigint
     RETURN '7300215847719049217'::bigint;
 
 -- Name: FUNCTION retention_lock_key(); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.retention_lock_key() IS 'The advisory lock key that bayes.run_retention holds while it runs: pg_try_advisory_lock(bayes.retention_lock_key()) keeps runs from starting.';
+COMMENT ON FUNCTION bayes.retention_lock_key() IS 'The advisory lock key that a retention run (bayes.run_retention_command) holds while it runs: pg_try_advisory_lock(bayes.retention_lock_key()) keeps runs from starting.';
 
 -- Name: run_decay_command(timestamp with time zone, integer); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.run_decay_command(p_now timestamp with time zone DEFAULT NULL::timestamp with time zone, p_batch integer DEFAULT 5000) RETURNS text
@@ -1511,328 +1823,78 @@ $_$;
 -- Name: FUNCTION run_decay_command(p_now timestamp with time zone, p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.run_decay_command(p_now timestamp with time zone, p_batch integer) IS 'The command of a bulk decay run (MODEL.md section 5), as text: a DO block that decays every player due by p_now (default: now() when the block starts) exactly up to p_now, p_batch players per committed transaction (bayes.begin_decay_run, then bayes.decay_batch until none is left), skipping rows locked by live messages; one run at a time (advisory lock). Progress: a NOTICE per batch and the row of bayes.decay_run. pg_cron''s job bayes-run-decay runs it; by hand, in psql outside a transaction block: select bayes.run_decay_command() \gexec. It is a DO block and not a procedure because a routine that commits cannot pin its search_path (docs/operations.md).';
 
--- Name: run_retention(timestamp with time zone, integer); Type: PROCEDURE; Schema: bayes; Owner: postgres
-CREATE PROCEDURE bayes.run_retention(IN p_now timestamp with time zone DEFAULT now(), IN p_batch integer DEFAULT 1000)
-    LANGUAGE plpgsql
-    AS $$
+-- Name: run_retention_command(timestamp with time zone, integer); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.run_retention_command(p_now timestamp with time zone DEFAULT NULL::timestamp with time zone, p_batch integer DEFAULT 1000) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+begin
+    return format(
+        $cmd$do $bayes_run_retention$
+-- A retention run (bayes.run_retention_command; docs/operations.md, Retention of the event log).
 declare
-    v_checked boolean;
-    v_skew_s double precision;
-    c_lock_key constant bigint := bayes.retention_lock_key();
+    v_now constant timestamptz := coalesce(%s::timestamptz, pg_catalog.now());
+    v_batch constant integer := %s::integer;
     v_run_id bigint;
-    v_revision bigint;
-    v_horizon timestamptz;
-    v_horizon_s double precision;
-    -- A lower bound of the occurred_at of any event written from now on
-    -- (a message's send time may be max_message_age_h in the past).
-    v_max_age interval;
-    -- Keyset over user_id, from the smallest uuid up.
+    v_step record;
+    v_phase text := 'players';
     v_after uuid := '00000000-0000-0000-0000-000000000000';
-    -- One batch, as read (without a lock), and what bayes.fold_events made of it.
-    v_ids uuid[];
-    v_after_ids bigint[];
-    v_states text[];
-    v_last_message_at double precision[];
-    v_decayed_at double precision[];
-    v_events_folded bigint[];
-    v_has_checkpoint boolean[];
-    v_result record;
-    v_count integer;
-    v_deleted bigint;
-    v_partial integer;
-    v_skipped_now integer;
-    v_expired_now bigint;
-    v_window_h double precision;
     v_players bigint := 0;
     v_events bigint := 0;
     v_expired bigint := 0;
     v_skipped bigint := 0;
     v_batches integer := 0;
-    v_phase text := 'start';  -- start, players, results, done
     v_started timestamptz := pg_catalog.clock_timestamp();
-    v_sqlstate text;
-    v_message text;
-    v_detail text;
-    v_hint text;
-    v_context text;
 begin
-    v_checked := bayes.check_not_null(p_now, 'p_now', 'omit it to use now()');
-    v_checked := bayes.check_not_null(p_batch, 'p_batch', 'omit it for 1000');
-    v_checked := bayes.check_time(p_now, 'p_now');
-    -- A p_now ahead of the database clock would move the horizon over
-    -- events that are not old yet: at most clock_skew_s ahead, as for decay.
-    v_skew_s := (select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'clock_skew_s');
-    if p_now > pg_catalog.now() + pg_catalog.make_interval(secs => v_skew_s) then
-        raise exception 'p_now % is % ahead of the database clock (%); at most clock_skew_s = % s ahead is accepted',
-            p_now, pg_catalog.date_trunc('second', p_now - pg_catalog.now()), pg_catalog.now(), v_skew_s
-            using errcode = '22023', hint = 'Omit p_now to prune up to now() - event_retention_days.';
-    end if;
-    if p_batch < 1 or p_batch > 100000 then
-        raise exception 'p_batch must be in 1..100000, got %', p_batch using errcode = '22023';
-    end if;
-    v_horizon := p_now - pg_catalog.make_interval(days => (
-        select (p.value #>> '{}')::integer from bayes.params as p where p.name = 'event_retention_days'
-    ));
-    v_horizon_s := pg_catalog.date_part('epoch', v_horizon);
-    v_max_age := pg_catalog.make_interval(secs => 3600 * (
-        select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'max_message_age_h'
-    ));
-    -- Outside a transaction block only (2D000 here, before the lock is taken).
+    -- Inside a transaction block the run could not commit its batches:
+    -- fail here (2D000), before the lock is taken.
     commit;
-
-    if not pg_catalog.pg_try_advisory_lock(c_lock_key) then
-        insert into bayes.retention_run (horizon, batch_size, status, finished_at)
-        values (v_horizon, p_batch, 'overlapped', pg_catalog.clock_timestamp());
-        commit;
-        raise notice 'bayes.run_retention: another run is in progress; this one did nothing';
+    v_run_id := bayes.begin_retention_run(v_now, v_batch);
+    commit;
+    if v_run_id is null then
         return;
     end if;
-
     loop
-        begin
-            if v_phase = 'start' then
-                -- Holding the lock, no other run is alive: a 'running' row is a run that died.
-                update bayes.retention_run
-                set status = 'interrupted', finished_at = pg_catalog.clock_timestamp()
-                where status = 'running';
-                insert into bayes.retention_run (horizon, batch_size)
-                values (v_horizon, p_batch)
-                returning run_id into v_run_id;
-                v_phase := 'players';
-            elsif v_phase = 'players' then
-                v_revision := (select r.revision from bayes.params_revision as r);
-                -- 1. The next batch of players that may have events older than
-                -- the horizon, in user_id order, read without a lock. A
-                -- player's retained_since is a lower bound of his kept events'
-                -- occurred_at; a player retention never looked at has none
-                -- older than his state's creation less max_message_age_h.
-                -- One pass over the states per run, never over the log.
-                select
-                    pg_catalog.array_agg(due.user_id order by due.user_id),
-                    pg_catalog.array_agg(coalesce(due.last_event_id, 0) order by due.user_id),
-                    pg_catalog.array_agg(due.state::text order by due.user_id),
-                    pg_catalog.array_agg(due.last_message_epoch order by due.user_id),
-                    pg_catalog.array_agg(due.decayed_epoch order by due.user_id),
-                    pg_catalog.array_agg(coalesce(due.events_folded, 0) order by due.user_id),
-                    pg_catalog.array_agg(due.has_checkpoint order by due.user_id)
-                into v_ids, v_after_ids, v_states, v_last_message_at, v_decayed_at, v_events_folded, v_has_checkpoint
-                from (
-                    select
-                        s.user_id,
-                        c.last_event_id,
-                        c.state,
-                        c.last_message_epoch,
-                        c.decayed_epoch,
-                        c.events_folded,
-                        c.user_id is not null as has_checkpoint
-                    from public.user_bayesian_state as s
-                    left join bayes.player_checkpoint as c on s.user_id = c.user_id
-                    where s.user_id > v_after
-                      and coalesce(c.retained_since, s.created_at - v_max_age) < v_horizon
-                    order by s.user_id
-                    limit p_batch
-                ) as due;
-
-                if v_ids is null then
-                    v_phase := 'results';
-                else
-                    v_after := v_ids[pg_catalog.array_length(v_ids, 1)];
-
-                    -- 2. Replay each player's old events from his checkpoint,
-                    -- still without a lock (the longest step).
-                    v_result := bayes.fold_events(
-                        v_ids, v_after_ids, v_states, v_last_message_at, v_decayed_at, v_events_folded,
-                        v_horizon_s, v_revision
-                    );
-
-                    -- 3. One statement: delete the folded events and write the
-                    -- checkpoints. A checkpoint is written only for a player
-                    -- whose folded events this statement deleted, all of them:
-                    -- when his state was deleted meanwhile (its trigger took
-                    -- his events and checkpoint), there is nothing to write.
-                    with folded as (
-                        select f.*
-                        from rows from (
-                            pg_catalog.unnest(v_ids),
-                            pg_catalog.unnest(v_after_ids),
-                            pg_catalog.unnest(v_result.last_event_ids),
-                            pg_catalog.unnest(v_result.folded),
-                            pg_catalog.unnest(v_result.states),
-                            pg_catalog.unnest(v_result.last_message_at),
-                            pg_catalog.unnest(v_result.decayed_at),
-                            pg_catalog.unnest(v_result.events_folded),
-                            pg_catalog.unnest(v_result.kept_from)
-                        ) as f (user_id, after_id, last_id, n, state, last_message_epoch, decayed_epoch, total, kept_from)
-                        where f.n > 0
-                    ),
-
-                    pruned as (
-                        delete from bayes.player_event as e
-                        using folded as f
-                        where e.user_id = f.user_id and e.event_id > f.after_id and e.event_id <= f.last_id
-                        returning e.user_id, e.event_id
-                    ),
-
-                    -- A kept result of a pruned event (only when the
-                    -- idempotency window is longer than the horizon) goes with it.
-                    results_pruned as (
-                        delete from bayes.event_result as r
-                        using pruned as p
-                        where r.event_id = p.event_id
-                    ),
-
-                    counted as (
-                        select p.user_id, pg_catalog.count(*) as n from pruned as p group by p.user_id
-                    ),
-
-                    written as (
-                        insert into bayes.player_checkpoint as c (
-                            user_id, state, last_message_epoch, decayed_epoch, last_event_id, events_folded,
-                            retained_since, params_revision, run_id, made_at
-                        )
-                        select
-                            f.user_id, f.state::jsonb, f.last_message_epoch, f.decayed_epoch, f.last_id, f.total,
-                            coalesce(pg_catalog.to_timestamp(f.kept_from), pg_catalog.now() - v_max_age),
-                            v_revision, v_run_id, pg_catalog.now()
-                        from folded as f
-                        inner join counted as k on f.user_id = k.user_id and f.n = k.n
-                        on conflict (user_id) do update
-                            set state = excluded.state,
-                                last_message_epoch = excluded.last_message_epoch,
-                                decayed_epoch = excluded.decayed_epoch,
-                                last_event_id = excluded.last_event_id,
-                                events_folded = excluded.events_folded,
-                                retained_since = excluded.retained_since,
-                                params_revision = excluded.params_revision,
-                                run_id = excluded.run_id,
-                                made_at = excluded.made_at
-                        returning 1
-                    )
-
-                    select
-                        (select pg_catalog.count(*)::integer from written),
-                        (select coalesce(pg_catalog.sum(k.n), 0)::bigint from counted as k),
-                        (
-                            select pg_catalog.count(*)::integer
-                            from folded as f inner join counted as k on f.user_id = k.user_id
-                            where f.n <> k.n
-                        )
-                    into v_count, v_deleted, v_partial;
-                    if v_partial > 0 then
-                        -- Only an event deleted by hand can do this; the batch is undone.
-                        raise exception 'bayes.run_retention: % players lost folded events to another delete during the batch',
-                            v_partial using errcode = '40001', hint = 'Run it again.';
-                    end if;
-
-                    -- 4. Players with nothing old enough: only retained_since
-                    -- moves (a row with no state for one never looked at), so
-                    -- that later runs skip them until it is passed.
-                    update bayes.player_checkpoint as c
-                    set retained_since = coalesce(pg_catalog.to_timestamp(f.kept_from), pg_catalog.now() - v_max_age)
-                    from rows from (
-                        pg_catalog.unnest(v_ids), pg_catalog.unnest(v_result.folded),
-                        pg_catalog.unnest(v_result.kept_from), pg_catalog.unnest(v_result.errors)
-                    ) as f (user_id, n, kept_from, error)
-                    where c.user_id = f.user_id and f.n = 0 and f.error is null;
-                    insert into bayes.player_checkpoint (user_id, retained_since, params_revision, run_id)
-                    select
-                        f.user_id,
-                        coalesce(pg_catalog.to_timestamp(f.kept_from), pg_catalog.now() - v_max_age),
-                        v_revision,
-                        v_run_id
-                    from rows from (
-                        pg_catalog.unnest(v_ids), pg_catalog.unnest(v_has_checkpoint), pg_catalog.unnest(v_result.folded),
-                        pg_catalog.unnest(v_result.kept_from), pg_catalog.unnest(v_result.errors)
-                    ) as f (user_id, has_checkpoint, n, kept_from, error)
-                    where not f.has_checkpoint and f.n = 0 and f.error is null
-                    on conflict (user_id) do nothing;
-
-                    -- 5. A log that cannot be replayed keeps all its events.
-                    v_skipped_now := pg_catalog.cardinality(pg_catalog.array_remove(v_result.errors, null));
-                    if v_skipped_now > 0 then
-                        raise warning 'bayes.run_retention: % players skipped, their logs cannot be replayed: %',
-                            v_skipped_now, pg_catalog.array_to_string(pg_catalog.array_remove(v_result.errors, null), '; ');
-                    end if;
-
-                    v_players := v_players + v_count;
-                    v_events := v_events + v_deleted;
-                    v_skipped := v_skipped + v_skipped_now;
-                    v_batches := v_batches + 1;
-                    update bayes.retention_run
-                    set players = v_players, events_deleted = v_events, skipped = v_skipped, batches = v_batches
-                    where run_id = v_run_id;
-                end if;
-            elsif v_phase = 'results' then
-                -- The stored first results past the idempotency window
-                -- (bayes.event_result), one batch per transaction.
-                v_window_h := (
-                    select (p.value #>> '{}')::float8 from bayes.params as p where p.name = 'idempotency_window_h'
-                );
-                v_expired_now := bayes.expire_event_results(
-                    p_now - pg_catalog.make_interval(secs => 3600 * v_window_h), p_batch
-                );
-                v_expired := v_expired + v_expired_now;
-                update bayes.retention_run set results_expired = v_expired where run_id = v_run_id;
-                if v_expired_now < p_batch then
-                    update bayes.retention_run
-                    set status = 'done', finished_at = pg_catalog.clock_timestamp()
-                    where run_id = v_run_id;
-                    v_phase := 'done';
-                end if;
-            end if;
-            set constraints all immediate;
-        exception when others or query_canceled or assert_failure then
-            perform pg_catalog.pg_advisory_unlock(c_lock_key);
-            get stacked diagnostics
-                v_sqlstate = returned_sqlstate,
-                v_message = message_text,
-                v_detail = pg_exception_detail,
-                v_hint = pg_exception_hint,
-                v_context = pg_exception_context;
-        end;
-        exit when v_sqlstate is not null;
+        v_step := bayes.retention_batch(v_run_id, v_now, v_batch, v_phase, v_after);
         commit;
-        exit when v_phase = 'done';
-        if v_phase = 'players' and v_batches > 0 then
-            raise notice 'bayes.run_retention: batch %: % players, % events folded and deleted, % s',
+        if v_step.error_sqlstate is not null and v_step.error_detail <> '' then
+            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,
+                detail = v_step.error_detail,
+                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.retention_run says which run failed; its lock is released.');
+        elsif v_step.error_sqlstate is not null then
+            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,
+                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.retention_run says which run failed; its lock is released.');
+        end if;
+        v_players := v_players + v_step.players;
+        v_events := v_events + v_step.events_deleted;
+        v_expired := v_expired + v_step.results_expired;
+        v_skipped := v_skipped + v_step.skipped;
+        if v_phase = 'players' and v_step.after is not null then
+            v_batches := v_batches + 1;
+            raise notice 'bayes.run_retention: batch %%: %% players, %% events folded and deleted, %% s',
                 v_batches, v_players, v_events,
                 pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started)::numeric, 1);
         end if;
+        exit when v_step.finished;
+        v_phase := v_step.phase;
+        v_after := v_step.after;
     end loop;
-
-    if v_sqlstate is not null then
-        if v_run_id is not null then
-            begin
-                update bayes.retention_run
-                set status = 'failed', sqlstate = v_sqlstate, error = v_message,
-                    finished_at = pg_catalog.clock_timestamp()
-                where run_id = v_run_id;
-            exception when others or query_canceled or assert_failure then
-                raise warning 'bayes.run_retention: run % could not be marked failed (%); the next run marks it interrupted',
-                    v_run_id, sqlerrm;
-            end;
-            commit;
-        end if;
-        raise log 'bayes.run_retention: run % failed after % batches: % %; context: %',
-            v_run_id, v_batches, v_sqlstate, v_message, v_context;
-        if v_detail <> '' then
-            raise exception using errcode = v_sqlstate, message = v_message, detail = v_detail,
-                hint = coalesce(nullif(v_hint, ''), 'bayes.retention_run says which run failed; its lock is released.');
-        end if;
-        raise exception using errcode = v_sqlstate, message = v_message,
-            hint = coalesce(nullif(v_hint, ''), 'bayes.retention_run says which run failed; its lock is released.');
-    end if;
-
-    perform pg_catalog.pg_advisory_unlock(c_lock_key);
-    raise log 'bayes.run_retention: run % pruned % events of % players before % in % batches, skipped %',
-        v_run_id, v_events, v_players, v_horizon, v_batches, v_skipped;
-    raise notice 'bayes.run_retention: done: % events of % players before % folded and deleted in % batches, % results expired, % skipped (run %)',
-        v_events, v_players, v_horizon, v_batches, v_expired, v_skipped, v_run_id;
+    perform pg_catalog.pg_advisory_unlock(bayes.retention_lock_key());
+    raise log 'bayes.run_retention: run %% pruned %% events of %% players before %% in %% batches, skipped %%',
+        v_run_id, v_events, v_players, v_step.horizon, v_batches, v_skipped;
+    raise notice 'bayes.run_retention: done: %% events of %% players before %% folded and deleted in %% batches, %% results expired, %% skipped (run %%)',
+        v_events, v_players, v_step.horizon, v_batches, v_expired, v_skipped, v_run_id;
 end
-$$;
+$bayes_run_retention$
+$cmd$,
+        coalesce(quote_literal(p_now), 'null'),
+        coalesce(p_batch::text, 'null')
+    );
+end
+$_$;
 
--- Name: PROCEDURE run_retention(IN p_now timestamp with time zone, IN p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON PROCEDURE bayes.run_retention(IN p_now timestamp with time zone, IN p_batch integer) IS 'Folds every player''s events that occurred before p_now - event_retention_days into his checkpoint (bayes.player_checkpoint, the state a replay of them gives) and deletes them, p_batch players per committed transaction, locking no state row; then deletes the kept first results past the idempotency window (bayes.expire_event_results). One run at a time (advisory lock bayes.retention_lock_key()). A run that fails releases its lock, marks its row failed with the error and raises the error. Progress: a NOTICE per batch and the row of bayes.retention_run. Call it outside a transaction block. Called by pg_cron (job bayes-run-retention).';
+-- Name: FUNCTION run_retention_command(p_now timestamp with time zone, p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.run_retention_command(p_now timestamp with time zone, p_batch integer) IS 'The command of a retention run of the event log, as text: a DO block that folds every player''s events that occurred before p_now - event_retention_days (p_now default: now() when the block starts) into his checkpoint (bayes.player_checkpoint) and deletes them, p_batch players per committed transaction, locking no state row, then deletes the kept first results past the idempotency window, p_batch per transaction (bayes.begin_retention_run, then bayes.retention_batch until it says finished); one run at a time (advisory lock bayes.retention_lock_key()). A run that fails releases its lock, marks its row failed and raises the error. Progress: a NOTICE per batch and the row of bayes.retention_run. pg_cron''s job bayes-run-retention runs it; by hand, in psql outside a transaction block: select bayes.run_retention_command() \gexec. It is a DO block and not a procedure because a routine that commits cannot pin its search_path (docs/operations.md).';
 
 -- Name: save_state(uuid, jsonb, text, text, uuid, timestamp with time zone, bytea, jsonb, json, timestamp with time zone, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision) RETURNS void
@@ -1912,12 +1974,12 @@ declare
     v_checked boolean;
 begin
     v_checked := bayes.check_not_null(p_schedule, 'p_schedule');
-    return cron.schedule('bayes-run-retention', p_schedule, 'call bayes.run_retention()');
+    return cron.schedule('bayes-run-retention', p_schedule, bayes.run_retention_command());
 end
 $$;
 
 -- Name: FUNCTION schedule_retention(p_schedule text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.schedule_retention(p_schedule text) IS '(Re)schedules the pg_cron job bayes-run-retention (call bayes.run_retention()) with a cron schedule, hourly at 7 past by default; returns the job id. There is only ever one such job.';
+COMMENT ON FUNCTION bayes.schedule_retention(p_schedule text) IS '(Re)schedules the pg_cron job bayes-run-retention (the DO block of bayes.run_retention_command()) with a cron schedule, hourly at 7 past by default; returns the job id. There is only ever one such job.';
 
 -- Name: session_seed(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.session_seed() RETURNS text
@@ -2520,7 +2582,7 @@ CREATE TABLE bayes.player_checkpoint (
 );
 
 -- Name: TABLE player_checkpoint; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.player_checkpoint IS 'Where each player''s event log starts since retention (bayes.run_retention): the state after the events it folded and deleted. bayes.replay = this state + the events after last_event_id. Deleting a state deletes its row (trigger user_bayesian_state_delete_events).';
+COMMENT ON TABLE bayes.player_checkpoint IS 'Where each player''s event log starts since retention (bayes.run_retention_command): the state after the events it folded and deleted. bayes.replay = this state + the events after last_event_id. Deleting a state deletes its row (trigger user_bayesian_state_delete_events).';
 
 -- Name: COLUMN player_checkpoint.state; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON COLUMN bayes.player_checkpoint.state IS 'The encoded state after the folded events, replayed with the parameters of the run that folded them (params_revision); null when no event was folded yet (a replay starts from a new player''s state).';
@@ -2681,7 +2743,7 @@ CREATE TABLE bayes.retention_run (
 );
 
 -- Name: TABLE retention_run; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.retention_run IS 'Log of bayes.run_retention: one row per call, updated after every batch. status: running (in progress, or its server died: the next run marks it interrupted), done, failed (sqlstate and error say why; its lock was released), interrupted, overlapped (another run held the lock; it did nothing).';
+COMMENT ON TABLE bayes.retention_run IS 'Log of the retention runs (bayes.run_retention_command): one row per run, updated after every batch. status: running (in progress, or its server died: the next run marks it interrupted), done, failed (sqlstate and error say why; its lock was released), interrupted, overlapped (another run held the lock; it did nothing).';
 
 -- Name: COLUMN retention_run.horizon; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON COLUMN bayes.retention_run.horizon IS 'p_now - event_retention_days: the run folded and deleted events that occurred before this instant.';
@@ -2910,6 +2972,9 @@ GRANT ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) TO service_role;
 -- Name: FUNCTION begin_decay_run(p_now timestamp with time zone, p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.begin_decay_run(p_now timestamp with time zone, p_batch integer) FROM PUBLIC;
 
+-- Name: FUNCTION begin_retention_run(p_now timestamp with time zone, p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.begin_retention_run(p_now timestamp with time zone, p_batch integer) FROM PUBLIC;
+
 -- Name: FUNCTION bump_params_revision(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.bump_params_revision() FROM PUBLIC;
 
@@ -3117,14 +3182,17 @@ REVOKE ALL ON FUNCTION bayes.refuse_invalid_state() FROM PUBLIC;
 REVOKE ALL ON FUNCTION bayes.replay(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.replay(p_user_id uuid) TO service_role;
 
+-- Name: FUNCTION retention_batch(p_run_id bigint, p_now timestamp with time zone, p_batch integer, p_phase text, p_after uuid, OUT phase text, OUT after uuid, OUT finished boolean, OUT horizon timestamp with time zone, OUT players integer, OUT events_deleted bigint, OUT results_expired bigint, OUT skipped integer, OUT error_sqlstate text, OUT error_message text, OUT error_detail text, OUT error_hint text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.retention_batch(p_run_id bigint, p_now timestamp with time zone, p_batch integer, p_phase text, p_after uuid, OUT phase text, OUT after uuid, OUT finished boolean, OUT horizon timestamp with time zone, OUT players integer, OUT events_deleted bigint, OUT results_expired bigint, OUT skipped integer, OUT error_sqlstate text, OUT error_message text, OUT error_detail text, OUT error_hint text) FROM PUBLIC;
+
 -- Name: FUNCTION retention_lock_key(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.retention_lock_key() FROM PUBLIC;
 
 -- Name: FUNCTION run_decay_command(p_now timestamp with time zone, p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.run_decay_command(p_now timestamp with time zone, p_batch integer) FROM PUBLIC;
 
--- Name: PROCEDURE run_retention(IN p_now timestamp with time zone, IN p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON PROCEDURE bayes.run_retention(IN p_now timestamp with time zone, IN p_batch integer) FROM PUBLIC;
+-- Name: FUNCTION run_retention_command(p_now timestamp with time zone, p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.run_retention_command(p_now timestamp with time zone, p_batch integer) FROM PUBLIC;
 
 -- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision) FROM PUBLIC;
@@ -3252,4 +3320,4 @@ GRANT SELECT ON TABLE bayes.rollout TO service_role;
 
 -- pg_cron jobs (rows of cron.job): jobname | schedule | command | username | active
 -- bayes-run-decay | */15 * * * * | do $bayes_run_decay$\n-- A bulk decay run (bayes.run_decay_command; docs/operations.md, Decay).\ndeclare\n    v_now constant timestamptz := coalesce(null::timestamptz, pg_catalog.now());\n    v_batch constant integer := 5000::integer;\n    v_run_id bigint;\n    v_step record;\n    v_after_due timestamptz := '-infinity';\n    v_after_id uuid := '00000000-0000-0000-0000-000000000000';\n    v_players bigint := 0;\n    v_skipped bigint := 0;\n    v_batches integer := 0;\n    v_started timestamptz := pg_catalog.clock_timestamp();\nbegin\n    -- Inside a transaction block the run could not commit its batches:\n    -- fail here (2D000), before the lock is taken.\n    commit;\n    v_run_id := bayes.begin_decay_run(v_now, v_batch);\n    commit;\n    if v_run_id is null then\n        return;\n    end if;\n    loop\n        v_step := bayes.decay_batch(v_run_id, v_now, v_batch, v_after_due, v_after_id);\n        commit;\n        if v_step.error_sqlstate is not null and v_step.error_detail <> '' then\n            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,\n                detail = v_step.error_detail,\n                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');\n        elsif v_step.error_sqlstate is not null then\n            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,\n                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');\n        end if;\n        exit when v_step.finished;\n        v_after_due := v_step.after_due;\n        v_after_id := v_step.after_id;\n        v_players := v_players + v_step.decayed;\n        v_skipped := v_skipped + v_step.skipped;\n        v_batches := v_batches + 1;\n        raise notice 'bayes.run_decay: batch %: % players decayed, % skipped, % in all, % s',\n            v_batches, v_step.decayed, v_step.skipped, v_players,\n            pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started)::numeric, 1);\n    end loop;\n    perform pg_catalog.pg_advisory_unlock(bayes.decay_lock_key());\n    raise log 'bayes.run_decay: run % decayed % players up to % in % batches, skipped %',\n        v_run_id, v_players, v_now, v_batches, v_skipped;\n    if v_skipped > 0 then\n        raise warning 'bayes.run_decay: run % skipped % players whose state cannot be decayed: see bayes.decay_skipped',\n            v_run_id, v_skipped;\n    end if;\n    raise notice 'bayes.run_decay: done: % players decayed up to % in % batches, % skipped (run %)',\n        v_players, v_now, v_batches, v_skipped, v_run_id;\nend\n$bayes_run_decay$\n | postgres | true
--- bayes-run-retention | 7 * * * * | call bayes.run_retention() | postgres | true
+-- bayes-run-retention | 7 * * * * | do $bayes_run_retention$\n-- A retention run (bayes.run_retention_command; docs/operations.md, Retention of the event log).\ndeclare\n    v_now constant timestamptz := coalesce(null::timestamptz, pg_catalog.now());\n    v_batch constant integer := 1000::integer;\n    v_run_id bigint;\n    v_step record;\n    v_phase text := 'players';\n    v_after uuid := '00000000-0000-0000-0000-000000000000';\n    v_players bigint := 0;\n    v_events bigint := 0;\n    v_expired bigint := 0;\n    v_skipped bigint := 0;\n    v_batches integer := 0;\n    v_started timestamptz := pg_catalog.clock_timestamp();\nbegin\n    -- Inside a transaction block the run could not commit its batches:\n    -- fail here (2D000), before the lock is taken.\n    commit;\n    v_run_id := bayes.begin_retention_run(v_now, v_batch);\n    commit;\n    if v_run_id is null then\n        return;\n    end if;\n    loop\n        v_step := bayes.retention_batch(v_run_id, v_now, v_batch, v_phase, v_after);\n        commit;\n        if v_step.error_sqlstate is not null and v_step.error_detail <> '' then\n            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,\n                detail = v_step.error_detail,\n                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.retention_run says which run failed; its lock is released.');\n        elsif v_step.error_sqlstate is not null then\n            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,\n                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.retention_run says which run failed; its lock is released.');\n        end if;\n        v_players := v_players + v_step.players;\n        v_events := v_events + v_step.events_deleted;\n        v_expired := v_expired + v_step.results_expired;\n        v_skipped := v_skipped + v_step.skipped;\n        if v_phase = 'players' and v_step.after is not null then\n            v_batches := v_batches + 1;\n            raise notice 'bayes.run_retention: batch %: % players, % events folded and deleted, % s',\n                v_batches, v_players, v_events,\n                pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started)::numeric, 1);\n        end if;\n        exit when v_step.finished;\n        v_phase := v_step.phase;\n        v_after := v_step.after;\n    end loop;\n    perform pg_catalog.pg_advisory_unlock(bayes.retention_lock_key());\n    raise log 'bayes.run_retention: run % pruned % events of % players before % in % batches, skipped %',\n        v_run_id, v_events, v_players, v_step.horizon, v_batches, v_skipped;\n    raise notice 'bayes.run_retention: done: % events of % players before % folded and deleted in % batches, % results expired, % skipped (run %)',\n        v_events, v_players, v_step.horizon, v_batches, v_expired, v_skipped, v_run_id;\nend\n$bayes_run_retention$\n | postgres | true

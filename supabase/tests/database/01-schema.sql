@@ -54,7 +54,7 @@ select is(
     'exactly one pg_cron job runs the bulk decay'
 );
 select is(
-    (select count(*)::integer from cron.job where command = 'call bayes.run_retention()'),
+    (select count(*)::integer from cron.job where jobname = 'bayes-run-retention' and command = bayes.run_retention_command()),
     1,
     'exactly one pg_cron job runs the retention of the event log'
 );

@@ -26,13 +26,12 @@ select is_empty(
     'every engine function pins search_path to pg_catalog, pg_temp'
 );
 -- A procedure that commits cannot have a SET clause (PostgreSQL forbids
--- transaction control there): bayes.run_retention schema-qualifies every
--- name. The bulk decay's loop that commits is the DO block of
--- bayes.run_decay_command (issue 15).
-select set_eq(
+-- transaction control there), so the engine has none: the loops that commit
+-- are the DO blocks of bayes.run_decay_command and
+-- bayes.run_retention_command (issue 15).
+select is_empty(
     $$select signature from engine_function where prokind = 'p'$$,
-    $$values ('bayes.run_retention(timestamp with time zone,integer)')$$,
-    'the only procedure is bayes.run_retention'
+    'the engine has no procedure'
 );
 select is_empty(
     $$select signature from engine_function where obj_description(oid, 'pg_proc') is null$$,
@@ -103,7 +102,9 @@ select set_eq(
       ('bayes.schedule_decay(text)', 'v'),
       ('bayes.decay_lock_key()', 'i'),
       ('bayes.fold_events(uuid[],bigint[],text[],double precision[],double precision[],bigint[],double precision,bigint)', 's'),
-      ('bayes.run_retention(timestamp with time zone,integer)', 'v'),
+      ('bayes.begin_retention_run(timestamp with time zone,integer)', 'v'),
+      ('bayes.retention_batch(bigint,timestamp with time zone,integer,text,uuid)', 'v'),
+      ('bayes.run_retention_command(timestamp with time zone,integer)', 's'),
       ('bayes.schedule_retention(text)', 'v'),
       ('bayes.retention_lock_key()', 'i'),
       ('bayes.metric_key(text)', 'i'),
