@@ -309,13 +309,13 @@ def decide_skip(state, params, user_id, n, session_seed):
     probability used (0 when the run limit forces a reply).
     """
     a_skip, a_respond, run = state["k"]
-    cap = params.chapter(state["c"]).skip_cap
-    theta = rng.draw(user_id, n, rng.SKIP_THETA, session_seed).betavariate(a_skip, a_respond)
-    p = min(theta, cap) * 0.5**run
-    if run >= params.g["max_consecutive_skips"]:
+    if run >= params.g["max_consecutive_skips"]:  # theta is not drawn: p would be 0 whatever it is
         p = 0.0
         skip = False
     else:
+        cap = params.chapter(state["c"]).skip_cap
+        theta = rng.draw(user_id, n, rng.SKIP_THETA, session_seed).betavariate(a_skip, a_respond)
+        p = min(theta, cap) * 0.5**run
         skip = rng.draw(user_id, n, rng.SKIP_UNIFORM, session_seed).random() < p
     state["k"] = [a_skip, a_respond, run + 1 if skip else 0]
     return skip, p
