@@ -21,11 +21,15 @@ Caches, all per process (per backend in the database):
               the last ``bayes.params_revision`` it saw (parsed again when
               the revision moves).
     params    ``Params.derived``: values computed from the parameters and
-              kept with them (the per-chapter mood transition matrices of
-              ``model``); ``DEFAULT_PARAMS``, parsed from ``DEFAULT_SNAPSHOT``
-              on first access (a backend never needs it).
-Otherwise module globals are constants built at import (the encoder's
-lexicon index, the wire's and codec's text templates, compiled patterns).
+              kept with them (the per-chapter mood transition matrices and
+              the LLM budget's refill of ``model``, the encoder's lexicon,
+              which keeps the evidence of each set of features it saw);
+              ``DEFAULT_PARAMS``, parsed from ``DEFAULT_SNAPSHOT`` on first
+              access (a backend never needs it).
+    cohort    the rollout bucket of up to 10,000 user ids.
+    rng       one generator that :func:`rng.draw` reseeds for each draw.
+Otherwise module globals are constants built at import (the wire's and
+codec's text templates, compiled patterns).
 
 Modules:
     errors     BayesError and the SQLSTATE constants.

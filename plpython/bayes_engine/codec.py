@@ -226,28 +226,80 @@ _BASE_KEYS = frozenset(KEY_ORDER[:13])
 _METRIC_KEY_SET = frozenset(vocab.METRIC_KEYS)
 
 
-def _real(x: object, minimum: float, maximum: float) -> float:
-    """x as a float when it is a plain JSON number in [minimum, maximum], else _NotPlain."""
-    t = type(x)
-    if t is not float and t is not int or not minimum <= x <= maximum:
+def _floats(values: list, minimum: float, maximum: float) -> list[float]:
+    """`values` as floats when each is a plain JSON number (int or float, never bool) in
+    [minimum, maximum], else _NotPlain. One loop, no call per entry: the decode and the
+    encode of every message run it over 40 numbers."""
+    out = []
+    append = out.append
+    for x in values:
+        t = type(x)
+        if t is not float and t is not int or not minimum <= x <= maximum:
+            raise _NotPlain
+        append(float(x))
+    return out
+
+
+_LISTS = (("d", 8), ("h", 6), ("k", 3), ("g", 2), ("b", 5), ("dd", 2))
+
+
+def _plain_numbers(state: object) -> tuple:
+    """The numbers of a well-formed state without A/B, checked as :func:`validate` checks them, else _NotPlain.
+
+    Returns (c, n, nc, concentrations, h, run, mu, tau, b, day, count, lb):
+    the 26 concentrations are m and mp (alpha, beta per metric in
+    METRIC_KEYS order), d, and the skip Beta k[0..1]; every float a float.
+    """
+    if type(state) is not dict or state.keys() != _BASE_KEYS:
         raise _NotPlain
-    return float(x)
-
-
-def _concentration(x: object) -> float:
-    return _real(x, MIN_CONCENTRATION, MAX_CONCENTRATION)
-
-
-def _uint(x: object, maximum: int = MAX_COUNT) -> int:
-    if type(x) is not int or not 0 <= x <= maximum:
+    v, c, n, nc = state["v"], state["c"], state["n"], state["nc"]
+    if (
+        type(v) is not int
+        or v != SCHEMA_VERSION
+        or type(c) is not int
+        or not 1 <= c <= 5
+        or type(n) is not int
+        or type(nc) is not int
+        or not 0 <= nc <= n <= MAX_COUNT
+    ):
         raise _NotPlain
-    return x
-
-
-def _pair(value: object) -> list[float]:
-    if type(value) is not list or len(value) != 2:
+    m, mp = state["m"], state["mp"]
+    if type(m) is not dict or type(mp) is not dict or m.keys() != _METRIC_KEY_SET or mp.keys() != _METRIC_KEY_SET:
         raise _NotPlain
-    return [_concentration(value[0]), _concentration(value[1])]
+    pairs = (m["i"], m["p"], m["t"], m["s"], mp["i"], mp["p"], mp["t"], mp["s"])
+    for pair in pairs:
+        if type(pair) is not list or len(pair) != 2:
+            raise _NotPlain
+    for key, length in _LISTS:
+        value = state[key]
+        if type(value) is not list or len(value) != length:
+            raise _NotPlain
+    d, k, g, b, dd = state["d"], state["k"], state["g"], state["b"], state["dd"]
+    concentrations = _floats(
+        [*pairs[0], *pairs[1], *pairs[2], *pairs[3], *pairs[4], *pairs[5], *pairs[6], *pairs[7], *d, k[0], k[1]],
+        MIN_CONCENTRATION,
+        MAX_CONCENTRATION,
+    )
+    h = _floats(state["h"], 0.0, 1.0)
+    if abs(math.fsum(h) - 1.0) > ROW_TOLERANCE:
+        raise _NotPlain
+    b = _floats(b, 0.0, MAX_SPENT)  # then b[4] its own range
+    run, day, count = k[2], dd[0], dd[1]
+    if (
+        type(run) is not int
+        or not 0 <= run <= MAX_COUNT
+        or type(day) is not int
+        or not 0 <= day <= MAX_DAY
+        or type(count) is not int
+        or not 0 <= count <= MAX_COUNT
+        or not b[4] <= MAX_EPOCH_S
+    ):
+        raise _NotPlain
+    mu, tau = _floats(g, -MAX_ABS_LOG_GAP, MAX_PRECISION)  # then each its own range
+    if mu > MAX_ABS_LOG_GAP or tau < MIN_PRECISION:
+        raise _NotPlain
+    (lb,) = _floats((state["lb"],), 0.0, MAX_LLM_TOKENS)
+    return c, n, nc, concentrations, h, run, mu, tau, b, day, count, lb
 
 
 def _validate_plain(state: object) -> object:
@@ -258,57 +310,24 @@ def _validate_plain(state: object) -> object:
     None, and the full validation then names the problem.
     """
     try:
-        if type(state) is not dict or state.keys() != _BASE_KEYS:
-            raise _NotPlain
-        n, nc = _uint(state["n"]), _uint(state["nc"])
-        c = state["c"]
-        if (
-            state["v"] != SCHEMA_VERSION
-            or type(state["v"]) is not int
-            or type(c) is not int
-            or not 1 <= c <= 5
-            or nc > n
-        ):
-            raise _NotPlain
-        m, mp = state["m"], state["mp"]
-        if type(m) is not dict or type(mp) is not dict or m.keys() != _METRIC_KEY_SET or mp.keys() != _METRIC_KEY_SET:
-            raise _NotPlain
-        d, h, k, g, b, dd = state["d"], state["h"], state["k"], state["g"], state["b"], state["dd"]
-        if (
-            type(d) is not list
-            or len(d) != 8
-            or type(h) is not list
-            or len(h) != 6
-            or type(k) is not list
-            or len(k) != 3
-            or type(g) is not list
-            or len(g) != 2
-            or type(b) is not list
-            or len(b) != 5
-            or type(dd) is not list
-            or len(dd) != 2
-        ):
-            raise _NotPlain
-        h_out = [_real(x, 0.0, 1.0) for x in h]
-        if abs(math.fsum(h_out) - 1.0) > ROW_TOLERANCE:
-            raise _NotPlain
-        return {
-            "v": SCHEMA_VERSION,
-            "c": c,
-            "n": n,
-            "nc": nc,
-            "m": {key: _pair(m[key]) for key in vocab.METRIC_KEYS},
-            "mp": {key: _pair(mp[key]) for key in vocab.METRIC_KEYS},
-            "d": [_concentration(x) for x in d],
-            "h": h_out,
-            "k": [_concentration(k[0]), _concentration(k[1]), _uint(k[2])],
-            "g": [_real(g[0], -MAX_ABS_LOG_GAP, MAX_ABS_LOG_GAP), _real(g[1], MIN_PRECISION, MAX_PRECISION)],
-            "b": [*(_real(x, 0.0, MAX_SPENT) for x in b[:4]), _real(b[4], 0.0, MAX_EPOCH_S)],
-            "dd": [_uint(dd[0], MAX_DAY), _uint(dd[1])],
-            "lb": _real(state["lb"], 0.0, MAX_LLM_TOKENS),
-        }
+        c, n, nc, x, h, run, mu, tau, b, day, count, lb = _plain_numbers(state)
     except _NotPlain:
         return None
+    return {
+        "v": SCHEMA_VERSION,
+        "c": c,
+        "n": n,
+        "nc": nc,
+        "m": {"i": x[0:2], "p": x[2:4], "t": x[4:6], "s": x[6:8]},
+        "mp": {"i": x[8:10], "p": x[10:12], "t": x[12:14], "s": x[14:16]},
+        "d": x[16:24],
+        "h": h,
+        "k": [x[24], x[25], run],
+        "g": [mu, tau],
+        "b": b,
+        "dd": [day, count],
+        "lb": lb,
+    }
 
 
 def validate(state: object, what: str = "stored state") -> dict:
@@ -320,6 +339,15 @@ def validate(state: object, what: str = "stored state") -> dict:
     plain = _validate_plain(state)
     if plain is not None:
         return plain
+    return validate_fully(state, what)
+
+
+def validate_fully(state: object, what: str = "stored state") -> dict:
+    """:func:`validate` without its fast path: every check written out, naming the path of the first problem.
+
+    On the states the fast path accepts it returns the same normalised copy
+    (the unit tests compare the two).
+    """
     ck = _Checker(what)
     if not isinstance(state, dict):
         raise ck.fail("(root)", f"must be a JSON object, got {type(state).__name__}")
@@ -435,11 +463,13 @@ def quantize_probabilities(row: list[float]) -> list[float]:
     """Round a distribution to multiples of 1e-6 summing to exactly 1 (largest remainder)."""
     total = math.fsum(row)
     scaled = [x / total * PROBABILITY_UNITS for x in row]
-    units = [math.floor(x) for x in scaled]
+    units = list(map(math.floor, scaled))
     missing = PROBABILITY_UNITS - sum(units)
-    by_remainder = sorted(range(len(row)), key=lambda j: (-(scaled[j] - units[j]), j))
-    for j in by_remainder[:missing]:
-        units[j] += 1
+    if missing > 0:
+        remainders = [x - u for x, u in zip(scaled, units)]
+        # By decreasing remainder, the first entry first on a tie: the sort is stable, also reversed.
+        for j in sorted(range(len(row)), key=remainders.__getitem__, reverse=True)[:missing]:
+            units[j] += 1
     return [u / PROBABILITY_UNITS for u in units]
 
 
@@ -527,7 +557,42 @@ def _write_plain(s: dict) -> str:
 
 def encode(state: dict) -> str:
     """Validate and serialise a state as compact JSON text (see the module docstring)."""
-    return encode_normalised(validate(state, what="state to store"))
+    try:
+        return _encode_plain(state)
+    except _NotPlain:
+        return encode_normalised(validate(state, what="state to store"))
+
+
+def _encode_plain(state: dict) -> str:
+    """:func:`encode` of a well-formed state without A/B, in one pass: the numbers that
+    :func:`validate` accepts (else _NotPlain), written as :func:`encode_normalised`
+    writes the normalised copy, without building it."""
+    c, n, nc, x, h, run, mu, tau, b, day, count, lb = _plain_numbers(state)
+    b0, b1, b2, b3, b4 = b
+    text = _PLAIN_TEMPLATE % (
+        SCHEMA_VERSION,
+        c,
+        n,
+        nc,
+        *x[:24],
+        *quantize_probabilities(h),
+        x[24],
+        x[25],
+        run,
+        mu + 0.0,
+        tau,
+        0.0 if b0 < 1e-6 else b0,
+        0.0 if b1 < 1e-6 else b1,
+        0.0 if b2 < 1e-6 else b2,
+        0.0 if b3 < 1e-6 else b3,
+        round(b4),  # a whole epoch second
+        day,
+        count,
+        tokens_text(lb),
+    )
+    if "e" in text:
+        text = _EXPONENT.sub(_short_exponent, text)
+    return text
 
 
 def encode_normalised(s: dict) -> str:

@@ -19,11 +19,21 @@ def user_bucket(user_id: str, salt: str) -> int:
     return int.from_bytes(md5(f"{salt}:{user_id}".encode()).digest()[:4], "big") % BUCKETS
 
 
+_ROLLOUT_BUCKETS = {}  # user id -> rollout bucket, per process (a writer's result names the mode every time)
+_ROLLOUT_BUCKETS_MAX = 10_000
+
+
 def player_mode(user_id: str, bayes_percent: float) -> str:
     """'bayes' when the player's rollout bucket is below bayes_percent * 100, else 'shadow'.
 
     bayes.rollout.bayes_percent has two decimals: its hundredfold is a whole
     number, rounded here so that float arithmetic (1.1 * 100 = 110.00000000000001)
-    never moves the boundary.
+    never moves the boundary. The bucket, a function of the user id alone,
+    is kept for the players this process saw last (at most 10,000).
     """
-    return "bayes" if user_bucket(user_id, "rollout") < round(bayes_percent * 100) else "shadow"
+    bucket = _ROLLOUT_BUCKETS.get(user_id)
+    if bucket is None:
+        if len(_ROLLOUT_BUCKETS) >= _ROLLOUT_BUCKETS_MAX:
+            _ROLLOUT_BUCKETS.clear()
+        bucket = _ROLLOUT_BUCKETS[user_id] = user_bucket(user_id, "rollout")
+    return "bayes" if bucket < round(bayes_percent * 100) else "shadow"

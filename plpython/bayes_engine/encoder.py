@@ -87,7 +87,7 @@ class Lexicon:
     (:func:`lexicon_of`), or from the defaults (:data:`DEFAULT_LEXICON`).
     """
 
-    __slots__ = ("index", "symbols", "evidence", "intercept")
+    __slots__ = ("index", "symbols", "evidence", "intercept", "evidence_by_features")
 
     def __init__(self, words: dict, evidence: dict) -> None:
         lists = [words[name] for name in LEXICON_NAMES] + [words["vice_" + v] for v in VICE_NAMES]
@@ -103,6 +103,8 @@ class Lexicon:
             name: tuple((metric, value) for metric, value in enumerate(evidence[name]) if value) for name in FEATURES
         }
         self.intercept = tuple((metric, value) for metric, value in enumerate(evidence["intercept"]) if value)
+        # (plus, minus) of each combination of features seen (a few hundred at most), as evidence_of sums them.
+        self.evidence_by_features = {}
 
 
 def _hits(lists_of: set) -> tuple:
@@ -262,7 +264,7 @@ def encode_message(text, gap_s, topic_changed, day_position, fast_s, slow_s, lex
     positive = negative = personal = humor = 0
     vice_matches = [0, 0, 0, 0, 0, 0, 0, 0]
     index = lexicon.index
-    found = [index[word] for word in words if word in index]
+    found = list(filter(None, map(index.get, words)))  # the hits of the words in the lexicons, in text order
     for token, hits in lexicon.symbols:
         found.extend([hits] * lowered.count(token))
     for p, n, s, h, vices in found:
@@ -304,10 +306,16 @@ def encode_message(text, gap_s, topic_changed, day_position, fast_s, slow_s, lex
     if known_gap and gap_s > ABSENT_GAP_S:
         features.append("absent")
 
-    plus, minus = evidence_of(features, lexicon)
+    known = lexicon.evidence_by_features.get(tuple(features))
+    if known is None:
+        known = lexicon.evidence_by_features[tuple(features)] = evidence_of(features, lexicon)
+    plus, minus = list(known[0]), list(known[1])
 
-    bonus = VICE_LONG_BONUS if length > VICE_LONG_CHARS else 1.0
-    vices = [min(1.0, bonus * min(1.0, 0.25 * m)) for m in vice_matches]
+    if any(vice_matches):
+        bonus = VICE_LONG_BONUS if length > VICE_LONG_CHARS else 1.0
+        vices = [min(1.0, bonus * min(1.0, 0.25 * m)) for m in vice_matches]
+    else:
+        vices = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # min(1.0, bonus * min(1.0, 0.25 * 0)) for each
 
     symbols = []
     if length > SYMBOL_LONG_CHARS:

@@ -168,20 +168,19 @@ def update_metrics(state, plus, minus, params, now):
     return applied
 
 
-def metric_summary(state):
-    """Means and variances per metric, the composite (0-100) and its sd."""
-    metrics = {}
-    composite = 0.0
-    composite_var = 0.0
-    m = state["m"]
-    for key, name, w in zip(vocab.METRIC_KEYS, vocab.METRIC_NAMES, vocab.METRIC_WEIGHTS):
-        alpha, beta = m[key]
-        s = alpha + beta
-        mean = alpha / s
-        var = alpha * beta / (s * s * (s + 1.0))
-        metrics[name] = {"mean": mean, "var": var}
-        composite += w * mean
-        composite_var += w * w * var
+def metric_summary(state, moments=None):
+    """Means and variances per metric, the composite (0-100) and its sd.
+
+    `moments`: the state's :func:`metric_moments`, when the caller has them.
+    """
+    if moments is None:
+        moments = metric_moments(state["m"])
+    means, variances = moments[0], moments[1]
+    w0, w1, w2, w3 = vocab.METRIC_WEIGHTS
+    v0, v1, v2, v3 = variances
+    metrics = {name: {"mean": mean, "var": var} for name, mean, var in zip(vocab.METRIC_NAMES, means, variances)}
+    composite = 0.0 + w0 * means[0] + w1 * means[1] + w2 * means[2] + w3 * means[3]
+    composite_var = 0.0 + w0 * w0 * v0 + w1 * w1 * v1 + w2 * w2 * v2 + w3 * w3 * v3
     return metrics, 100.0 * composite, 100.0 * math.sqrt(composite_var)
 
 
@@ -198,12 +197,21 @@ def vice_summary(state):
     d = state["d"]
     total = math.fsum(d)
     mixture = [x / total for x in d]
-    order = sorted(range(len(mixture)), key=lambda j: (-mixture[j], j))
+    # By decreasing share, the first vice first on a tie: the sort is stable, also reversed.
+    first, second, third = sorted(_VICE_INDEXES, key=mixture.__getitem__, reverse=True)[:3]
     entropy = 0.0
+    log2 = math.log2
     for p in mixture:
         if p > 0.0:
-            entropy -= p * math.log2(p)
-    return {"top": [[vocab.VICES[j], mixture[j]] for j in order[:3]], "entropy_bits": max(entropy, 0.0)}
+            entropy -= p * log2(p)
+    vices = vocab.VICES
+    return {
+        "top": [[vices[first], mixture[first]], [vices[second], mixture[second]], [vices[third], mixture[third]]],
+        "entropy_bits": max(entropy, 0.0),
+    }
+
+
+_VICE_INDEXES = tuple(range(len(vocab.VICES)))
 
 
 def chapter_transition(matrix, volatility):
@@ -233,41 +241,46 @@ def mood_step(belief, transition, emission, symbols):
     """One forward step: b' proportional to (b^T A) times the product of B[:, o] over the symbols.
 
     With no symbol, or when the product underflows to 0, it is the
-    predict-only step b' = b^T A (normalised).
+    predict-only step b' = b^T A (normalised). Written out for the six
+    moods (the codec allows no other size): each sum and each product is
+    taken in the same order as a loop over the moods and the symbols would.
     """
-    size = len(belief)
-    predicted = [0.0] * size
-    for i, b_i in enumerate(belief):
-        if b_i:
-            row = transition[i]
-            for j in range(size):
-                predicted[j] += b_i * row[j]
-    posterior = predicted
+    b0, b1, b2, b3, b4, b5 = belief
+    a0, a1, a2, a3, a4, a5 = transition
+    p0 = b0 * a0[0] + b1 * a1[0] + b2 * a2[0] + b3 * a3[0] + b4 * a4[0] + b5 * a5[0]
+    p1 = b0 * a0[1] + b1 * a1[1] + b2 * a2[1] + b3 * a3[1] + b4 * a4[1] + b5 * a5[1]
+    p2 = b0 * a0[2] + b1 * a1[2] + b2 * a2[2] + b3 * a3[2] + b4 * a4[2] + b5 * a5[2]
+    p3 = b0 * a0[3] + b1 * a1[3] + b2 * a2[3] + b3 * a3[3] + b4 * a4[3] + b5 * a5[3]
+    p4 = b0 * a0[4] + b1 * a1[4] + b2 * a2[4] + b3 * a3[4] + b4 * a4[4] + b5 * a5[4]
+    p5 = b0 * a0[5] + b1 * a1[5] + b2 * a2[5] + b3 * a3[5] + b4 * a4[5] + b5 * a5[5]
     if symbols:
-        posterior = []
-        for j in range(size):
-            value = predicted[j]
-            row = emission[j]
-            for o in symbols:
-                value *= row[o]
-            posterior.append(value)
-        if not math.fsum(posterior) > 0.0:
-            posterior = predicted
-    total = math.fsum(posterior)
-    return [x / total for x in posterior]
+        e0, e1, e2, e3, e4, e5 = emission
+        q0, q1, q2, q3, q4, q5 = p0, p1, p2, p3, p4, p5
+        for o in symbols:
+            q0 *= e0[o]
+            q1 *= e1[o]
+            q2 *= e2[o]
+            q3 *= e3[o]
+            q4 *= e4[o]
+            q5 *= e5[o]
+        total = math.fsum((q0, q1, q2, q3, q4, q5))
+        if total > 0.0:
+            return [q0 / total, q1 / total, q2 / total, q3 / total, q4 / total, q5 / total]
+    total = math.fsum((p0, p1, p2, p3, p4, p5))
+    return [p0 / total, p1 / total, p2 / total, p3 / total, p4 / total, p5 / total]
 
 
 def mood_matrices(state, params):
     """(A_c, B) for the state's chapter: the state's own A/B when present, else the defaults."""
-    volatility = params.chapter(state["c"]).mood_volatility
     raw_a = state.get("A")
     if raw_a is None:
         key = ("transition", state["c"])
         a = params.derived.get(key)
         if a is None:
+            volatility = params.chapter(state["c"]).mood_volatility
             a = params.derived[key] = chapter_transition(params.g["mood_transition"], volatility)
     else:
-        a = chapter_transition(raw_a, volatility)
+        a = chapter_transition(raw_a, params.chapter(state["c"]).mood_volatility)
     raw_b = state.get("B")
     return a, (raw_b if raw_b is not None else params.g["mood_emission"])
 
@@ -296,14 +309,14 @@ def decide_skip(state, params, user_id, n, session_seed):
     probability used (0 when the run limit forces a reply).
     """
     a_skip, a_respond, run = state["k"]
-    cap = params.chapter(state["c"]).skip_cap
-    theta = rng.generator(user_id, n, rng.SKIP_THETA, session_seed).betavariate(a_skip, a_respond)
-    p = min(theta, cap) * 0.5**run
-    if run >= params.g["max_consecutive_skips"]:
+    if run >= params.g["max_consecutive_skips"]:  # theta is not drawn: p would be 0 whatever it is
         p = 0.0
         skip = False
     else:
-        skip = rng.generator(user_id, n, rng.SKIP_UNIFORM, session_seed).random() < p
+        cap = params.chapter(state["c"]).skip_cap
+        theta = rng.draw(user_id, n, rng.SKIP_THETA, session_seed).betavariate(a_skip, a_respond)
+        p = min(theta, cap) * 0.5**run
+        skip = rng.draw(user_id, n, rng.SKIP_UNIFORM, session_seed).random() < p
     state["k"] = [a_skip, a_respond, run + 1 if skip else 0]
     return skip, p
 
@@ -313,7 +326,7 @@ def reply_delay(state, params, user_id, n, session_seed):
     cp = params.chapter(state["c"])
     mu, tau = state["g"]
     sd = math.sqrt(1.0 / tau + 1.0 / params.g["timing_obs_precision"])
-    y = rng.generator(user_id, n, rng.DELAY, session_seed).gauss(mu, sd)
+    y = rng.draw(user_id, n, rng.DELAY, session_seed).gauss(mu, sd)
     return min(cp.delay_cap_s, max(1.0, cp.delay_coef * math.exp(min(y, 700.0))))
 
 
@@ -340,35 +353,60 @@ def _beta_cumulants(alpha, beta):
     return alpha / s, var, k3, k4
 
 
+# Section 6's scale of each metric in the composite, c = 100 w, and its powers.
+_SCALES = tuple(100.0 * w for w in vocab.METRIC_WEIGHTS)
+_SCALES_2 = tuple(c * c for c in _SCALES)
+_SCALES_3 = tuple(c2 * c for c, c2 in zip(_SCALES, _SCALES_2))
+_SCALES_4 = tuple(c2 * c2 for c2 in _SCALES_2)
+
+
+def metric_moments(m):
+    """((mean per metric), (variance per metric), (k1, k2, k3, k4) of the composite) of the metrics `m`.
+
+    Each metric's Beta cumulants (:func:`_beta_cumulants`) once, for both
+    :func:`metric_summary` and :func:`composite_cumulants`; every sum is
+    taken in METRIC_KEYS order, as a loop over the metrics would.
+    """
+    mean0, var0, third0, fourth0 = _beta_cumulants(*m["i"])
+    mean1, var1, third1, fourth1 = _beta_cumulants(*m["p"])
+    mean2, var2, third2, fourth2 = _beta_cumulants(*m["t"])
+    mean3, var3, third3, fourth3 = _beta_cumulants(*m["s"])
+    c0, c1, c2, c3 = _SCALES
+    d0, d1, d2, d3 = _SCALES_2
+    t0, t1, t2, t3 = _SCALES_3
+    f0, f1, f2, f3 = _SCALES_4
+    return (
+        (mean0, mean1, mean2, mean3),
+        (var0, var1, var2, var3),
+        (
+            0.0 + c0 * mean0 + c1 * mean1 + c2 * mean2 + c3 * mean3,
+            0.0 + d0 * var0 + d1 * var1 + d2 * var2 + d3 * var3,
+            0.0 + t0 * third0 + t1 * third1 + t2 * third2 + t3 * third3,
+            0.0 + f0 * fourth0 + f1 * fourth1 + f2 * fourth2 + f3 * fourth3,
+        ),
+    )
+
+
 def composite_cumulants(state):
     """(k1, k2, k3, k4) of the composite C = 100 * sum w_k X_k, X_k ~ Beta independent (section 6).
 
     Cumulants of independent variables add, and the r-th cumulant of c*X is
     c^r times that of X.
     """
-    k1 = k2 = k3 = k4 = 0.0
-    m = state["m"]
-    for key, w in zip(vocab.METRIC_KEYS, vocab.METRIC_WEIGHTS):
-        c = 100.0 * w
-        mean, var, third, fourth = _beta_cumulants(*m[key])
-        c2 = c * c
-        k1 += c * mean
-        k2 += c2 * var
-        k3 += c2 * c * third
-        k4 += c2 * c2 * fourth
-    return k1, k2, k3, k4
+    return metric_moments(state["m"])[2]
 
 
 _INV_SQRT_2PI = 0.3989422804014327
 
 
-def edgeworth_probability(state, threshold):
+def edgeworth_probability(state, threshold, cumulants=None):
     """P(C >= threshold) by the fourth-order Edgeworth expansion of section 6, clipped to [0, 1].
 
     z = (T - k1)/sqrt(k2), g1 = k3/k2^1.5, g2 = k4/k2^2;
     F(z) = Phi(z) - phi(z) (g1/6 He2(z) + g2/24 He3(z) + g1^2/72 He5(z)).
+    `cumulants`: the composite's (:func:`composite_cumulants`), when the caller has them.
     """
-    k1, k2, k3, k4 = composite_cumulants(state)
+    k1, k2, k3, k4 = composite_cumulants(state) if cumulants is None else cumulants
     sd = math.sqrt(k2)
     z = (threshold - k1) / sd
     g1 = k3 / (k2 * sd)
@@ -387,10 +425,10 @@ def normal_probability(composite, composite_sd, threshold):
     return 0.5 * math.erfc(-((composite - threshold) / composite_sd) / math.sqrt(2.0))
 
 
-def boss_readiness(state, params):
+def boss_readiness(state, params, cumulants=None):
     """Section 6: P(C >= T_c) by the Edgeworth expansion, ready and the confidence label."""
     threshold = params.chapter(state["c"]).boss_threshold
-    p = edgeworth_probability(state, threshold)
+    p = edgeworth_probability(state, threshold, cumulants)
     return {
         "threshold": threshold,
         "p_ready": p,
@@ -425,10 +463,19 @@ def refill_llm_budget(state, params):
     In whole micro-tokens, each rounded down, as the codec stores lb: the
     arithmetic is exact, and a budget is never rounded up.
     """
-    g = params.g
-    cap = codec.micro_tokens(g["llm_budget_tokens"])
-    refill = math.floor(g["llm_budget_tokens"] * codec.MICRO / g["llm_budget_window"])
+    cap, refill = _llm_refill(params)
     state["lb"] = min(cap, codec.micro_tokens(state["lb"]) + refill) / codec.MICRO
+
+
+def _llm_refill(params):
+    """(B, B/W rounded down) in micro-tokens, computed once per parameters."""
+    values = params.derived.get("llm_refill")
+    if values is None:
+        g = params.g
+        cap = codec.micro_tokens(g["llm_budget_tokens"])
+        refill = math.floor(g["llm_budget_tokens"] * codec.MICRO / g["llm_budget_window"])
+        values = params.derived["llm_refill"] = (cap, refill)
+    return values
 
 
 def message_fallback(state, params, p_ready, observations, user_id, session_seed):
@@ -440,9 +487,11 @@ def message_fallback(state, params, p_ready, observations, user_id, session_seed
     """
     refill_llm_budget(state, params)
     reason = fallback_reason(state, params, p_ready, observations)
-    if reason == "bayesian_sufficient":  # the audit is the last rule: its draw is made only when it is reached
-        audit = rng.generator(user_id, state["n"], rng.AUDIT, session_seed).random()
-        reason = fallback_reason(state, params, p_ready, observations, audit)
+    # The audit is the last rule: its draw is made only when it is reached (fallback_reason with the draw).
+    if reason == "bayesian_sufficient" and (
+        rng.draw(user_id, state["n"], rng.AUDIT, session_seed).random() < params.g["audit_rate"]
+    ):
+        reason = "audit"
     needed = False
     if reason == "cold_start":
         needed = True
@@ -463,7 +512,7 @@ def fallback_status(state, params, p_ready):
 def mood_name(state):
     """The most probable mood (the first one on a tie)."""
     h = state["h"]
-    return vocab.MOODS[max(range(len(h)), key=lambda j: (h[j], -j))]
+    return vocab.MOODS[h.index(max(h))]  # max returns the first of equal values, index finds the first
 
 
 def top_vice(state):
@@ -472,16 +521,19 @@ def top_vice(state):
     return vocab.VICES[max(range(len(d)), key=lambda j: (d[j], -j))]
 
 
-def summary(state, params, fallback=None, boss=None):
+def summary(state, params, fallback=None, boss=None, moments=None):
     """The part of every writer's result that describes the state after the write.
 
     `fallback` is a message's decision (:func:`message_fallback`); without
     one, the result reports :func:`fallback_status`. `boss`: the state's
-    :func:`boss_readiness`, when the caller has it already.
+    :func:`boss_readiness`, and `moments` its :func:`metric_moments`, when
+    the caller has them already.
     """
-    metrics, composite, composite_sd = metric_summary(state)
+    if moments is None:
+        moments = metric_moments(state["m"])
+    metrics, composite, composite_sd = metric_summary(state, moments)
     if boss is None:
-        boss = boss_readiness(state, params)
+        boss = boss_readiness(state, params, moments[2])
     if fallback is None:
         fallback = fallback_status(state, params, boss["p_ready"])
     return {
@@ -620,20 +672,17 @@ def process_message(state, params, user_id, message, times, observation=None, sc
     skip, p_skip = decide_skip(state, params, user_id, n, message.seed)
     delay_s = reply_delay(state, params, user_id, n, message.seed)
 
-    boss = boss_readiness(state, params)
+    moments = metric_moments(state["m"])
+    boss = boss_readiness(state, params, moments[2])
     fallback = message_fallback(state, params, boss["p_ready"], observation.observations, user_id, message.seed)
-    result = summary(state, params, fallback, boss)
-    result.update(
-        {
-            "vices": vice_summary(state),
-            "mood": {"state": mood_name(state), "belief": dict(zip(vocab.MOODS, state["h"]))},
-            "skip": {"skip": skip, "p": p_skip},
-            "delay_s": delay_s,
-            "observations": observation.observations,
-            "features": observation.features,
-            "decay_hours": decay_h,
-        }
-    )
+    result = summary(state, params, fallback, boss, moments)
+    result["vices"] = vice_summary(state)
+    result["mood"] = {"state": mood_name(state), "belief": dict(zip(vocab.MOODS, state["h"]))}
+    result["skip"] = {"skip": skip, "p": p_skip}
+    result["delay_s"] = delay_s
+    result["observations"] = len(observation.features)
+    result["features"] = observation.features
+    result["decay_hours"] = decay_h
     return result, observation
 
 

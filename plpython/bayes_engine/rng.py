@@ -64,3 +64,16 @@ class SplitMix64(random.Random):
 def generator(user_id: str, n: int, purpose: str, session_seed=None) -> SplitMix64:
     """A generator for one purpose of message n of a player."""
     return SplitMix64(seed_of(user_id, n, purpose, session_seed))
+
+
+_SHARED = SplitMix64(0)
+
+
+def draw(user_id: str, n: int, purpose: str, session_seed=None) -> SplitMix64:
+    """The generator of :func:`generator`, without building one: a single instance of
+    the module reseeded in place, good until the next call (the per-message draws
+    each use theirs at once)."""
+    shared = _SHARED
+    shared._state = seed_of(user_id, n, purpose, session_seed)  # < 2**64: seed() would mask nothing
+    shared.gauss_next = None
+    return shared
