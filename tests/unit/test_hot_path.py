@@ -19,7 +19,7 @@ from bayes_dev import hot_path_reference as reference
 from bayes_dev.corrupt import corruptions, mutated_states
 from bayes_dev.players import MESSAGES
 from bayes_dev.states import states
-from bayes_engine import codec, events, model, pg, vocab
+from bayes_engine import codec, eventlog, events, model, pg, vocab
 from bayes_engine.errors import BayesError
 from bayes_engine.params import DEFAULT_SNAPSHOT, Params
 from hypothesis import given, settings
@@ -127,9 +127,13 @@ def test_message_step_equals_the_plain_reference(revisions):
         params = revisions[revision]
         for args in _conversation(rnd, player, params, revision, rnd.randint(20, 160)):
             _, user_id, message_id, input_text, stored, version, last, decayed, _, percent = args
-            got = pg.step(None, *args)
-            want = reference.step(user_id, message_id, input_text, stored, version, last, decayed, params, percent)
-            assert got == want, (player, version)
+            state, result, packed, _ = pg.step(None, *args)  # the due time: tests/unit/test_decay_due.py
+            want_state, want_result, want_input = reference.step(
+                user_id, message_id, input_text, stored, version, last, decayed, params, percent
+            )
+            assert (state, result) == (want_state, want_result), (player, version)
+            # the event's input as the log stores it since issue 15 (packed), from the reference's JSON
+            assert packed == eventlog.pack("message", json.loads(want_input)), (player, version)
             compared += 1
     assert compared > 2500
 
