@@ -18,7 +18,7 @@ import threading
 import time
 
 import psycopg
-from bayes_dev.retention_runs import retention_command
+from bayes_dev.retention_runs import copied_histories, retention_command
 
 OLD = dt.datetime(2025, 1, 10, 9, 0, tzinfo=dt.UTC)
 RECENT = dt.datetime(2025, 6, 1, 9, 0, tzinfo=dt.UTC)
@@ -28,44 +28,7 @@ HORIZON = P_NOW - dt.timedelta(days=90)
 
 def populate(db, players: int) -> str:
     template = "00000000-0000-4000-8000-0000000000be"
-    db.execute("insert into auth.users (id, email) values (%s, 'bench-template@players.test')", (template,))
-    db.execute("set bayes.seed = 'retention-bench'")
-    t = OLD
-    for i in range(48):
-        t += dt.timedelta(minutes=7 + i % 5)
-        db.execute(
-            "select public.bayes_process_message(%s, %s, %s, %s)", (template, f"hello {i} I love you", t, f"o{i}")
-        )
-    db.execute("select public.bayes_apply_llm_scores(%s, '{\"trust\": 4}', 'o47')", (template,))
-    db.execute("select public.bayes_record_outcome(%s, 'skip', true)", (template,))
-    db.execute("select public.bayes_advance_chapter(%s, 2)", (template,))
-    db.execute("update bayes.player_event set occurred_at = %s where user_id = %s and kind <> 'message'", (t, template))
-    for i in range(6):
-        db.execute(
-            "select public.bayes_process_message(%s, 'back again', %s, %s)",
-            (template, RECENT + dt.timedelta(hours=i), f"r{i}"),
-        )
-    db.execute(
-        "insert into auth.users (id, email) select gen_random_uuid(), 'bench' || g || '@players.test'"
-        " from generate_series(1, %s) as g",
-        (players - 1,),
-    )
-    db.execute("set bayes.state_writer = 'engine'")
-    db.execute(
-        "insert into public.user_bayesian_state (user_id, state, version, last_message_at, decayed_at)"
-        " select u.id, s.state, s.version, s.last_message_at, s.decayed_at from auth.users as u,"
-        " public.user_bayesian_state as s where s.user_id = %s and u.email like 'bench%%' and u.id <> %s",
-        (template, template),
-    )
-    db.execute(
-        "insert into bayes.player_event (user_id, kind, message_id, message_key, occurred_at, input,"
-        " player_mode, n, mood, fallback_reason, fallback_needed)"
-        " select u.id, e.kind, e.message_id, bayes.message_key(u.id, e.kind, e.message_id), e.occurred_at,"
-        " e.input, e.player_mode, e.n, e.mood, e.fallback_reason, e.fallback_needed"
-        " from auth.users as u, bayes.player_event as e"
-        " where e.user_id = %s and u.email like 'bench%%' and u.id <> %s order by u.id, e.event_id",
-        (template, template),
-    )
+    copied_histories(db, template, players, OLD, RECENT, "retention-bench", "bench")
     db.execute("vacuum analyze bayes.player_event")
     db.execute("vacuum analyze public.user_bayesian_state")
     return template

@@ -18,7 +18,7 @@ import time
 
 import psycopg
 import pytest
-from bayes_dev.retention_runs import retention_command
+from bayes_dev.retention_runs import copied_histories, replayed_copies, retention_command
 from bayes_dev.support import bootstrap_and_migrate
 from test_decay_crash import Cluster
 
@@ -49,48 +49,10 @@ def cluster():
 def populate(db) -> tuple[int, int]:
     """One history written by the engine, copied to PLAYERS players; returns (old events, all events) per player."""
     template = "00000000-0000-4000-8000-000000000001"
-    db.execute("insert into auth.users (id, email) values (%s, 'template@players.test')", (template,))
-    db.execute("set bayes.seed = 'retention-crash'")
-    t = OLD
-    for i in range(48):
-        t += dt.timedelta(minutes=7 + i % 5)
-        db.execute(
-            "select public.bayes_process_message(%s, %s, %s, %s)", (template, f"hello {i} I love you", t, f"o{i}")
-        )
-    db.execute("select public.bayes_apply_llm_scores(%s, '{\"trust\": 4}', 'o47')", (template,))
-    db.execute("select public.bayes_record_outcome(%s, 'skip', true)", (template,))
-    db.execute("select public.bayes_advance_chapter(%s, 2)", (template,))
-    db.execute("update bayes.player_event set occurred_at = %s where user_id = %s and kind <> 'message'", (t, template))
-    for i in range(6):
-        db.execute(
-            "select public.bayes_process_message(%s, 'back again', %s, %s)",
-            (template, RECENT + dt.timedelta(hours=i), f"r{i}"),
-        )
-    db.execute(
-        "insert into auth.users (id, email) select gen_random_uuid(), 'p' || g || '@players.test'"
-        " from generate_series(1, %s) as g",
-        (PLAYERS - 1,),
-    )
-    db.execute("set bayes.state_writer = 'engine'")  # the states are the engine's own (the template's)
-    db.execute(
-        "insert into public.user_bayesian_state (user_id, state, version, last_message_at, decayed_at)"
-        " select u.id, s.state, s.version, s.last_message_at, s.decayed_at"
-        " from auth.users as u, public.user_bayesian_state as s where s.user_id = %s and u.id <> %s",
-        (template, template),
-    )
-    db.execute(
-        "insert into bayes.player_event (user_id, kind, message_id, message_key, occurred_at, input,"
-        " player_mode, n, mood, fallback_reason, fallback_needed)"
-        " select u.id, e.kind, e.message_id, bayes.message_key(u.id, e.kind, e.message_id), e.occurred_at,"
-        " e.input, e.player_mode, e.n, e.mood, e.fallback_reason, e.fallback_needed"
-        " from auth.users as u, bayes.player_event as e where e.user_id = %s and u.id <> %s"
-        " order by u.id, e.event_id",
-        (template, template),
-    )
-    # The engine's draws depend on the player's id: each copy's state is what the engine makes of
-    # his log (bayes.replay before any retention), as it would have stored it.
-    db.execute("update public.user_bayesian_state set state = bayes.replay(user_id) where user_id <> %s", (template,))
-    return 51, 57
+    counts = copied_histories(db, template, PLAYERS, OLD, RECENT, "retention-crash", "p")
+    replayed_copies(db, template)
+    assert counts == (51, 57)
+    return counts
 
 
 def test_a_retention_run_killed_midway_and_rerun_loses_nothing(cluster):
