@@ -1681,11 +1681,17 @@ begin
                 where not f.has_checkpoint and f.n = 0 and f.error is null
                 on conflict (user_id) do nothing;
 
-                -- 5. A log that cannot be replayed keeps all its events.
+                -- 5. A log that cannot be replayed keeps all its events; the
+                -- player is recorded in bayes.retention_skipped.
                 skipped := cardinality(array_remove(v_result.errors, null));
                 if skipped > 0 then
+                    insert into bayes.retention_skipped (run_id, user_id, error)
+                    select p_run_id, f.user_id, f.error
+                    from rows from (unnest(v_ids), unnest(v_result.errors)) as f (user_id, error)
+                    where f.error is not null;
                     raise warning 'bayes.run_retention: % players skipped, their logs cannot be replayed: %',
-                        skipped, array_to_string(array_remove(v_result.errors, null), '; ');
+                        skipped, array_to_string(array_remove(v_result.errors, null), '; ')
+                        using hint = 'bayes.retention_skipped lists them; bayes.replay(user_id) raises the same error.';
                 end if;
 
                 update bayes.retention_run as r
@@ -1741,7 +1747,7 @@ end
 $$;
 
 -- Name: FUNCTION retention_batch(p_run_id bigint, p_now timestamp with time zone, p_batch integer, p_phase text, p_after uuid, OUT phase text, OUT after uuid, OUT finished boolean, OUT horizon timestamp with time zone, OUT players integer, OUT events_deleted bigint, OUT results_expired bigint, OUT skipped integer, OUT error_sqlstate text, OUT error_message text, OUT error_detail text, OUT error_hint text); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.retention_batch(p_run_id bigint, p_now timestamp with time zone, p_batch integer, p_phase text, p_after uuid, OUT phase text, OUT after uuid, OUT finished boolean, OUT horizon timestamp with time zone, OUT players integer, OUT events_deleted bigint, OUT results_expired bigint, OUT skipped integer, OUT error_sqlstate text, OUT error_message text, OUT error_detail text, OUT error_hint text) IS 'One batch of a retention run (the DO block of bayes.run_retention_command). Phase players: the next p_batch players after p_after (user_id order) that may have events before the run''s horizon; each one''s events before it are replayed from his checkpoint (bayes.fold_events), deleted and folded into his checkpoint in one statement, locking no state row; a log that cannot be replayed is skipped, with a WARNING. When no player is left, phase results: the next p_batch kept first results past the idempotency window (bayes.expire_event_results); fewer than p_batch: the run is marked done and finished is true. Returns the phase and p_after for the next batch, the run''s horizon and what the batch did; never raises: an error releases the run''s lock, marks the run failed and is returned in the error_* columns.';
+COMMENT ON FUNCTION bayes.retention_batch(p_run_id bigint, p_now timestamp with time zone, p_batch integer, p_phase text, p_after uuid, OUT phase text, OUT after uuid, OUT finished boolean, OUT horizon timestamp with time zone, OUT players integer, OUT events_deleted bigint, OUT results_expired bigint, OUT skipped integer, OUT error_sqlstate text, OUT error_message text, OUT error_detail text, OUT error_hint text) IS 'One batch of a retention run (the DO block of bayes.run_retention_command). Phase players: the next p_batch players after p_after (user_id order) that may have events before the run''s horizon; each one''s events before it are replayed from his checkpoint (bayes.fold_events), deleted and folded into his checkpoint in one statement, locking no state row; a log that cannot be replayed is skipped (its events stay), recorded in bayes.retention_skipped, with a WARNING. When no player is left, phase results: the next p_batch kept first results past the idempotency window (bayes.expire_event_results); fewer than p_batch: the run is marked done and finished is true. Returns the phase and p_after for the next batch, the run''s horizon and what the batch did; never raises: an error releases the run''s lock, marks the run failed and is returned in the error_* columns.';
 
 -- Name: retention_lock_key(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.retention_lock_key() RETURNS bigint
@@ -2779,6 +2785,29 @@ ALTER TABLE bayes.retention_run ALTER COLUMN run_id ADD GENERATED ALWAYS AS IDEN
     CACHE 1
 );
 
+-- Name: retention_skipped; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.retention_skipped (
+    run_id bigint NOT NULL,
+    user_id uuid NOT NULL,
+    error text NOT NULL,
+    skipped_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+-- Name: TABLE retention_skipped; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.retention_skipped IS 'Players whose events a retention run could not fold into a checkpoint because their log cannot be replayed (their events stay): one row per run and player. Deleting a run deletes its rows; a deleted player keeps his (it is a log).';
+
+-- Name: COLUMN retention_skipped.run_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_skipped.run_id IS 'The run (bayes.retention_run) that skipped the player.';
+
+-- Name: COLUMN retention_skipped.user_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_skipped.user_id IS 'The player whose old events were left in bayes.player_event.';
+
+-- Name: COLUMN retention_skipped.error; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_skipped.error IS 'Why his log cannot be replayed: the engine''s message, naming the event (bayes.replay(user_id) raises the same).';
+
+-- Name: COLUMN retention_skipped.skipped_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_skipped.skipped_at IS 'When the run skipped the player (its batch).';
+
 -- Name: rollout; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.rollout (
     singleton boolean DEFAULT true NOT NULL,
@@ -2833,6 +2862,10 @@ ALTER TABLE ONLY bayes.py_module
 ALTER TABLE ONLY bayes.retention_run
     ADD CONSTRAINT retention_run_pkey PRIMARY KEY (run_id);
 
+-- Name: retention_skipped retention_skipped_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.retention_skipped
+    ADD CONSTRAINT retention_skipped_pkey PRIMARY KEY (run_id, user_id);
+
 -- Name: rollout rollout_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.rollout
     ADD CONSTRAINT rollout_pkey PRIMARY KEY (singleton);
@@ -2849,6 +2882,9 @@ CREATE UNIQUE INDEX player_event_message_key_uq ON bayes.player_event USING btre
 
 -- Name: player_event_user_idx; Type: INDEX; Schema: bayes; Owner: postgres
 CREATE INDEX player_event_user_idx ON bayes.player_event USING btree (user_id);
+
+-- Name: retention_skipped_user_id_idx; Type: INDEX; Schema: bayes; Owner: postgres
+CREATE INDEX retention_skipped_user_id_idx ON bayes.retention_skipped USING btree (user_id);
 
 -- Name: user_bayesian_state_chapter_composite_idx; Type: INDEX; Schema: public; Owner: postgres
 CREATE INDEX user_bayesian_state_chapter_composite_idx ON public.user_bayesian_state USING btree (chapter, composite);
@@ -2886,6 +2922,10 @@ CREATE TRIGGER user_bayesian_state_valid BEFORE INSERT OR UPDATE OF state ON pub
 -- Name: decay_skipped decay_skipped_run_id_fkey; Type: FK CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.decay_skipped
     ADD CONSTRAINT decay_skipped_run_id_fkey FOREIGN KEY (run_id) REFERENCES bayes.decay_run(run_id) ON DELETE CASCADE;
+
+-- Name: retention_skipped retention_skipped_run_id_fkey; Type: FK CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.retention_skipped
+    ADD CONSTRAINT retention_skipped_run_id_fkey FOREIGN KEY (run_id) REFERENCES bayes.retention_run(run_id) ON DELETE CASCADE;
 
 -- Name: user_bayesian_state user_bayesian_state_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: postgres
 ALTER TABLE ONLY public.user_bayesian_state
@@ -2944,6 +2984,12 @@ ALTER TABLE bayes.retention_run ENABLE ROW LEVEL SECURITY;
 
 -- Name: retention_run retention_run_readable; Type: POLICY; Schema: bayes; Owner: postgres
 CREATE POLICY retention_run_readable ON bayes.retention_run FOR SELECT TO service_role USING (true);
+
+-- Name: retention_skipped; Type: ROW SECURITY; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.retention_skipped ENABLE ROW LEVEL SECURITY;
+
+-- Name: retention_skipped retention_skipped_readable; Type: POLICY; Schema: bayes; Owner: postgres
+CREATE POLICY retention_skipped_readable ON bayes.retention_skipped FOR SELECT TO service_role USING (true);
 
 -- Name: rollout; Type: ROW SECURITY; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.rollout ENABLE ROW LEVEL SECURITY;
@@ -3314,6 +3360,9 @@ GRANT SELECT ON TABLE bayes.py_module TO service_role;
 
 -- Name: TABLE retention_run; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.retention_run TO service_role;
+
+-- Name: TABLE retention_skipped; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.retention_skipped TO service_role;
 
 -- Name: TABLE rollout; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.rollout TO service_role;

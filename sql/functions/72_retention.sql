@@ -314,11 +314,17 @@ begin
                 where not f.has_checkpoint and f.n = 0 and f.error is null
                 on conflict (user_id) do nothing;
 
-                -- 5. A log that cannot be replayed keeps all its events.
+                -- 5. A log that cannot be replayed keeps all its events; the
+                -- player is recorded in bayes.retention_skipped.
                 skipped := cardinality(array_remove(v_result.errors, null));
                 if skipped > 0 then
+                    insert into bayes.retention_skipped (run_id, user_id, error)
+                    select p_run_id, f.user_id, f.error
+                    from rows from (unnest(v_ids), unnest(v_result.errors)) as f (user_id, error)
+                    where f.error is not null;
                     raise warning 'bayes.run_retention: % players skipped, their logs cannot be replayed: %',
-                        skipped, array_to_string(array_remove(v_result.errors, null), '; ');
+                        skipped, array_to_string(array_remove(v_result.errors, null), '; ')
+                        using hint = 'bayes.retention_skipped lists them; bayes.replay(user_id) raises the same error.';
                 end if;
 
                 update bayes.retention_run as r
@@ -374,7 +380,7 @@ end
 $$;
 
 comment on function bayes.retention_batch is
-'One batch of a retention run (the DO block of bayes.run_retention_command). Phase players: the next p_batch players after p_after (user_id order) that may have events before the run''s horizon; each one''s events before it are replayed from his checkpoint (bayes.fold_events), deleted and folded into his checkpoint in one statement, locking no state row; a log that cannot be replayed is skipped, with a WARNING. When no player is left, phase results: the next p_batch kept first results past the idempotency window (bayes.expire_event_results); fewer than p_batch: the run is marked done and finished is true. Returns the phase and p_after for the next batch, the run''s horizon and what the batch did; never raises: an error releases the run''s lock, marks the run failed and is returned in the error_* columns.';
+'One batch of a retention run (the DO block of bayes.run_retention_command). Phase players: the next p_batch players after p_after (user_id order) that may have events before the run''s horizon; each one''s events before it are replayed from his checkpoint (bayes.fold_events), deleted and folded into his checkpoint in one statement, locking no state row; a log that cannot be replayed is skipped (its events stay), recorded in bayes.retention_skipped, with a WARNING. When no player is left, phase results: the next p_batch kept first results past the idempotency window (bayes.expire_event_results); fewer than p_batch: the run is marked done and finished is true. Returns the phase and p_after for the next batch, the run''s horizon and what the batch did; never raises: an error releases the run''s lock, marks the run failed and is returned in the error_* columns.';
 revoke all on function bayes.retention_batch from public;
 
 create or replace function bayes.run_retention_command(

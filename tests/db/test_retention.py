@@ -159,6 +159,37 @@ def test_deleting_a_state_deletes_its_checkpoint(db, histories):
     assert not log_of(db, u)
 
 
+def test_a_log_that_cannot_be_replayed_is_skipped_recorded_and_kept(db, histories):
+    """A player whose old events cannot be replayed (one input's bytes corrupted by hand) keeps every
+    event and no checkpoint, is recorded in bayes.retention_skipped with the error bayes.replay raises,
+    and the others are pruned as usual; the next run records him again."""
+    bad, good = histories["partly"], histories["whole"]
+    first = log_of(db, bad)[0][0]
+    db.execute("update bayes.player_event set input = '\\x01ff'::bytea where event_id = %s", (first,))
+    with pytest.raises(psycopg.Error) as replay_error:
+        db.execute("select bayes.replay(%s)", (bad,))
+    logs = log_of(db, bad)
+    warnings: list[str] = []
+    db.add_notice_handler(lambda diag: warnings.append(diag.message_primary))
+
+    status, players, deleted, _, _ = run(db)
+    run_id, skipped = db.execute(
+        "select run_id, skipped from bayes.retention_run order by run_id desc limit 1"
+    ).fetchone()
+    assert status == "done" and skipped == 1 and deleted > 0
+    assert log_of(db, bad) == logs
+    assert db.execute("select state from bayes.player_checkpoint where user_id = %s", (bad,)).fetchone() in (None, (None,))
+    assert not log_of(db, good) and replays_exactly(db, histories["recent"])
+    rows = db.execute("select run_id, user_id, error from bayes.retention_skipped where user_id = %s", (bad,)).fetchall()
+    assert [(r, u) for r, u, _ in rows] == [(run_id, bad)]
+    assert rows[0][2] and rows[0][2] in str(replay_error.value), (rows[0][2], str(replay_error.value))
+    assert any("1 players skipped" in w for w in warnings), warnings
+
+    run(db)
+    assert db.execute("select count(*) from bayes.retention_skipped where user_id = %s", (bad,)).fetchone()[0] == 2
+    assert log_of(db, bad) == logs
+
+
 def test_messages_during_a_run_are_not_kept_waiting_and_nothing_is_lost(db, dsn):
     """A run over 40 players of 30 old messages each, 2 players a batch, while another session
     sends every player new messages: each message answers while the run goes on, none waits
@@ -267,6 +298,7 @@ def test_an_overlapping_run_does_nothing_and_says_so(db, dsn):
 def test_service_role_may_read_the_log_of_runs(conn):
     act_as(conn, "service_role")
     conn.execute("select count(*) from bayes.retention_run")
+    conn.execute("select count(*) from bayes.retention_skipped")
     conn.execute("select count(*) from bayes.player_checkpoint")
 
 

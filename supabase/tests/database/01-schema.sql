@@ -1,6 +1,6 @@
 -- The schema of MODEL.md sections 2 and 9, as the migrations create it.
 begin;
-select plan(38);
+select plan(39);
 
 select has_extension('plpython3u', 'plpython3u is installed');
 select has_extension('pg_cron', 'pg_cron is installed');
@@ -37,6 +37,7 @@ select has_table('bayes', 'decay_run', 'the log of the bulk decay runs');
 select has_table('bayes', 'decay_skipped', 'the rows the bulk decay skipped, and why');
 select has_table('bayes', 'player_checkpoint', 'where each player''s log starts since retention');
 select has_table('bayes', 'retention_run', 'the log of the retention runs');
+select has_table('bayes', 'retention_skipped', 'the players a retention run skipped, and why');
 select has_table('bayes', 'rollout', 'the share of players in mode bayes (issue 14)');
 select results_eq(
     'select singleton, bayes_percent from bayes.rollout',

@@ -109,7 +109,7 @@ select set_eq(
       from (values ('public.user_bayesian_state'::regclass), ('bayes.player_event'), ('bayes.chapter_params'), ('bayes.params'),
                    ('bayes.params_revision'), ('bayes.decay_run'), ('bayes.decay_skipped'), ('bayes.player_summary'),
                    ('bayes.py_module'), ('bayes.rollout'), ('bayes.player_checkpoint'),
-                   ('bayes.retention_run'), ('bayes.event_result')) as t0 (rel)
+                   ('bayes.retention_run'), ('bayes.retention_skipped'), ('bayes.event_result')) as t0 (rel)
       cross join lateral (select t0.rel::text as relname) as t
       cross join (values ('anon'), ('authenticated'), ('service_role')) as r (role)
       cross join (values ('select'), ('insert'), ('update'), ('delete'), ('truncate'), ('references'), ('trigger')) as priv (name)
@@ -133,7 +133,8 @@ select set_eq(
       ('bayes.player_summary', 'service_role', 'select'),
       ('bayes.rollout', 'service_role', 'select'),
       ('bayes.player_checkpoint', 'service_role', 'select'),
-      ('bayes.retention_run', 'service_role', 'select')$$,
+      ('bayes.retention_run', 'service_role', 'select'),
+      ('bayes.retention_skipped', 'service_role', 'select')$$,
     'table privileges per API role'
 );
 
