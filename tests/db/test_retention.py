@@ -172,15 +172,20 @@ def test_a_log_that_cannot_be_replayed_is_skipped_recorded_and_kept(db, historie
     warnings: list[str] = []
     db.add_notice_handler(lambda diag: warnings.append(diag.message_primary))
 
-    status, players, deleted, _, _ = run(db)
+    status, _, deleted, _, _ = run(db)
     run_id, skipped = db.execute(
         "select run_id, skipped from bayes.retention_run order by run_id desc limit 1"
     ).fetchone()
     assert status == "done" and skipped == 1 and deleted > 0
     assert log_of(db, bad) == logs
-    assert db.execute("select state from bayes.player_checkpoint where user_id = %s", (bad,)).fetchone() in (None, (None,))
+    assert db.execute("select state from bayes.player_checkpoint where user_id = %s", (bad,)).fetchone() in (
+        None,
+        (None,),
+    )
     assert not log_of(db, good) and replays_exactly(db, histories["recent"])
-    rows = db.execute("select run_id, user_id, error from bayes.retention_skipped where user_id = %s", (bad,)).fetchall()
+    rows = db.execute(
+        "select run_id, user_id, error from bayes.retention_skipped where user_id = %s", (bad,)
+    ).fetchall()
     assert [(r, u) for r, u, _ in rows] == [(run_id, bad)]
     assert rows[0][2] and rows[0][2] in str(replay_error.value), (rows[0][2], str(replay_error.value))
     assert any("1 players skipped" in w for w in warnings), warnings
