@@ -268,7 +268,7 @@ def decayed_texts(params, texts, last_message_at, decayed_at, now, with_due=Fals
             chapter = int(text[match.end("b") + _C])
             try:
                 factors.append(model.decay_factors(params, chapter, last_message_at[i], decayed_at[i], now)[1:])
-                start = decay_due.window_start(last_message_at[i], now, params.chapter(chapter).decay_grace_h)
+                start = model.decay_window_start(last_message_at[i], now, params.chapter(chapter).decay_grace_h)
             except Exception:  # noqa: BLE001 - the full path says what is wrong with this row
                 match = None
         if match is None:

@@ -42,7 +42,7 @@ imports no numpy), the bulk decay numpy over a whole batch.
 import math
 
 from . import vocab
-from .model import SECONDS_PER_HOUR
+from .model import SECONDS_PER_HOUR, decay_window_start
 
 _INV_SQRT_2PI = 0.3989422804014327
 
@@ -240,16 +240,6 @@ def _log1p(ops, x):
     return np.log1p(x)
 
 
-def window_start(last_message_at, decayed_at, grace_h):
-    """Epoch seconds at which the metric decay window starts (MODEL.md section 5); None without a message."""
-    if last_message_at is None:
-        return None
-    start = last_message_at + grace_h * SECONDS_PER_HOUR
-    if decayed_at is not None and decayed_at > start:
-        start = decayed_at
-    return start
-
-
 def due_at(params, state, last_message_at, decayed_at):
     """Epoch seconds of the first instant the stored `state` is further than a tolerance from its exact decay.
 
@@ -259,7 +249,7 @@ def due_at(params, state, last_message_at, decayed_at):
     tolerances of where decay can take it).
     """
     cp = params.chapter(state["c"])
-    start = window_start(last_message_at, decayed_at, cp.decay_grace_h)
+    start = decay_window_start(last_message_at, decayed_at, cp.decay_grace_h)
     rate = cp.decay_rate_per_h
     if start is None or rate <= 0.0:
         return None

@@ -28,6 +28,17 @@ LLM_DELTA_LIMIT = 10.0
 # --------------------------------------------------------------------------
 
 
+def decay_window_start(last_message_at, decayed_at, grace_h):
+    """Epoch seconds at which the decay window starts: max(decayed_at, last_message_at + grace);
+    None without a message."""
+    if last_message_at is None:
+        return None
+    start = last_message_at + grace_h * SECONDS_PER_HOUR
+    if decayed_at is not None and decayed_at > start:
+        start = decayed_at
+    return start
+
+
 def decay_hours(last_message_at, decayed_at, now, grace_h):
     """Hours of decay in the window [max(decayed_at, last_message_at + grace), now].
 
@@ -35,12 +46,8 @@ def decay_hours(last_message_at, decayed_at, now, grace_h):
     start of the window (a player exactly at the grace boundary is not
     decayed).
     """
-    if last_message_at is None:
-        return 0.0
-    start = last_message_at + grace_h * SECONDS_PER_HOUR
-    if decayed_at is not None and decayed_at > start:
-        start = decayed_at
-    if now <= start:
+    start = decay_window_start(last_message_at, decayed_at, grace_h)
+    if start is None or now <= start:
         return 0.0
     return (now - start) / SECONDS_PER_HOUR
 

@@ -646,7 +646,7 @@ def replay_with_bulk_runs(params, user_id, logged, runs) -> str:
                     continue
             else:
                 if due == "window" and last_message_at is not None:
-                    due_s = decay_due.window_start(last_message_at, decayed_at, cp.decay_grace_h)
+                    due_s = model.decay_window_start(last_message_at, decayed_at, cp.decay_grace_h)
                 else:
                     due_s = None if due == "window" else due
                 if due_s is None or due_s >= now or decayed_at >= now:
