@@ -186,6 +186,11 @@ DEFAULT_SNAPSHOT: dict = {
         "idempotency_window_h": 72,
         "decay_tolerance_composite": 0.1,
         "decay_tolerance_p_ready": 0.005,
+        "health_window_short_s": 300,
+        "health_window_long_s": 3600,
+        "health_agreement_window_h": 24,
+        "health_agreement_pairs": 2000,
+        "health_snapshot_retention_days": 7,
         **_default_evidence_rows(),
         **{f"lexicon_{name}": entries for name, entries in encoder.default_words().items()},
         "mood_start_belief": [0.40, 0.25, 0.10, 0.10, 0.05, 0.10],
@@ -224,7 +229,9 @@ DEFAULT_SNAPSHOT: dict = {
 # [0, 0.5] (the uncertain band of the fallback, eps < P_ready < 1 - eps),
 # "budget" in [0, 1e6] tokens (B of the LLM budget; the codec's bound on lb)
 # and "window" in [1, 1e9] messages (W: the budget refills B/W a message);
-# "retention" in [1, 36500] days (the event log's horizon: bayes.run_retention_command).
+# "retention" in [1, 36500] days (the event log's horizon: bayes.run_retention_command);
+# "health_window" in [10, 604800] s (a window of bayes.health) and "pairs" in
+# [1, 1e9] (the shadow/audit pairs it compares at most).
 _CHAPTER_RULES = {
     "boss_threshold": "score",
     **{f"prior_{name}_{ab}": "concentration" for name in vocab.METRIC_NAMES for ab in ("alpha", "beta")},
@@ -262,6 +269,12 @@ _GLOBAL_SCALAR_RULES = {
     "idempotency_window_h": "window_h",
     "decay_tolerance_composite": "score",
     "decay_tolerance_p_ready": "unit",
+    # read by the health signals (bayes.health, bayes.record_health), not by the engine
+    "health_window_short_s": "health_window",
+    "health_window_long_s": "health_window",
+    "health_agreement_window_h": "window_h",
+    "health_agreement_pairs": "pairs",
+    "health_snapshot_retention_days": "retention",
 }
 
 _RULE_TEXT = {
@@ -280,6 +293,8 @@ _RULE_TEXT = {
     "window": ("must be in [1, 1000000000] (messages)", lambda x: 1 <= x <= 1e9),
     "retention": ("must be in [1, 36500] (days)", lambda x: 1 <= x <= 36_500),
     "window_h": ("must be in [0, 87600] (hours; ten years)", lambda x: 0 <= x <= 87_600),
+    "health_window": ("must be in [10, 604800] (seconds; a week)", lambda x: 10 <= x <= 604_800),
+    "pairs": ("must be in [1, 1000000000] (pairs)", lambda x: 1 <= x <= 1e9),
 }
 
 

@@ -70,6 +70,11 @@ revoke all on function bayes.lock_state from public, service_role;
 -- packed input) and its due time (p_decay_due_at): the older signature goes
 -- first.
 drop function if exists bayes.save_state(uuid, jsonb, text, text, timestamptz, jsonb, jsonb, timestamptz);
+-- Issue 16 gave it the start of the RPC (p_started_at): the event row keeps
+-- the message's time inside the database.
+drop function if exists bayes.save_state(
+    uuid, jsonb, text, text, uuid, timestamptz, bytea, jsonb, json, timestamptz, double precision
+);
 
 create or replace function bayes.save_state(
     p_user_id uuid,
@@ -82,7 +87,8 @@ create or replace function bayes.save_state(
     p_result jsonb,
     p_kept_result json,
     p_message_at timestamptz,
-    p_decay_due_at double precision
+    p_decay_due_at double precision,
+    p_started_at timestamptz
 )
 returns void
 language plpgsql
@@ -90,6 +96,8 @@ volatile
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_now timestamptz := clock_timestamp();
 begin
     -- plpgsql, not a SQL function: PostgreSQL 15 plans a SQL function's
     -- statements again on every call, plpgsql keeps the plan per session.
@@ -109,7 +117,8 @@ begin
 
     event as (
         insert into bayes.player_event (
-            user_id, occurred_at, message_key, kind, player_mode, n, mood, fallback_reason, fallback_needed, message_id, input
+            user_id, occurred_at, message_key, kind, player_mode, n, mood, fallback_reason, fallback_needed, message_id, input,
+            recorded_at, db_time_us, observations
         )
         select
             u.user_id,
@@ -123,7 +132,13 @@ begin
             case when p_kind = 'message' then (p_result #>> '{fallback,reason}')::bayes.fallback_reason end,
             case when p_kind = 'message' then (p_result #>> '{fallback,needed}')::boolean end,
             p_message_id,
-            p_input
+            p_input,
+            -- the measurements of the health queries (issue 16): one clock
+            -- read, the time inside the database up to here, and the
+            -- message's feature count (bayes.health)
+            v_now,
+            case when p_started_at is not null then (extract(epoch from v_now - p_started_at) * 1e6)::integer end,
+            case when p_kind = 'message' then (p_result ->> 'observations')::smallint end
         from updated as u
         returning event_id
     )
@@ -136,7 +151,7 @@ end
 $$;
 
 comment on function bayes.save_state is
-'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given; decay_due_at set from p_decay_due_at, epoch seconds, null for never), appends its event to bayes.player_event (the packed input p_input, the facts of a message''s result) and, with a message id (p_message_key), keeps p_kept_result (p_result as the text bayes.step wrote) in bayes.event_result for the idempotency window.';
+'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given; decay_due_at set from p_decay_due_at, epoch seconds, null for never), appends its event to bayes.player_event (the packed input p_input, the facts of a message''s result) and, with a message id (p_message_key), keeps p_kept_result (p_result as the text bayes.step wrote) in bayes.event_result for the idempotency window. The event records when it was written (recorded_at), the time since p_started_at in microseconds (db_time_us; null when p_started_at is) and a message''s feature count (observations), for bayes.health.';
 revoke all on function bayes.save_state from public, service_role;
 
 drop function if exists bayes.previous_result(uuid, text, text);
@@ -244,13 +259,17 @@ comment on function bayes.step is
 'One writer''s input (p_kind message, llm_scores, outcome or chapter; MODEL.md sections 4, 7, 8) applied to a row''s state: the new state (null when unchanged), the result for the caller (with the player''s mode under p_bayes_percent, bayes.rollout''s), the input logged in bayes.player_event, packed (bayes.event_input reads it), and the new state''s decay due time (epoch seconds, bayes_engine.decay_due; null: never).';
 revoke all on function bayes.step from public, service_role;
 
+-- Issue 16 gave it the start of the calling RPC (p_started_at).
+drop function if exists bayes.apply_input(text, uuid, text, json, timestamptz, timestamptz);
+
 create or replace function bayes.apply_input(
     p_kind text,
     p_user_id uuid,
     p_message_id text,
     p_input json,
     p_occurred_at timestamptz,
-    p_message_at timestamptz default null
+    p_message_at timestamptz default null,
+    p_started_at timestamptz default null
 )
 returns jsonb
 language plpgsql
@@ -313,7 +332,8 @@ begin
             v_result,
             v_step.result,
             p_message_at,
-            v_step.decay_due_at
+            v_step.decay_due_at,
+            p_started_at
         );
     end if;
     return v_result;
@@ -321,7 +341,7 @@ end
 $$;
 
 comment on function bayes.apply_input is
-'The shared sequence of the writer RPCs: lock (or create) the row, answer a repeated (player, kind, message id) (bayes.previous_result: its first result within the idempotency window, else the current summary), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at).';
+'The shared sequence of the writer RPCs: lock (or create) the row, answer a repeated (player, kind, message id) (bayes.previous_result: its first result within the idempotency window, else the current summary), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at; p_started_at, the start of the calling RPC, gives the event''s db_time_us).';
 revoke all on function bayes.apply_input from public, service_role;
 
 create or replace function bayes.replay(p_user_id uuid)

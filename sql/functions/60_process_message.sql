@@ -23,6 +23,8 @@ set search_path = pg_catalog, pg_temp
 set extra_float_digits = 1
 as $$
 declare
+    -- the start of the in-database time the event records (bayes.health)
+    v_started_at timestamptz := clock_timestamp();
     v_checked boolean;
 begin
     v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
@@ -46,7 +48,8 @@ begin
             'received_at', extract(epoch from now())
         ),
         p_sent_at,
-        p_sent_at
+        p_sent_at,
+        v_started_at
     );
 end
 $$;

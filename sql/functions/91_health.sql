@@ -1,0 +1,348 @@
+-- Health of the engine (issue 16): bayes.health computes every signal of
+-- bayes.health_threshold over the short and the long window (5 minutes and
+-- 1 hour by default) from the measurements the message path leaves in the
+-- event log (migration 0016) and from the state table; bayes.record_health,
+-- the pg_cron job bayes-record-health, keeps a snapshot a minute and
+-- announces every change of status on the channel bayes_health;
+-- bayes.alerts lists what fires and since when. docs/operations.md explains
+-- each signal and what to do about it.
+--
+-- Who may call: the database owner and service_role (the backend's key, a
+-- dashboard's, an analyst's role granted it): the signals are about every
+-- player. They are plain SQL and plpgsql: the job runs in a fresh backend
+-- every minute and starts no Python unless there are shadow or audit pairs
+-- to compare.
+
+create or replace function bayes.event_id_at(p_at timestamptz)
+returns bigint
+language plpgsql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_low bigint;
+    v_high bigint;
+    v_middle bigint;
+    v_recorded_at timestamptz;
+begin
+    -- A binary search of the primary key: recorded_at grows with event_id
+    -- (up to the jitter of concurrent writes), so the events recorded from
+    -- p_at on are the ids from the answer on. About log2(ids) index probes;
+    -- no index on recorded_at is needed (nor paid on every message).
+    select min(e.event_id), max(e.event_id) + 1 into v_low, v_high from bayes.player_event as e;
+    if v_low is null then
+        return 1;
+    end if;
+    -- invariant: every event before v_low was recorded before p_at (or has no
+    -- recorded_at: older than issue 16); from v_high on, none exists or all
+    -- were recorded from p_at on
+    while v_low < v_high loop
+        v_middle := v_low + (v_high - v_low) / 2;
+        select e.recorded_at into v_recorded_at
+        from bayes.player_event as e
+        where e.event_id >= v_middle
+        order by e.event_id
+        limit 1;
+        if coalesce(v_recorded_at >= p_at, false) then
+            v_high := v_middle;
+        else
+            v_low := v_middle + 1;
+        end if;
+    end loop;
+    return v_low;
+end
+$$;
+
+comment on function bayes.event_id_at is
+'The first event_id recorded at or after p_at (bayes.player_event.recorded_at), by a binary search of the primary key: the events of a window are the ids from it on. Exact up to the jitter of concurrent writes (recorded_at grows with event_id); events older than issue 16 count as older than any p_at.';
+revoke all on function bayes.event_id_at from public;
+grant execute on function bayes.event_id_at to service_role;
+
+create or replace function bayes.health_param(p_name text)
+returns double precision
+language plpgsql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return (select (p.value #>> '{}')::float8 from bayes.params as p where p.name = p_name);
+end
+$$;
+
+comment on function bayes.health_param is
+'A scalar row of bayes.params as a number (the windows and retention of the health signals), null when absent.';
+revoke all on function bayes.health_param from public;
+grant execute on function bayes.health_param to service_role;
+
+create or replace function bayes.health(
+    p_windows_s integer[] default null
+)
+returns table (
+    signal text,
+    window_s integer,
+    label text,
+    value double precision,
+    samples bigint,
+    warn double precision,
+    critical double precision,
+    status bayes.health_status,
+    unit text
+)
+language sql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+    with windows as materialized (
+        select
+            w.window_s,
+            now() - make_interval(secs => w.window_s) as since,
+            bayes.event_id_at(now() - make_interval(secs => w.window_s)) as first_id
+        from unnest(
+            coalesce(
+                p_windows_s,
+                array[
+                    bayes.health_param('health_window_short_s')::integer,
+                    bayes.health_param('health_window_long_s')::integer
+                ]
+            )
+        ) as w (window_s)
+        where w.window_s > 0
+    ),
+
+    -- the messages of the longest window, read once by primary key range
+    messages as materialized (
+        select
+            e.user_id,
+            e.recorded_at,
+            e.fallback_reason,
+            e.fallback_needed,
+            e.observations,
+            e.db_time_us
+        from bayes.player_event as e
+        where e.event_id >= (select min(w.first_id) from windows as w)
+            and e.kind = 'message'
+            and e.recorded_at >= (select min(w.since) from windows as w)
+    ),
+
+    per_window as (
+        select
+            w.window_s,
+            count(m.recorded_at) as messages,
+            count(*) filter (where m.fallback_needed) as granted,
+            count(*) filter (where m.fallback_reason not in ('cold_start', 'bayesian_sufficient')) as budgeted,
+            count(*) filter (where m.fallback_reason not in ('cold_start', 'bayesian_sufficient') and not m.fallback_needed)
+                as refused,
+            count(m.observations) as observed,
+            count(*) filter (where m.observations = 0) as no_signal,
+            count(m.db_time_us) as timed,
+            percentile_cont(array[0.5, 0.99]) within group (order by m.db_time_us) as latency_us
+        from windows as w
+        left join messages as m on m.recorded_at >= w.since
+        group by w.window_s
+    ),
+
+    per_reason as (
+        select
+            w.window_s,
+            r.outcome,
+            r.reason,
+            count(m.recorded_at) filter (
+                where m.fallback_reason = r.reason
+                and m.fallback_needed = (r.outcome = 'llm_granted')
+            ) as hits
+        from windows as w
+        cross join (
+            values
+            ('llm_granted', 'cold_start'::bayes.fallback_reason),
+            ('llm_granted', 'no_signals'),
+            ('llm_granted', 'uncertain'),
+            ('llm_granted', 'audit'),
+            ('llm_refused', 'no_signals'),
+            ('llm_refused', 'uncertain'),
+            ('llm_refused', 'audit')
+        ) as r (outcome, reason)
+        left join messages as m on m.recorded_at >= w.since
+        group by w.window_s, r.outcome, r.reason
+    ),
+
+    -- the players who sent a message in the window, and their posterior now
+    variance as (
+        select
+            w.window_s,
+            count(*) as players,
+            avg(v.metric_variance) as mean_variance
+        from windows as w
+        inner join (select distinct m.user_id, max(m.recorded_at) as last_at from messages as m group by m.user_id) as u
+            on u.last_at >= w.since
+        inner join public.user_bayesian_state as s on s.user_id = u.user_id
+        cross join lateral (
+            select avg(
+                (b.ab ->> 0)::float8 * (b.ab ->> 1)::float8
+                / (((b.ab ->> 0)::float8 + (b.ab ->> 1)::float8) ^ 2 * ((b.ab ->> 0)::float8 + (b.ab ->> 1)::float8 + 1))
+            ) as metric_variance
+            from jsonb_each(s.state -> 'm') as b (metric, ab)
+        ) as v
+        group by w.window_s
+    ),
+
+    -- the last day's shadow and audit messages with the LLM's answer (the
+    -- pairs of bayes.shadow_pairs), newest first, at most
+    -- health_agreement_pairs: the LLM's answers through their partial index
+    agreement_window as materialized (
+        select
+            now() - make_interval(secs => 3600 * bayes.health_param('health_agreement_window_h')) as since,
+            bayes.health_param('health_agreement_pairs')::bigint as pairs
+    ),
+
+    answers as materialized (
+        select l.user_id, l.message_id, l.input
+        from bayes.player_event as l
+        where l.kind = 'llm_scores'
+            and l.message_id is not null
+            and l.event_id >= bayes.event_id_at((select a.since from agreement_window as a))
+            and l.recorded_at >= (select a.since from agreement_window as a)
+        order by l.event_id desc
+        limit (select a.pairs from agreement_window as a)
+    ),
+
+    pairs as (
+        select
+            case when m.player_mode = 'shadow' then 'shadow' else 'audit' end as sample,
+            bayes.event_input('message', m.input) -> 'observation' as observation,
+            bayes.event_input('llm_scores', a.input) -> 'deltas' as deltas
+        from answers as a
+        inner join bayes.player_event as m
+            on
+                m.message_key = md5(a.user_id::text || '/message/' || a.message_id)::uuid
+                and m.user_id = a.user_id
+        where m.kind = 'message'
+            and (
+                m.player_mode = 'shadow'
+                or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
+            )
+    ),
+
+    agreement as (
+        select
+            s.sample,
+            count(p.sample) / 4 as pairs,
+            avg(
+                (
+                    sign(
+                        (p.observation -> 'plus' ->> (k.i - 1)::integer)::float8
+                        - (p.observation -> 'minus' ->> (k.i - 1)::integer)::float8
+                    )
+                    = sign(coalesce((p.deltas ->> k.name)::float8, 0))
+                )::integer::float8
+            ) as agreement
+        from (values ('shadow'), ('audit')) as s (sample)
+        left join (
+            pairs as p cross join unnest(array[@METRIC_NAMES@]) with ordinality as k (name, i)
+        ) on p.sample = s.sample
+        group by s.sample
+    ),
+
+    retention as (
+        select greatest(
+            extract(
+                epoch from now() - make_interval(days => bayes.health_param('event_retention_days')::integer)
+                - coalesce(
+                    (select max(r.horizon) from bayes.retention_run as r where r.status = 'done'),
+                    (select e.occurred_at from bayes.player_event as e order by e.event_id limit 1)
+                )
+            )::float8,
+            0
+        ) as lag_s
+    ),
+
+    measured (signal, window_s, label, value, samples) as (
+        select 'messages_per_second', p.window_s, null::text, p.messages::float8 / p.window_s, p.messages
+        from per_window as p
+        union all
+        select 'fallback_rate', p.window_s, null, p.granted::float8 / nullif(p.messages, 0), p.messages
+        from per_window as p
+        union all
+        select r.outcome, r.window_s, r.reason::text, r.hits::float8 / nullif(p.messages, 0), p.messages
+        from per_reason as r
+        inner join per_window as p on p.window_s = r.window_s
+        union all
+        select 'llm_budget_exhaustion', p.window_s, null, p.refused::float8 / nullif(p.budgeted, 0), p.budgeted
+        from per_window as p
+        union all
+        select 'no_signal_share', p.window_s, null, p.no_signal::float8 / nullif(p.observed, 0), p.observed
+        from per_window as p
+        union all
+        select 'posterior_variance', w.window_s, null, v.mean_variance, coalesce(v.players, 0)
+        from windows as w
+        left join variance as v on v.window_s = w.window_s
+        union all
+        select 'latency_p50_ms', p.window_s, null, p.latency_us[1] / 1000, p.timed
+        from per_window as p
+        union all
+        select 'latency_p99_ms', p.window_s, null, p.latency_us[2] / 1000, p.timed
+        from per_window as p
+        union all
+        select
+            'decay_lag_s',
+            null,
+            null,
+            coalesce(
+                (
+                    select extract(epoch from now() - min(s.decay_due_at))::float8
+                    from public.user_bayesian_state as s
+                    where s.decay_due_at <= now()
+                ),
+                0
+            ),
+            null
+        union all
+        select 'retention_lag_s', null, null, r.lag_s, null
+        from retention as r
+        union all
+        select
+            'event_log_bytes',
+            null,
+            null,
+            (pg_total_relation_size('bayes.player_event') + pg_total_relation_size('bayes.event_result'))::float8,
+            null
+        union all
+        select 'state_table_bytes', null, null, pg_total_relation_size('public.user_bayesian_state')::float8, null
+        union all
+        select
+            'shadow_agreement',
+            (3600 * bayes.health_param('health_agreement_window_h'))::integer,
+            a.sample,
+            a.agreement,
+            a.pairs
+        from agreement as a
+    )
+
+    select
+        m.signal,
+        m.window_s,
+        m.label,
+        m.value,
+        m.samples,
+        t.warn,
+        t.critical,
+        case
+            when m.value is null or coalesce(m.samples, t.min_samples) < t.min_samples then 'ok'
+            when t.direction = 'above' and m.value > t.critical then 'critical'
+            when t.direction = 'below' and m.value < t.critical then 'critical'
+            when t.direction = 'above' and m.value > t.warn then 'warn'
+            when t.direction = 'below' and m.value < t.warn then 'warn'
+            else 'ok'
+        end::bayes.health_status,
+        t.unit
+    from measured as m
+    inner join bayes.health_threshold as t on t.signal = m.signal
+    order by m.signal, m.window_s nulls first, m.label nulls first
+$$;
+
+comment on function bayes.health is
+'The engine''s health now: one row per signal of bayes.health_threshold (and label: a fallback reason, a sample) over each window of p_windows_s (seconds; default health_window_short_s and health_window_long_s, 5 minutes and 1 hour), or of the instant (window_s null: lags, sizes), or of the last health_agreement_window_h hours (shadow_agreement): its value (null: no data), the samples it rests on, its thresholds and its status (ok, warn, critical). Reads the messages of the window by primary key range (bayes.event_id_at) and the states of the players who sent them.';
+revoke all on function bayes.health from public;
+grant execute on function bayes.health to service_role;
