@@ -23,11 +23,13 @@ def dsn(postgresql_proc) -> str:
     """The migrated test database, once per session."""
     url = create_database(postgresql_proc, DBNAME)
     bootstrap_and_migrate(url)
-    # The migrations schedule the bulk decay every 15 minutes and retention
-    # hourly; here the tests run them themselves, at the instants they choose.
+    # The migrations schedule the bulk decay every 15 minutes, retention
+    # hourly and the health snapshot every minute; here the tests run them
+    # themselves, at the instants they choose.
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("select cron.unschedule('bayes-run-decay')")
         conn.execute("select cron.unschedule('bayes-run-retention')")
+        conn.execute("select cron.unschedule('bayes-record-health')")
         # Likewise they send messages at the instants they choose (fixed dates,
         # months of simulated absence), far from the database clock: this
         # database accepts send times up to a year ahead of it and ten years back
