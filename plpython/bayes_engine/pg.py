@@ -25,7 +25,7 @@ loads the new code and calls the new copy of the function.
 import importlib
 import json
 
-from . import codec, cohort, decay_due, eventlog, events, model, wire
+from . import codec, cohort, decay_due, eventlog, events, model, vocab, wire
 from .errors import INVALID_PARAMETER, BayesError
 from .params import GLOBAL_KEYS, Params
 
@@ -314,6 +314,24 @@ def expired_duplicate(plpy, user_id, message_id, state_text, version, last_messa
 def event_input(plpy, kind, blob):
     """An event's stored input as JSON text (bayes.event_input)."""
     return eventlog.input_text(kind, blob)
+
+
+@entry_point
+def sign_agreement(plpy, messages, answers):
+    """bayes.sign_agreement: over pairs (a message's packed input, the LLM's packed scores of it),
+    the share of (pair, metric) in which the engine's net evidence (plus - minus) and the LLM's
+    delta have the same sign (0 counts as a sign, as in bayes.shadow_report); pairs with a null
+    side are left out; None without pairs."""
+    pairs = [(m, a) for m, a in zip(messages or (), answers or (), strict=True) if m is not None and a is not None]
+    same = 0
+    for message, answer in pairs:
+        observation = eventlog.unpack("message", message)["observation"]
+        deltas = eventlog.unpack("llm_scores", answer)["deltas"]
+        for k, name in enumerate(vocab.METRIC_NAMES):
+            engine = observation["plus"][k] - observation["minus"][k]
+            llm = deltas.get(name, 0.0)
+            same += (engine > 0) - (engine < 0) == (llm > 0) - (llm < 0)
+    return same / (len(pairs) * len(vocab.METRIC_NAMES)) if pairs else None
 
 
 @entry_point

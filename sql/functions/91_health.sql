@@ -76,6 +76,21 @@ comment on function bayes.health_param is
 revoke all on function bayes.health_param from public;
 grant execute on function bayes.health_param to service_role;
 
+create or replace function bayes.sign_agreement(p_messages bytea[], p_answers bytea[])
+returns double precision
+language plpython3u
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+@bayes_engine pg.sign_agreement(plpy, p_messages, p_answers)
+$$;
+
+comment on function bayes.sign_agreement is
+'Over pairs (p_messages[i]: a message event''s packed input, p_answers[i]: the packed LLM scores of that message), the share of (pair, metric) in which the engine''s net evidence and the LLM''s delta have the same sign, 0 counting as a sign (bayes.shadow_report''s sign_agreement pooled over the four metrics); pairs with a null side are left out; null without pairs.';
+revoke all on function bayes.sign_agreement from public;
+grant execute on function bayes.sign_agreement to service_role;
+
 create or replace function bayes.health(
     p_windows_s integer[] default null
 )
@@ -94,6 +109,9 @@ language sql
 stable
 security invoker
 set search_path = pg_catalog, pg_temp
+-- the latency percentiles sort the window's times: in memory up to a few
+-- million messages rather than in temporary files
+set work_mem = '64MB'
 as $$
     with windows as materialized (
         select
@@ -127,45 +145,58 @@ as $$
             and e.recorded_at >= (select min(w.since) from windows as w)
     ),
 
+    -- each window's aggregates, one pass over its messages (a lateral
+    -- aggregate: no sort of the messages by window)
     per_window as (
         select
             w.window_s,
-            count(m.recorded_at) as messages,
-            count(*) filter (where m.fallback_needed) as granted,
-            count(*) filter (where m.fallback_reason not in ('cold_start', 'bayesian_sufficient')) as budgeted,
-            count(*) filter (where m.fallback_reason not in ('cold_start', 'bayesian_sufficient') and not m.fallback_needed)
-                as refused,
-            count(m.observations) as observed,
-            count(*) filter (where m.observations = 0) as no_signal,
-            count(m.db_time_us) as timed,
-            percentile_cont(array[0.5, 0.99]) within group (order by m.db_time_us) as latency_us
+            a.*
         from windows as w
-        left join messages as m on m.recorded_at >= w.since
-        group by w.window_s
+        cross join lateral (
+            select
+                count(*) as messages,
+                count(*) filter (where m.fallback_needed) as granted,
+                count(*) filter (where m.fallback_reason not in ('cold_start', 'bayesian_sufficient')) as budgeted,
+                count(*) filter (
+                    where m.fallback_reason not in ('cold_start', 'bayesian_sufficient') and not m.fallback_needed
+                ) as refused,
+                count(m.observations) as observed,
+                count(*) filter (where m.observations = 0) as no_signal,
+                count(m.db_time_us) as timed,
+                percentile_cont(array[0.5, 0.99]) within group (order by m.db_time_us) as latency_us,
+                -- granted by cold_start, no_signals, uncertain, audit; refused by
+                -- no_signals, uncertain, audit (the order of per_reason below)
+                array[
+                    count(*) filter (where m.fallback_needed and m.fallback_reason = 'cold_start'),
+                    count(*) filter (where m.fallback_needed and m.fallback_reason = 'no_signals'),
+                    count(*) filter (where m.fallback_needed and m.fallback_reason = 'uncertain'),
+                    count(*) filter (where m.fallback_needed and m.fallback_reason = 'audit'),
+                    count(*) filter (where not m.fallback_needed and m.fallback_reason = 'no_signals'),
+                    count(*) filter (where not m.fallback_needed and m.fallback_reason = 'uncertain'),
+                    count(*) filter (where not m.fallback_needed and m.fallback_reason = 'audit')
+                ] as outcome_hits
+            from messages as m
+            where m.recorded_at >= w.since
+        ) as a
     ),
 
     per_reason as (
         select
-            w.window_s,
+            p.window_s,
             r.outcome,
             r.reason,
-            count(m.recorded_at) filter (
-                where m.fallback_reason = r.reason
-                and m.fallback_needed = (r.outcome = 'llm_granted')
-            ) as hits
-        from windows as w
+            p.outcome_hits[r.i] as hits
+        from per_window as p
         cross join (
             values
-            ('llm_granted', 'cold_start'::bayes.fallback_reason),
-            ('llm_granted', 'no_signals'),
-            ('llm_granted', 'uncertain'),
-            ('llm_granted', 'audit'),
-            ('llm_refused', 'no_signals'),
-            ('llm_refused', 'uncertain'),
-            ('llm_refused', 'audit')
-        ) as r (outcome, reason)
-        left join messages as m on m.recorded_at >= w.since
-        group by w.window_s, r.outcome, r.reason
+            (1, 'llm_granted', 'cold_start'),
+            (2, 'llm_granted', 'no_signals'),
+            (3, 'llm_granted', 'uncertain'),
+            (4, 'llm_granted', 'audit'),
+            (5, 'llm_refused', 'no_signals'),
+            (6, 'llm_refused', 'uncertain'),
+            (7, 'llm_refused', 'audit')
+        ) as r (i, outcome, reason)
     ),
 
     -- the players who sent a message in the window, and their posterior now
@@ -175,7 +206,7 @@ as $$
             count(*) as players,
             avg(v.metric_variance) as mean_variance
         from windows as w
-        inner join (select distinct m.user_id, max(m.recorded_at) as last_at from messages as m group by m.user_id) as u
+        inner join (select m.user_id, max(m.recorded_at) as last_at from messages as m group by m.user_id) as u
             on u.last_at >= w.since
         inner join public.user_bayesian_state as s on s.user_id = u.user_id
         cross join lateral (
@@ -211,8 +242,8 @@ as $$
     pairs as (
         select
             case when m.player_mode = 'shadow' then 'shadow' else 'audit' end as sample,
-            bayes.event_input('message', m.input) -> 'observation' as observation,
-            bayes.event_input('llm_scores', a.input) -> 'deltas' as deltas
+            m.input as message,
+            a.input as answer
         from answers as a
         inner join bayes.player_event as m
             on
@@ -225,23 +256,14 @@ as $$
             )
     ),
 
+    -- one call of the engine's Python per sample, not one per event
     agreement as (
         select
             s.sample,
-            count(p.sample) / 4 as pairs,
-            avg(
-                (
-                    sign(
-                        (p.observation -> 'plus' ->> (k.i - 1)::integer)::float8
-                        - (p.observation -> 'minus' ->> (k.i - 1)::integer)::float8
-                    )
-                    = sign(coalesce((p.deltas ->> k.name)::float8, 0))
-                )::integer::float8
-            ) as agreement
+            count(p.sample) as pairs,
+            bayes.sign_agreement(array_agg(p.message), array_agg(p.answer)) as agreement
         from (values ('shadow'), ('audit')) as s (sample)
-        left join (
-            pairs as p cross join unnest(array[@METRIC_NAMES@]) with ordinality as k (name, i)
-        ) on p.sample = s.sample
+        left join pairs as p on p.sample = s.sample
         group by s.sample
     ),
 
@@ -265,7 +287,7 @@ as $$
         select 'fallback_rate', p.window_s, null, p.granted::float8 / nullif(p.messages, 0), p.messages
         from per_window as p
         union all
-        select r.outcome, r.window_s, r.reason::text, r.hits::float8 / nullif(p.messages, 0), p.messages
+        select r.outcome, r.window_s, r.reason, r.hits::float8 / nullif(p.messages, 0), p.messages
         from per_reason as r
         inner join per_window as p on p.window_s = r.window_s
         union all

@@ -77,8 +77,9 @@ insert into bayes.health_threshold (signal, warn, critical, direction, min_sampl
     'Share of the window''s messages whose rule fired but was refused by the player''s LLM budget, by rule.'
 ),
 (
-    'llm_budget_exhaustion', 0.5, 0.9, 'above', 20, 'share', null,
-    'Share of the window''s budgeted LLM requests (rules other than cold_start) that the budget refused.'
+    'llm_budget_exhaustion', null, null, 'above', 20, 'share', null,
+    'Share of the window''s budgeted LLM requests (rules other than cold_start) that the budget refused (no threshold:'
+    || ' the budget refusing most of them is how it holds the LLM rate, 95% on the shadow bench''s population).'
 ),
 (
     'no_signal_share', 0.20, 0.40, 'above', 20, 'share', null,
