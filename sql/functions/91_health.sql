@@ -189,40 +189,45 @@ as $$
     ),
 
     -- the last day's shadow and audit messages with the LLM's answer (the
-    -- pairs of bayes.shadow_pairs), newest first, at most
-    -- health_agreement_pairs: the LLM's answers through their partial index
+    -- pairs of bayes.shadow_pairs), the newest health_agreement_pairs of
+    -- them: the LLM's answers newest first through their partial index, each
+    -- joined to its message by its key, until that many are pairs (an answer
+    -- to a bayes player's message that no audit chose is not one)
     agreement_window as materialized (
         select
             now() - make_interval(secs => 3600 * bayes.health_param('health_agreement_window_h')) as since,
             bayes.health_param('health_agreement_pairs')::bigint as pairs
     ),
 
-    answers as materialized (
-        select l.user_id, l.message_id, l.input
+    answered as materialized (
+        select
+            case when m.player_mode = 'shadow' then 'shadow' else 'audit' end as sample,
+            m.input as message_input,
+            l.input as answer_input
         from bayes.player_event as l
+        inner join bayes.player_event as m
+            on
+                m.message_key = md5(l.user_id::text || '/message/' || l.message_id)::uuid
+                and m.user_id = l.user_id
         where l.kind = 'llm_scores'
             and l.message_id is not null
             and l.event_id >= bayes.event_id_at((select a.since from agreement_window as a))
             and l.recorded_at >= (select a.since from agreement_window as a)
+            and m.kind = 'message'
+            and (
+                m.player_mode = 'shadow'
+                or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
+            )
         order by l.event_id desc
         limit (select a.pairs from agreement_window as a)
     ),
 
     pairs as (
         select
-            case when m.player_mode = 'shadow' then 'shadow' else 'audit' end as sample,
-            bayes.event_input('message', m.input) -> 'observation' as observation,
-            bayes.event_input('llm_scores', a.input) -> 'deltas' as deltas
-        from answers as a
-        inner join bayes.player_event as m
-            on
-                m.message_key = md5(a.user_id::text || '/message/' || a.message_id)::uuid
-                and m.user_id = a.user_id
-        where m.kind = 'message'
-            and (
-                m.player_mode = 'shadow'
-                or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
-            )
+            a.sample,
+            bayes.event_input('message', a.message_input) -> 'observation' as observation,
+            bayes.event_input('llm_scores', a.answer_input) -> 'deltas' as deltas
+        from answered as a
     ),
 
     agreement as (
