@@ -49,7 +49,7 @@ select set_eq(
       ('bayes.lock_state(uuid,boolean)', 'v'),
       ('bayes.previous_result(user_bayesian_state,text,uuid)', 's'),
       ('bayes.replay(uuid)', 's'),
-      ('bayes.save_state(uuid,jsonb,text,text,uuid,timestamp with time zone,bytea,jsonb,json,timestamp with time zone,double precision)', 'v'),
+      ('bayes.save_state(uuid,jsonb,text,text,uuid,timestamp with time zone,bytea,jsonb,json,timestamp with time zone,double precision,timestamp with time zone)', 'v'),
       ('bayes.message_key(uuid,bayes.event_kind,text)', 'i'),
       ('bayes.event_input(bayes.event_kind,bytea)', 'i'),
       ('bayes.pack_event_input(bayes.event_kind,jsonb)', 'i'),
@@ -57,7 +57,7 @@ select set_eq(
       ('bayes.expire_event_results(timestamp with time zone,integer)', 'v'),
       ('bayes.session_seed()', 's'),
       ('bayes.step(text,uuid,text,json,jsonb,bigint,double precision,double precision,bigint,double precision)', 's'),
-      ('bayes.apply_input(text,uuid,text,json,timestamp with time zone,timestamp with time zone)', 'v'),
+      ('bayes.apply_input(text,uuid,text,json,timestamp with time zone,timestamp with time zone,timestamp with time zone)', 'v'),
       ('bayes.check_not_null(anyelement,text,text)', 'i'),
       ('bayes.check_message_text(text)', 'i'),
       ('bayes.check_time(timestamp with time zone,text,text)', 'i'),
@@ -117,7 +117,14 @@ select set_eq(
       ('bayes.readiness_probability(jsonb)', 's'),
       ('bayes.fallback_reason(jsonb)', 's'),
       ('bayes.state_readiness(jsonb,text,text,text)', 's'),
-      ('bayes.state_fallback_check(jsonb)', 's')$$,
+      ('bayes.state_fallback_check(jsonb)', 's'),
+      ('bayes.event_id_at(timestamp with time zone)', 's'),
+      ('bayes.health_param(text)', 's'),
+      ('bayes.health(integer[])', 's'),
+      ('bayes.health_lock_key()', 'i'),
+      ('bayes.record_health()', 'v'),
+      ('bayes.schedule_health(text)', 'v'),
+      ('bayes.alerts()', 's')$$,
     'volatility of every engine function'
 );
 
