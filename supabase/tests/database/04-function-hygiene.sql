@@ -121,6 +121,7 @@ select set_eq(
       ('bayes.event_id_at(timestamp with time zone)', 's'),
       ('bayes.health_param(text)', 's'),
       ('bayes.health(integer[])', 's'),
+      ('bayes.health_windows(integer[])', 's'),
       ('bayes.health_lock_key()', 'i'),
       ('bayes.record_health()', 'v'),
       ('bayes.schedule_health(text)', 'v'),
