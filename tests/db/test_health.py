@@ -792,20 +792,54 @@ def test_snapshots_and_changes_are_kept_health_snapshot_retention_days(db):
         " values (now() - %(age)s::interval, 'no_signal_share', 300, null, 'ok', 'critical', 0.5, 40)",
     )
     ages = ["8 days", "7 days 1 second", "6 days 23 hours", "1 hour"]
-    kept_at = "select %s from bayes.{table} where signal = 'no_signal_share' and {at} < now() order by 1"
-    with db.transaction(force_rollback=True):
-        for age in ages:
-            for statement in old_rows:
-                db.execute(statement, {"age": age})
-        record(db)
-        now = db.execute("select now()").fetchone()[0]
-        for table, at in (("health_snapshot", "taken_at"), ("health_change", "changed_at")):
-            kept = [r[0] for r in db.execute(kept_at.format(table=table, at=at).replace("%s", f"now() - {at}"))]
-            assert kept == [dt.timedelta(hours=1), dt.timedelta(days=6, hours=23)], table
-        # the retention is a parameter
-        db.execute("update bayes.params set value = '1' where name = 'health_snapshot_retention_days'")
-        record(db)
-        for table, at in (("health_snapshot", "taken_at"), ("health_change", "changed_at")):
-            kept = [r[0] for r in db.execute(kept_at.format(table=table, at=at).replace("%s", f"now() - {at}"))]
-            assert kept == [dt.timedelta(hours=1)], table
-        assert now == db.execute("select now()").fetchone()[0]
+    kept_at = "select now() - {at} from bayes.{table} where signal = 'no_signal_share' and {at} < now() order by 1"
+
+    def kept_after_a_snapshot(retention_days: str | None) -> dict:
+        with db.transaction(force_rollback=True):
+            if retention_days is not None:
+                db.execute(
+                    "update bayes.params set value = %s where name = 'health_snapshot_retention_days'",
+                    (retention_days,),
+                )
+            for age in ages:
+                for statement in old_rows:
+                    db.execute(statement, {"age": age})
+            record(db)
+            return {
+                table: [r[0] for r in db.execute(kept_at.format(table=table, at=at))]
+                for table, at in (("health_snapshot", "taken_at"), ("health_change", "changed_at"))
+            }
+
+    week = [dt.timedelta(hours=1), dt.timedelta(days=6, hours=23)]
+    assert kept_after_a_snapshot(None) == {"health_snapshot": week, "health_change": week}
+    # the retention is a parameter
+    day = [dt.timedelta(hours=1)]
+    assert kept_after_a_snapshot("1") == {"health_snapshot": day, "health_change": day}
+
+
+def test_windows_asked_for_are_checked_and_each_counted_once(db):
+    players = [new_player(db) for _ in range(2)]
+    round_robin(Traffic(db), players, FEATURE_TEXTS, 5)
+    once = signal_row_in(db, [300], "messages_per_second", 300)
+    assert once["samples"] == 5
+    assert signal_row_in(db, [300, 300, 60], "messages_per_second", 300) == once
+    for windows in ([0], [-300], [None], [300, None], [9], [604801]):
+        with pytest.raises(errors.InvalidParameterValue, match="p_windows_s"):
+            db.execute("select * from bayes.health(%s::integer[])", (windows,))
+    # none asked for: the signals of the instant and the agreement of the last day only
+    assert {key[1] for key in health_now(db, [])[1]} == {None, 86400}
+
+
+def signal_row_in(conn, windows, signal, window_s, label=None) -> dict:
+    return health_now(conn, windows)[1][(signal, window_s, label)]
+
+
+def test_a_second_snapshot_in_the_same_transaction_records_and_announces_nothing(db, listener):
+    players = [new_player(db) for _ in range(2)]
+    round_robin(Traffic(db), players, NO_SIGNAL_TEXTS, 30)  # no_signal_share critical: changes to record
+    with db.transaction():
+        first = db.execute("select bayes.record_health()").fetchone()[0]
+        second = db.execute("select bayes.record_health()").fetchone()[0]
+        taken_at = db.execute("select now()").fetchone()[0]
+    assert first > 0 and second == 0
+    check_changes_and_notifications(db, listener, None, taken_at, first)
