@@ -35,6 +35,11 @@ begin
         raise notice 'bayes.record_health: another snapshot is being recorded; this one is skipped';
         return null;
     end if;
+    -- a second call in the transaction that took this instant's snapshot
+    -- (the lock is the transaction's): recorded and announced already
+    if exists (select from bayes.health_snapshot as h where h.taken_at = now()) then
+        return 0;
+    end if;
     select max(h.taken_at) into v_previous from bayes.health_snapshot as h where h.taken_at < now();
 
     insert into bayes.health_snapshot (taken_at, signal, window_s, label, value, samples, status)
@@ -84,7 +89,7 @@ end
 $$;
 
 comment on function bayes.record_health is
-'One snapshot of bayes.health into bayes.health_snapshot (taken_at now()); every signal whose status differs from the previous snapshot''s (ok when it had none) is recorded in bayes.health_change and announced with NOTIFY on the channel bayes_health (payload JSON: signal, window_s, label, from, to, value, samples, changed_at; delivered at commit). Deletes snapshots and changes older than health_snapshot_retention_days. One at a time (transaction advisory lock bayes.health_lock_key(); a second call returns null). Returns the number of changes. The pg_cron job bayes-record-health calls it every minute.';
+'One snapshot of bayes.health into bayes.health_snapshot (taken_at now()); every signal whose status differs from the previous snapshot''s (ok when it had none) is recorded in bayes.health_change and announced with NOTIFY on the channel bayes_health (payload JSON: signal, window_s, label, from, to, value, samples, changed_at; delivered at commit). Deletes snapshots and changes older than health_snapshot_retention_days. One at a time (transaction advisory lock bayes.health_lock_key(); a call while another transaction holds it returns null and writes nothing; a second call in the same transaction records nothing and returns 0). Returns the number of changes. The pg_cron job bayes-record-health calls it every minute.';
 revoke all on function bayes.record_health from public;
 
 create or replace function bayes.schedule_health(p_schedule text default '* * * * *')

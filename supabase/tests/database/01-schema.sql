@@ -1,6 +1,6 @@
 -- The schema of MODEL.md sections 2 and 9, as the migrations create it.
 begin;
-select plan(39);
+select plan(55);
 
 select has_extension('plpython3u', 'plpython3u is installed');
 select has_extension('pg_cron', 'pg_cron is installed');
@@ -47,6 +47,54 @@ select results_eq(
 select throws_ok(
     $$insert into bayes.rollout (singleton, bayes_percent) values (false, 10)$$,
     '23514', null, 'bayes.rollout holds one row'
+);
+-- The measurements of the message path and the health signals (issue 16).
+select columns_are(
+    'bayes', 'player_event',
+    array['event_id', 'user_id', 'occurred_at', 'message_key', 'kind', 'player_mode', 'n', 'mood', 'fallback_reason',
+          'fallback_needed', 'message_id', 'input', 'recorded_at', 'db_time_us', 'observations'],
+    'player_event has the columns of the compact log and the measurements of issue 16'
+);
+select col_type_is('bayes', 'player_event', 'recorded_at', 'timestamp with time zone', 'recorded_at: when the engine wrote the event');
+select col_type_is('bayes', 'player_event', 'db_time_us', 'integer', 'db_time_us: a message''s time in the database, microseconds');
+select col_type_is('bayes', 'player_event', 'observations', 'smallint', 'observations: a message''s metric feature count');
+select has_index('bayes', 'player_event', 'player_event_llm_scores_idx', 'the LLM''s answers, by a partial index');
+select has_enum('bayes', 'health_status', 'the status of a health signal');
+select enum_has_labels('bayes', 'health_status', array['ok', 'warn', 'critical'], 'ok, warn, critical, in that order');
+select has_table('bayes', 'health_threshold', 'the health signals and their thresholds');
+select col_is_pk('bayes', 'health_threshold', 'signal', 'one threshold row per signal');
+select results_eq(
+    $$select signal, warn, critical, direction from bayes.health_threshold
+      where signal in ('fallback_rate', 'posterior_variance', 'latency_p99_ms', 'no_signal_share') order by signal$$,
+    $$values ('fallback_rate', 0.15::float8, 0.30::float8, 'above'), ('latency_p99_ms', 1, 5, 'above'),
+             ('no_signal_share', 0.20, 0.40, 'above'), ('posterior_variance', 0.03, 0.05, 'above')$$,
+    'the thresholds the issue names: fallback 15% / 30%, variance 0.03 / 0.05, p99 1 ms / 5 ms, no signal 20% / 40%'
+);
+select set_eq(
+    'select signal from bayes.health_threshold',
+    $$values ('messages_per_second'), ('fallback_rate'), ('llm_granted'), ('llm_refused'), ('llm_budget_exhaustion'),
+             ('no_signal_share'), ('posterior_variance'), ('latency_p50_ms'), ('latency_p99_ms'), ('decay_lag_s'),
+             ('retention_lag_s'), ('event_log_bytes'), ('state_table_bytes'), ('shadow_agreement')$$,
+    'one threshold row for every signal of bayes.health'
+);
+select has_table('bayes', 'health_snapshot', 'the snapshots of the health signals');
+select has_table('bayes', 'health_change', 'the changes of status of the health signals');
+select throws_ok(
+    $$insert into bayes.health_snapshot (taken_at, signal, window_s, label, status)
+      values ('2026-01-01', 'decay_lag_s', null, null, 'ok'), ('2026-01-01', 'decay_lag_s', null, null, 'warn')$$,
+    '23505', null, 'one snapshot row per instant, signal, window and label (nulls not distinct)'
+);
+select is(
+    (select count(*)::integer from cron.job where jobname = 'bayes-record-health' and command = 'select bayes.record_health()'),
+    1,
+    'exactly one pg_cron job records the health snapshots'
+);
+select is(
+    (select count(*)::integer from bayes.params
+     where name in ('health_window_short_s', 'health_window_long_s', 'health_agreement_window_h', 'health_agreement_pairs',
+                    'health_snapshot_retention_days')),
+    5,
+    'the windows, the agreement''s sample and the snapshots'' retention are parameters'
 );
 select has_view('bayes', 'player_summary', 'the analytics view');
 select is(

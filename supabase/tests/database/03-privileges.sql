@@ -1,7 +1,7 @@
 -- The privilege matrix: who may execute each function of the engine, and who
 -- may do what on each table. Any new function or grant must be added here.
 begin;
-select plan(4);
+select plan(6);
 
 create temporary view engine_function as
 select p.oid, p.oid::regprocedure::text as signature
@@ -93,8 +93,13 @@ select set_eq(
       ('bayes.state_fallback_check(jsonb)', 'service_role'),
       ('bayes.decay_state(jsonb,bigint,double precision,double precision,double precision)', 'authenticated'),
       ('bayes.decay_state(jsonb,bigint,double precision,double precision,double precision)', 'service_role'),
-      ('bayes.decay_due_at(jsonb,double precision,double precision)', 'service_role')$$,
-    'execute privileges of every engine function, per API role (the bulk decay''s and retention''s functions, bayes.install_py_module, the event log''s writers and expiry: none; bayes.decay_state: the read RPCs decay on read)'
+      ('bayes.decay_due_at(jsonb,double precision,double precision)', 'service_role'),
+      ('bayes.health(integer[])', 'service_role'),
+      ('bayes.alerts()', 'service_role'),
+      ('bayes.event_id_at(timestamp with time zone)', 'service_role'),
+      ('bayes.health_param(text)', 'service_role'),
+      ('bayes.health_windows(integer[])', 'service_role')$$,
+    'execute privileges of every engine function, per API role (the bulk decay''s and retention''s functions, bayes.install_py_module, the event log''s writers and expiry, the health snapshot''s job: none; bayes.decay_state: the read RPCs decay on read)'
 );
 
 select is_empty(
@@ -109,7 +114,8 @@ select set_eq(
       from (values ('public.user_bayesian_state'::regclass), ('bayes.player_event'), ('bayes.chapter_params'), ('bayes.params'),
                    ('bayes.params_revision'), ('bayes.decay_run'), ('bayes.decay_skipped'), ('bayes.player_summary'),
                    ('bayes.py_module'), ('bayes.rollout'), ('bayes.player_checkpoint'),
-                   ('bayes.retention_run'), ('bayes.retention_skipped'), ('bayes.event_result')) as t0 (rel)
+                   ('bayes.retention_run'), ('bayes.retention_skipped'), ('bayes.event_result'),
+                   ('bayes.health_threshold'), ('bayes.health_snapshot'), ('bayes.health_change')) as t0 (rel)
       cross join lateral (select t0.rel::text as relname) as t
       cross join (values ('anon'), ('authenticated'), ('service_role')) as r (role)
       cross join (values ('select'), ('insert'), ('update'), ('delete'), ('truncate'), ('references'), ('trigger')) as priv (name)
@@ -134,8 +140,32 @@ select set_eq(
       ('bayes.rollout', 'service_role', 'select'),
       ('bayes.player_checkpoint', 'service_role', 'select'),
       ('bayes.retention_run', 'service_role', 'select'),
-      ('bayes.retention_skipped', 'service_role', 'select')$$,
+      ('bayes.retention_skipped', 'service_role', 'select'),
+      ('bayes.health_threshold', 'service_role', 'select'),
+      ('bayes.health_snapshot', 'service_role', 'select'),
+      ('bayes.health_change', 'service_role', 'select')$$,
     'table privileges per API role'
+);
+
+-- The health snapshot (issue 16) is the pg_cron job's, run as the database
+-- owner: no API role takes it, schedules it or holds its lock key.
+select is_empty(
+    $$select p.oid::regprocedure::text, r.role
+      from pg_proc as p
+      cross join (values ('anon'), ('authenticated'), ('service_role')) as r (role)
+      where p.oid in ('bayes.record_health()'::regprocedure, 'bayes.schedule_health(text)'::regprocedure,
+                      'bayes.health_lock_key()'::regprocedure)
+        and has_function_privilege(r.role, p.oid, 'execute')$$,
+    'bayes.record_health, bayes.schedule_health and bayes.health_lock_key: the owner only'
+);
+select is_empty(
+    $$select c.relname, r.role
+      from pg_class as c
+      cross join (values ('anon'), ('authenticated')) as r (role)
+      cross join (values ('select'), ('insert'), ('update'), ('delete')) as priv (name)
+      where c.oid in ('bayes.health_threshold'::regclass, 'bayes.health_snapshot'::regclass, 'bayes.health_change'::regclass)
+        and has_table_privilege(r.role, c.oid, priv.name)$$,
+    'the health tables: nothing for anon and the players'
 );
 
 select set_eq(

@@ -4262,7 +4262,7 @@ comment on view bayes.player_summary is
 revoke all on table bayes.player_summary from public, anon, authenticated, service_role;
 grant select on table bayes.player_summary to service_role;
 
--- file sql/functions/91_health.sql sha256 b8c4d46c9ed48d3191e98c1e2abad375c5a487ad72952b58bf300ae6109112a5
+-- file sql/functions/91_health.sql sha256 126ac4a1a00de0ee1198f5fed6844455561b642988fa5449f586e4b21fb2b35b
 -- Health of the engine (issue 16): bayes.health computes every signal of
 -- bayes.health_threshold over the short and the long window (5 minutes and
 -- 1 hour by default) from the measurements the message path leaves in the
@@ -4358,6 +4358,41 @@ comment on function bayes.sign_agreement is
 revoke all on function bayes.sign_agreement from public;
 grant execute on function bayes.sign_agreement to service_role;
 
+create or replace function bayes.health_windows(p_windows_s integer[])
+returns integer[]
+language plpgsql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_window integer;
+begin
+    if p_windows_s is null then
+        return array(
+            select distinct w.window_s
+            from unnest(array[
+                bayes.health_param('health_window_short_s')::integer,
+                bayes.health_param('health_window_long_s')::integer
+            ]) as w (window_s)
+            order by w.window_s
+        );
+    end if;
+    foreach v_window in array p_windows_s loop
+        if v_window is null or v_window not between 10 and 604800 then
+            raise exception 'p_windows_s must hold windows in [10, 604800] seconds (a week), got %', p_windows_s
+            using errcode = '22023', hint = 'null: health_window_short_s and health_window_long_s of bayes.params';
+        end if;
+    end loop;
+    return array(select distinct w.window_s from unnest(p_windows_s) as w (window_s) order by w.window_s);
+end
+$$;
+
+comment on function bayes.health_windows is
+'The windows of bayes.health, seconds, each once and in order: p_windows_s, or health_window_short_s and health_window_long_s of bayes.params when null. A null window or one outside [10, 604800] (the range of the parameters) raises 22023.';
+revoke all on function bayes.health_windows from public;
+grant execute on function bayes.health_windows to service_role;
+
 create or replace function bayes.health(
     p_windows_s integer[] default null
 )
@@ -4385,16 +4420,7 @@ as $$
             w.window_s,
             now() - make_interval(secs => w.window_s) as since,
             bayes.event_id_at(now() - make_interval(secs => w.window_s)) as first_id
-        from unnest(
-            coalesce(
-                p_windows_s,
-                array[
-                    bayes.health_param('health_window_short_s')::integer,
-                    bayes.health_param('health_window_long_s')::integer
-                ]
-            )
-        ) as w (window_s)
-        where w.window_s > 0
+        from unnest(bayes.health_windows(p_windows_s)) as w (window_s)
     ),
 
     -- the messages of the longest window, read once by primary key range
@@ -4487,40 +4513,45 @@ as $$
     ),
 
     -- the last day's shadow and audit messages with the LLM's answer (the
-    -- pairs of bayes.shadow_pairs), newest first, at most
-    -- health_agreement_pairs: the LLM's answers through their partial index
+    -- pairs of bayes.shadow_pairs), the newest health_agreement_pairs of
+    -- them: the LLM's answers newest first through their partial index, each
+    -- joined to its message by its key, until that many are pairs (an answer
+    -- to a bayes player's message that no audit chose is not one)
     agreement_window as materialized (
         select
             now() - make_interval(secs => 3600 * bayes.health_param('health_agreement_window_h')) as since,
             bayes.health_param('health_agreement_pairs')::bigint as pairs
     ),
 
-    answers as materialized (
-        select l.user_id, l.message_id, l.input
+    answered as materialized (
+        select
+            case when m.player_mode = 'shadow' then 'shadow' else 'audit' end as sample,
+            m.input as message_input,
+            l.input as answer_input
         from bayes.player_event as l
+        inner join bayes.player_event as m
+            on
+                m.message_key = md5(l.user_id::text || '/message/' || l.message_id)::uuid
+                and m.user_id = l.user_id
         where l.kind = 'llm_scores'
             and l.message_id is not null
             and l.event_id >= bayes.event_id_at((select a.since from agreement_window as a))
             and l.recorded_at >= (select a.since from agreement_window as a)
+            and m.kind = 'message'
+            and (
+                m.player_mode = 'shadow'
+                or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
+            )
         order by l.event_id desc
         limit (select a.pairs from agreement_window as a)
     ),
 
     pairs as (
         select
-            case when m.player_mode = 'shadow' then 'shadow' else 'audit' end as sample,
-            m.input as message,
-            a.input as answer
-        from answers as a
-        inner join bayes.player_event as m
-            on
-                m.message_key = md5(a.user_id::text || '/message/' || a.message_id)::uuid
-                and m.user_id = a.user_id
-        where m.kind = 'message'
-            and (
-                m.player_mode = 'shadow'
-                or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
-            )
+            a.sample,
+            a.message_input as message,
+            a.answer_input as answer
+        from answered as a
     ),
 
     -- one call of the engine's Python per sample, not one per event
@@ -4632,11 +4663,11 @@ as $$
 $$;
 
 comment on function bayes.health is
-'The engine''s health now: one row per signal of bayes.health_threshold (and label: a fallback reason, a sample) over each window of p_windows_s (seconds; default health_window_short_s and health_window_long_s, 5 minutes and 1 hour), or of the instant (window_s null: lags, sizes), or of the last health_agreement_window_h hours (shadow_agreement): its value (null: no data), the samples it rests on, its thresholds and its status (ok, warn, critical). Reads the messages of the window by primary key range (bayes.event_id_at) and the states of the players who sent them.';
+'The engine''s health now: one row per signal of bayes.health_threshold (and label: a fallback reason, a sample) over each window of p_windows_s (seconds, each in [10, 604800], 22023 otherwise; default health_window_short_s and health_window_long_s, 5 minutes and 1 hour), or of the instant (window_s null: lags, sizes), or of the last health_agreement_window_h hours (shadow_agreement): its value (null: no data), the samples it rests on, its thresholds and its status (ok, warn, critical). Reads the messages of the window by primary key range (bayes.event_id_at) and the states of the players who sent them.';
 revoke all on function bayes.health from public;
 grant execute on function bayes.health to service_role;
 
--- file sql/functions/92_health_alerts.sql sha256 9aa73b66bfd2f3b6f06219a88df0545fe6537870147d888080540d2fd5bed510
+-- file sql/functions/92_health_alerts.sql sha256 279dd19f79f25e97d407a9fac89b536f032c0e359c5f10e9d0899082c4ebebae
 -- Alerts on the health signals (issue 16): bayes.record_health, the pg_cron
 -- job bayes-record-health, keeps a snapshot of bayes.health a minute in
 -- bayes.health_snapshot, records every change of status in
@@ -4673,6 +4704,11 @@ begin
     if not pg_try_advisory_xact_lock(bayes.health_lock_key()) then
         raise notice 'bayes.record_health: another snapshot is being recorded; this one is skipped';
         return null;
+    end if;
+    -- a second call in the transaction that took this instant's snapshot
+    -- (the lock is the transaction's): recorded and announced already
+    if exists (select from bayes.health_snapshot as h where h.taken_at = now()) then
+        return 0;
     end if;
     select max(h.taken_at) into v_previous from bayes.health_snapshot as h where h.taken_at < now();
 
@@ -4723,7 +4759,7 @@ end
 $$;
 
 comment on function bayes.record_health is
-'One snapshot of bayes.health into bayes.health_snapshot (taken_at now()); every signal whose status differs from the previous snapshot''s (ok when it had none) is recorded in bayes.health_change and announced with NOTIFY on the channel bayes_health (payload JSON: signal, window_s, label, from, to, value, samples, changed_at; delivered at commit). Deletes snapshots and changes older than health_snapshot_retention_days. One at a time (transaction advisory lock bayes.health_lock_key(); a second call returns null). Returns the number of changes. The pg_cron job bayes-record-health calls it every minute.';
+'One snapshot of bayes.health into bayes.health_snapshot (taken_at now()); every signal whose status differs from the previous snapshot''s (ok when it had none) is recorded in bayes.health_change and announced with NOTIFY on the channel bayes_health (payload JSON: signal, window_s, label, from, to, value, samples, changed_at; delivered at commit). Deletes snapshots and changes older than health_snapshot_retention_days. One at a time (transaction advisory lock bayes.health_lock_key(); a call while another transaction holds it returns null and writes nothing; a second call in the same transaction records nothing and returns 0). Returns the number of changes. The pg_cron job bayes-record-health calls it every minute.';
 revoke all on function bayes.record_health from public;
 
 create or replace function bayes.schedule_health(p_schedule text default '* * * * *')
