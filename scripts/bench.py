@@ -64,6 +64,13 @@ The bytes of the compact event log (--only eventlog, issue 15): a million
 message events through bayes_process_message, bytes per event and per kept
 result, and the old layout on the same events: scripts/bench_eventlog.py (it
 starts by emptying auth.users and the event log of the bench's stack).
+
+What the health signals cost (--only health, issue 16): what the measurements
+of the event row add to bayes_process_message (the real functions against
+variants made from their own text without them, in alternating blocks), and
+one bayes.health(), bayes.record_health() and bayes.event_id_at on a log of a
+million events against a scan of that log: scripts/bench_health.py (it starts
+by emptying auth.users and the event log of the bench's stack).
 """
 
 from __future__ import annotations
@@ -86,6 +93,7 @@ import bench_absence
 import bench_api
 import bench_eventlog
 import bench_fallback
+import bench_health
 import bench_shadow
 import psycopg
 from bayes_dev import players as population
@@ -617,7 +625,7 @@ def live_bench(dsn: str, args) -> list[Target]:
 
 # --- main ------------------------------------------------------------------
 
-SECTIONS = ("message", "api", "decay", "live", "absence", "fallback", "shadow", "eventlog")
+SECTIONS = ("message", "api", "decay", "live", "absence", "fallback", "shadow", "eventlog", "health")
 
 
 def main() -> int:
@@ -640,6 +648,7 @@ def main() -> int:
     bench_fallback.add_arguments(parser)
     bench_shadow.add_arguments(parser)
     bench_eventlog.add_arguments(parser)
+    bench_health.add_arguments(parser)
     args = parser.parse_args()
     sections = [name for name in SECTIONS if name in (args.only or SECTIONS)]
 
@@ -679,6 +688,8 @@ def main() -> int:
         problems += shadow_problems
     if "eventlog" in sections:
         targets["issue 15"] = bench_eventlog.run(dsn, args)
+    if "health" in sections:
+        targets["issue 16"] = bench_health.run(dsn, args)
     for issue, checks in targets.items():
         print(f"\ntargets ({issue}):")
         width = max(len(label) for label, _, _ in checks) + 1
