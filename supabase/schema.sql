@@ -46,6 +46,16 @@ CREATE TYPE bayes.fallback_reason AS ENUM (
 -- Name: TYPE fallback_reason; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON TYPE bayes.fallback_reason IS 'The reason of a message''s fallback decision (MODEL.md section 7); high_variance and critical_zone only in events of the v1 engine.';
 
+-- Name: health_status; Type: TYPE; Schema: bayes; Owner: postgres
+CREATE TYPE bayes.health_status AS ENUM (
+    'ok',
+    'warn',
+    'critical'
+);
+
+-- Name: TYPE health_status; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TYPE bayes.health_status IS 'A health signal''s status against its thresholds (bayes.health_threshold): ok, warn or critical.';
+
 -- Name: mood; Type: TYPE; Schema: bayes; Owner: postgres
 CREATE TYPE bayes.mood AS ENUM (
     'content',
@@ -68,8 +78,60 @@ CREATE TYPE bayes.rollout_mode AS ENUM (
 -- Name: TYPE rollout_mode; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON TYPE bayes.rollout_mode IS 'A player''s mode under bayes.rollout (issue 14): bayes (the engine decides) or shadow (the LLM is asked on every message).';
 
--- Name: apply_input(text, uuid, text, json, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
+-- Name: */*; Type: DOMAIN; Schema: public; Owner: postgres
+CREATE DOMAIN public."*/*" AS text;
+
+-- Name: DOMAIN "*/*"; Type: COMMENT; Schema: public; Owner: postgres
+COMMENT ON DOMAIN public."*/*" IS 'PostgREST''s "any" media type handler (docs.postgrest.org v12, Media Type Handlers): an RPC returning this domain answers every Accept with its text as the body, under the Content-Type the function sets in response.headers. Returned by public.bayes_metrics only.';
+
+-- Name: alerts(); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.alerts() RETURNS TABLE(signal text, window_s integer, label text, status bayes.health_status, value double precision, samples bigint, warn double precision, critical double precision, firing_since timestamp with time zone, status_since timestamp with time zone)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select
+        h.signal,
+        h.window_s,
+        h.label,
+        h.status,
+        h.value,
+        h.samples,
+        t.warn,
+        t.critical,
+        coalesce(
+            (
+                select max(c.changed_at)
+                from bayes.health_change as c
+                where c.signal = h.signal
+                    and c.window_s is not distinct from h.window_s
+                    and c.label is not distinct from h.label
+                    and c.status_from = 'ok'
+            ),
+            (select min(o.taken_at) from bayes.health_snapshot as o)
+        ),
+        coalesce(
+            (
+                select max(c.changed_at)
+                from bayes.health_change as c
+                where c.signal = h.signal
+                    and c.window_s is not distinct from h.window_s
+                    and c.label is not distinct from h.label
+                    and c.status_to = h.status
+            ),
+            (select min(o.taken_at) from bayes.health_snapshot as o)
+        )
+    from bayes.health_snapshot as h
+    inner join bayes.health_threshold as t on t.signal = h.signal
+    where h.taken_at = (select max(l.taken_at) from bayes.health_snapshot as l)
+        and h.status <> 'ok'
+    order by h.status desc, h.signal, h.window_s nulls first, h.label nulls first
+$$;
+
+-- Name: FUNCTION alerts(); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.alerts() IS 'What fires now, as the last snapshot (bayes.record_health) found it: every signal that is warn or critical, its value and thresholds, since when it fires (its last change from ok) and since when it has its current status (both from bayes.health_change; the first snapshot kept when the change is older than the retention).';
+
+-- Name: apply_input(text, uuid, text, json, timestamp with time zone, timestamp with time zone, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone DEFAULT NULL::timestamp with time zone, p_started_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     SET "bayes.state_writer" TO 'engine'
@@ -127,15 +189,16 @@ begin
             v_result,
             v_step.result,
             p_message_at,
-            v_step.decay_due_at
+            v_step.decay_due_at,
+            p_started_at
         );
     end if;
     return v_result;
 end
 $$;
 
--- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) IS 'The shared sequence of the writer RPCs: lock (or create) the row, answer a repeated (player, kind, message id) (bayes.previous_result: its first result within the idempotency window, else the current summary), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at).';
+-- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone, p_started_at timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone, p_started_at timestamp with time zone) IS 'The shared sequence of the writer RPCs: lock (or create) the row, answer a repeated (player, kind, message id) (bayes.previous_result: its first result within the idempotency window, else the current summary), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at; p_started_at, the start of the calling RPC, gives the event''s db_time_us).';
 
 -- Name: assert_may_read(uuid); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.assert_may_read(p_user_id uuid) RETURNS void
@@ -847,6 +910,48 @@ $$;
 -- Name: FUNCTION evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) IS 'Counterfactual replay: the event logs of the shadow players (all, or p_users) replayed under the stored parameters with p_overrides ({bayes.params name: value}; nothing is written), consulting each logged LLM answer only when the replayed fallback asks for it. Reports, over the shadow messages sent in [p_from, p_to): the LLM call rate per message bucket and over the lifetime, the reasons, and the fidelity against the LLM''s trajectory (every message''s metric evidence the LLM''s delta / 10): boss-ready agreement and mean |composite difference| after the cold start. Progress as NOTICEs.';
 
+-- Name: event_id_at(timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.event_id_at(p_at timestamp with time zone) RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_low bigint;
+    v_high bigint;
+    v_middle bigint;
+    v_recorded_at timestamptz;
+begin
+    -- A binary search of the primary key: recorded_at grows with event_id
+    -- (up to the jitter of concurrent writes), so the events recorded from
+    -- p_at on are the ids from the answer on. About log2(ids) index probes;
+    -- no index on recorded_at is needed (nor paid on every message).
+    select min(e.event_id), max(e.event_id) + 1 into v_low, v_high from bayes.player_event as e;
+    if v_low is null then
+        return 1;
+    end if;
+    -- invariant: every event before v_low was recorded before p_at (or has no
+    -- recorded_at: older than issue 16); from v_high on, none exists or all
+    -- were recorded from p_at on
+    while v_low < v_high loop
+        v_middle := v_low + (v_high - v_low) / 2;
+        select e.recorded_at into v_recorded_at
+        from bayes.player_event as e
+        where e.event_id >= v_middle
+        order by e.event_id
+        limit 1;
+        if coalesce(v_recorded_at >= p_at, false) then
+            v_high := v_middle;
+        else
+            v_low := v_middle + 1;
+        end if;
+    end loop;
+    return v_low;
+end
+$$;
+
+-- Name: FUNCTION event_id_at(p_at timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.event_id_at(p_at timestamp with time zone) IS 'The first event_id recorded at or after p_at (bayes.player_event.recorded_at), by a binary search of the primary key: the events of a window are the ids from it on. Exact up to the jitter of concurrent writes (recorded_at grows with event_id); events older than issue 16 count as older than any p_at.';
+
 -- Name: event_input(bayes.event_kind, bytea); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.event_input(p_kind bayes.event_kind, p_input bytea) RETURNS jsonb
     LANGUAGE plpython3u IMMUTABLE STRICT PARALLEL SAFE
@@ -939,6 +1044,283 @@ $$;
 
 -- Name: FUNCTION fold_events(p_users uuid[], p_after bigint[], p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_events_folded bigint[], p_horizon double precision, p_params_revision bigint, OUT last_event_ids bigint[], OUT folded integer[], OUT states text[], OUT last_message_at double precision[], OUT decayed_at double precision[], OUT events_folded bigint[], OUT kept_from double precision[], OUT errors text[]); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.fold_events(p_users uuid[], p_after bigint[], p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_events_folded bigint[], p_horizon double precision, p_params_revision bigint, OUT last_event_ids bigint[], OUT folded integer[], OUT states text[], OUT last_message_at double precision[], OUT decayed_at double precision[], OUT events_folded bigint[], OUT kept_from double precision[], OUT errors text[]) IS 'Retention''s step for a batch of players, one item per player in every array: from his checkpoint (p_states null: a new player''s state; p_after the last event it folded, the clock in epoch seconds), the longest prefix of the events after it that occurred before p_horizon (epoch seconds), replayed: the last folded event id (null: none), how many, the new checkpoint (state, clock, events folded in all), the occurred_at of the first event kept (null: none) and the error of a log that cannot be replayed (then nothing is folded). Writes nothing.';
+
+-- Name: health(integer[]); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETURNS TABLE(signal text, window_s integer, label text, value double precision, samples bigint, warn double precision, critical double precision, status bayes.health_status, unit text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    with windows as materialized (
+        select
+            w.window_s,
+            now() - make_interval(secs => w.window_s) as since,
+            bayes.event_id_at(now() - make_interval(secs => w.window_s)) as first_id
+        from unnest(
+            coalesce(
+                p_windows_s,
+                array[
+                    bayes.health_param('health_window_short_s')::integer,
+                    bayes.health_param('health_window_long_s')::integer
+                ]
+            )
+        ) as w (window_s)
+        where w.window_s > 0
+    ),
+
+    -- the messages of the longest window, read once by primary key range
+    messages as materialized (
+        select
+            e.user_id,
+            e.recorded_at,
+            e.fallback_reason,
+            e.fallback_needed,
+            e.observations,
+            e.db_time_us
+        from bayes.player_event as e
+        where e.event_id >= (select min(w.first_id) from windows as w)
+            and e.kind = 'message'
+            and e.recorded_at >= (select min(w.since) from windows as w)
+    ),
+
+    per_window as (
+        select
+            w.window_s,
+            count(m.recorded_at) as messages,
+            count(*) filter (where m.fallback_needed) as granted,
+            count(*) filter (where m.fallback_reason not in ('cold_start', 'bayesian_sufficient')) as budgeted,
+            count(*) filter (where m.fallback_reason not in ('cold_start', 'bayesian_sufficient') and not m.fallback_needed)
+                as refused,
+            count(m.observations) as observed,
+            count(*) filter (where m.observations = 0) as no_signal,
+            count(m.db_time_us) as timed,
+            percentile_cont(array[0.5, 0.99]) within group (order by m.db_time_us) as latency_us
+        from windows as w
+        left join messages as m on m.recorded_at >= w.since
+        group by w.window_s
+    ),
+
+    per_reason as (
+        select
+            w.window_s,
+            r.outcome,
+            r.reason,
+            count(m.recorded_at) filter (
+                where m.fallback_reason = r.reason
+                and m.fallback_needed = (r.outcome = 'llm_granted')
+            ) as hits
+        from windows as w
+        cross join (
+            values
+            ('llm_granted', 'cold_start'::bayes.fallback_reason),
+            ('llm_granted', 'no_signals'),
+            ('llm_granted', 'uncertain'),
+            ('llm_granted', 'audit'),
+            ('llm_refused', 'no_signals'),
+            ('llm_refused', 'uncertain'),
+            ('llm_refused', 'audit')
+        ) as r (outcome, reason)
+        left join messages as m on m.recorded_at >= w.since
+        group by w.window_s, r.outcome, r.reason
+    ),
+
+    -- the players who sent a message in the window, and their posterior now
+    variance as (
+        select
+            w.window_s,
+            count(*) as players,
+            avg(v.metric_variance) as mean_variance
+        from windows as w
+        inner join (select distinct m.user_id, max(m.recorded_at) as last_at from messages as m group by m.user_id) as u
+            on u.last_at >= w.since
+        inner join public.user_bayesian_state as s on s.user_id = u.user_id
+        cross join lateral (
+            select avg(
+                (b.ab ->> 0)::float8 * (b.ab ->> 1)::float8
+                / (((b.ab ->> 0)::float8 + (b.ab ->> 1)::float8) ^ 2 * ((b.ab ->> 0)::float8 + (b.ab ->> 1)::float8 + 1))
+            ) as metric_variance
+            from jsonb_each(s.state -> 'm') as b (metric, ab)
+        ) as v
+        group by w.window_s
+    ),
+
+    -- the last day's shadow and audit messages with the LLM's answer (the
+    -- pairs of bayes.shadow_pairs), newest first, at most
+    -- health_agreement_pairs: the LLM's answers through their partial index
+    agreement_window as materialized (
+        select
+            now() - make_interval(secs => 3600 * bayes.health_param('health_agreement_window_h')) as since,
+            bayes.health_param('health_agreement_pairs')::bigint as pairs
+    ),
+
+    answers as materialized (
+        select l.user_id, l.message_id, l.input
+        from bayes.player_event as l
+        where l.kind = 'llm_scores'
+            and l.message_id is not null
+            and l.event_id >= bayes.event_id_at((select a.since from agreement_window as a))
+            and l.recorded_at >= (select a.since from agreement_window as a)
+        order by l.event_id desc
+        limit (select a.pairs from agreement_window as a)
+    ),
+
+    pairs as (
+        select
+            case when m.player_mode = 'shadow' then 'shadow' else 'audit' end as sample,
+            bayes.event_input('message', m.input) -> 'observation' as observation,
+            bayes.event_input('llm_scores', a.input) -> 'deltas' as deltas
+        from answers as a
+        inner join bayes.player_event as m
+            on
+                m.message_key = md5(a.user_id::text || '/message/' || a.message_id)::uuid
+                and m.user_id = a.user_id
+        where m.kind = 'message'
+            and (
+                m.player_mode = 'shadow'
+                or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
+            )
+    ),
+
+    agreement as (
+        select
+            s.sample,
+            count(p.sample) / 4 as pairs,
+            avg(
+                (
+                    sign(
+                        (p.observation -> 'plus' ->> (k.i - 1)::integer)::float8
+                        - (p.observation -> 'minus' ->> (k.i - 1)::integer)::float8
+                    )
+                    = sign(coalesce((p.deltas ->> k.name)::float8, 0))
+                )::integer::float8
+            ) as agreement
+        from (values ('shadow'), ('audit')) as s (sample)
+        left join (
+            pairs as p cross join unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
+        ) on p.sample = s.sample
+        group by s.sample
+    ),
+
+    retention as (
+        select greatest(
+            extract(
+                epoch from now() - make_interval(days => bayes.health_param('event_retention_days')::integer)
+                - coalesce(
+                    (select max(r.horizon) from bayes.retention_run as r where r.status = 'done'),
+                    (select e.occurred_at from bayes.player_event as e order by e.event_id limit 1)
+                )
+            )::float8,
+            0
+        ) as lag_s
+    ),
+
+    measured (signal, window_s, label, value, samples) as (
+        select 'messages_per_second', p.window_s, null::text, p.messages::float8 / p.window_s, p.messages
+        from per_window as p
+        union all
+        select 'fallback_rate', p.window_s, null, p.granted::float8 / nullif(p.messages, 0), p.messages
+        from per_window as p
+        union all
+        select r.outcome, r.window_s, r.reason::text, r.hits::float8 / nullif(p.messages, 0), p.messages
+        from per_reason as r
+        inner join per_window as p on p.window_s = r.window_s
+        union all
+        select 'llm_budget_exhaustion', p.window_s, null, p.refused::float8 / nullif(p.budgeted, 0), p.budgeted
+        from per_window as p
+        union all
+        select 'no_signal_share', p.window_s, null, p.no_signal::float8 / nullif(p.observed, 0), p.observed
+        from per_window as p
+        union all
+        select 'posterior_variance', w.window_s, null, v.mean_variance, coalesce(v.players, 0)
+        from windows as w
+        left join variance as v on v.window_s = w.window_s
+        union all
+        select 'latency_p50_ms', p.window_s, null, p.latency_us[1] / 1000, p.timed
+        from per_window as p
+        union all
+        select 'latency_p99_ms', p.window_s, null, p.latency_us[2] / 1000, p.timed
+        from per_window as p
+        union all
+        select
+            'decay_lag_s',
+            null,
+            null,
+            coalesce(
+                (
+                    select extract(epoch from now() - min(s.decay_due_at))::float8
+                    from public.user_bayesian_state as s
+                    where s.decay_due_at <= now()
+                ),
+                0
+            ),
+            null
+        union all
+        select 'retention_lag_s', null, null, r.lag_s, null
+        from retention as r
+        union all
+        select
+            'event_log_bytes',
+            null,
+            null,
+            (pg_total_relation_size('bayes.player_event') + pg_total_relation_size('bayes.event_result'))::float8,
+            null
+        union all
+        select 'state_table_bytes', null, null, pg_total_relation_size('public.user_bayesian_state')::float8, null
+        union all
+        select
+            'shadow_agreement',
+            (3600 * bayes.health_param('health_agreement_window_h'))::integer,
+            a.sample,
+            a.agreement,
+            a.pairs
+        from agreement as a
+    )
+
+    select
+        m.signal,
+        m.window_s,
+        m.label,
+        m.value,
+        m.samples,
+        t.warn,
+        t.critical,
+        case
+            when m.value is null or coalesce(m.samples, t.min_samples) < t.min_samples then 'ok'
+            when t.direction = 'above' and m.value > t.critical then 'critical'
+            when t.direction = 'below' and m.value < t.critical then 'critical'
+            when t.direction = 'above' and m.value > t.warn then 'warn'
+            when t.direction = 'below' and m.value < t.warn then 'warn'
+            else 'ok'
+        end::bayes.health_status,
+        t.unit
+    from measured as m
+    inner join bayes.health_threshold as t on t.signal = m.signal
+    order by m.signal, m.window_s nulls first, m.label nulls first
+$$;
+
+-- Name: FUNCTION health(p_windows_s integer[]); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.health(p_windows_s integer[]) IS 'The engine''s health now: one row per signal of bayes.health_threshold (and label: a fallback reason, a sample) over each window of p_windows_s (seconds; default health_window_short_s and health_window_long_s, 5 minutes and 1 hour), or of the instant (window_s null: lags, sizes), or of the last health_agreement_window_h hours (shadow_agreement): its value (null: no data), the samples it rests on, its thresholds and its status (ok, warn, critical). Reads the messages of the window by primary key range (bayes.event_id_at) and the states of the players who sent them.';
+
+-- Name: health_lock_key(); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.health_lock_key() RETURNS bigint
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    RETURN '7300215847719049218'::bigint;
+
+-- Name: FUNCTION health_lock_key(); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.health_lock_key() IS 'The advisory lock key a snapshot of the health signals (bayes.record_health) holds for its transaction: two snapshots never run at once.';
+
+-- Name: health_param(text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.health_param(p_name text) RETURNS double precision
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    return (select (p.value #>> '{}')::float8 from bayes.params as p where p.name = p_name);
+end
+$$;
+
+-- Name: FUNCTION health_param(p_name text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.health_param(p_name text) IS 'A scalar row of bayes.params as a number (the windows and retention of the health signals), null when absent.';
 
 -- Name: install_py_module(text, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) RETURNS void
@@ -1250,6 +1632,51 @@ $$;
 -- Name: FUNCTION previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid) IS 'The answer to an input already applied (p_message_key = bayes.message_key of the player, kind and message id): within the idempotency window its first result marked "duplicate": true; after it "duplicate", "result_expired" and the current summary (bayes.expired_duplicate); null when that input was never applied.';
 
+-- Name: prometheus_accepts(text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.prometheus_accepts(p_accept text) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    v_range text;
+    v_type text;
+    v_q double precision;
+    v_rank integer;
+    v_best_rank integer := 0;
+    v_best_q double precision := 0;
+begin
+    -- no Accept: anything goes (RFC 9110, 12.5.1)
+    if p_accept is null or btrim(p_accept) = '' then
+        return true;
+    end if;
+    -- the most specific media range that covers text/plain decides, with its
+    -- quality: text/plain (any parameters: version=0.0.4, version=1.0.0) over
+    -- text/* over */*; q=0 refuses
+    foreach v_range in array string_to_array(p_accept, ',') loop
+        v_type := lower(btrim(split_part(v_range, ';', 1)));
+        v_rank := case v_type when 'text/plain' then 3 when 'text/*' then 2 when '*/*' then 1 else 0 end;
+        continue when v_rank = 0;
+        v_q := coalesce(
+            (
+                select (m.q[1])::double precision
+                from regexp_matches(v_range, ';\s*q\s*=\s*([01](?:\.[0-9]{0,3})?)\s*(?:;|$)', 'i') as m (q)
+            ),
+            1
+        );
+        if v_rank > v_best_rank then
+            v_best_rank := v_rank;
+            v_best_q := v_q;
+        elsif v_rank = v_best_rank then
+            v_best_q := greatest(v_best_q, v_q);
+        end if;
+    end loop;
+    return v_best_q > 0;
+end
+$_$;
+
+-- Name: FUNCTION prometheus_accepts(p_accept text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.prometheus_accepts(p_accept text) IS 'Whether an HTTP Accept header admits text/plain, the media type of public.bayes_metrics: true when it is absent or empty, or when its most specific range covering text/plain (text/plain with any parameters, then text/*, then */*) has a quality above 0. Prometheus''s scrape header (openmetrics-text first, text/plain;version=0.0.4 and */* after it) does.';
+
 -- Name: py_build(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.py_build() RETURNS text
     LANGUAGE sql STABLE
@@ -1451,6 +1878,72 @@ $$;
 
 -- Name: FUNCTION readiness_probability(p_state jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.readiness_probability(p_state jsonb) IS 'P(composite >= the chapter''s boss threshold) of a compact state, by the Edgeworth expansion (MODEL.md section 6); null for a corrupt state. Stable: reads bayes.chapter_params.';
+
+-- Name: record_health(); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.record_health() RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_previous timestamptz;
+    v_change record;
+    v_changes integer := 0;
+begin
+    -- one snapshot at a time: a run that finds another under way leaves
+    if not pg_try_advisory_xact_lock(bayes.health_lock_key()) then
+        raise notice 'bayes.record_health: another snapshot is being recorded; this one is skipped';
+        return null;
+    end if;
+    select max(h.taken_at) into v_previous from bayes.health_snapshot as h where h.taken_at < now();
+
+    insert into bayes.health_snapshot (taken_at, signal, window_s, label, value, samples, status)
+    select now(), h.signal, h.window_s, h.label, h.value, h.samples, h.status
+    from bayes.health() as h
+    on conflict on constraint health_snapshot_key do nothing;
+
+    -- every change of status since the previous snapshot (a signal never
+    -- seen before starts from ok), recorded and announced
+    for v_change in
+        insert into bayes.health_change (changed_at, signal, window_s, label, status_from, status_to, value, samples)
+        select now(), h.signal, h.window_s, h.label, coalesce(p.status, 'ok'), h.status, h.value, h.samples
+        from bayes.health_snapshot as h
+        left join bayes.health_snapshot as p
+            on
+                p.taken_at = v_previous
+                and p.signal = h.signal
+                and p.window_s is not distinct from h.window_s
+                and p.label is not distinct from h.label
+        where h.taken_at = now()
+            and h.status is distinct from coalesce(p.status, 'ok')
+        returning *
+    loop
+        v_changes := v_changes + 1;
+        perform pg_notify(
+            'bayes_health',
+            json_build_object(
+                'signal', v_change.signal,
+                'window_s', v_change.window_s,
+                'label', v_change.label,
+                'from', v_change.status_from,
+                'to', v_change.status_to,
+                'value', v_change.value,
+                'samples', v_change.samples,
+                'changed_at', v_change.changed_at
+            )::text
+        );
+    end loop;
+
+    -- the snapshots' own retention
+    delete from bayes.health_snapshot as h
+    where h.taken_at < now() - make_interval(days => bayes.health_param('health_snapshot_retention_days')::integer);
+    delete from bayes.health_change as c
+    where c.changed_at < now() - make_interval(days => bayes.health_param('health_snapshot_retention_days')::integer);
+    return v_changes;
+end
+$$;
+
+-- Name: FUNCTION record_health(); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.record_health() IS 'One snapshot of bayes.health into bayes.health_snapshot (taken_at now()); every signal whose status differs from the previous snapshot''s (ok when it had none) is recorded in bayes.health_change and announced with NOTIFY on the channel bayes_health (payload JSON: signal, window_s, label, from, to, value, samples, changed_at; delivered at commit). Deletes snapshots and changes older than health_snapshot_retention_days. One at a time (transaction advisory lock bayes.health_lock_key(); a second call returns null). Returns the number of changes. The pg_cron job bayes-record-health calls it every minute.';
 
 -- Name: refuse_invalid_state(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.refuse_invalid_state() RETURNS trigger
@@ -1902,11 +2395,13 @@ $_$;
 -- Name: FUNCTION run_retention_command(p_now timestamp with time zone, p_batch integer); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.run_retention_command(p_now timestamp with time zone, p_batch integer) IS 'The command of a retention run of the event log, as text: a DO block that folds every player''s events that occurred before p_now - event_retention_days (p_now default: now() when the block starts) into his checkpoint (bayes.player_checkpoint) and deletes them, p_batch players per committed transaction, locking no state row, then deletes the kept first results past the idempotency window, p_batch per transaction (bayes.begin_retention_run, then bayes.retention_batch until it says finished); one run at a time (advisory lock bayes.retention_lock_key()). A run that fails releases its lock, marks its row failed and raises the error. Progress: a NOTICE per batch and the row of bayes.retention_run. pg_cron''s job bayes-run-retention runs it; by hand, in psql outside a transaction block: select bayes.run_retention_command() \gexec. It is a DO block and not a procedure because a routine that commits cannot pin its search_path (docs/operations.md).';
 
--- Name: save_state(uuid, jsonb, text, text, uuid, timestamp with time zone, bytea, jsonb, json, timestamp with time zone, double precision); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision) RETURNS void
+-- Name: save_state(uuid, jsonb, text, text, uuid, timestamp with time zone, bytea, jsonb, json, timestamp with time zone, double precision, timestamp with time zone); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision, p_started_at timestamp with time zone) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+    v_now timestamptz := clock_timestamp();
 begin
     -- plpgsql, not a SQL function: PostgreSQL 15 plans a SQL function's
     -- statements again on every call, plpgsql keeps the plan per session.
@@ -1926,7 +2421,8 @@ begin
 
     event as (
         insert into bayes.player_event (
-            user_id, occurred_at, message_key, kind, player_mode, n, mood, fallback_reason, fallback_needed, message_id, input
+            user_id, occurred_at, message_key, kind, player_mode, n, mood, fallback_reason, fallback_needed, message_id, input,
+            recorded_at, db_time_us, observations
         )
         select
             u.user_id,
@@ -1940,7 +2436,13 @@ begin
             case when p_kind = 'message' then (p_result #>> '{fallback,reason}')::bayes.fallback_reason end,
             case when p_kind = 'message' then (p_result #>> '{fallback,needed}')::boolean end,
             p_message_id,
-            p_input
+            p_input,
+            -- the measurements of the health queries (issue 16): one clock
+            -- read, the time inside the database up to here, and the
+            -- message's feature count (bayes.health)
+            v_now,
+            case when p_started_at is not null then (extract(epoch from v_now - p_started_at) * 1e6)::integer end,
+            case when p_kind = 'message' then (p_result ->> 'observations')::smallint end
         from updated as u
         returning event_id
     )
@@ -1952,8 +2454,8 @@ begin
 end
 $$;
 
--- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision) IS 'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given; decay_due_at set from p_decay_due_at, epoch seconds, null for never), appends its event to bayes.player_event (the packed input p_input, the facts of a message''s result) and, with a message id (p_message_key), keeps p_kept_result (p_result as the text bayes.step wrote) in bayes.event_result for the idempotency window.';
+-- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision, p_started_at timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision, p_started_at timestamp with time zone) IS 'Writes a new state of a locked row (version + 1; last_message_at and decayed_at advanced to p_message_at when given; decay_due_at set from p_decay_due_at, epoch seconds, null for never), appends its event to bayes.player_event (the packed input p_input, the facts of a message''s result) and, with a message id (p_message_key), keeps p_kept_result (p_result as the text bayes.step wrote) in bayes.event_result for the idempotency window. The event records when it was written (recorded_at), the time since p_started_at in microseconds (db_time_us; null when p_started_at is) and a message''s feature count (observations), for bayes.health.';
 
 -- Name: schedule_decay(text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.schedule_decay(p_schedule text DEFAULT '*/15 * * * *'::text) RETURNS bigint
@@ -1970,6 +2472,22 @@ $$;
 
 -- Name: FUNCTION schedule_decay(p_schedule text); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.schedule_decay(p_schedule text) IS '(Re)schedules the pg_cron job bayes-run-decay (the DO block of bayes.run_decay_command()) with a cron schedule, every 15 minutes by default; returns the job id. There is only ever one such job.';
+
+-- Name: schedule_health(text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.schedule_health(p_schedule text DEFAULT '* * * * *'::text) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_checked boolean;
+begin
+    v_checked := bayes.check_not_null(p_schedule, 'p_schedule');
+    return cron.schedule('bayes-record-health', p_schedule, 'select bayes.record_health()');
+end
+$$;
+
+-- Name: FUNCTION schedule_health(p_schedule text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.schedule_health(p_schedule text) IS '(Re)schedules the pg_cron job bayes-record-health (select bayes.record_health()) with a cron schedule, every minute by default; returns the job id. There is only ever one such job.';
 
 -- Name: schedule_retention(text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.schedule_retention(p_schedule text DEFAULT '7 * * * *'::text) RETURNS bigint
@@ -2366,6 +2884,119 @@ $$;
 -- Name: FUNCTION bayes_get_state(p_user_id uuid); Type: COMMENT; Schema: public; Owner: postgres
 COMMENT ON FUNCTION public.bayes_get_state(p_user_id uuid) IS 'The decoded state of a player: metric means, variances, 95% intervals, composite, mood, vices. Callable by service_role or by the player himself; P0002 for an unknown player.';
 
+-- Name: bayes_metrics(); Type: FUNCTION; Schema: public; Owner: postgres
+CREATE FUNCTION public.bayes_metrics() RETURNS public."*/*"
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET extra_float_digits TO '1'
+    AS $$
+declare
+    v_accept text := nullif(current_setting('request.headers', true), '')::json ->> 'accept';
+    v_body text;
+begin
+    if not bayes.prometheus_accepts(v_accept) then
+        raise sqlstate 'PT415' using
+            message = 'bayes_metrics answers text/plain only',
+            detail = format('The Prometheus text exposition format 0.0.4; the request accepts: %s', v_accept),
+            hint = 'Send Accept: text/plain (or */*, or none).';
+    end if;
+    -- transaction-local, read by PostgREST for this response only
+    perform set_config(
+        'response.headers', '[{"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}]', true
+    );
+
+    with
+    signal as materialized (
+        select
+            h.signal,
+            h.window_s,
+            h.label,
+            h.value,
+            h.status,
+            t.metric_name,
+            t.metric_scale,
+            t.description,
+            -- the labels of the signal's series: window, then its own label
+            concat_ws(
+                ',',
+                'window="' || h.window_s || '"',
+                coalesce(t.label_name, 'label') || '="'
+                || replace(replace(replace(h.label, '\', '\\'), '"', '\"'), e'\n', '\n') || '"'
+            ) as labels
+        from bayes.health() as h
+        inner join bayes.health_threshold as t on t.signal = h.signal
+    ),
+
+    sample (family_order, family, help, sample_order, labels, value) as (
+        select
+            1,
+            s.metric_name,
+            s.description,
+            row_number() over (
+                order by s.signal, s.window_s nulls first, s.label nulls first
+            ),
+            s.labels,
+            s.value * s.metric_scale
+        from signal as s
+        union all
+        select
+            2,
+            'bayes_health_status',
+            'The status of each signal of bayes.health against its thresholds (bayes_health_threshold):'
+            || ' 0 ok, 1 warn, 2 critical. A signal with too few samples (min_samples) or no value is ok.',
+            row_number() over (order by s.signal, s.window_s nulls first, s.label nulls first),
+            concat_ws(',', 'signal="' || s.signal || '"', nullif(s.labels, '')),
+            case s.status when 'ok' then 0 when 'warn' then 1 when 'critical' then 2 end
+        from signal as s
+        union all
+        select
+            3,
+            'bayes_health_threshold',
+            'The thresholds of each signal (bayes.health_threshold), in the unit of its metric family:'
+            || ' level warn or critical; a signal fires above them (below them for shadow_agreement).'
+            || ' A threshold that is not set is not written.',
+            row_number() over (order by t.signal, l.level),
+            'signal="' || t.signal || '",level="' || l.level || '"',
+            l.threshold * t.metric_scale
+        from bayes.health_threshold as t
+        cross join lateral (values ('critical', t.critical), ('warn', t.warn)) as l (level, threshold)
+        where l.threshold is not null
+    ),
+
+    family as (
+        select
+            min(s.family_order) as family_order,
+            s.family,
+            '# HELP ' || s.family || ' '
+            || replace(replace(min(s.help), '\', '\\'), e'\n', '\n') || e'\n'
+            || '# TYPE ' || s.family || e' gauge\n'
+            || string_agg(
+                s.family
+                || coalesce('{' || nullif(s.labels, '') || '}', '')
+                || ' '
+                || case
+                    when s.value is null or s.value = 'NaN' then 'NaN'
+                    when s.value = 'Infinity' then '+Inf'
+                    when s.value = '-Infinity' then '-Inf'
+                    else s.value::text
+                end
+                || e'\n',
+                '' order by s.sample_order
+            ) as text
+        from sample as s
+        group by s.family
+    )
+
+    select string_agg(f.text, '' order by f.family_order, f.family) into v_body
+    from family as f;
+
+    return coalesce(v_body, '');
+end
+$$;
+
+-- Name: FUNCTION bayes_metrics(); Type: COMMENT; Schema: public; Owner: postgres
+COMMENT ON FUNCTION public.bayes_metrics() IS 'The signals of bayes.health in the Prometheus text exposition format 0.0.4, for GET /rest/v1/rpc/bayes_metrics (service_role): a gauge family per signal (bayes.health_threshold.metric_name, HELP its description, value times metric_scale, labels window and the signal''s label; a null value is NaN), bayes_health_status{signal,window,...} (0 ok, 1 warn, 2 critical) and bayes_health_threshold{signal,level}. Returns the domain "*/*" (PostgREST''s any media type handler) and sets Content-Type: text/plain; version=0.0.4 in response.headers; an Accept that admits no text/plain is refused with 415 (PT415). Stable: it writes nothing but that transaction-local setting.';
+
 -- Name: bayes_process_message(uuid, text, timestamp with time zone, text, double precision, boolean); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_process_message(p_user_id uuid, p_message text, p_sent_at timestamp with time zone DEFAULT now(), p_message_id text DEFAULT NULL::text, p_reply_gap_s double precision DEFAULT NULL::double precision, p_topic_changed boolean DEFAULT NULL::boolean) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2373,6 +3004,8 @@ CREATE FUNCTION public.bayes_process_message(p_user_id uuid, p_message text, p_s
     SET extra_float_digits TO '1'
     AS $$
 declare
+    -- the start of the in-database time the event records (bayes.health)
+    v_started_at timestamptz := clock_timestamp();
     v_checked boolean;
 begin
     v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
@@ -2396,7 +3029,8 @@ begin
             'received_at', extract(epoch from now())
         ),
         p_sent_at,
-        p_sent_at
+        p_sent_at,
+        v_started_at
     );
 end
 $$;
@@ -2551,6 +3185,94 @@ COMMENT ON TABLE bayes.event_result IS 'The result first returned for an input w
 -- Name: COLUMN event_result.written_at; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON COLUMN bayes.event_result.written_at IS 'When the result was first returned: a duplicate after written_at + idempotency_window_h gets "result_expired" and the current summary, whether or not the row is deleted yet.';
 
+-- Name: health_change; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.health_change (
+    changed_at timestamp with time zone NOT NULL,
+    signal text NOT NULL,
+    window_s integer,
+    label text,
+    status_from bayes.health_status NOT NULL,
+    status_to bayes.health_status NOT NULL,
+    value double precision,
+    samples bigint
+);
+
+-- Name: TABLE health_change; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.health_change IS 'Every change of a signal''s status between two snapshots (bayes.record_health), as announced on the channel bayes_health; kept health_snapshot_retention_days. bayes.alerts reads since when a signal fires here.';
+
+-- Name: health_snapshot; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.health_snapshot (
+    taken_at timestamp with time zone NOT NULL,
+    signal text NOT NULL,
+    window_s integer,
+    label text,
+    value double precision,
+    samples bigint,
+    status bayes.health_status NOT NULL
+);
+
+-- Name: TABLE health_snapshot; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.health_snapshot IS 'The signals of bayes.health as bayes.record_health found them (the pg_cron job bayes-record-health, every minute), kept health_snapshot_retention_days.';
+
+-- Name: COLUMN health_snapshot.window_s; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.health_snapshot.window_s IS 'The window the signal was computed over, seconds; null for a signal of the instant (a lag, a size).';
+
+-- Name: COLUMN health_snapshot.label; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.health_snapshot.label IS 'The signal''s label (bayes.health_threshold.label_name says which: a fallback reason, a sample), null when it has none.';
+
+-- Name: COLUMN health_snapshot.samples; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.health_snapshot.samples IS 'How many messages, players or pairs the value rests on (null: not a count, e.g. a lag).';
+
+-- Name: health_threshold; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.health_threshold (
+    signal text NOT NULL,
+    warn double precision,
+    critical double precision,
+    direction text DEFAULT 'above'::text NOT NULL,
+    min_samples bigint DEFAULT 0 NOT NULL,
+    unit text NOT NULL,
+    label_name text,
+    description text NOT NULL,
+    metric_name text NOT NULL,
+    metric_scale double precision DEFAULT 1 NOT NULL,
+    CONSTRAINT health_threshold_direction_known CHECK ((direction = ANY (ARRAY['above'::text, 'below'::text]))),
+    CONSTRAINT health_threshold_finite CHECK ((((warn IS NULL) OR ((warn >= ('-1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision) AND (warn <= ('1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision))) AND ((critical IS NULL) OR ((critical >= ('-1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision) AND (critical <= ('1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision))))),
+    CONSTRAINT health_threshold_label_name CHECK ((label_name ~ '^[a-z][a-z0-9_]*$'::text)),
+    CONSTRAINT health_threshold_label_name_free CHECK ((label_name <> ALL (ARRAY['signal'::text, 'window'::text, 'level'::text]))),
+    CONSTRAINT health_threshold_metric_name_format CHECK (((metric_name ~ '^bayes_[a-z0-9_]*[a-z0-9]$'::text) AND (metric_name <> ALL (ARRAY['bayes_health_status'::text, 'bayes_health_threshold'::text])))),
+    CONSTRAINT health_threshold_metric_scale_positive CHECK (((metric_scale > (0)::double precision) AND (metric_scale <= ('1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision))),
+    CONSTRAINT health_threshold_min_samples_nonnegative CHECK ((min_samples >= 0)),
+    CONSTRAINT health_threshold_ordered CHECK (((warn IS NULL) OR (critical IS NULL) OR ((direction = 'above'::text) AND (warn <= critical)) OR ((direction = 'below'::text) AND (warn >= critical)))),
+    CONSTRAINT health_threshold_signal_name CHECK ((signal ~ '^[a-z][a-z0-9_]*$'::text))
+);
+
+-- Name: TABLE health_threshold; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.health_threshold IS 'The health signals (bayes.health) and their thresholds, one row each: a signal is warn when its value is beyond warn, critical when beyond critical (above or below them, as direction says), ok otherwise, and always ok while it rests on fewer than min_samples samples or has no value. A null threshold never fires.';
+
+-- Name: COLUMN health_threshold.warn; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.health_threshold.warn IS 'The value beyond which the signal is warn (null: never).';
+
+-- Name: COLUMN health_threshold.critical; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.health_threshold.critical IS 'The value beyond which the signal is critical (null: never).';
+
+-- Name: COLUMN health_threshold.direction; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.health_threshold.direction IS 'above: a value greater than a threshold fires it; below: a value smaller than it.';
+
+-- Name: COLUMN health_threshold.min_samples; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.health_threshold.min_samples IS 'The signal is ok while its value rests on fewer samples than this (messages, players or pairs, as the signal says): a share of three messages pages no one.';
+
+-- Name: COLUMN health_threshold.unit; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.health_threshold.unit IS 'What the value counts (share, messages/s, ms, s, bytes, variance).';
+
+-- Name: COLUMN health_threshold.label_name; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.health_threshold.label_name IS 'The name of the signal''s label (bayes.health.label), e.g. reason: one value per label; null: the signal has none.';
+
+-- Name: COLUMN health_threshold.metric_name; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.health_threshold.metric_name IS 'The signal''s Prometheus metric family in public.bayes_metrics (prefix bayes_, base units, _ratio for a share); unique, and neither bayes_health_status nor bayes_health_threshold (the families of every signal).';
+
+-- Name: COLUMN health_threshold.metric_scale; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.health_threshold.metric_scale IS 'The factor from the signal''s unit to its metric''s base unit (0.001 for ms to seconds, 1 otherwise): public.bayes_metrics writes value * metric_scale, and the thresholds likewise.';
+
 -- Name: params; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.params (
     name text NOT NULL,
@@ -2631,6 +3353,9 @@ CREATE TABLE bayes.player_event (
     fallback_needed boolean,
     message_id text,
     input bytea NOT NULL,
+    recorded_at timestamp with time zone,
+    db_time_us integer,
+    observations smallint,
     CONSTRAINT player_event_message_key_with_id CHECK (((message_key IS NULL) = (message_id IS NULL)))
 );
 
@@ -2669,6 +3394,15 @@ COMMENT ON COLUMN bayes.player_event.message_id IS 'The caller''s id of the mess
 
 -- Name: COLUMN player_event.input; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON COLUMN bayes.player_event.input IS 'The input as bayes_engine.eventlog packs it (a few dozen bytes); bayes.event_input(kind, input) gives its JSON.';
+
+-- Name: COLUMN player_event.recorded_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.recorded_at IS 'When the engine wrote the event (clock_timestamp() at the write; null before issue 16). Increases with event_id up to the jitter of concurrent writes: bayes.event_id_at finds a window''s first event by it.';
+
+-- Name: COLUMN player_event.db_time_us; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.db_time_us IS 'A message''s time inside the database in microseconds: from the start of bayes_process_message to just before its write (clock_timestamp()); null for the other kinds and before issue 16.';
+
+-- Name: COLUMN player_event.observations; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.observations IS 'A message''s number of metric features that fired (the result''s "observations"; 0: no_signals); null for the other kinds and before issue 16.';
 
 -- Name: player_event_event_id_seq; Type: SEQUENCE; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.player_event ALTER COLUMN event_id ADD GENERATED ALWAYS AS IDENTITY (
@@ -2838,6 +3572,18 @@ ALTER TABLE ONLY bayes.decay_skipped
 ALTER TABLE ONLY bayes.event_result
     ADD CONSTRAINT event_result_pkey PRIMARY KEY (event_id);
 
+-- Name: health_snapshot health_snapshot_key; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.health_snapshot
+    ADD CONSTRAINT health_snapshot_key UNIQUE NULLS NOT DISTINCT (taken_at, signal, window_s, label);
+
+-- Name: health_threshold health_threshold_metric_name; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.health_threshold
+    ADD CONSTRAINT health_threshold_metric_name UNIQUE (metric_name);
+
+-- Name: health_threshold health_threshold_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.health_threshold
+    ADD CONSTRAINT health_threshold_pkey PRIMARY KEY (signal);
+
 -- Name: params params_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.params
     ADD CONSTRAINT params_pkey PRIMARY KEY (name);
@@ -2876,6 +3622,15 @@ ALTER TABLE ONLY public.user_bayesian_state
 
 -- Name: decay_skipped_user_id_idx; Type: INDEX; Schema: bayes; Owner: postgres
 CREATE INDEX decay_skipped_user_id_idx ON bayes.decay_skipped USING btree (user_id);
+
+-- Name: health_change_changed_at_idx; Type: INDEX; Schema: bayes; Owner: postgres
+CREATE INDEX health_change_changed_at_idx ON bayes.health_change USING btree (changed_at);
+
+-- Name: health_change_signal_idx; Type: INDEX; Schema: bayes; Owner: postgres
+CREATE INDEX health_change_signal_idx ON bayes.health_change USING btree (signal, window_s, label, changed_at);
+
+-- Name: player_event_llm_scores_idx; Type: INDEX; Schema: bayes; Owner: postgres
+CREATE INDEX player_event_llm_scores_idx ON bayes.player_event USING btree (event_id) WHERE (kind = 'llm_scores'::bayes.event_kind);
 
 -- Name: player_event_message_key_uq; Type: INDEX; Schema: bayes; Owner: postgres
 CREATE UNIQUE INDEX player_event_message_key_uq ON bayes.player_event USING btree (message_key) WHERE (message_key IS NOT NULL);
@@ -2952,6 +3707,24 @@ CREATE POLICY decay_skipped_readable ON bayes.decay_skipped FOR SELECT TO servic
 -- Name: event_result; Type: ROW SECURITY; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.event_result ENABLE ROW LEVEL SECURITY;
 
+-- Name: health_change; Type: ROW SECURITY; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.health_change ENABLE ROW LEVEL SECURITY;
+
+-- Name: health_change health_change_readable; Type: POLICY; Schema: bayes; Owner: postgres
+CREATE POLICY health_change_readable ON bayes.health_change FOR SELECT TO service_role USING (true);
+
+-- Name: health_snapshot; Type: ROW SECURITY; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.health_snapshot ENABLE ROW LEVEL SECURITY;
+
+-- Name: health_snapshot health_snapshot_readable; Type: POLICY; Schema: bayes; Owner: postgres
+CREATE POLICY health_snapshot_readable ON bayes.health_snapshot FOR SELECT TO service_role USING (true);
+
+-- Name: health_threshold; Type: ROW SECURITY; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.health_threshold ENABLE ROW LEVEL SECURITY;
+
+-- Name: health_threshold health_threshold_readable; Type: POLICY; Schema: bayes; Owner: postgres
+CREATE POLICY health_threshold_readable ON bayes.health_threshold FOR SELECT TO service_role USING (true);
+
 -- Name: params; Type: ROW SECURITY; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.params ENABLE ROW LEVEL SECURITY;
 
@@ -3007,8 +3780,12 @@ ALTER TABLE public.user_bayesian_state ENABLE ROW LEVEL SECURITY;
 GRANT USAGE ON SCHEMA bayes TO authenticated;
 GRANT USAGE ON SCHEMA bayes TO service_role;
 
--- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone) FROM PUBLIC;
+-- Name: FUNCTION alerts(); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.alerts() FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.alerts() TO service_role;
+
+-- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone, p_started_at timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone, p_started_at timestamp with time zone) FROM PUBLIC;
 
 -- Name: FUNCTION assert_may_read(p_user_id uuid); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) FROM PUBLIC;
@@ -3117,6 +3894,10 @@ GRANT ALL ON FUNCTION bayes.describe_state(p_state jsonb) TO service_role;
 REVOKE ALL ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.evaluate_policy(p_overrides jsonb, p_users uuid[], p_from timestamp with time zone, p_to timestamp with time zone) TO service_role;
 
+-- Name: FUNCTION event_id_at(p_at timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.event_id_at(p_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.event_id_at(p_at timestamp with time zone) TO service_role;
+
 -- Name: FUNCTION event_input(p_kind bayes.event_kind, p_input bytea); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.event_input(p_kind bayes.event_kind, p_input bytea) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.event_input(p_kind bayes.event_kind, p_input bytea) TO service_role;
@@ -3134,6 +3915,17 @@ GRANT ALL ON FUNCTION bayes.fallback_reason(p_state jsonb) TO service_role;
 
 -- Name: FUNCTION fold_events(p_users uuid[], p_after bigint[], p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_events_folded bigint[], p_horizon double precision, p_params_revision bigint, OUT last_event_ids bigint[], OUT folded integer[], OUT states text[], OUT last_message_at double precision[], OUT decayed_at double precision[], OUT events_folded bigint[], OUT kept_from double precision[], OUT errors text[]); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.fold_events(p_users uuid[], p_after bigint[], p_states text[], p_last_message_at double precision[], p_decayed_at double precision[], p_events_folded bigint[], p_horizon double precision, p_params_revision bigint, OUT last_event_ids bigint[], OUT folded integer[], OUT states text[], OUT last_message_at double precision[], OUT decayed_at double precision[], OUT events_folded bigint[], OUT kept_from double precision[], OUT errors text[]) FROM PUBLIC;
+
+-- Name: FUNCTION health(p_windows_s integer[]); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.health(p_windows_s integer[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.health(p_windows_s integer[]) TO service_role;
+
+-- Name: FUNCTION health_lock_key(); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.health_lock_key() FROM PUBLIC;
+
+-- Name: FUNCTION health_param(p_name text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.health_param(p_name text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.health_param(p_name text) TO service_role;
 
 -- Name: FUNCTION install_py_module(p_name text, p_sha256 text, p_source text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) FROM PUBLIC;
@@ -3193,6 +3985,10 @@ GRANT ALL ON FUNCTION bayes.player_mode(p_user_id uuid) TO service_role;
 -- Name: FUNCTION previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid) FROM PUBLIC;
 
+-- Name: FUNCTION prometheus_accepts(p_accept text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.prometheus_accepts(p_accept text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.prometheus_accepts(p_accept text) TO service_role;
+
 -- Name: FUNCTION py_build(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.py_build() FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.py_build() TO authenticated;
@@ -3221,6 +4017,9 @@ REVOKE ALL ON FUNCTION bayes.readiness_probability(p_state jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.readiness_probability(p_state jsonb) TO authenticated;
 GRANT ALL ON FUNCTION bayes.readiness_probability(p_state jsonb) TO service_role;
 
+-- Name: FUNCTION record_health(); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.record_health() FROM PUBLIC;
+
 -- Name: FUNCTION refuse_invalid_state(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.refuse_invalid_state() FROM PUBLIC;
 
@@ -3240,11 +4039,14 @@ REVOKE ALL ON FUNCTION bayes.run_decay_command(p_now timestamp with time zone, p
 -- Name: FUNCTION run_retention_command(p_now timestamp with time zone, p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.run_retention_command(p_now timestamp with time zone, p_batch integer) FROM PUBLIC;
 
--- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision) FROM PUBLIC;
+-- Name: FUNCTION save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision, p_started_at timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.save_state(p_user_id uuid, p_state jsonb, p_kind text, p_message_id text, p_message_key uuid, p_occurred_at timestamp with time zone, p_input bytea, p_result jsonb, p_kept_result json, p_message_at timestamp with time zone, p_decay_due_at double precision, p_started_at timestamp with time zone) FROM PUBLIC;
 
 -- Name: FUNCTION schedule_decay(p_schedule text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.schedule_decay(p_schedule text) FROM PUBLIC;
+
+-- Name: FUNCTION schedule_health(p_schedule text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.schedule_health(p_schedule text) FROM PUBLIC;
 
 -- Name: FUNCTION schedule_retention(p_schedule text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.schedule_retention(p_schedule text) FROM PUBLIC;
@@ -3316,6 +4118,10 @@ REVOKE ALL ON FUNCTION public.bayes_get_state(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.bayes_get_state(p_user_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION public.bayes_get_state(p_user_id uuid) TO service_role;
 
+-- Name: FUNCTION bayes_metrics(); Type: ACL; Schema: public; Owner: postgres
+REVOKE ALL ON FUNCTION public.bayes_metrics() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.bayes_metrics() TO service_role;
+
 -- Name: FUNCTION bayes_process_message(p_user_id uuid, p_message text, p_sent_at timestamp with time zone, p_message_id text, p_reply_gap_s double precision, p_topic_changed boolean); Type: ACL; Schema: public; Owner: postgres
 REVOKE ALL ON FUNCTION public.bayes_process_message(p_user_id uuid, p_message text, p_sent_at timestamp with time zone, p_message_id text, p_reply_gap_s double precision, p_topic_changed boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.bayes_process_message(p_user_id uuid, p_message text, p_sent_at timestamp with time zone, p_message_id text, p_reply_gap_s double precision, p_topic_changed boolean) TO service_role;
@@ -3336,6 +4142,15 @@ GRANT SELECT ON TABLE bayes.decay_skipped TO service_role;
 
 -- Name: TABLE event_result; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.event_result TO service_role;
+
+-- Name: TABLE health_change; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.health_change TO service_role;
+
+-- Name: TABLE health_snapshot; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.health_snapshot TO service_role;
+
+-- Name: TABLE health_threshold; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.health_threshold TO service_role;
 
 -- Name: TABLE params; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.params TO authenticated;
@@ -3368,5 +4183,6 @@ GRANT SELECT ON TABLE bayes.retention_skipped TO service_role;
 GRANT SELECT ON TABLE bayes.rollout TO service_role;
 
 -- pg_cron jobs (rows of cron.job): jobname | schedule | command | username | active
+-- bayes-record-health | * * * * * | select bayes.record_health() | postgres | true
 -- bayes-run-decay | */15 * * * * | do $bayes_run_decay$\n-- A bulk decay run (bayes.run_decay_command; docs/operations.md, Decay).\ndeclare\n    v_now constant timestamptz := coalesce(null::timestamptz, pg_catalog.now());\n    v_batch constant integer := 5000::integer;\n    v_run_id bigint;\n    v_step record;\n    v_after_due timestamptz := '-infinity';\n    v_after_id uuid := '00000000-0000-0000-0000-000000000000';\n    v_players bigint := 0;\n    v_skipped bigint := 0;\n    v_batches integer := 0;\n    v_started timestamptz := pg_catalog.clock_timestamp();\nbegin\n    -- Inside a transaction block the run could not commit its batches:\n    -- fail here (2D000), before the lock is taken.\n    commit;\n    v_run_id := bayes.begin_decay_run(v_now, v_batch);\n    commit;\n    if v_run_id is null then\n        return;\n    end if;\n    loop\n        v_step := bayes.decay_batch(v_run_id, v_now, v_batch, v_after_due, v_after_id);\n        commit;\n        if v_step.error_sqlstate is not null and v_step.error_detail <> '' then\n            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,\n                detail = v_step.error_detail,\n                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');\n        elsif v_step.error_sqlstate is not null then\n            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,\n                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.decay_run says which run failed; its lock is released.');\n        end if;\n        exit when v_step.finished;\n        v_after_due := v_step.after_due;\n        v_after_id := v_step.after_id;\n        v_players := v_players + v_step.decayed;\n        v_skipped := v_skipped + v_step.skipped;\n        v_batches := v_batches + 1;\n        raise notice 'bayes.run_decay: batch %: % players decayed, % skipped, % in all, % s',\n            v_batches, v_step.decayed, v_step.skipped, v_players,\n            pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started)::numeric, 1);\n    end loop;\n    perform pg_catalog.pg_advisory_unlock(bayes.decay_lock_key());\n    raise log 'bayes.run_decay: run % decayed % players up to % in % batches, skipped %',\n        v_run_id, v_players, v_now, v_batches, v_skipped;\n    if v_skipped > 0 then\n        raise warning 'bayes.run_decay: run % skipped % players whose state cannot be decayed: see bayes.decay_skipped',\n            v_run_id, v_skipped;\n    end if;\n    raise notice 'bayes.run_decay: done: % players decayed up to % in % batches, % skipped (run %)',\n        v_players, v_now, v_batches, v_skipped, v_run_id;\nend\n$bayes_run_decay$\n | postgres | true
 -- bayes-run-retention | 7 * * * * | do $bayes_run_retention$\n-- A retention run (bayes.run_retention_command; docs/operations.md, Retention of the event log).\ndeclare\n    v_now constant timestamptz := coalesce(null::timestamptz, pg_catalog.now());\n    v_batch constant integer := 1000::integer;\n    v_run_id bigint;\n    v_step record;\n    v_phase text := 'players';\n    v_after uuid := '00000000-0000-0000-0000-000000000000';\n    v_players bigint := 0;\n    v_events bigint := 0;\n    v_expired bigint := 0;\n    v_skipped bigint := 0;\n    v_batches integer := 0;\n    v_started timestamptz := pg_catalog.clock_timestamp();\nbegin\n    -- Inside a transaction block the run could not commit its batches:\n    -- fail here (2D000), before the lock is taken.\n    commit;\n    v_run_id := bayes.begin_retention_run(v_now, v_batch);\n    commit;\n    if v_run_id is null then\n        return;\n    end if;\n    loop\n        v_step := bayes.retention_batch(v_run_id, v_now, v_batch, v_phase, v_after);\n        commit;\n        if v_step.error_sqlstate is not null and v_step.error_detail <> '' then\n            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,\n                detail = v_step.error_detail,\n                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.retention_run says which run failed; its lock is released.');\n        elsif v_step.error_sqlstate is not null then\n            raise exception using errcode = v_step.error_sqlstate, message = v_step.error_message,\n                hint = coalesce(nullif(v_step.error_hint, ''), 'bayes.retention_run says which run failed; its lock is released.');\n        end if;\n        v_players := v_players + v_step.players;\n        v_events := v_events + v_step.events_deleted;\n        v_expired := v_expired + v_step.results_expired;\n        v_skipped := v_skipped + v_step.skipped;\n        if v_phase = 'players' and v_step.after is not null then\n            v_batches := v_batches + 1;\n            raise notice 'bayes.run_retention: batch %: % players, % events folded and deleted, % s',\n                v_batches, v_players, v_events,\n                pg_catalog.round(pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - v_started)::numeric, 1);\n        end if;\n        exit when v_step.finished;\n        v_phase := v_step.phase;\n        v_after := v_step.after;\n    end loop;\n    perform pg_catalog.pg_advisory_unlock(bayes.retention_lock_key());\n    raise log 'bayes.run_retention: run % pruned % events of % players before % in % batches, skipped %',\n        v_run_id, v_events, v_players, v_step.horizon, v_batches, v_skipped;\n    raise notice 'bayes.run_retention: done: % events of % players before % folded and deleted in % batches, % results expired, % skipped (run %)',\n        v_events, v_players, v_step.horizon, v_batches, v_expired, v_skipped, v_run_id;\nend\n$bayes_run_retention$\n | postgres | true

@@ -67,8 +67,21 @@ def exposition_and_health(conn, headers: dict | None = None):
     return text, conn.execute(HEALTH_SQL).fetchall(), conn.execute(THRESHOLD_SQL).fetchall()
 
 
+# Prometheus's conventions: base units, and the suffix that names them.
+BASE_UNIT = {"ms": (0.001, "_seconds"), "s": (1, "_seconds"), "bytes": (1, "_bytes"), "share": (1, "_ratio")}
+
+
 def test_every_signal_has_the_documented_metric_family(conn):
     assert dict(conn.execute("select signal, metric_name from bayes.health_threshold").fetchall()) == METRIC_NAMES
+
+
+def test_metric_families_are_in_base_units_named_by_their_suffix(conn):
+    for signal, name, scale, unit in conn.execute(
+        "select signal, metric_name, metric_scale, unit from bayes.health_threshold"
+    ).fetchall():
+        factor, suffix = BASE_UNIT.get(unit, (1, ""))
+        assert scale == factor, signal
+        assert name.startswith("bayes_") and name.endswith(suffix), signal
 
 
 def test_an_idle_engine_is_nan_where_health_is_null_zero_where_it_counts(conn):

@@ -93,7 +93,9 @@ select set_eq(
       ('bayes.state_fallback_check(jsonb)', 'service_role'),
       ('bayes.decay_state(jsonb,bigint,double precision,double precision,double precision)', 'authenticated'),
       ('bayes.decay_state(jsonb,bigint,double precision,double precision,double precision)', 'service_role'),
-      ('bayes.decay_due_at(jsonb,double precision,double precision)', 'service_role')$$,
+      ('bayes.decay_due_at(jsonb,double precision,double precision)', 'service_role'),
+      ('bayes.prometheus_accepts(text)', 'service_role'),
+      ('bayes_metrics()', 'service_role')$$,
     'execute privileges of every engine function, per API role (the bulk decay''s and retention''s functions, bayes.install_py_module, the event log''s writers and expiry: none; bayes.decay_state: the read RPCs decay on read)'
 );
 

@@ -96,6 +96,8 @@ select set_eq(
       ('bayes.decay_state(jsonb,bigint,double precision,double precision,double precision)', 's'),
       ('bayes.decay_states(text[],double precision[],double precision[],double precision,bigint)', 's'),
       ('bayes.decay_due_at(jsonb,double precision,double precision)', 's'),
+      ('bayes.prometheus_accepts(text)', 'i'),
+      ('bayes_metrics()', 's'),
       ('bayes.begin_decay_run(timestamp with time zone,integer)', 'v'),
       ('bayes.decay_batch(bigint,timestamp with time zone,integer,timestamp with time zone,uuid)', 'v'),
       ('bayes.run_decay_command(timestamp with time zone,integer)', 's'),
