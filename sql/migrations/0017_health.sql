@@ -114,7 +114,7 @@ insert into bayes.health_threshold (signal, warn, critical, direction, min_sampl
     'Size on disk of public.user_bayesian_state with its indexes and TOAST.'
 ),
 (
-    'shadow_agreement', 0.5, 0.35, 'below', 50, 'share', 'sample',
+    'shadow_agreement', 0.35, 0.25, 'below', 50, 'share', 'sample',
     'Sign agreement of the engine''s metric evidence with the LLM''s deltas over the last day''s shadow and audit'
     || ' messages that have the LLM''s answer (bayes.shadow_report''s sign_agreement, pooled over the four metrics).'
 );
