@@ -78,6 +78,12 @@ CREATE TYPE bayes.rollout_mode AS ENUM (
 -- Name: TYPE rollout_mode; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON TYPE bayes.rollout_mode IS 'A player''s mode under bayes.rollout (issue 14): bayes (the engine decides) or shadow (the LLM is asked on every message).';
 
+-- Name: */*; Type: DOMAIN; Schema: public; Owner: postgres
+CREATE DOMAIN public."*/*" AS text;
+
+-- Name: DOMAIN "*/*"; Type: COMMENT; Schema: public; Owner: postgres
+COMMENT ON DOMAIN public."*/*" IS 'PostgREST''s "any" media type handler (docs.postgrest.org v12, Media Type Handlers): an RPC returning this domain answers every Accept with its text as the body, under the Content-Type the function sets in response.headers. Returned by public.bayes_metrics only.';
+
 -- Name: alerts(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.alerts() RETURNS TABLE(signal text, window_s integer, label text, status bayes.health_status, value double precision, samples bigint, warn double precision, critical double precision, firing_since timestamp with time zone, status_since timestamp with time zone)
     LANGUAGE sql STABLE
@@ -1049,7 +1055,16 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
             w.window_s,
             now() - make_interval(secs => w.window_s) as since,
             bayes.event_id_at(now() - make_interval(secs => w.window_s)) as first_id
-        from unnest(bayes.health_windows(p_windows_s)) as w (window_s)
+        from unnest(
+            coalesce(
+                p_windows_s,
+                array[
+                    bayes.health_param('health_window_short_s')::integer,
+                    bayes.health_param('health_window_long_s')::integer
+                ]
+            )
+        ) as w (window_s)
+        where w.window_s > 0
     ),
 
     -- the messages of the longest window, read once by primary key range
@@ -1129,45 +1144,40 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
     ),
 
     -- the last day's shadow and audit messages with the LLM's answer (the
-    -- pairs of bayes.shadow_pairs), the newest health_agreement_pairs of
-    -- them: the LLM's answers newest first through their partial index, each
-    -- joined to its message by its key, until that many are pairs (an answer
-    -- to a bayes player's message that no audit chose is not one)
+    -- pairs of bayes.shadow_pairs), newest first, at most
+    -- health_agreement_pairs: the LLM's answers through their partial index
     agreement_window as materialized (
         select
             now() - make_interval(secs => 3600 * bayes.health_param('health_agreement_window_h')) as since,
             bayes.health_param('health_agreement_pairs')::bigint as pairs
     ),
 
-    answered as materialized (
-        select
-            case when m.player_mode = 'shadow' then 'shadow' else 'audit' end as sample,
-            m.input as message_input,
-            l.input as answer_input
+    answers as materialized (
+        select l.user_id, l.message_id, l.input
         from bayes.player_event as l
-        inner join bayes.player_event as m
-            on
-                m.message_key = md5(l.user_id::text || '/message/' || l.message_id)::uuid
-                and m.user_id = l.user_id
         where l.kind = 'llm_scores'
             and l.message_id is not null
             and l.event_id >= bayes.event_id_at((select a.since from agreement_window as a))
             and l.recorded_at >= (select a.since from agreement_window as a)
-            and m.kind = 'message'
-            and (
-                m.player_mode = 'shadow'
-                or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
-            )
         order by l.event_id desc
         limit (select a.pairs from agreement_window as a)
     ),
 
     pairs as (
         select
-            a.sample,
-            bayes.event_input('message', a.message_input) -> 'observation' as observation,
-            bayes.event_input('llm_scores', a.answer_input) -> 'deltas' as deltas
-        from answered as a
+            case when m.player_mode = 'shadow' then 'shadow' else 'audit' end as sample,
+            bayes.event_input('message', m.input) -> 'observation' as observation,
+            bayes.event_input('llm_scores', a.input) -> 'deltas' as deltas
+        from answers as a
+        inner join bayes.player_event as m
+            on
+                m.message_key = md5(a.user_id::text || '/message/' || a.message_id)::uuid
+                and m.user_id = a.user_id
+        where m.kind = 'message'
+            and (
+                m.player_mode = 'shadow'
+                or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
+            )
     ),
 
     agreement as (
@@ -1288,7 +1298,7 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
 $$;
 
 -- Name: FUNCTION health(p_windows_s integer[]); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.health(p_windows_s integer[]) IS 'The engine''s health now: one row per signal of bayes.health_threshold (and label: a fallback reason, a sample) over each window of p_windows_s (seconds, each in [10, 604800], 22023 otherwise; default health_window_short_s and health_window_long_s, 5 minutes and 1 hour), or of the instant (window_s null: lags, sizes), or of the last health_agreement_window_h hours (shadow_agreement): its value (null: no data), the samples it rests on, its thresholds and its status (ok, warn, critical). Reads the messages of the window by primary key range (bayes.event_id_at) and the states of the players who sent them.';
+COMMENT ON FUNCTION bayes.health(p_windows_s integer[]) IS 'The engine''s health now: one row per signal of bayes.health_threshold (and label: a fallback reason, a sample) over each window of p_windows_s (seconds; default health_window_short_s and health_window_long_s, 5 minutes and 1 hour), or of the instant (window_s null: lags, sizes), or of the last health_agreement_window_h hours (shadow_agreement): its value (null: no data), the samples it rests on, its thresholds and its status (ok, warn, critical). Reads the messages of the window by primary key range (bayes.event_id_at) and the states of the players who sent them.';
 
 -- Name: health_lock_key(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.health_lock_key() RETURNS bigint
@@ -1311,37 +1321,6 @@ $$;
 
 -- Name: FUNCTION health_param(p_name text); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.health_param(p_name text) IS 'A scalar row of bayes.params as a number (the windows and retention of the health signals), null when absent.';
-
--- Name: health_windows(integer[]); Type: FUNCTION; Schema: bayes; Owner: postgres
-CREATE FUNCTION bayes.health_windows(p_windows_s integer[]) RETURNS integer[]
-    LANGUAGE plpgsql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-declare
-    v_window integer;
-begin
-    if p_windows_s is null then
-        return array(
-            select distinct w.window_s
-            from unnest(array[
-                bayes.health_param('health_window_short_s')::integer,
-                bayes.health_param('health_window_long_s')::integer
-            ]) as w (window_s)
-            order by w.window_s
-        );
-    end if;
-    foreach v_window in array p_windows_s loop
-        if v_window is null or v_window not between 10 and 604800 then
-            raise exception 'p_windows_s must hold windows in [10, 604800] seconds (a week), got %', p_windows_s
-            using errcode = '22023', hint = 'null: health_window_short_s and health_window_long_s of bayes.params';
-        end if;
-    end loop;
-    return array(select distinct w.window_s from unnest(p_windows_s) as w (window_s) order by w.window_s);
-end
-$$;
-
--- Name: FUNCTION health_windows(p_windows_s integer[]); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.health_windows(p_windows_s integer[]) IS 'The windows of bayes.health, seconds, each once and in order: p_windows_s, or health_window_short_s and health_window_long_s of bayes.params when null. A null window or one outside [10, 604800] (the range of the parameters) raises 22023.';
 
 -- Name: install_py_module(text, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) RETURNS void
@@ -1653,6 +1632,51 @@ $$;
 -- Name: FUNCTION previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid) IS 'The answer to an input already applied (p_message_key = bayes.message_key of the player, kind and message id): within the idempotency window its first result marked "duplicate": true; after it "duplicate", "result_expired" and the current summary (bayes.expired_duplicate); null when that input was never applied.';
 
+-- Name: prometheus_accepts(text); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.prometheus_accepts(p_accept text) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    v_range text;
+    v_type text;
+    v_q double precision;
+    v_rank integer;
+    v_best_rank integer := 0;
+    v_best_q double precision := 0;
+begin
+    -- no Accept: anything goes (RFC 9110, 12.5.1)
+    if p_accept is null or btrim(p_accept) = '' then
+        return true;
+    end if;
+    -- the most specific media range that covers text/plain decides, with its
+    -- quality: text/plain (any parameters: version=0.0.4, version=1.0.0) over
+    -- text/* over */*; q=0 refuses
+    foreach v_range in array string_to_array(p_accept, ',') loop
+        v_type := lower(btrim(split_part(v_range, ';', 1)));
+        v_rank := case v_type when 'text/plain' then 3 when 'text/*' then 2 when '*/*' then 1 else 0 end;
+        continue when v_rank = 0;
+        v_q := coalesce(
+            (
+                select (m.q[1])::double precision
+                from regexp_matches(v_range, ';\s*q\s*=\s*([01](?:\.[0-9]{0,3})?)\s*(?:;|$)', 'i') as m (q)
+            ),
+            1
+        );
+        if v_rank > v_best_rank then
+            v_best_rank := v_rank;
+            v_best_q := v_q;
+        elsif v_rank = v_best_rank then
+            v_best_q := greatest(v_best_q, v_q);
+        end if;
+    end loop;
+    return v_best_q > 0;
+end
+$_$;
+
+-- Name: FUNCTION prometheus_accepts(p_accept text); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.prometheus_accepts(p_accept text) IS 'Whether an HTTP Accept header admits text/plain, the media type of public.bayes_metrics: true when it is absent or empty, or when its most specific range covering text/plain (text/plain with any parameters, then text/*, then */*) has a quality above 0. Prometheus''s scrape header (openmetrics-text first, text/plain;version=0.0.4 and */* after it) does.';
+
 -- Name: py_build(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.py_build() RETURNS text
     LANGUAGE sql STABLE
@@ -1870,11 +1894,6 @@ begin
         raise notice 'bayes.record_health: another snapshot is being recorded; this one is skipped';
         return null;
     end if;
-    -- a second call in the transaction that took this instant's snapshot
-    -- (the lock is the transaction's): recorded and announced already
-    if exists (select from bayes.health_snapshot as h where h.taken_at = now()) then
-        return 0;
-    end if;
     select max(h.taken_at) into v_previous from bayes.health_snapshot as h where h.taken_at < now();
 
     insert into bayes.health_snapshot (taken_at, signal, window_s, label, value, samples, status)
@@ -1924,7 +1943,7 @@ end
 $$;
 
 -- Name: FUNCTION record_health(); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.record_health() IS 'One snapshot of bayes.health into bayes.health_snapshot (taken_at now()); every signal whose status differs from the previous snapshot''s (ok when it had none) is recorded in bayes.health_change and announced with NOTIFY on the channel bayes_health (payload JSON: signal, window_s, label, from, to, value, samples, changed_at; delivered at commit). Deletes snapshots and changes older than health_snapshot_retention_days. One at a time (transaction advisory lock bayes.health_lock_key(); a call while another transaction holds it returns null and writes nothing; a second call in the same transaction records nothing and returns 0). Returns the number of changes. The pg_cron job bayes-record-health calls it every minute.';
+COMMENT ON FUNCTION bayes.record_health() IS 'One snapshot of bayes.health into bayes.health_snapshot (taken_at now()); every signal whose status differs from the previous snapshot''s (ok when it had none) is recorded in bayes.health_change and announced with NOTIFY on the channel bayes_health (payload JSON: signal, window_s, label, from, to, value, samples, changed_at; delivered at commit). Deletes snapshots and changes older than health_snapshot_retention_days. One at a time (transaction advisory lock bayes.health_lock_key(); a second call returns null). Returns the number of changes. The pg_cron job bayes-record-health calls it every minute.';
 
 -- Name: refuse_invalid_state(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.refuse_invalid_state() RETURNS trigger
@@ -2865,6 +2884,119 @@ $$;
 -- Name: FUNCTION bayes_get_state(p_user_id uuid); Type: COMMENT; Schema: public; Owner: postgres
 COMMENT ON FUNCTION public.bayes_get_state(p_user_id uuid) IS 'The decoded state of a player: metric means, variances, 95% intervals, composite, mood, vices. Callable by service_role or by the player himself; P0002 for an unknown player.';
 
+-- Name: bayes_metrics(); Type: FUNCTION; Schema: public; Owner: postgres
+CREATE FUNCTION public.bayes_metrics() RETURNS public."*/*"
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    SET extra_float_digits TO '1'
+    AS $$
+declare
+    v_accept text := nullif(current_setting('request.headers', true), '')::json ->> 'accept';
+    v_body text;
+begin
+    if not bayes.prometheus_accepts(v_accept) then
+        raise sqlstate 'PT415' using
+            message = 'bayes_metrics answers text/plain only',
+            detail = format('The Prometheus text exposition format 0.0.4; the request accepts: %s', v_accept),
+            hint = 'Send Accept: text/plain (or */*, or none).';
+    end if;
+    -- transaction-local, read by PostgREST for this response only
+    perform set_config(
+        'response.headers', '[{"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}]', true
+    );
+
+    with
+    signal as materialized (
+        select
+            h.signal,
+            h.window_s,
+            h.label,
+            h.value,
+            h.status,
+            t.metric_name,
+            t.metric_scale,
+            t.description,
+            -- the labels of the signal's series: window, then its own label
+            concat_ws(
+                ',',
+                'window="' || h.window_s || '"',
+                coalesce(t.label_name, 'label') || '="'
+                || replace(replace(replace(h.label, '\', '\\'), '"', '\"'), e'\n', '\n') || '"'
+            ) as labels
+        from bayes.health() as h
+        inner join bayes.health_threshold as t on t.signal = h.signal
+    ),
+
+    sample (family_order, family, help, sample_order, labels, value) as (
+        select
+            1,
+            s.metric_name,
+            s.description,
+            row_number() over (
+                order by s.signal, s.window_s nulls first, s.label nulls first
+            ),
+            s.labels,
+            s.value * s.metric_scale
+        from signal as s
+        union all
+        select
+            2,
+            'bayes_health_status',
+            'The status of each signal of bayes.health against its thresholds (bayes_health_threshold):'
+            || ' 0 ok, 1 warn, 2 critical. A signal with too few samples (min_samples) or no value is ok.',
+            row_number() over (order by s.signal, s.window_s nulls first, s.label nulls first),
+            concat_ws(',', 'signal="' || s.signal || '"', nullif(s.labels, '')),
+            case s.status when 'ok' then 0 when 'warn' then 1 when 'critical' then 2 end
+        from signal as s
+        union all
+        select
+            3,
+            'bayes_health_threshold',
+            'The thresholds of each signal (bayes.health_threshold), in the unit of its metric family:'
+            || ' level warn or critical; a signal fires above them (below them for shadow_agreement).'
+            || ' A threshold that is not set is not written.',
+            row_number() over (order by t.signal, l.level),
+            'signal="' || t.signal || '",level="' || l.level || '"',
+            l.threshold * t.metric_scale
+        from bayes.health_threshold as t
+        cross join lateral (values ('critical', t.critical), ('warn', t.warn)) as l (level, threshold)
+        where l.threshold is not null
+    ),
+
+    family as (
+        select
+            min(s.family_order) as family_order,
+            s.family,
+            '# HELP ' || s.family || ' '
+            || replace(replace(min(s.help), '\', '\\'), e'\n', '\n') || e'\n'
+            || '# TYPE ' || s.family || e' gauge\n'
+            || string_agg(
+                s.family
+                || coalesce('{' || nullif(s.labels, '') || '}', '')
+                || ' '
+                || case
+                    when s.value is null or s.value = 'NaN' then 'NaN'
+                    when s.value = 'Infinity' then '+Inf'
+                    when s.value = '-Infinity' then '-Inf'
+                    else s.value::text
+                end
+                || e'\n',
+                '' order by s.sample_order
+            ) as text
+        from sample as s
+        group by s.family
+    )
+
+    select string_agg(f.text, '' order by f.family_order, f.family) into v_body
+    from family as f;
+
+    return coalesce(v_body, '');
+end
+$$;
+
+-- Name: FUNCTION bayes_metrics(); Type: COMMENT; Schema: public; Owner: postgres
+COMMENT ON FUNCTION public.bayes_metrics() IS 'The signals of bayes.health in the Prometheus text exposition format 0.0.4, for GET /rest/v1/rpc/bayes_metrics (service_role): a gauge family per signal (bayes.health_threshold.metric_name, HELP its description, value times metric_scale, labels window and the signal''s label; a null value is NaN), bayes_health_status{signal,window,...} (0 ok, 1 warn, 2 critical) and bayes_health_threshold{signal,level}. Returns the domain "*/*" (PostgREST''s any media type handler) and sets Content-Type: text/plain; version=0.0.4 in response.headers; an Accept that admits no text/plain is refused with 415 (PT415). Stable: it writes nothing but that transaction-local setting.';
+
 -- Name: bayes_process_message(uuid, text, timestamp with time zone, text, double precision, boolean); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_process_message(p_user_id uuid, p_message text, p_sent_at timestamp with time zone DEFAULT now(), p_message_id text DEFAULT NULL::text, p_reply_gap_s double precision DEFAULT NULL::double precision, p_topic_changed boolean DEFAULT NULL::boolean) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3101,9 +3233,14 @@ CREATE TABLE bayes.health_threshold (
     unit text NOT NULL,
     label_name text,
     description text NOT NULL,
+    metric_name text NOT NULL,
+    metric_scale double precision DEFAULT 1 NOT NULL,
     CONSTRAINT health_threshold_direction_known CHECK ((direction = ANY (ARRAY['above'::text, 'below'::text]))),
     CONSTRAINT health_threshold_finite CHECK ((((warn IS NULL) OR ((warn >= ('-1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision) AND (warn <= ('1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision))) AND ((critical IS NULL) OR ((critical >= ('-1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision) AND (critical <= ('1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision))))),
     CONSTRAINT health_threshold_label_name CHECK ((label_name ~ '^[a-z][a-z0-9_]*$'::text)),
+    CONSTRAINT health_threshold_label_name_free CHECK ((label_name <> ALL (ARRAY['signal'::text, 'window'::text, 'level'::text]))),
+    CONSTRAINT health_threshold_metric_name_format CHECK (((metric_name ~ '^bayes_[a-z0-9_]*[a-z0-9]$'::text) AND (metric_name <> ALL (ARRAY['bayes_health_status'::text, 'bayes_health_threshold'::text])))),
+    CONSTRAINT health_threshold_metric_scale_positive CHECK (((metric_scale > (0)::double precision) AND (metric_scale <= ('1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision))),
     CONSTRAINT health_threshold_min_samples_nonnegative CHECK ((min_samples >= 0)),
     CONSTRAINT health_threshold_ordered CHECK (((warn IS NULL) OR (critical IS NULL) OR ((direction = 'above'::text) AND (warn <= critical)) OR ((direction = 'below'::text) AND (warn >= critical)))),
     CONSTRAINT health_threshold_signal_name CHECK ((signal ~ '^[a-z][a-z0-9_]*$'::text))
@@ -3129,6 +3266,12 @@ COMMENT ON COLUMN bayes.health_threshold.unit IS 'What the value counts (share, 
 
 -- Name: COLUMN health_threshold.label_name; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON COLUMN bayes.health_threshold.label_name IS 'The name of the signal''s label (bayes.health.label), e.g. reason: one value per label; null: the signal has none.';
+
+-- Name: COLUMN health_threshold.metric_name; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.health_threshold.metric_name IS 'The signal''s Prometheus metric family in public.bayes_metrics (prefix bayes_, base units, _ratio for a share); unique, and neither bayes_health_status nor bayes_health_threshold (the families of every signal).';
+
+-- Name: COLUMN health_threshold.metric_scale; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.health_threshold.metric_scale IS 'The factor from the signal''s unit to its metric''s base unit (0.001 for ms to seconds, 1 otherwise): public.bayes_metrics writes value * metric_scale, and the thresholds likewise.';
 
 -- Name: params; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.params (
@@ -3432,6 +3575,10 @@ ALTER TABLE ONLY bayes.event_result
 -- Name: health_snapshot health_snapshot_key; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.health_snapshot
     ADD CONSTRAINT health_snapshot_key UNIQUE NULLS NOT DISTINCT (taken_at, signal, window_s, label);
+
+-- Name: health_threshold health_threshold_metric_name; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.health_threshold
+    ADD CONSTRAINT health_threshold_metric_name UNIQUE (metric_name);
 
 -- Name: health_threshold health_threshold_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.health_threshold
@@ -3780,10 +3927,6 @@ REVOKE ALL ON FUNCTION bayes.health_lock_key() FROM PUBLIC;
 REVOKE ALL ON FUNCTION bayes.health_param(p_name text) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.health_param(p_name text) TO service_role;
 
--- Name: FUNCTION health_windows(p_windows_s integer[]); Type: ACL; Schema: bayes; Owner: postgres
-REVOKE ALL ON FUNCTION bayes.health_windows(p_windows_s integer[]) FROM PUBLIC;
-GRANT ALL ON FUNCTION bayes.health_windows(p_windows_s integer[]) TO service_role;
-
 -- Name: FUNCTION install_py_module(p_name text, p_sha256 text, p_source text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) FROM PUBLIC;
 
@@ -3841,6 +3984,10 @@ GRANT ALL ON FUNCTION bayes.player_mode(p_user_id uuid) TO service_role;
 
 -- Name: FUNCTION previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.previous_result(p_row public.user_bayesian_state, p_message_id text, p_message_key uuid) FROM PUBLIC;
+
+-- Name: FUNCTION prometheus_accepts(p_accept text); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.prometheus_accepts(p_accept text) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.prometheus_accepts(p_accept text) TO service_role;
 
 -- Name: FUNCTION py_build(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.py_build() FROM PUBLIC;
@@ -3970,6 +4117,10 @@ GRANT ALL ON FUNCTION public.bayes_fallback_check(p_user_id uuid) TO service_rol
 REVOKE ALL ON FUNCTION public.bayes_get_state(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.bayes_get_state(p_user_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION public.bayes_get_state(p_user_id uuid) TO service_role;
+
+-- Name: FUNCTION bayes_metrics(); Type: ACL; Schema: public; Owner: postgres
+REVOKE ALL ON FUNCTION public.bayes_metrics() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.bayes_metrics() TO service_role;
 
 -- Name: FUNCTION bayes_process_message(p_user_id uuid, p_message text, p_sent_at timestamp with time zone, p_message_id text, p_reply_gap_s double precision, p_topic_changed boolean); Type: ACL; Schema: public; Owner: postgres
 REVOKE ALL ON FUNCTION public.bayes_process_message(p_user_id uuid, p_message text, p_sent_at timestamp with time zone, p_message_id text, p_reply_gap_s double precision, p_topic_changed boolean) FROM PUBLIC;

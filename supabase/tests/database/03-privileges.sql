@@ -98,7 +98,10 @@ select set_eq(
       ('bayes.alerts()', 'service_role'),
       ('bayes.event_id_at(timestamp with time zone)', 'service_role'),
       ('bayes.health_param(text)', 'service_role'),
-      ('bayes.health_windows(integer[])', 'service_role')$$,
+      ('bayes.health_windows(integer[])', 'service_role'),
+      ('bayes.sign_agreement(bytea[],bytea[])', 'service_role'),
+      ('bayes.prometheus_accepts(text)', 'service_role'),
+      ('bayes_metrics()', 'service_role')$$,
     'execute privileges of every engine function, per API role (the bulk decay''s and retention''s functions, bayes.install_py_module, the event log''s writers and expiry, the health snapshot''s job: none; bayes.decay_state: the read RPCs decay on read)'
 );
 
