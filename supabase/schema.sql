@@ -1049,22 +1049,14 @@ COMMENT ON FUNCTION bayes.fold_events(p_users uuid[], p_after bigint[], p_states
 CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETURNS TABLE(signal text, window_s integer, label text, value double precision, samples bigint, warn double precision, critical double precision, status bayes.health_status, unit text)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
+    SET work_mem TO '64MB'
     AS $$
     with windows as materialized (
         select
             w.window_s,
             now() - make_interval(secs => w.window_s) as since,
             bayes.event_id_at(now() - make_interval(secs => w.window_s)) as first_id
-        from unnest(
-            coalesce(
-                p_windows_s,
-                array[
-                    bayes.health_param('health_window_short_s')::integer,
-                    bayes.health_param('health_window_long_s')::integer
-                ]
-            )
-        ) as w (window_s)
-        where w.window_s > 0
+        from unnest(bayes.health_windows(p_windows_s)) as w (window_s)
     ),
 
     -- the messages of the longest window, read once by primary key range
@@ -1082,45 +1074,58 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
             and e.recorded_at >= (select min(w.since) from windows as w)
     ),
 
+    -- each window's aggregates, one pass over its messages (a lateral
+    -- aggregate: no sort of the messages by window)
     per_window as (
         select
             w.window_s,
-            count(m.recorded_at) as messages,
-            count(*) filter (where m.fallback_needed) as granted,
-            count(*) filter (where m.fallback_reason not in ('cold_start', 'bayesian_sufficient')) as budgeted,
-            count(*) filter (where m.fallback_reason not in ('cold_start', 'bayesian_sufficient') and not m.fallback_needed)
-                as refused,
-            count(m.observations) as observed,
-            count(*) filter (where m.observations = 0) as no_signal,
-            count(m.db_time_us) as timed,
-            percentile_cont(array[0.5, 0.99]) within group (order by m.db_time_us) as latency_us
+            a.*
         from windows as w
-        left join messages as m on m.recorded_at >= w.since
-        group by w.window_s
+        cross join lateral (
+            select
+                count(*) as messages,
+                count(*) filter (where m.fallback_needed) as granted,
+                count(*) filter (where m.fallback_reason not in ('cold_start', 'bayesian_sufficient')) as budgeted,
+                count(*) filter (
+                    where m.fallback_reason not in ('cold_start', 'bayesian_sufficient') and not m.fallback_needed
+                ) as refused,
+                count(m.observations) as observed,
+                count(*) filter (where m.observations = 0) as no_signal,
+                count(m.db_time_us) as timed,
+                percentile_cont(array[0.5, 0.99]) within group (order by m.db_time_us) as latency_us,
+                -- granted by cold_start, no_signals, uncertain, audit; refused by
+                -- no_signals, uncertain, audit (the order of per_reason below)
+                array[
+                    count(*) filter (where m.fallback_needed and m.fallback_reason = 'cold_start'),
+                    count(*) filter (where m.fallback_needed and m.fallback_reason = 'no_signals'),
+                    count(*) filter (where m.fallback_needed and m.fallback_reason = 'uncertain'),
+                    count(*) filter (where m.fallback_needed and m.fallback_reason = 'audit'),
+                    count(*) filter (where not m.fallback_needed and m.fallback_reason = 'no_signals'),
+                    count(*) filter (where not m.fallback_needed and m.fallback_reason = 'uncertain'),
+                    count(*) filter (where not m.fallback_needed and m.fallback_reason = 'audit')
+                ] as outcome_hits
+            from messages as m
+            where m.recorded_at >= w.since
+        ) as a
     ),
 
     per_reason as (
         select
-            w.window_s,
+            p.window_s,
             r.outcome,
             r.reason,
-            count(m.recorded_at) filter (
-                where m.fallback_reason = r.reason
-                and m.fallback_needed = (r.outcome = 'llm_granted')
-            ) as hits
-        from windows as w
+            p.outcome_hits[r.i] as hits
+        from per_window as p
         cross join (
             values
-            ('llm_granted', 'cold_start'::bayes.fallback_reason),
-            ('llm_granted', 'no_signals'),
-            ('llm_granted', 'uncertain'),
-            ('llm_granted', 'audit'),
-            ('llm_refused', 'no_signals'),
-            ('llm_refused', 'uncertain'),
-            ('llm_refused', 'audit')
-        ) as r (outcome, reason)
-        left join messages as m on m.recorded_at >= w.since
-        group by w.window_s, r.outcome, r.reason
+            (1, 'llm_granted', 'cold_start'),
+            (2, 'llm_granted', 'no_signals'),
+            (3, 'llm_granted', 'uncertain'),
+            (4, 'llm_granted', 'audit'),
+            (5, 'llm_refused', 'no_signals'),
+            (6, 'llm_refused', 'uncertain'),
+            (7, 'llm_refused', 'audit')
+        ) as r (i, outcome, reason)
     ),
 
     -- the players who sent a message in the window, and their posterior now
@@ -1130,7 +1135,7 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
             count(*) as players,
             avg(v.metric_variance) as mean_variance
         from windows as w
-        inner join (select distinct m.user_id, max(m.recorded_at) as last_at from messages as m group by m.user_id) as u
+        inner join (select m.user_id, max(m.recorded_at) as last_at from messages as m group by m.user_id) as u
             on u.last_at >= w.since
         inner join public.user_bayesian_state as s on s.user_id = u.user_id
         cross join lateral (
@@ -1144,59 +1149,55 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
     ),
 
     -- the last day's shadow and audit messages with the LLM's answer (the
-    -- pairs of bayes.shadow_pairs), newest first, at most
-    -- health_agreement_pairs: the LLM's answers through their partial index
+    -- pairs of bayes.shadow_pairs), the newest health_agreement_pairs of
+    -- them: the LLM's answers newest first through their partial index, each
+    -- joined to its message by its key, until that many are pairs (an answer
+    -- to a bayes player's message that no audit chose is not one)
     agreement_window as materialized (
         select
             now() - make_interval(secs => 3600 * bayes.health_param('health_agreement_window_h')) as since,
             bayes.health_param('health_agreement_pairs')::bigint as pairs
     ),
 
-    answers as materialized (
-        select l.user_id, l.message_id, l.input
+    answered as materialized (
+        select
+            case when m.player_mode = 'shadow' then 'shadow' else 'audit' end as sample,
+            m.input as message_input,
+            l.input as answer_input
         from bayes.player_event as l
+        inner join bayes.player_event as m
+            on
+                m.message_key = md5(l.user_id::text || '/message/' || l.message_id)::uuid
+                and m.user_id = l.user_id
         where l.kind = 'llm_scores'
             and l.message_id is not null
             and l.event_id >= bayes.event_id_at((select a.since from agreement_window as a))
             and l.recorded_at >= (select a.since from agreement_window as a)
+            and m.kind = 'message'
+            and (
+                m.player_mode = 'shadow'
+                or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
+            )
         order by l.event_id desc
         limit (select a.pairs from agreement_window as a)
     ),
 
     pairs as (
         select
-            case when m.player_mode = 'shadow' then 'shadow' else 'audit' end as sample,
-            bayes.event_input('message', m.input) -> 'observation' as observation,
-            bayes.event_input('llm_scores', a.input) -> 'deltas' as deltas
-        from answers as a
-        inner join bayes.player_event as m
-            on
-                m.message_key = md5(a.user_id::text || '/message/' || a.message_id)::uuid
-                and m.user_id = a.user_id
-        where m.kind = 'message'
-            and (
-                m.player_mode = 'shadow'
-                or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
-            )
+            a.sample,
+            a.message_input as message,
+            a.answer_input as answer
+        from answered as a
     ),
 
+    -- one call of the engine's Python per sample, not one per event
     agreement as (
         select
             s.sample,
-            count(p.sample) / 4 as pairs,
-            avg(
-                (
-                    sign(
-                        (p.observation -> 'plus' ->> (k.i - 1)::integer)::float8
-                        - (p.observation -> 'minus' ->> (k.i - 1)::integer)::float8
-                    )
-                    = sign(coalesce((p.deltas ->> k.name)::float8, 0))
-                )::integer::float8
-            ) as agreement
+            count(p.sample) as pairs,
+            bayes.sign_agreement(array_agg(p.message), array_agg(p.answer)) as agreement
         from (values ('shadow'), ('audit')) as s (sample)
-        left join (
-            pairs as p cross join unnest(array['intimacy', 'passion', 'trust', 'secureness']) with ordinality as k (name, i)
-        ) on p.sample = s.sample
+        left join pairs as p on p.sample = s.sample
         group by s.sample
     ),
 
@@ -1220,7 +1221,7 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
         select 'fallback_rate', p.window_s, null, p.granted::float8 / nullif(p.messages, 0), p.messages
         from per_window as p
         union all
-        select r.outcome, r.window_s, r.reason::text, r.hits::float8 / nullif(p.messages, 0), p.messages
+        select r.outcome, r.window_s, r.reason, r.hits::float8 / nullif(p.messages, 0), p.messages
         from per_reason as r
         inner join per_window as p on p.window_s = r.window_s
         union all
@@ -1298,7 +1299,7 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
 $$;
 
 -- Name: FUNCTION health(p_windows_s integer[]); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.health(p_windows_s integer[]) IS 'The engine''s health now: one row per signal of bayes.health_threshold (and label: a fallback reason, a sample) over each window of p_windows_s (seconds; default health_window_short_s and health_window_long_s, 5 minutes and 1 hour), or of the instant (window_s null: lags, sizes), or of the last health_agreement_window_h hours (shadow_agreement): its value (null: no data), the samples it rests on, its thresholds and its status (ok, warn, critical). Reads the messages of the window by primary key range (bayes.event_id_at) and the states of the players who sent them.';
+COMMENT ON FUNCTION bayes.health(p_windows_s integer[]) IS 'The engine''s health now: one row per signal of bayes.health_threshold (and label: a fallback reason, a sample) over each window of p_windows_s (seconds, each in [10, 604800], 22023 otherwise; default health_window_short_s and health_window_long_s, 5 minutes and 1 hour), or of the instant (window_s null: lags, sizes), or of the last health_agreement_window_h hours (shadow_agreement): its value (null: no data), the samples it rests on, its thresholds and its status (ok, warn, critical). Reads the messages of the window by primary key range (bayes.event_id_at) and the states of the players who sent them.';
 
 -- Name: health_lock_key(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.health_lock_key() RETURNS bigint
@@ -1321,6 +1322,37 @@ $$;
 
 -- Name: FUNCTION health_param(p_name text); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.health_param(p_name text) IS 'A scalar row of bayes.params as a number (the windows and retention of the health signals), null when absent.';
+
+-- Name: health_windows(integer[]); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.health_windows(p_windows_s integer[]) RETURNS integer[]
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_window integer;
+begin
+    if p_windows_s is null then
+        return array(
+            select distinct w.window_s
+            from unnest(array[
+                bayes.health_param('health_window_short_s')::integer,
+                bayes.health_param('health_window_long_s')::integer
+            ]) as w (window_s)
+            order by w.window_s
+        );
+    end if;
+    foreach v_window in array p_windows_s loop
+        if v_window is null or v_window not between 10 and 604800 then
+            raise exception 'p_windows_s must hold windows in [10, 604800] seconds (a week), got %', p_windows_s
+            using errcode = '22023', hint = 'null: health_window_short_s and health_window_long_s of bayes.params';
+        end if;
+    end loop;
+    return array(select distinct w.window_s from unnest(p_windows_s) as w (window_s) order by w.window_s);
+end
+$$;
+
+-- Name: FUNCTION health_windows(p_windows_s integer[]); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.health_windows(p_windows_s integer[]) IS 'The windows of bayes.health, seconds, each once and in order: p_windows_s, or health_window_short_s and health_window_long_s of bayes.params when null. A null window or one outside [10, 604800] (the range of the parameters) raises 22023.';
 
 -- Name: install_py_module(text, text, text); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) RETURNS void
@@ -1894,6 +1926,11 @@ begin
         raise notice 'bayes.record_health: another snapshot is being recorded; this one is skipped';
         return null;
     end if;
+    -- a second call in the transaction that took this instant's snapshot
+    -- (the lock is the transaction's): recorded and announced already
+    if exists (select from bayes.health_snapshot as h where h.taken_at = now()) then
+        return 0;
+    end if;
     select max(h.taken_at) into v_previous from bayes.health_snapshot as h where h.taken_at < now();
 
     insert into bayes.health_snapshot (taken_at, signal, window_s, label, value, samples, status)
@@ -1943,7 +1980,7 @@ end
 $$;
 
 -- Name: FUNCTION record_health(); Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON FUNCTION bayes.record_health() IS 'One snapshot of bayes.health into bayes.health_snapshot (taken_at now()); every signal whose status differs from the previous snapshot''s (ok when it had none) is recorded in bayes.health_change and announced with NOTIFY on the channel bayes_health (payload JSON: signal, window_s, label, from, to, value, samples, changed_at; delivered at commit). Deletes snapshots and changes older than health_snapshot_retention_days. One at a time (transaction advisory lock bayes.health_lock_key(); a second call returns null). Returns the number of changes. The pg_cron job bayes-record-health calls it every minute.';
+COMMENT ON FUNCTION bayes.record_health() IS 'One snapshot of bayes.health into bayes.health_snapshot (taken_at now()); every signal whose status differs from the previous snapshot''s (ok when it had none) is recorded in bayes.health_change and announced with NOTIFY on the channel bayes_health (payload JSON: signal, window_s, label, from, to, value, samples, changed_at; delivered at commit). Deletes snapshots and changes older than health_snapshot_retention_days. One at a time (transaction advisory lock bayes.health_lock_key(); a call while another transaction holds it returns null and writes nothing; a second call in the same transaction records nothing and returns 0). Returns the number of changes. The pg_cron job bayes-record-health calls it every minute.';
 
 -- Name: refuse_invalid_state(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.refuse_invalid_state() RETURNS trigger
@@ -2643,6 +2680,19 @@ $$;
 
 -- Name: FUNCTION shadow_report(p_from timestamp with time zone, p_to timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.shadow_report(p_from timestamp with time zone, p_to timestamp with time zone) IS 'How the engine agrees with the LLM over the messages sent in [p_from, p_to) (bayes.shadow_pairs), per sample (shadow, audit): per metric the pairs, the correlation and sign agreement of the engine''s evidence with the LLM''s delta / 10, their mean absolute difference, and the share of messages where the engine saw nothing (net evidence 0) and the LLM moved the metric by 3 or more; vices (the share of (message, vice) pairs where both or neither saw the vice) and mood (the same mood) where the LLM reported them; boss_ready: the agreement of the engine under the current policy with the LLM''s trajectory (bayes.evaluate_policy).';
+
+-- Name: sign_agreement(bytea[], bytea[]); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.sign_agreement(p_messages bytea[], p_answers bytea[]) RETURNS double precision
+    LANGUAGE plpython3u STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+if 'bayes_engine_build' not in GD: plpy.execute('select bayes.py_load()')
+from bayes_engine import pg
+return pg.sign_agreement(plpy, p_messages, p_answers)
+$$;
+
+-- Name: FUNCTION sign_agreement(p_messages bytea[], p_answers bytea[]); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.sign_agreement(p_messages bytea[], p_answers bytea[]) IS 'Over pairs (p_messages[i]: a message event''s packed input, p_answers[i]: the packed LLM scores of that message), the share of (pair, metric) in which the engine''s net evidence and the LLM''s delta have the same sign, 0 counting as a sign (bayes.shadow_report''s sign_agreement pooled over the four metrics); pairs with a null side are left out; null without pairs.';
 
 -- Name: state_composite(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.state_composite(p_state jsonb) RETURNS double precision
@@ -3927,6 +3977,10 @@ REVOKE ALL ON FUNCTION bayes.health_lock_key() FROM PUBLIC;
 REVOKE ALL ON FUNCTION bayes.health_param(p_name text) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.health_param(p_name text) TO service_role;
 
+-- Name: FUNCTION health_windows(p_windows_s integer[]); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.health_windows(p_windows_s integer[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.health_windows(p_windows_s integer[]) TO service_role;
+
 -- Name: FUNCTION install_py_module(p_name text, p_sha256 text, p_source text); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.install_py_module(p_name text, p_sha256 text, p_source text) FROM PUBLIC;
 
@@ -4062,6 +4116,10 @@ GRANT ALL ON FUNCTION bayes.shadow_pairs(p_from timestamp with time zone, p_to t
 -- Name: FUNCTION shadow_report(p_from timestamp with time zone, p_to timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.shadow_report(p_from timestamp with time zone, p_to timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.shadow_report(p_from timestamp with time zone, p_to timestamp with time zone) TO service_role;
+
+-- Name: FUNCTION sign_agreement(p_messages bytea[], p_answers bytea[]); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.sign_agreement(p_messages bytea[], p_answers bytea[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.sign_agreement(p_messages bytea[], p_answers bytea[]) TO service_role;
 
 -- Name: FUNCTION state_composite(p_state jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.state_composite(p_state jsonb) FROM PUBLIC;
