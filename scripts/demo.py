@@ -40,7 +40,14 @@ Run by scripts/run (which sets up and starts the stack first). It
    at the end the saved rows and the rollout are put back, so that the next
    run starts from the same parameters;
 7. draws each player's composite over time, its 95% band and the boss
-   threshold into out/demo_composite.png.
+   threshold into out/demo_composite.png;
+8. shows the engine's health as its operator sees it: the demo records a
+   snapshot of bayes.health (select bayes.record_health(), what the pg_cron
+   job bayes-record-health runs every minute) before its traffic and after
+   each part of it, prints bayes.health() as a compact table and what
+   bayes.alerts() says fires, and draws its snapshots into
+   out/demo_health.png with the code of scripts/health
+   (bayes_dev.health_picture).
 
 Modes. bayes.rollout puts each player in mode shadow or bayes; a new
 installation starts at 0% bayes (everyone shadow). Steps 1-5 show the engine
@@ -76,6 +83,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+from bayes_dev import health_picture  # scripts/health's reading and drawing
 from bayes_dev.support import ROOT, player_jwt, stack_env  # the same helpers the tests use
 from postgrest.exceptions import APIError
 
@@ -190,6 +198,7 @@ T0_LATEST = dt.timedelta(hours=23)
 SESSION_BREAK = dt.timedelta(hours=6)  # a longer gap starts a new session (on another UTC day)
 
 OUT_PNG = ROOT / "out" / "demo_composite.png"
+OUT_HEALTH_PNG = ROOT / "out" / "demo_health.png"
 Z95 = 1.959963984540054
 
 
@@ -265,6 +274,7 @@ class Demo:
         # Per player: messages sent, and those on which the engine asked for the LLM, by reason.
         self.sent: dict[str, int] = {}
         self.llm_asked: dict[str, dict[str, int]] = {}
+        self.health = HealthSnapshots(db)
 
     def rpc(self, fn: str, args: dict):
         return self.backend.rpc(fn, args).execute().data
@@ -453,6 +463,45 @@ class Demo:
         n0 = len(CONVERSATIONS[name])
         for i, ((gap, topic, text), t) in enumerate(zip(messages, times)):
             self.send(user_id, name, f"{name}-{n0 + i}", t, gap, topic, text)
+
+
+class HealthSnapshots:
+    """The demo's snapshots of the engine's health, at its phases, as the pg_cron job takes one a minute."""
+
+    def __init__(self, db):
+        self.db = db
+        self.taken: list[tuple[str, dt.datetime, int | None]] = []  # (phase, when, changes of status or None)
+
+    def take(self, phase: str) -> None:
+        """select bayes.record_health(): one snapshot (its own transaction, taken_at its now()); None when
+        the pg_cron job was taking one at that instant (its advisory lock)."""
+        changes, taken_at = self.db.execute("select bayes.record_health(), now()").fetchone()
+        self.taken.append((phase, taken_at, changes))
+
+    def show(self, database: str) -> None:
+        print("\nhealth of the engine during the demo (docs/operations.md, Health, alerts and metrics)")
+        print("  snapshots: psql> select bayes.record_health();   (the pg_cron job bayes-record-health: every minute)")
+        for phase, taken_at, changes in self.taken:
+            said = "skipped: the pg_cron job held the lock" if changes is None else f"{changes} changes of status"
+            print(f"    {taken_at:%H:%M:%S} UTC  {phase:<32} {said}")
+        print("  psql> select * from bayes.health();")
+        for line in health_picture.health_table(self.db):
+            print(f"  {line}")
+        alerts = health_picture.read_alerts(self.db)
+        units = dict(self.db.execute("select signal, unit from bayes.health_threshold").fetchall())
+        print(f"  psql> select * from bayes.alerts();   (what fires at the last snapshot: {len(alerts)})")
+        for alert in alerts:
+            unit = units.get(alert.signal, "")
+            print(f"    {health_picture.alert_line(alert, unit)}")
+        para(
+            "The demo's traffic is no game's: every player is new (the cold start asks the LLM on each of the first"
+            " 9 messages), the story's messages were sent days ago (their decay is overdue from the moment they are"
+            " written, and the demo holds the decay's lock while it runs), and the client shares two cores with the"
+            " database. What fires says so, not that the engine is broken."
+        )
+        history = health_picture.read_history(self.db, database, self.taken[0][1])
+        health_picture.draw(history, OUT_HEALTH_PNG)
+        print(f"health plot: {OUT_HEALTH_PNG}   (scripts/health draws the same from any database's snapshots)")
 
 
 def para(text: str) -> None:
@@ -834,6 +883,7 @@ def main() -> int:
         reset(db)
         t0 = anchor(db.execute("select now()").fetchone()[0])
         demo = Demo(env, db)
+        demo.health.take("before the demo's traffic")
         print(f"API {env['API_URL']}/rest/v1/  (supabase-py, service_role key)")
         print(f"T0 = {t0:%Y-%m-%d %H:%M} UTC: every conversation ends then; the absence and the return follow")
         warn_changed_weights(db)
@@ -849,14 +899,16 @@ def main() -> int:
             playbook = PlaybookRound(demo)
             try:
                 playbook.run()
+                demo.health.take("after the playbook round")
             finally:
                 playbook.roll_back(rollout)
         finally:
             db.execute("update bayes.rollout set bayes_percent = %s", (rollout,))
             db.execute("select pg_advisory_unlock(bayes.decay_lock_key())")
 
-    plot(demo, t0, OUT_PNG)
-    print(f"\nplot: {OUT_PNG}")
+        plot(demo, t0, OUT_PNG)
+        print(f"\nplot: {OUT_PNG}")
+        demo.health.show(health_picture.database_name(env["DB_URL"]))
     return 0 if refused else 1
 
 
@@ -877,8 +929,10 @@ def demo_players(demo: Demo, env: dict[str, str], t0: dt.datetime) -> bool:
         demo.converse(user_id, name, chapter, t0)
     demo.time_passes(t0)
     demo.comes_back(t0)
+    demo.health.take("after ava, ben and cleo")
     demo.llm_summary()
     demo.long_life()
+    demo.health.take("after dana's 200 messages")
     backend = demo.backend
 
     print("\nstates now (bayes_get_state):")

@@ -58,7 +58,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 class Progress:
     """Says on stderr what it is doing, with the seconds since the start, once a step has taken a while."""
 
-    def __init__(self, after_s: float = 1.0):
+    def __init__(self, after_s: float = 3.0):
         self.started = time.monotonic()
         self.after_s = after_s
 

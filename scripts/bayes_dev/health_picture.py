@@ -35,6 +35,8 @@ PANELS = (
 SIGNALS = tuple(signal for signal, _ in PANELS)
 STATUS_COLOR = {"ok": "tab:green", "warn": "tab:orange", "critical": "tab:red"}
 STATUS_RANK = {"ok": 0, "warn": 1, "critical": 2}
+# Units whose panels turn logarithmic above this value when the data dwarf the thresholds.
+LOG_ABOVE = {"s": 60.0, "ms": 1.0}
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,8 @@ def format_value(value: float | None, unit: str) -> str:
         return f"{value:.0f} B"
     if unit == "variance":
         return f"{value:.4f}"
+    if unit == "messages/s":
+        return f"{value:.3g}/s"
     return f"{value:.3g} {unit}"
 
 
@@ -219,6 +223,48 @@ def alert_lines(history_or_alerts, thresholds: dict[str, Threshold] | None = Non
     else:
         alerts = history_or_alerts
     return [alert_line(a, thresholds[a.signal].unit if a.signal in thresholds else "") for a in alerts]
+
+
+def health_table(conn) -> list[str]:
+    """bayes.health() now as a compact table: one line per signal (and label), a column per window with the
+    value and its status, the thresholds last. A labelled row that is zero or empty in every window (a
+    fallback reason that never fired) is left out; a signal of the instant or of its own window (a lag, a
+    size, the last day's agreement) has its value in the first column and its window in its name."""
+    rows = conn.execute(
+        "select signal, window_s, label, value, status::text, warn, critical, unit from bayes.health()"
+    ).fetchall()
+    main_windows = sorted({w for _, w, _, _, _, _, _, _ in rows if w is not None and w < 86400})
+    lines: dict[tuple[str, str | None, int | None], dict] = {}
+    for signal, window_s, label, value, status, warn, critical, unit in rows:
+        own = window_s if window_s not in main_windows else -1  # -1: one of the columns
+        line = lines.setdefault((signal, label, own), {"cells": {}, "warn": warn, "critical": critical, "unit": unit})
+        line["cells"][window_s] = (value, status)
+    width = 34
+    header = f"  {'signal':<{width}}" + "".join(f" {window_name(w):<19}" for w in main_windows)
+    out = [header + " thresholds: warn / critical"]
+    for (signal, label, own), line in lines.items():
+        values = [v for v, _ in line["cells"].values()]
+        if label is not None and not any(values):
+            continue
+        name = f"{signal}{{{label}}}" if label is not None else signal
+        if own != -1:
+            name += f" ({window_name(own)})"
+        cells = [line["cells"].get(w) for w in (main_windows if own == -1 else [own])]
+        judged = line["warn"] is not None or line["critical"] is not None  # no threshold: no status to show
+        text = "".join(
+            f" {'':<19}" if c is None else f" {format_value(c[0], line['unit']) + (' ' + c[1]) * judged:<19}"
+            for c in cells
+        )
+        text += "".join(f" {'':<19}" for _ in range(len(main_windows) - len(cells)))
+        warn, critical = line["warn"], line["critical"]
+        if warn is None and critical is None:
+            limits = "-"
+        else:
+            below = critical is not None and warn is not None and critical < warn
+            unit = line["unit"]
+            limits = f"{'below ' if below else ''}{format_value(warn, unit)} / {format_value(critical, unit)}"
+        out.append(f"  {name:<{width}}{text} {limits}")
+    return out
 
 
 def utc(t: dt.datetime) -> dt.datetime:
@@ -312,9 +358,10 @@ def draw(history: HealthHistory, path: Path, progress: Callable[[str], None] = l
         values = [p.value for k in keys for p in series[k] if p.value is not None]
         levels = [v for v in (threshold.warn, threshold.critical) if v is not None] if threshold else []
         top = max([*values, *levels, 0.0])
-        if unit == "s" and values and levels and max(values) > 30 * min(levels):
-            # a lag of days next to thresholds of minutes: a log scale above a minute keeps both readable
-            ax.set_yscale("symlog", linthresh=60)
+        if unit in LOG_ABOVE and values and levels and max(values) > 10 * max(levels):
+            # a lag of days next to thresholds of minutes, a first call of 70 ms next to 1 ms: linear up to
+            # a minute (a millisecond), logarithmic above it, so that both stay readable
+            ax.set_yscale("symlog", linthresh=LOG_ABOVE[unit])
             ax.set_ylim(0, top * 3)
         else:
             ax.set_ylim(0, top * 1.15 or 1)
@@ -334,7 +381,7 @@ def draw(history: HealthHistory, path: Path, progress: Callable[[str], None] = l
                 color="0.45",
             )
         if keys:
-            ax.legend(loc="lower left", fontsize=7, frameon=False, ncol=len(keys))
+            ax.legend(loc="best", fontsize=7, frameon=False, ncol=len(keys))
         else:
             ax.text(0.5, 0.5, "no snapshot of this signal", transform=ax.transAxes, ha="center", color="0.5")
         ax.grid(alpha=0.3)
