@@ -340,6 +340,75 @@ def test_demo_draws_the_png(demo_run):
     assert len(data) > 30_000  # three panels of points, bands and lines, not an empty canvas
 
 
+def test_demo_shows_the_health_of_its_traffic(demo_run, db):
+    """The demo's snapshots are in bayes.health_snapshot and hold its traffic; its table has every main
+    signal; it prints as many alert lines as it counts; its picture is a PNG written by this run."""
+    out, started = demo_run
+    lines = out[out.index("\nhealth of the engine during the demo") :].splitlines()[1:]
+    demo = load_demo()
+    sent = 16 + 8 + 6 + 5 + demo.LONG_LIFE[2] + len(demo.SHADOW_PLAYERS) * demo.SHADOW_MESSAGES + 1
+    snapshot_line = re.compile(r"^    (\d\d:\d\d:\d\d) UTC  (.+?)\s+(\d+ changes of status|skipped: .*)$")
+    snapshots = [snapshot_line.match(line) for line in lines[2:6]]
+    assert all(snapshots), lines[:6]
+    phases = [m.group(2) for m in snapshots]
+    assert phases == [
+        "before the demo's traffic",
+        "after ava, ben and cleo",
+        "after dana's 200 messages",
+        "after the playbook round",
+    ]
+    # each snapshot the demo took is in the table, at the second it printed; the last one holds the demo's
+    # messages (the duplicate is not one) in its hour's window
+    day = dt.datetime.fromtimestamp(started, dt.UTC).date()
+    for m in snapshots:
+        if m.group(3).startswith("skipped"):
+            continue  # the pg_cron job was taking that minute's snapshot at that very instant
+        at = dt.datetime.combine(day, dt.time.fromisoformat(m.group(1)), dt.UTC)
+        if at.timestamp() < started - 60:  # the demo ran across a UTC midnight
+            at += dt.timedelta(days=1)
+        found = db.execute(
+            "select samples from bayes.health_snapshot where signal = 'messages_per_second'"
+            " and window_s = 3600 and taken_at >= %s and taken_at < %s + interval '1 second'",
+            (at, at),
+        ).fetchall()
+        assert len(found) == 1, (m.group(0), found)
+        if m.group(2) == "after the playbook round":
+            assert found[0][0] >= sent
+
+    table = lines[lines.index("  psql> select * from bayes.health();") + 1 :]
+    names = {line.split()[0] for line in table[1:] if line.startswith("    ") and not line.startswith("     ")}
+    for signal in (
+        "fallback_rate",
+        "no_signal_share",
+        "posterior_variance",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "messages_per_second",
+        "llm_budget_exhaustion",
+        "decay_lag_s",
+        "retention_lag_s",
+        "event_log_bytes",
+        "state_table_bytes",
+        "shadow_agreement{shadow}",
+    ):
+        assert signal in names, (signal, table[:25])
+    start = next(k for k, line in enumerate(lines) if line.startswith("  psql> select * from bayes.alerts();"))
+    count = int(re.search(r": (\d+)\)$", lines[start]).group(1))
+    start += 1
+    alerts = lines[start : start + count]
+    assert all(re.match(r"^    (WARN|CRITICAL) +\w+", line) for line in alerts), alerts
+    assert len(alerts) == count and not re.match(r"^    (WARN|CRITICAL) ", lines[start + count])
+
+    m = re.search(r"^health plot: (\S+\.png)", out, re.M)
+    path = ROOT / "out" / "demo_health.png"
+    assert m and m.group(1) == str(path)
+    assert path.stat().st_mtime >= started - 1
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and data[-8:-4] == b"IEND"
+    width, height = struct.unpack(">II", data[16:24])
+    assert width >= 1200 and height >= 1000 and len(data) > 60_000
+
+
 @pytest.mark.parametrize(
     "clock",
     [
