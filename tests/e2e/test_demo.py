@@ -35,6 +35,15 @@ def load_demo():
     return module
 
 
+def png_written(path, started: float) -> tuple[int, int, int]:
+    """A PNG file written by this run (signature, IHDR first, IEND last): its width, height and bytes."""
+    assert path.stat().st_mtime >= started - 1
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and data[-8:-4] == b"IEND"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height, len(data)
+
+
 def section(out: str, start: str, end: str) -> list[str]:
     """The lines after the line starting with `start`, up to the next line starting with `end`."""
     lines = out.splitlines()
@@ -332,12 +341,9 @@ def test_demo_draws_the_png(demo_run):
     assert m, out[-500:]
     path = ROOT / "out" / "demo_composite.png"
     assert m.group(1) == str(path)
-    assert path.stat().st_mtime >= started - 1  # written by this run
-    data = path.read_bytes()
-    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and data[-8:-4] == b"IEND"
-    width, height = struct.unpack(">II", data[16:24])
+    width, height, size = png_written(path, started)
     assert width >= 800 and height >= 600
-    assert len(data) > 30_000  # three panels of points, bands and lines, not an empty canvas
+    assert size > 30_000  # three panels of points, bands and lines, not an empty canvas
 
 
 def test_demo_shows_the_health_of_its_traffic(demo_run, db):
@@ -402,11 +408,8 @@ def test_demo_shows_the_health_of_its_traffic(demo_run, db):
     m = re.search(r"^health plot: (\S+\.png)", out, re.M)
     path = ROOT / "out" / "demo_health.png"
     assert m and m.group(1) == str(path)
-    assert path.stat().st_mtime >= started - 1
-    data = path.read_bytes()
-    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and data[-8:-4] == b"IEND"
-    width, height = struct.unpack(">II", data[16:24])
-    assert width >= 1200 and height >= 1000 and len(data) > 60_000
+    width, height, size = png_written(path, started)
+    assert width >= 1200 and height >= 1000 and size > 60_000  # ten panels, not an empty canvas
 
 
 @pytest.mark.parametrize(
