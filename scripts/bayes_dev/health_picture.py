@@ -21,16 +21,16 @@ from psycopg.conninfo import conninfo_to_dict
 
 # The panels, in reading order: (signal, what a person asks of it).
 PANELS = (
-    ("fallback_rate", "messages on which the engine asked for the LLM"),
-    ("no_signal_share", "messages in which the encoder found nothing"),
-    ("posterior_variance", "mean posterior variance of the players who wrote"),
-    ("latency_p50_ms", "median time of a message inside the database"),
+    ("fallback_rate", "messages on which the LLM was asked"),
+    ("no_signal_share", "messages with no signal found"),
+    ("posterior_variance", "mean variance of the players who wrote"),
+    ("latency_p50_ms", "median time of a message in the database"),
     ("latency_p99_ms", "99th percentile of that time"),
     ("messages_per_second", "messages scored per second"),
-    ("llm_budget_exhaustion", "budgeted LLM requests the budget refused"),
-    ("decay_lag_s", "how long the most overdue player has waited for the decay"),
-    ("retention_lag_s", "how far the event log's retention is behind"),
-    ("shadow_agreement", "sign agreement with the LLM (last day's shadow/audit pairs)"),
+    ("llm_budget_exhaustion", "budgeted LLM requests refused"),
+    ("decay_lag_s", "wait of the most overdue player for decay"),
+    ("retention_lag_s", "how far retention is behind its horizon"),
+    ("shadow_agreement", "sign agreement with the LLM, last day"),
 )
 SIGNALS = tuple(signal for signal, _ in PANELS)
 STATUS_COLOR = {"ok": "tab:green", "warn": "tab:orange", "critical": "tab:red"}
@@ -288,7 +288,9 @@ def draw(history: HealthHistory, path: Path, progress: Callable[[str], None] = l
         raise ValueError("no snapshots to draw")
     first, last = history.snapshots_taken[0], history.snapshots_taken[-1]
     columns, rows = 3, math.ceil((len(PANELS) + 1) / 3)
-    fig, grid = plt.subplots(rows, columns, figsize=(15, 3.1 * rows + 1.2), layout="constrained", squeeze=False)
+    fig, grid = plt.subplots(rows, columns, figsize=(15, 3.1 * rows + 1.2), squeeze=False)
+    # fixed margins: the grid is regular, and the constrained layout took half of the drawing's time
+    fig.subplots_adjust(left=0.055, right=0.99, top=0.92, bottom=0.085, hspace=0.52, wspace=0.2)
     fig.suptitle(
         f"Engine health of {history.database}: {len(history.snapshots_taken)} snapshots of bayes.health,"
         f" {utc(first):%Y-%m-%d %H:%M:%S} to {utc(last):%Y-%m-%d %H:%M:%S} UTC",
@@ -311,7 +313,7 @@ def draw(history: HealthHistory, path: Path, progress: Callable[[str], None] = l
             y = [math.nan if p.value is None else p.value for p in points]
             few = len(points) <= 60
             color = window_colors[i % len(window_colors)]
-            name = window_name(key[0]) + (f" {key[1]}" if key[1] is not None else "")
+            name = key[1] if key[1] is not None else window_name(key[0])  # a label has one window
             # the first window wide, the next ones thin on top: where they agree both stay visible
             width, size = (2.8, 5) if i == 0 else (1.2, 3)
             ax.plot(x, y, color=color, linewidth=width, marker="o" if few else None, markersize=size, label=name)
@@ -381,12 +383,13 @@ def draw(history: HealthHistory, path: Path, progress: Callable[[str], None] = l
                 color="0.45",
             )
         if keys:
-            ax.legend(loc="best", fontsize=7, frameon=False, ncol=len(keys))
+            # above the panel, right of its title: never over the data, the thresholds or the status
+            ax.legend(loc="lower right", bbox_to_anchor=(1, 1), fontsize=7, frameon=False, ncol=len(keys))
         else:
             ax.text(0.5, 0.5, "no snapshot of this signal", transform=ax.transAxes, ha="center", color="0.5")
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
-        locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
+        locator = mdates.AutoDateLocator(minticks=3, maxticks=7)  # 6 leaves spans with no interval (a warning)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S" if span < 3 * 3600 else "%d %b %H:%M", tz=dt.UTC))
     for ax in cells[len(PANELS) + 1 :]:
@@ -408,7 +411,7 @@ def draw(history: HealthHistory, path: Path, progress: Callable[[str], None] = l
         Line2D([], [], marker="v", color="0.3", linestyle="", label="status got better"),
     ]
     handles += [Line2D([], [], marker="s", color=c, linestyle="", label=s) for s, c in STATUS_COLOR.items()]
-    fig.legend(handles=handles, loc="outside lower center", ncol=7, fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=7, fontsize=8, frameon=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     progress(f"writing {path}")
     fig.savefig(path, dpi=100)
