@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -70,7 +71,14 @@ class Progress:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    url = args.db_url or stack_env()["DB_URL"]
+    if args.db_url:
+        url = args.db_url
+    else:
+        try:
+            url = stack_env()["DB_URL"]
+        except subprocess.CalledProcessError as err:
+            print(f"health: no local stack to read ({err.stderr.strip()}); give --db-url", file=sys.stderr)
+            return 2
     database = database_name(url)
     progress = Progress()
     try:
