@@ -363,7 +363,7 @@ def test_demo_shows_the_health_of_its_traffic(demo_run, db):
         "after dana's 200 messages",
         "after the playbook round",
     ]
-    # each snapshot the demo took is in the table, at the second it printed; the last one holds the demo's
+    # each snapshot the demo took is in the table, in the second it printed; the last one holds the demo's
     # messages (the duplicate is not one) in its hour's window
     day = dt.datetime.fromtimestamp(started, dt.UTC).date()
     for m in snapshots:
@@ -377,9 +377,9 @@ def test_demo_shows_the_health_of_its_traffic(demo_run, db):
             " and window_s = 3600 and taken_at >= %s and taken_at < %s + interval '1 second'",
             (at, at),
         ).fetchall()
-        assert len(found) == 1, (m.group(0), found)
+        assert found, m.group(0)  # (two snapshots of the demo can fall in one second)
         if m.group(2) == "after the playbook round":
-            assert found[0][0] >= sent
+            assert max(samples for (samples,) in found) >= sent
 
     table = lines[lines.index("  psql> select * from bayes.health();") + 1 :]
     names = {line.split()[0] for line in table[1:] if line.startswith("    ") and not line.startswith("     ")}
