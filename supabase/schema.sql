@@ -1138,6 +1138,9 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
         inner join (select m.user_id, max(m.recorded_at) as last_at from messages as m group by m.user_id) as u
             on u.last_at >= w.since
         inner join public.user_bayesian_state as s on s.user_id = u.user_id
+        -- past the cold start: a new player's posterior is his chapter's
+        -- prior (variance 0.030 on average in chapter 1, at the warn
+        -- threshold), and the cold_start rule asks the LLM for him anyway
         cross join lateral (
             select avg(
                 (b.ab ->> 0)::float8 * (b.ab ->> 1)::float8
@@ -1145,6 +1148,7 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
             ) as metric_variance
             from jsonb_each(s.state -> 'm') as b (metric, ab)
         ) as v
+        where (s.state ->> 'n')::integer >= bayes.health_param('cold_start_messages')
         group by w.window_s
     ),
 
@@ -1247,7 +1251,10 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
             null,
             coalesce(
                 (
-                    select extract(epoch from now() - min(s.decay_due_at))::float8
+                    -- overdue since its due time, or since its write when that
+                    -- came later (a message sent long before it reached the
+                    -- engine leaves a due time in the past)
+                    select extract(epoch from now() - min(greatest(s.decay_due_at, s.updated_at)))::float8
                     from public.user_bayesian_state as s
                     where s.decay_due_at <= now()
                 ),

@@ -87,7 +87,8 @@ insert into bayes.health_threshold (signal, warn, critical, direction, min_sampl
 ),
 (
     'posterior_variance', 0.03, 0.05, 'above', 10, 'variance', null,
-    'Average posterior variance of the four metrics (Beta), over the players who sent a message in the window, as stored now.'
+    'Average posterior variance of the four metrics (Beta), over the players past their cold start who sent a message'
+    || ' in the window, as stored now.'
 ),
 (
     'latency_p50_ms', null, null, 'above', 20, 'ms', null,
@@ -99,7 +100,8 @@ insert into bayes.health_threshold (signal, warn, critical, direction, min_sampl
 ),
 (
     'decay_lag_s', 1800, 7200, 'above', 0, 's', null,
-    'How long the most overdue player has waited for the bulk decay (now - the oldest decay_due_at that has passed; 0 when none).'
+    'How long the most overdue player has waited for the bulk decay (now - the oldest decay_due_at that has passed, or'
+    || ' the row''s last write when that came later; 0 when none).'
 ),
 (
     'retention_lag_s', 10800, 86400, 'above', 0, 's', null,

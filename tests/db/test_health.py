@@ -266,8 +266,10 @@ def expected_signals(conn, now: dt.datetime, windows: list[int], traffic: Traffi
         )
     )
     states = {
-        str(u): (s, due)
-        for u, s, due in conn.execute("select user_id, state, decay_due_at from public.user_bayesian_state")
+        str(u): (s, due, updated)
+        for u, s, due, updated in conn.execute(
+            "select user_id, state, decay_due_at, updated_at from public.user_bayesian_state"
+        )
     }
     out: dict = {}
     for w in windows:
@@ -290,15 +292,19 @@ def expected_signals(conn, now: dt.datetime, windows: list[int], traffic: Traffi
         no_signal = sum(1 for o in observed if o == 0)
         out[("no_signal_share", w, None)] = (no_signal / len(observed) if observed else None, len(observed))
         players = sorted({m["user_id"] for m in msgs})
+        # the players past their cold start
         variances = [
-            np.mean([stats.beta(*states[u][0]["m"][k]).var() for k in METRIC_KEYS]) for u in players if u in states
+            np.mean([stats.beta(*states[u][0]["m"][k]).var() for k in METRIC_KEYS])
+            for u in players
+            if u in states and states[u][0]["n"] >= prm["cold_start_messages"]
         ]
         out[("posterior_variance", w, None)] = (float(np.mean(variances)) if variances else None, len(variances))
         timed = [m["db_time_us"] for m in msgs if m["db_time_us"] is not None]
         p50, p99 = np.percentile(timed, [50, 99], method="linear") / 1000 if timed else (None, None)
         out[("latency_p50_ms", w, None)] = (p50, len(timed))
         out[("latency_p99_ms", w, None)] = (p99, len(timed))
-    overdue = [due for _, due in states.values() if due is not None and due <= now]
+    # overdue since the due time, or since the row's last write when that came later
+    overdue = [max(due, updated) for _, due, updated in states.values() if due is not None and due <= now]
     out[("decay_lag_s", None, None)] = ((now - min(overdue)).total_seconds() if overdue else 0.0, None)
     horizons = [h for (h,) in conn.execute("select horizon from bayes.retention_run where status = 'done'")]
     behind = max(horizons) if horizons else (events[0]["occurred_at"] if events else None)
@@ -344,6 +350,7 @@ def db_params(conn) -> dict:
     values = dict(conn.execute("select name, (value #>> '{}') from bayes.params where name ~ '^(health|event_)'"))
     return {
         "event_retention_days": float(values["event_retention_days"]),
+        "cold_start_messages": prm.g["cold_start_messages"],
         "health_agreement_window_h": float(values["health_agreement_window_h"]),
         "health_agreement_pairs": int(float(values["health_agreement_pairs"])),
         "windows": [int(float(values["health_window_short_s"])), int(float(values["health_window_long_s"]))],

@@ -4262,7 +4262,7 @@ comment on view bayes.player_summary is
 revoke all on table bayes.player_summary from public, anon, authenticated, service_role;
 grant select on table bayes.player_summary to service_role;
 
--- file sql/functions/91_health.sql sha256 126ac4a1a00de0ee1198f5fed6844455561b642988fa5449f586e4b21fb2b35b
+-- file sql/functions/91_health.sql sha256 20cb7a8cf2e5c1967dfda5ece13911d77fdfa2a7cb48f4cbf9da5aae5bc3e021
 -- Health of the engine (issue 16): bayes.health computes every signal of
 -- bayes.health_threshold over the short and the long window (5 minutes and
 -- 1 hour by default) from the measurements the message path leaves in the
@@ -4502,6 +4502,9 @@ as $$
         inner join (select m.user_id, max(m.recorded_at) as last_at from messages as m group by m.user_id) as u
             on u.last_at >= w.since
         inner join public.user_bayesian_state as s on s.user_id = u.user_id
+        -- past the cold start: a new player's posterior is his chapter's
+        -- prior (variance 0.030 on average in chapter 1, at the warn
+        -- threshold), and the cold_start rule asks the LLM for him anyway
         cross join lateral (
             select avg(
                 (b.ab ->> 0)::float8 * (b.ab ->> 1)::float8
@@ -4509,6 +4512,7 @@ as $$
             ) as metric_variance
             from jsonb_each(s.state -> 'm') as b (metric, ab)
         ) as v
+        where (s.state ->> 'n')::integer >= bayes.health_param('cold_start_messages')
         group by w.window_s
     ),
 
@@ -4611,7 +4615,10 @@ as $$
             null,
             coalesce(
                 (
-                    select extract(epoch from now() - min(s.decay_due_at))::float8
+                    -- overdue since its due time, or since its write when that
+                    -- came later (a message sent long before it reached the
+                    -- engine leaves a due time in the past)
+                    select extract(epoch from now() - min(greatest(s.decay_due_at, s.updated_at)))::float8
                     from public.user_bayesian_state as s
                     where s.decay_due_at <= now()
                 ),
