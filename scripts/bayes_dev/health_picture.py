@@ -389,6 +389,10 @@ def draw(history: HealthHistory, path: Path, progress: Callable[[str], None] = l
             ax.text(0.5, 0.5, "no snapshot of this signal", transform=ax.transAxes, ha="center", color="0.5")
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
+        # every panel over the same span, the snapshots' (a signal seen at one snapshot only would otherwise
+        # get an axis of its own around that instant)
+        pad = dt.timedelta(seconds=max(span * 0.03, 1.0))
+        ax.set_xlim(first - pad, last + pad)
         locator = mdates.AutoDateLocator(minticks=3, maxticks=7)  # 6 leaves spans with no interval (a warning)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S" if span < 3 * 3600 else "%d %b %H:%M", tz=dt.UTC))
