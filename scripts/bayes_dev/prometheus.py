@@ -1,7 +1,7 @@
 """The exposition of public.bayes_metrics, read with Prometheus's own Python
-parser, and what it must say computed in Python from the rows of
-bayes.health() and bayes.health_threshold (tests/db/test_metrics.py,
-tests/e2e/test_metrics_api.py).
+parser, and what it must say computed in Python from the rows of the last
+snapshot of bayes.health (bayes.health_snapshot) and bayes.health_threshold
+(tests/db/test_metrics.py, tests/e2e/test_metrics_api.py).
 
 A sample is keyed by (family, frozenset of its labels); its value is a float,
 NaN where SQL has null."""
@@ -32,7 +32,12 @@ METRIC_NAMES = {
     "shadow_agreement": "bayes_shadow_agreement_ratio",
 }
 
-HEALTH_SQL = "select signal, window_s, label, value, status::text from bayes.health()"
+# the last snapshot's rows, and when it was taken (epoch seconds; null: none yet)
+HEALTH_SQL = (
+    "select signal, window_s, label, value, status::text from bayes.health_snapshot"
+    " where taken_at = (select max(taken_at) from bayes.health_snapshot)"
+)
+SNAPSHOT_SQL = "select extract(epoch from max(taken_at))::float8 from bayes.health_snapshot"
 THRESHOLD_SQL = (
     "select signal, metric_name, metric_scale, label_name, description, warn, critical from bayes.health_threshold"
 )
@@ -54,14 +59,20 @@ def parse(text: str) -> tuple[dict[str, tuple[str, str]], dict[tuple[str, frozen
     return families, samples
 
 
-def expected(health_rows, threshold_rows) -> tuple[dict[str, tuple[str, str]], dict[tuple[str, frozenset], float]]:
-    """What the exposition must hold, from bayes.health() (HEALTH_SQL) and bayes.health_threshold (THRESHOLD_SQL)."""
+def expected(
+    health_rows, threshold_rows, taken_at: float | None
+) -> tuple[dict[str, tuple[str, str]], dict[tuple[str, frozenset], float]]:
+    """What the exposition must hold, from the last snapshot (HEALTH_SQL, SNAPSHOT_SQL) and
+    bayes.health_threshold (THRESHOLD_SQL)."""
     thresholds = {row[0]: row for row in threshold_rows}
     families: dict[str, tuple[str, str]] = {
         "bayes_health_status": ("gauge", None),
         "bayes_health_threshold": ("gauge", None),
+        "bayes_health_snapshot_timestamp_seconds": ("gauge", None),
     }
-    samples: dict[tuple[str, frozenset], float] = {}
+    samples: dict[tuple[str, frozenset], float] = {
+        ("bayes_health_snapshot_timestamp_seconds", frozenset()): math.nan if taken_at is None else taken_at
+    }
     for signal, window_s, label, value, status in health_rows:
         _, metric_name, scale, label_name, description, _, _ = thresholds[signal]
         families[metric_name] = ("gauge", description)
@@ -85,10 +96,10 @@ def same_value(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a == b
 
 
-def assert_exposition_is(text: str, health_rows, threshold_rows) -> dict[tuple[str, frozenset], float]:
+def assert_exposition_is(text: str, health_rows, threshold_rows, taken_at) -> dict[tuple[str, frozenset], float]:
     """The exposition holds exactly the expected families (type, HELP) and samples (labels, values)."""
     families, samples = parse(text)
-    want_families, want_samples = expected(health_rows, threshold_rows)
+    want_families, want_samples = expected(health_rows, threshold_rows, taken_at)
     assert families.keys() == want_families.keys()
     for name, (kind, help_text) in want_families.items():
         assert families[name][0] == kind, name

@@ -15,6 +15,15 @@
 -- NaN: the series stays (no staleness, no gap in its labels), a comparison
 -- with it is false, so no alert rule fires on it, and its status says ok.
 --
+-- The values are those of the last snapshot (bayes.health_snapshot, which
+-- the job bayes-record-health writes every minute), not bayes.health computed
+-- again: a scrape costs the same on an idle engine and on one with a million
+-- messages in its hour (where bayes.health takes seconds), however often
+-- Prometheus scrapes and however many Prometheus servers do; and the metrics
+-- say what the alerts say. bayes_health_snapshot_timestamp_seconds is when
+-- that snapshot was taken (NaN before the first): alert on its age
+-- (time() - it > 180) to learn that the job stopped.
+--
 -- Who may call: service_role (and the owner): the signals are about every
 -- player, as bayes.health.
 
@@ -91,6 +100,10 @@ begin
     );
 
     with
+    snapshot as materialized (
+        select max(h.taken_at) as taken_at from bayes.health_snapshot as h
+    ),
+
     signal as materialized (
         select
             h.signal,
@@ -108,8 +121,9 @@ begin
                 coalesce(t.label_name, 'label') || '="'
                 || replace(replace(replace(h.label, '\', '\\'), '"', '\"'), e'\n', '\n') || '"'
             ) as labels
-        from bayes.health() as h
+        from bayes.health_snapshot as h
         inner join bayes.health_threshold as t on t.signal = h.signal
+        where h.taken_at = (select n.taken_at from snapshot as n)
     ),
 
     sample (family_order, family, help, sample_order, labels, value) as (
@@ -146,6 +160,16 @@ begin
         from bayes.health_threshold as t
         cross join lateral (values ('critical', t.critical), ('warn', t.warn)) as l (level, threshold)
         where l.threshold is not null
+        union all
+        select
+            4,
+            'bayes_health_snapshot_timestamp_seconds',
+            'When the snapshot of bayes.health behind these metrics was taken (bayes.record_health, the job'
+            || ' bayes-record-health, every minute), Unix time; NaN before the first.',
+            1,
+            '',
+            extract(epoch from n.taken_at)::float8
+        from snapshot as n
     ),
 
     family as (
@@ -180,6 +204,6 @@ end
 $$;
 
 comment on function public.bayes_metrics is
-'The signals of bayes.health in the Prometheus text exposition format 0.0.4, for GET /rest/v1/rpc/bayes_metrics (service_role): a gauge family per signal (bayes.health_threshold.metric_name, HELP its description, value times metric_scale, labels window and the signal''s label; a null value is NaN), bayes_health_status{signal,window,...} (0 ok, 1 warn, 2 critical) and bayes_health_threshold{signal,level}. Returns the domain "*/*" (PostgREST''s any media type handler) and sets Content-Type: text/plain; version=0.0.4 in response.headers; an Accept that admits no text/plain is refused with 415 (PT415). Stable: it writes nothing but that transaction-local setting.';
+'The signals of the last snapshot of bayes.health (bayes.health_snapshot, every minute) in the Prometheus text exposition format 0.0.4, for GET /rest/v1/rpc/bayes_metrics (service_role): a gauge family per signal (bayes.health_threshold.metric_name, HELP its description, value times metric_scale, labels window and the signal''s label; a null value is NaN), bayes_health_status{signal,window,...} (0 ok, 1 warn, 2 critical), bayes_health_threshold{signal,level} and bayes_health_snapshot_timestamp_seconds. Returns the domain "*/*" (PostgREST''s any media type handler) and sets Content-Type: text/plain; version=0.0.4 in response.headers; an Accept that admits no text/plain is refused with 415 (PT415). Stable: it writes nothing but that transaction-local setting.';
 revoke all on function public.bayes_metrics from public, anon, authenticated, service_role;
 grant execute on function public.bayes_metrics to service_role;

@@ -50,12 +50,12 @@ alter column metric_name set not null,
 add constraint health_threshold_metric_name unique (metric_name),
 add constraint health_threshold_metric_name_format check (
     metric_name ~ '^bayes_[a-z0-9_]*[a-z0-9]$'
-    and metric_name not in ('bayes_health_status', 'bayes_health_threshold')
+    and metric_name not in ('bayes_health_status', 'bayes_health_threshold', 'bayes_health_snapshot_timestamp_seconds')
 ),
 add constraint health_threshold_metric_scale_positive check (metric_scale > 0 and metric_scale <= 1e300),
 add constraint health_threshold_label_name_free check (label_name not in ('signal', 'window', 'level'));
 
 comment on column bayes.health_threshold.metric_name is
-'The signal''s Prometheus metric family in public.bayes_metrics (prefix bayes_, base units, _ratio for a share); unique, and neither bayes_health_status nor bayes_health_threshold (the families of every signal).';
+'The signal''s Prometheus metric family in public.bayes_metrics (prefix bayes_, base units, _ratio for a share); unique, and none of bayes_health_status, bayes_health_threshold (the families of every signal) and bayes_health_snapshot_timestamp_seconds.';
 comment on column bayes.health_threshold.metric_scale is
 'The factor from the signal''s unit to its metric''s base unit (0.001 for ms to seconds, 1 otherwise): public.bayes_metrics writes value * metric_scale, and the thresholds likewise.';

@@ -1,7 +1,8 @@
 """public.bayes_metrics on the test database: which Accept headers it takes,
-and its exposition against bayes.health() read in the same transaction,
-parsed by prometheus_client's own parser (tests/e2e/test_metrics_api.py goes
-through PostgREST and the gateway)."""
+and its exposition against the last snapshot of bayes.health, taken in the
+same transaction (bayes.record_health), parsed by prometheus_client's own
+parser (tests/e2e/test_metrics_api.py goes through PostgREST and the
+gateway)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from bayes_dev.prometheus import (
     HEALTH_SQL,
     METRIC_NAMES,
+    SNAPSHOT_SQL,
     THRESHOLD_SQL,
     assert_exposition_is,
     parse,
@@ -60,11 +62,28 @@ def test_accept_headers_that_admit_text_plain(conn, accept, accepted):
     assert conn.execute("select bayes.prometheus_accepts(%s)", (accept,)).fetchone()[0] is accepted
 
 
+def last_snapshot(conn):
+    """The rows of the last snapshot, the thresholds and when the snapshot was taken: what the exposition says."""
+    return (
+        conn.execute(HEALTH_SQL).fetchall(),
+        conn.execute(THRESHOLD_SQL).fetchall(),
+        conn.execute(SNAPSHOT_SQL).fetchone()[0],
+    )
+
+
 def exposition_and_health(conn, headers: dict | None = None):
+    """A snapshot of bayes.health now (in the test's transaction), the exposition, and what it must say."""
+    conn.execute("select bayes.record_health()")
     if headers is not None:
         conn.execute("select set_config('request.headers', %s, true)", (json.dumps(headers),))
     text = conn.execute("select public.bayes_metrics()").fetchone()[0]
-    return text, conn.execute(HEALTH_SQL).fetchall(), conn.execute(THRESHOLD_SQL).fetchall()
+    health, thresholds, taken_at = last_snapshot(conn)
+    # the snapshot is bayes.health at this transaction's now() (the sizes aside: autovacuum may add a map)
+    sized = ("event_log_bytes", "state_table_bytes")
+    now = conn.execute("select signal, window_s, label, value, status::text from bayes.health()").fetchall()
+    assert {r for r in health if r[0] not in sized} == {r for r in now if r[0] not in sized}
+    assert taken_at == conn.execute("select extract(epoch from now())::float8").fetchone()[0]
+    return text, health, thresholds, taken_at
 
 
 # Prometheus's conventions: base units, and the suffix that names them.
@@ -87,8 +106,8 @@ def test_metric_families_are_in_base_units_named_by_their_suffix(conn):
 def test_an_idle_engine_is_nan_where_health_is_null_zero_where_it_counts(conn):
     # no message in any window (rolled back with the test)
     conn.execute("delete from bayes.player_event")
-    text, health, thresholds = exposition_and_health(conn)
-    samples = assert_exposition_is(text, health, thresholds)
+    text, *snapshot = exposition_and_health(conn)
+    samples = assert_exposition_is(text, *snapshot)
     assert math.isnan(samples[("bayes_fallback_ratio", frozenset({("window", "300")}))])
     assert math.isnan(samples[("bayes_message_db_time_p99_seconds", frozenset({("window", "3600")}))])
     assert samples[("bayes_messages_per_second", frozenset({("window", "300")}))] == 0
@@ -103,8 +122,8 @@ def test_traffic_in_the_transaction_is_in_the_exposition(conn):
             "select public.bayes_process_message(%s, %s, now() + make_interval(secs => %s), %s, 60)",
             (user_id, text, i, f"m{i}"),
         )
-    text, health, thresholds = exposition_and_health(conn, {"accept": PROMETHEUS_2})
-    samples = assert_exposition_is(text, health, thresholds)
+    text, *snapshot = exposition_and_health(conn, {"accept": PROMETHEUS_2})
+    samples = assert_exposition_is(text, *snapshot)
     short = frozenset({("window", "300")})
     assert samples[("bayes_messages_per_second", short)] >= 25 / 300
     assert 0 < samples[("bayes_message_db_time_p50_seconds", short)] < 1
@@ -118,8 +137,8 @@ def test_traffic_in_the_transaction_is_in_the_exposition(conn):
 def test_help_text_is_escaped_as_the_format_requires(conn):
     description = 'Share of "the" messages \\ with a backslash,\na newline and\\nno escape'
     conn.execute("update bayes.health_threshold set description = %s where signal = 'fallback_rate'", (description,))
-    text, health, thresholds = exposition_and_health(conn)
-    assert_exposition_is(text, health, thresholds)
+    text, *snapshot = exposition_and_health(conn)
+    assert_exposition_is(text, *snapshot)
     families, _ = parse(text)
     assert families["bayes_fallback_ratio"] == ("gauge", description)
     assert '# HELP bayes_fallback_ratio Share of "the" messages \\\\ with a backslash,\\na newline and\\\\nno' in text
@@ -137,10 +156,11 @@ def test_values_are_written_with_every_digit(conn):
     conn.execute(
         "update bayes.health_threshold set warn = 0.12345678901234568, critical = 0.3 where signal = 'fallback_rate'"
     )
+    conn.execute("select bayes.record_health()")
     conn.execute("set local extra_float_digits = 0")
     text = conn.execute("select public.bayes_metrics()").fetchone()[0]
     conn.execute("set local extra_float_digits = 1")  # psycopg reads floats as text too
-    samples = assert_exposition_is(text, conn.execute(HEALTH_SQL).fetchall(), conn.execute(THRESHOLD_SQL).fetchall())
+    samples = assert_exposition_is(text, *last_snapshot(conn))
     assert samples[("bayes_health_threshold", frozenset({("signal", "fallback_rate"), ("level", "warn")}))] == (
         0.12345678901234568
     )
