@@ -2963,6 +2963,10 @@ begin
     );
 
     with
+    snapshot as materialized (
+        select max(h.taken_at) as taken_at from bayes.health_snapshot as h
+    ),
+
     signal as materialized (
         select
             h.signal,
@@ -2980,8 +2984,9 @@ begin
                 coalesce(t.label_name, 'label') || '="'
                 || replace(replace(replace(h.label, '\', '\\'), '"', '\"'), e'\n', '\n') || '"'
             ) as labels
-        from bayes.health() as h
+        from bayes.health_snapshot as h
         inner join bayes.health_threshold as t on t.signal = h.signal
+        where h.taken_at = (select n.taken_at from snapshot as n)
     ),
 
     sample (family_order, family, help, sample_order, labels, value) as (
@@ -3018,6 +3023,16 @@ begin
         from bayes.health_threshold as t
         cross join lateral (values ('critical', t.critical), ('warn', t.warn)) as l (level, threshold)
         where l.threshold is not null
+        union all
+        select
+            4,
+            'bayes_health_snapshot_timestamp_seconds',
+            'When the snapshot of bayes.health behind these metrics was taken (bayes.record_health, the job'
+            || ' bayes-record-health, every minute), Unix time; NaN before the first.',
+            1,
+            '',
+            extract(epoch from n.taken_at)::float8
+        from snapshot as n
     ),
 
     family as (
@@ -3052,7 +3067,7 @@ end
 $$;
 
 -- Name: FUNCTION bayes_metrics(); Type: COMMENT; Schema: public; Owner: postgres
-COMMENT ON FUNCTION public.bayes_metrics() IS 'The signals of bayes.health in the Prometheus text exposition format 0.0.4, for GET /rest/v1/rpc/bayes_metrics (service_role): a gauge family per signal (bayes.health_threshold.metric_name, HELP its description, value times metric_scale, labels window and the signal''s label; a null value is NaN), bayes_health_status{signal,window,...} (0 ok, 1 warn, 2 critical) and bayes_health_threshold{signal,level}. Returns the domain "*/*" (PostgREST''s any media type handler) and sets Content-Type: text/plain; version=0.0.4 in response.headers; an Accept that admits no text/plain is refused with 415 (PT415). Stable: it writes nothing but that transaction-local setting.';
+COMMENT ON FUNCTION public.bayes_metrics() IS 'The signals of the last snapshot of bayes.health (bayes.health_snapshot, every minute) in the Prometheus text exposition format 0.0.4, for GET /rest/v1/rpc/bayes_metrics (service_role): a gauge family per signal (bayes.health_threshold.metric_name, HELP its description, value times metric_scale, labels window and the signal''s label; a null value is NaN), bayes_health_status{signal,window,...} (0 ok, 1 warn, 2 critical), bayes_health_threshold{signal,level} and bayes_health_snapshot_timestamp_seconds. Returns the domain "*/*" (PostgREST''s any media type handler) and sets Content-Type: text/plain; version=0.0.4 in response.headers; an Accept that admits no text/plain is refused with 415 (PT415). Stable: it writes nothing but that transaction-local setting.';
 
 -- Name: bayes_process_message(uuid, text, timestamp with time zone, text, double precision, boolean); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_process_message(p_user_id uuid, p_message text, p_sent_at timestamp with time zone DEFAULT now(), p_message_id text DEFAULT NULL::text, p_reply_gap_s double precision DEFAULT NULL::double precision, p_topic_changed boolean DEFAULT NULL::boolean) RETURNS jsonb
@@ -3296,7 +3311,7 @@ CREATE TABLE bayes.health_threshold (
     CONSTRAINT health_threshold_finite CHECK ((((warn IS NULL) OR ((warn >= ('-1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision) AND (warn <= ('1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision))) AND ((critical IS NULL) OR ((critical >= ('-1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision) AND (critical <= ('1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision))))),
     CONSTRAINT health_threshold_label_name CHECK ((label_name ~ '^[a-z][a-z0-9_]*$'::text)),
     CONSTRAINT health_threshold_label_name_free CHECK ((label_name <> ALL (ARRAY['signal'::text, 'window'::text, 'level'::text]))),
-    CONSTRAINT health_threshold_metric_name_format CHECK (((metric_name ~ '^bayes_[a-z0-9_]*[a-z0-9]$'::text) AND (metric_name <> ALL (ARRAY['bayes_health_status'::text, 'bayes_health_threshold'::text])))),
+    CONSTRAINT health_threshold_metric_name_format CHECK (((metric_name ~ '^bayes_[a-z0-9_]*[a-z0-9]$'::text) AND (metric_name <> ALL (ARRAY['bayes_health_status'::text, 'bayes_health_threshold'::text, 'bayes_health_snapshot_timestamp_seconds'::text])))),
     CONSTRAINT health_threshold_metric_scale_positive CHECK (((metric_scale > (0)::double precision) AND (metric_scale <= ('1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000'::numeric)::double precision))),
     CONSTRAINT health_threshold_min_samples_nonnegative CHECK ((min_samples >= 0)),
     CONSTRAINT health_threshold_ordered CHECK (((warn IS NULL) OR (critical IS NULL) OR ((direction = 'above'::text) AND (warn <= critical)) OR ((direction = 'below'::text) AND (warn >= critical)))),
@@ -3325,7 +3340,7 @@ COMMENT ON COLUMN bayes.health_threshold.unit IS 'What the value counts (share, 
 COMMENT ON COLUMN bayes.health_threshold.label_name IS 'The name of the signal''s label (bayes.health.label), e.g. reason: one value per label; null: the signal has none.';
 
 -- Name: COLUMN health_threshold.metric_name; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.health_threshold.metric_name IS 'The signal''s Prometheus metric family in public.bayes_metrics (prefix bayes_, base units, _ratio for a share); unique, and neither bayes_health_status nor bayes_health_threshold (the families of every signal).';
+COMMENT ON COLUMN bayes.health_threshold.metric_name IS 'The signal''s Prometheus metric family in public.bayes_metrics (prefix bayes_, base units, _ratio for a share); unique, and none of bayes_health_status, bayes_health_threshold (the families of every signal) and bayes_health_snapshot_timestamp_seconds.';
 
 -- Name: COLUMN health_threshold.metric_scale; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON COLUMN bayes.health_threshold.metric_scale IS 'The factor from the signal''s unit to its metric''s base unit (0.001 for ms to seconds, 1 otherwise): public.bayes_metrics writes value * metric_scale, and the thresholds likewise.';
