@@ -673,13 +673,13 @@ def main() -> int:
     if "api" in sections:
         env = stack_env()
         rest_url = f"http://127.0.0.1:{os.environ['BAYES_REST_PORT']}"
-        targets["issue 15"] = bench_api.run(dsn, env, rest_url, args)
+        targets.setdefault("issue 15", []).extend(bench_api.run(dsn, env, rest_url, args))
     if "decay" in sections:
         targets.setdefault("issue 4", []).extend(decay_bench(dsn, args))
     if "live" in sections:
         targets.setdefault("issue 4", []).extend(live_bench(dsn, args))
     if "absence" in sections:
-        targets["issue 15"] = bench_absence.run(dsn, args)
+        targets.setdefault("issue 15", []).extend(bench_absence.run(dsn, args))
     problems: list[str] = []
     if "fallback" in sections:
         targets["issue 13"], problems = bench_fallback.run(dsn, args)
@@ -687,7 +687,7 @@ def main() -> int:
         targets["issue 14"], shadow_problems = bench_shadow.run(dsn, args)
         problems += shadow_problems
     if "eventlog" in sections:
-        targets["issue 15"] = bench_eventlog.run(dsn, args)
+        targets.setdefault("issue 15", []).extend(bench_eventlog.run(dsn, args))
     if "health" in sections:
         targets["issue 16"] = bench_health.run(dsn, args)
     for issue, checks in targets.items():
