@@ -1154,9 +1154,11 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
 
     -- the last day's shadow and audit messages with the LLM's answer (the
     -- pairs of bayes.shadow_pairs), the newest health_agreement_pairs of
-    -- them: the LLM's answers newest first through their partial index, each
-    -- joined to its message by its key, until that many are pairs (an answer
-    -- to a bayes player's message that no audit chose is not one)
+    -- them: the LLM's answers newest first through their partial index
+    -- (player_event_llm_scores_idx), each one's message looked up by its key
+    -- (a lateral subquery: a join lets the planner hash every message of the
+    -- log), until that many are pairs (an answer to a bayes player's message
+    -- that no audit chose is not one)
     agreement_window as materialized (
         select
             now() - make_interval(secs => 3600 * bayes.health_param('health_agreement_window_h')) as since,
@@ -1169,19 +1171,22 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
             m.input as message_input,
             l.input as answer_input
         from bayes.player_event as l
-        inner join bayes.player_event as m
-            on
-                m.message_key = md5(l.user_id::text || '/message/' || l.message_id)::uuid
-                and m.user_id = l.user_id
+        cross join lateral (
+            select q.player_mode, q.input
+            from bayes.player_event as q
+            where q.message_key = md5(l.user_id::text || '/message/' || l.message_id)::uuid
+                and q.user_id = l.user_id
+                and q.kind = 'message'
+                and (
+                    q.player_mode = 'shadow'
+                    or (q.player_mode = 'bayes' and q.fallback_reason = 'audit' and q.fallback_needed)
+                )
+            limit 1
+        ) as m
         where l.kind = 'llm_scores'
             and l.message_id is not null
             and l.event_id >= bayes.event_id_at((select a.since from agreement_window as a))
             and l.recorded_at >= (select a.since from agreement_window as a)
-            and m.kind = 'message'
-            and (
-                m.player_mode = 'shadow'
-                or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
-            )
         order by l.event_id desc
         limit (select a.pairs from agreement_window as a)
     ),

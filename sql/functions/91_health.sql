@@ -251,9 +251,11 @@ as $$
 
     -- the last day's shadow and audit messages with the LLM's answer (the
     -- pairs of bayes.shadow_pairs), the newest health_agreement_pairs of
-    -- them: those messages newest first through their partial index
-    -- (player_event_compared_idx), each joined to its answer by its key, until
-    -- that many have one
+    -- them: the LLM's answers newest first through their partial index
+    -- (player_event_llm_scores_idx), each one's message looked up by its key
+    -- (a lateral subquery: a join lets the planner hash every message of the
+    -- log), until that many are pairs (an answer to a bayes player's message
+    -- that no audit chose is not one)
     agreement_window as materialized (
         select
             now() - make_interval(secs => 3600 * bayes.health_param('health_agreement_window_h')) as since,
@@ -265,21 +267,24 @@ as $$
             case when m.player_mode = 'shadow' then 'shadow' else 'audit' end as sample,
             m.input as message_input,
             l.input as answer_input
-        from bayes.player_event as m
-        inner join bayes.player_event as l
-            on
-                l.message_key = md5(m.user_id::text || '/llm_scores/' || m.message_id)::uuid
-                and l.user_id = m.user_id
-        -- the predicate of the partial index player_event_compared_idx
-        where m.kind = 'message'
-            and m.message_id is not null
-            and (
-                m.player_mode = 'shadow'
-                or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
-            )
-            and m.event_id >= bayes.event_id_at((select a.since from agreement_window as a))
-            and m.recorded_at >= (select a.since from agreement_window as a)
-        order by m.event_id desc
+        from bayes.player_event as l
+        cross join lateral (
+            select q.player_mode, q.input
+            from bayes.player_event as q
+            where q.message_key = md5(l.user_id::text || '/message/' || l.message_id)::uuid
+                and q.user_id = l.user_id
+                and q.kind = 'message'
+                and (
+                    q.player_mode = 'shadow'
+                    or (q.player_mode = 'bayes' and q.fallback_reason = 'audit' and q.fallback_needed)
+                )
+            limit 1
+        ) as m
+        where l.kind = 'llm_scores'
+            and l.message_id is not null
+            and l.event_id >= bayes.event_id_at((select a.since from agreement_window as a))
+            and l.recorded_at >= (select a.since from agreement_window as a)
+        order by l.event_id desc
         limit (select a.pairs from agreement_window as a)
     ),
 

@@ -150,18 +150,15 @@ insert into bayes.params (name, value, description) values
 );
 
 -------------------------------------------------------------------------------
--- The messages the LLM is compared on (bayes.shadow_pairs' samples: a shadow
--- player's, or one the audit rule granted), found without reading the
--- others: a partial index holds only them (a bayes player's message is in it
--- about once in a few hundred), so the shadow_agreement of the last day reads
--- them from the newest back and looks up each one's answer by its key.
+-- The LLM's answers, found without reading the messages: a partial index
+-- holds only the llm_scores events (a few per hundred messages once the
+-- engine decides; one per message of a shadow player, whose every message
+-- the LLM answers), so the shadow_agreement of the last day reads the answers
+-- from the newest back and looks up each one's message by its key.
 -------------------------------------------------------------------------------
-create index player_event_compared_idx
+create index player_event_llm_scores_idx
 on bayes.player_event (event_id)
-where
-kind = 'message'
-and message_id is not null
-and (player_mode = 'shadow' or (player_mode = 'bayes' and fallback_reason = 'audit' and fallback_needed));
+where kind = 'llm_scores';
 
 -------------------------------------------------------------------------------
 -- Snapshots, one row per signal (and label) a minute, and the changes of

@@ -58,7 +58,7 @@ select columns_are(
 select col_type_is('bayes', 'player_event', 'recorded_at', 'timestamp with time zone', 'recorded_at: when the engine wrote the event');
 select col_type_is('bayes', 'player_event', 'db_time_us', 'integer', 'db_time_us: a message''s time in the database, microseconds');
 select col_type_is('bayes', 'player_event', 'observations', 'smallint', 'observations: a message''s metric feature count');
-select has_index('bayes', 'player_event', 'player_event_compared_idx', 'the messages compared with the LLM (shadow, audit), by a partial index');
+select has_index('bayes', 'player_event', 'player_event_llm_scores_idx', 'the LLM''s answers, by a partial index');
 select has_enum('bayes', 'health_status', 'the status of a health signal');
 select enum_has_labels('bayes', 'health_status', array['ok', 'warn', 'critical'], 'ok, warn, critical, in that order');
 select has_table('bayes', 'health_threshold', 'the health signals and their thresholds');

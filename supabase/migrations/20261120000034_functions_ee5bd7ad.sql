@@ -4262,7 +4262,7 @@ comment on view bayes.player_summary is
 revoke all on table bayes.player_summary from public, anon, authenticated, service_role;
 grant select on table bayes.player_summary to service_role;
 
--- file sql/functions/91_health.sql sha256 6b0b3baae45537ccc6bfe724124194249710922b64052cb0a13e2b1a1470451e
+-- file sql/functions/91_health.sql sha256 d3919832f044acbac92ac335850a6cf6776445ca8345bd97eb3da84542add9db
 -- Health of the engine (issue 16): bayes.health computes every signal of
 -- bayes.health_threshold over the short and the long window (5 minutes and
 -- 1 hour by default) from the measurements the message path leaves in the
@@ -4518,9 +4518,11 @@ as $$
 
     -- the last day's shadow and audit messages with the LLM's answer (the
     -- pairs of bayes.shadow_pairs), the newest health_agreement_pairs of
-    -- them: those messages newest first through their partial index
-    -- (player_event_compared_idx), each joined to its answer by its key, until
-    -- that many have one
+    -- them: the LLM's answers newest first through their partial index
+    -- (player_event_llm_scores_idx), each one's message looked up by its key
+    -- (a lateral subquery: a join lets the planner hash every message of the
+    -- log), until that many are pairs (an answer to a bayes player's message
+    -- that no audit chose is not one)
     agreement_window as materialized (
         select
             now() - make_interval(secs => 3600 * bayes.health_param('health_agreement_window_h')) as since,
@@ -4532,21 +4534,24 @@ as $$
             case when m.player_mode = 'shadow' then 'shadow' else 'audit' end as sample,
             m.input as message_input,
             l.input as answer_input
-        from bayes.player_event as m
-        inner join bayes.player_event as l
-            on
-                l.message_key = md5(m.user_id::text || '/llm_scores/' || m.message_id)::uuid
-                and l.user_id = m.user_id
-        -- the predicate of the partial index player_event_compared_idx
-        where m.kind = 'message'
-            and m.message_id is not null
-            and (
-                m.player_mode = 'shadow'
-                or (m.player_mode = 'bayes' and m.fallback_reason = 'audit' and m.fallback_needed)
-            )
-            and m.event_id >= bayes.event_id_at((select a.since from agreement_window as a))
-            and m.recorded_at >= (select a.since from agreement_window as a)
-        order by m.event_id desc
+        from bayes.player_event as l
+        cross join lateral (
+            select q.player_mode, q.input
+            from bayes.player_event as q
+            where q.message_key = md5(l.user_id::text || '/message/' || l.message_id)::uuid
+                and q.user_id = l.user_id
+                and q.kind = 'message'
+                and (
+                    q.player_mode = 'shadow'
+                    or (q.player_mode = 'bayes' and q.fallback_reason = 'audit' and q.fallback_needed)
+                )
+            limit 1
+        ) as m
+        where l.kind = 'llm_scores'
+            and l.message_id is not null
+            and l.event_id >= bayes.event_id_at((select a.since from agreement_window as a))
+            and l.recorded_at >= (select a.since from agreement_window as a)
+        order by l.event_id desc
         limit (select a.pairs from agreement_window as a)
     ),
 
