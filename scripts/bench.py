@@ -143,14 +143,6 @@ select e.event_id, now(), %(result)s::json from event as e
 """
 
 
-def new_players(conn, count: int, tag: str) -> list[uuid.UUID]:
-    players = [uuid.uuid4() for _ in range(count)]
-    for user_id in players:
-        conn.execute("insert into auth.users (id, email) values (%s, %s)", (user_id, f"{tag}-{user_id}@bench.local"))
-        conn.execute("select public.bayes_process_message(%s, 'hello')", (user_id,))
-    return players
-
-
 class Runner:
     """The three operations on one connection."""
 
@@ -287,7 +279,7 @@ def first_calls(dsn: str, players, repeats: int) -> dict[str, list[float]]:
 
 def state_size_after(dsn: str, messages: int) -> tuple[int, int]:
     with psycopg.connect(dsn, autocommit=True, options=ENGINE_WRITER) as conn:
-        (user_id,) = new_players(conn, 1, "size")
+        (user_id,) = population.new_players(conn, 1, "size")
         for i in range(1, messages):
             conn.execute(RPC_SQL, (user_id, MESSAGES[i % len(MESSAGES)], None, float(5 + 97 * i % 7000)))
         jsonb_text = conn.execute(
@@ -316,8 +308,8 @@ Target = tuple[str, str, bool]  # what is checked, the measured value, met
 
 def message_bench(dsn: str, args) -> list[Target]:
     with psycopg.connect(dsn, autocommit=True, options=ENGINE_WRITER) as conn:
-        players = new_players(conn, 16, "lat")
-        sets = [new_players(conn, 8, f"tp{j}") for j in range(2)]
+        players = population.new_players(conn, 16, "lat")
+        sets = [population.new_players(conn, 8, f"tp{j}") for j in range(2)]
 
     print(f"\n1 client: {args.calls} calls of each, interleaved in blocks of {args.block} ...", flush=True)
     lat = latencies(dsn, players, args.calls, args.block)
@@ -553,7 +545,7 @@ def live_bench(dsn: str, args) -> list[Target]:
         timed("every row due (decay_due_at at its window's start)", lambda: conn.execute(ALL_DUE_SQL))
         _, active = timed(
             f"{args.live_active} active players, a first message each through the RPC",
-            lambda: new_players(conn, args.live_active, "active"),
+            lambda: population.new_players(conn, args.live_active, "active"),
         )
         returning = [
             row[0]

@@ -61,7 +61,7 @@ import uuid
 
 import psycopg
 from bayes_dev import lifetime
-from bayes_dev.players import MESSAGES
+from bayes_dev.players import MESSAGES, new_players
 from bayes_engine import params
 
 Target = tuple[str, str, bool]
@@ -145,15 +145,6 @@ def cut(text: str, cuts: list[tuple[str, str]], name: str) -> str:
 def pct(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def new_players(conn, count: int, tag: str) -> list[uuid.UUID]:
-    """As the message section's: a real auth.users row and a first message each."""
-    players = [uuid.uuid4() for _ in range(count)]
-    for user_id in players:
-        conn.execute("insert into auth.users (id, email) values (%s, %s)", (user_id, f"{tag}-{user_id}@bench.local"))
-        conn.execute("select public.bayes_process_message(%s, 'hello')", (user_id,))
-    return players
 
 
 # --- (a) the overhead -------------------------------------------------------

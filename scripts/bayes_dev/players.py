@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 
 from bayes_engine import codec, decay_due, events, model
 from bayes_engine.params import Params
@@ -124,3 +125,13 @@ def populate(
             (len(pool),),
         )
     conn.execute("analyze public.user_bayesian_state")
+
+
+def new_players(conn, count: int, tag: str) -> list[uuid.UUID]:
+    """`count` new players of the benchmarks' message paths: a real auth.users row (email
+    <tag>-<id>@bench.local) and a first message each."""
+    players = [uuid.uuid4() for _ in range(count)]
+    for user_id in players:
+        conn.execute("insert into auth.users (id, email) values (%s, %s)", (user_id, f"{tag}-{user_id}@bench.local"))
+        conn.execute("select public.bayes_process_message(%s, 'hello')", (user_id,))
+    return players

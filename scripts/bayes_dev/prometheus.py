@@ -14,6 +14,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 STATUS_CODE = {"ok": 0.0, "warn": 1.0, "critical": 2.0}
 
+# The Accept header of a Prometheus scrape with its default scrape_protocols: 2.49 to 2.55 ...
+PROMETHEUS_2_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,"
+    "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+)
+# ... and 3.x (PrometheusText1.0.0 added, UTF-8 names allowed)
+PROMETHEUS_3_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+    "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,"
+    "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+)
+
 # The contract of docs/operations.md ("Prometheus"): each signal's metric family.
 METRIC_NAMES = {
     "messages_per_second": "bayes_messages_per_second",

@@ -14,6 +14,8 @@ import pytest
 from bayes_dev.prometheus import (
     HEALTH_SQL,
     METRIC_NAMES,
+    PROMETHEUS_2_ACCEPT,
+    PROMETHEUS_3_ACCEPT,
     SNAPSHOT_SQL,
     THRESHOLD_SQL,
     assert_exposition_is,
@@ -23,15 +25,8 @@ from bayes_dev.support import new_player
 
 pytestmark = pytest.mark.db
 
-PROMETHEUS_2 = (
-    "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,"
-    "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
-)
-PROMETHEUS_3 = (
-    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
-    "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,"
-    "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
-)
+PROMETHEUS_2 = PROMETHEUS_2_ACCEPT
+PROMETHEUS_3 = PROMETHEUS_3_ACCEPT
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 

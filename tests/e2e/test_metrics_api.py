@@ -13,24 +13,23 @@ import datetime as dt
 
 import psycopg
 import pytest
-from bayes_dev.prometheus import HEALTH_SQL, SNAPSHOT_SQL, THRESHOLD_SQL, assert_exposition_is, parse
+from bayes_dev.prometheus import (
+    HEALTH_SQL,
+    PROMETHEUS_2_ACCEPT,
+    PROMETHEUS_3_ACCEPT,
+    SNAPSHOT_SQL,
+    THRESHOLD_SQL,
+    assert_exposition_is,
+    parse,
+)
 from bayes_dev.support import new_player
 
 pytestmark = pytest.mark.e2e
 
 PATH = "/rpc/bayes_metrics"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# What Prometheus sends with its default scrape_protocols: 2.49 to 2.55 ...
-PROMETHEUS_2 = (
-    "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,"
-    "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
-)
-# ... and 3.x (PrometheusText1.0.0 added, UTF-8 names allowed)
-PROMETHEUS_3 = (
-    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
-    "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,"
-    "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
-)
+PROMETHEUS_2 = PROMETHEUS_2_ACCEPT
+PROMETHEUS_3 = PROMETHEUS_3_ACCEPT
 NO_ACCEPT = None
 MESSAGES = [
     "I love talking to you, you make me feel safe and happy 😊",
