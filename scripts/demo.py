@@ -495,9 +495,8 @@ class HealthSnapshots:
             print(f"    {health_picture.alert_line(alert, unit)}")
         para(
             "The demo's traffic is no game's: every player is new (the cold start asks the LLM on each of the first"
-            " 9 messages), the story's messages were sent days ago (their decay is overdue from the moment they are"
-            " written, and the demo holds the decay's lock while it runs), and the client shares two cores with the"
-            " database. What fires says so, not that the engine is broken."
+            " 9 messages), and the client shares two cores with the database. What fires says so, not that the"
+            " engine is broken."
         )
         history = health_picture.read_history(self.db, database, self.taken[0][1])
         health_picture.draw(history, OUT_HEALTH_PNG)
