@@ -1140,7 +1140,9 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
         inner join public.user_bayesian_state as s on s.user_id = u.user_id
         -- past the cold start: a new player's posterior is his chapter's
         -- prior (variance 0.030 on average in chapter 1, at the warn
-        -- threshold), and the cold_start rule asks the LLM for him anyway
+        -- threshold), and the cold_start rule asks the LLM for him anyway.
+        -- The Beta variance is bayes.metric_variance's formula, written out:
+        -- a call of that SQL function is planned again for every metric.
         cross join lateral (
             select avg(
                 (b.ab ->> 0)::float8 * (b.ab ->> 1)::float8
@@ -1148,7 +1150,8 @@ CREATE FUNCTION bayes.health(p_windows_s integer[] DEFAULT NULL::integer[]) RETU
             ) as metric_variance
             from jsonb_each(s.state -> 'm') as b (metric, ab)
         ) as v
-        where (s.state ->> 'n')::integer >= bayes.health_param('cold_start_messages')
+        -- (a scalar subquery: read once, not for every player)
+        where (s.state ->> 'n')::integer >= (select bayes.health_param('cold_start_messages'))
         group by w.window_s
     ),
 
@@ -1930,6 +1933,7 @@ CREATE FUNCTION bayes.record_health() RETURNS integer
     AS $$
 declare
     v_previous timestamptz;
+    v_kept_from timestamptz;
     v_change record;
     v_changes integer := 0;
 begin
@@ -1982,11 +1986,11 @@ begin
         );
     end loop;
 
-    -- the snapshots' own retention
-    delete from bayes.health_snapshot as h
-    where h.taken_at < now() - make_interval(days => bayes.health_param('health_snapshot_retention_days')::integer);
-    delete from bayes.health_change as c
-    where c.changed_at < now() - make_interval(days => bayes.health_param('health_snapshot_retention_days')::integer);
+    -- the snapshots' own retention (the horizon computed once: in the
+    -- conditions, the parameter would be read again for every row scanned)
+    v_kept_from := now() - make_interval(days => bayes.health_param('health_snapshot_retention_days')::integer);
+    delete from bayes.health_snapshot as h where h.taken_at < v_kept_from;
+    delete from bayes.health_change as c where c.changed_at < v_kept_from;
     return v_changes;
 end
 $$;

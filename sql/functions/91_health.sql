@@ -237,7 +237,9 @@ as $$
         inner join public.user_bayesian_state as s on s.user_id = u.user_id
         -- past the cold start: a new player's posterior is his chapter's
         -- prior (variance 0.030 on average in chapter 1, at the warn
-        -- threshold), and the cold_start rule asks the LLM for him anyway
+        -- threshold), and the cold_start rule asks the LLM for him anyway.
+        -- The Beta variance is bayes.metric_variance's formula, written out:
+        -- a call of that SQL function is planned again for every metric.
         cross join lateral (
             select avg(
                 (b.ab ->> 0)::float8 * (b.ab ->> 1)::float8
@@ -245,7 +247,8 @@ as $$
             ) as metric_variance
             from jsonb_each(s.state -> 'm') as b (metric, ab)
         ) as v
-        where (s.state ->> 'n')::integer >= bayes.health_param('cold_start_messages')
+        -- (a scalar subquery: read once, not for every player)
+        where (s.state ->> 'n')::integer >= (select bayes.health_param('cold_start_messages'))
         group by w.window_s
     ),
 

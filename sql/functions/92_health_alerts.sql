@@ -27,6 +27,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_previous timestamptz;
+    v_kept_from timestamptz;
     v_change record;
     v_changes integer := 0;
 begin
@@ -79,11 +80,11 @@ begin
         );
     end loop;
 
-    -- the snapshots' own retention
-    delete from bayes.health_snapshot as h
-    where h.taken_at < now() - make_interval(days => bayes.health_param('health_snapshot_retention_days')::integer);
-    delete from bayes.health_change as c
-    where c.changed_at < now() - make_interval(days => bayes.health_param('health_snapshot_retention_days')::integer);
+    -- the snapshots' own retention (the horizon computed once: in the
+    -- conditions, the parameter would be read again for every row scanned)
+    v_kept_from := now() - make_interval(days => bayes.health_param('health_snapshot_retention_days')::integer);
+    delete from bayes.health_snapshot as h where h.taken_at < v_kept_from;
+    delete from bayes.health_change as c where c.changed_at < v_kept_from;
     return v_changes;
 end
 $$;
