@@ -103,6 +103,26 @@ def stack_env() -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
+def partitioned_stack_env() -> dict[str, str]:
+    """`scripts/stack env` of the partitioned test stack that scripts/test starts
+    (BAYES_PARTITIONED_STACK_DIR and ports), with PARTITION_URLS split into a list
+    under the key PARTITIONS (comma-separated in the env output)."""
+    names = ("STACK_DIR", "API_PORT", "DB_PORT", "REST_PORT")
+    missing = [f"BAYES_PARTITIONED_{n}" for n in names if not os.environ.get(f"BAYES_PARTITIONED_{n}")]
+    if missing:
+        raise RuntimeError(f"{', '.join(missing)} not set: scripts/test starts the partitioned stack")
+    env = dict(os.environ)
+    env.update({f"BAYES_{n}": os.environ[f"BAYES_PARTITIONED_{n}"] for n in names})
+    env.pop("BAYES_PARTITION_PORT", None)
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "stack"), "env"], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    if not values.get("PARTITION_URLS"):
+        raise RuntimeError(f"the stack in {env['BAYES_STACK_DIR']} is not partitioned")
+    return values
+
+
 def player_jwt(secret: str, user_id: uuid.UUID, ttl_s: int = 3600) -> str:
     """A player's access token, signed with the project's JWT secret as Supabase Auth signs it."""
     now = int(time.time())
