@@ -72,6 +72,7 @@ revoke all on function bayes_remote.raise_partition_error from public;
 create or replace function bayes_remote.bayes_process_message(
     p_role text,
     p_claims text,
+    p_seed text,
     p_user_id uuid,
     p_message text,
     p_sent_at timestamptz,
@@ -112,8 +113,8 @@ volatile
 -- Definer: so that no API role may execute bayes_remote, where the role and
 -- the claims a partition acts with are arguments; the caller's role is read
 -- from the role setting (bayes_remote.caller_role), its claims from
--- request.jwt.claims, and EXECUTE on this function is granted as on a
--- single node.
+-- request.jwt.claims, its seed from bayes.seed; EXECUTE on this function
+-- is granted as on a single node.
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -127,7 +128,10 @@ begin
     v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
     begin
         return bayes_remote.bayes_process_message(
-            bayes_remote.caller_role(), current_setting('request.jwt.claims', true), p_user_id, p_message, p_sent_at, p_message_id, p_reply_gap_s, p_topic_changed
+            bayes_remote.caller_role(),
+            current_setting('request.jwt.claims', true),
+            current_setting('bayes.seed', true),
+            p_user_id, p_message, p_sent_at, p_message_id, p_reply_gap_s, p_topic_changed
         );
     exception when others then
         get stacked diagnostics
@@ -147,6 +151,7 @@ grant execute on function public.bayes_process_message to service_role;
 create or replace function bayes_remote.bayes_apply_llm_scores(
     p_role text,
     p_claims text,
+    p_seed text,
     p_user_id uuid,
     p_deltas jsonb,
     p_message_id text,
@@ -185,8 +190,8 @@ volatile
 -- Definer: so that no API role may execute bayes_remote, where the role and
 -- the claims a partition acts with are arguments; the caller's role is read
 -- from the role setting (bayes_remote.caller_role), its claims from
--- request.jwt.claims, and EXECUTE on this function is granted as on a
--- single node.
+-- request.jwt.claims, its seed from bayes.seed; EXECUTE on this function
+-- is granted as on a single node.
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -200,7 +205,10 @@ begin
     v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
     begin
         return bayes_remote.bayes_apply_llm_scores(
-            bayes_remote.caller_role(), current_setting('request.jwt.claims', true), p_user_id, p_deltas, p_message_id, p_vices, p_mood
+            bayes_remote.caller_role(),
+            current_setting('request.jwt.claims', true),
+            current_setting('bayes.seed', true),
+            p_user_id, p_deltas, p_message_id, p_vices, p_mood
         );
     exception when others then
         get stacked diagnostics
@@ -220,6 +228,7 @@ grant execute on function public.bayes_apply_llm_scores to service_role;
 create or replace function bayes_remote.bayes_record_outcome(
     p_role text,
     p_claims text,
+    p_seed text,
     p_user_id uuid,
     p_decision text,
     p_engaged boolean
@@ -254,8 +263,8 @@ volatile
 -- Definer: so that no API role may execute bayes_remote, where the role and
 -- the claims a partition acts with are arguments; the caller's role is read
 -- from the role setting (bayes_remote.caller_role), its claims from
--- request.jwt.claims, and EXECUTE on this function is granted as on a
--- single node.
+-- request.jwt.claims, its seed from bayes.seed; EXECUTE on this function
+-- is granted as on a single node.
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -269,7 +278,10 @@ begin
     v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
     begin
         return bayes_remote.bayes_record_outcome(
-            bayes_remote.caller_role(), current_setting('request.jwt.claims', true), p_user_id, p_decision, p_engaged
+            bayes_remote.caller_role(),
+            current_setting('request.jwt.claims', true),
+            current_setting('bayes.seed', true),
+            p_user_id, p_decision, p_engaged
         );
     exception when others then
         get stacked diagnostics
@@ -289,6 +301,7 @@ grant execute on function public.bayes_record_outcome to service_role;
 create or replace function bayes_remote.bayes_advance_chapter(
     p_role text,
     p_claims text,
+    p_seed text,
     p_user_id uuid,
     p_chapter integer
 )
@@ -321,8 +334,8 @@ volatile
 -- Definer: so that no API role may execute bayes_remote, where the role and
 -- the claims a partition acts with are arguments; the caller's role is read
 -- from the role setting (bayes_remote.caller_role), its claims from
--- request.jwt.claims, and EXECUTE on this function is granted as on a
--- single node.
+-- request.jwt.claims, its seed from bayes.seed; EXECUTE on this function
+-- is granted as on a single node.
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -336,7 +349,10 @@ begin
     v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
     begin
         return bayes_remote.bayes_advance_chapter(
-            bayes_remote.caller_role(), current_setting('request.jwt.claims', true), p_user_id, p_chapter
+            bayes_remote.caller_role(),
+            current_setting('request.jwt.claims', true),
+            current_setting('bayes.seed', true),
+            p_user_id, p_chapter
         );
     exception when others then
         get stacked diagnostics
@@ -356,6 +372,7 @@ grant execute on function public.bayes_advance_chapter to service_role;
 create or replace function bayes_remote.bayes_get_state(
     p_role text,
     p_claims text,
+    p_seed text,
     p_user_id uuid
 )
 returns jsonb
@@ -387,8 +404,8 @@ stable
 -- Definer: so that no API role may execute bayes_remote, where the role and
 -- the claims a partition acts with are arguments; the caller's role is read
 -- from the role setting (bayes_remote.caller_role), its claims from
--- request.jwt.claims, and EXECUTE on this function is granted as on a
--- single node.
+-- request.jwt.claims, its seed from bayes.seed; EXECUTE on this function
+-- is granted as on a single node.
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -402,7 +419,10 @@ begin
     v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
     begin
         return bayes_remote.bayes_get_state(
-            bayes_remote.caller_role(), current_setting('request.jwt.claims', true), p_user_id
+            bayes_remote.caller_role(),
+            current_setting('request.jwt.claims', true),
+            current_setting('bayes.seed', true),
+            p_user_id
         );
     exception when others then
         get stacked diagnostics
@@ -422,6 +442,7 @@ grant execute on function public.bayes_get_state to authenticated, service_role;
 create or replace function bayes_remote.bayes_boss_readiness(
     p_role text,
     p_claims text,
+    p_seed text,
     p_user_id uuid,
     p_method text
 )
@@ -455,8 +476,8 @@ stable
 -- Definer: so that no API role may execute bayes_remote, where the role and
 -- the claims a partition acts with are arguments; the caller's role is read
 -- from the role setting (bayes_remote.caller_role), its claims from
--- request.jwt.claims, and EXECUTE on this function is granted as on a
--- single node.
+-- request.jwt.claims, its seed from bayes.seed; EXECUTE on this function
+-- is granted as on a single node.
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -471,7 +492,10 @@ begin
     v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
     begin
         return bayes_remote.bayes_boss_readiness(
-            bayes_remote.caller_role(), current_setting('request.jwt.claims', true), p_user_id, p_method
+            bayes_remote.caller_role(),
+            current_setting('request.jwt.claims', true),
+            current_setting('bayes.seed', true),
+            p_user_id, p_method
         );
     exception when others then
         get stacked diagnostics
@@ -491,6 +515,7 @@ grant execute on function public.bayes_boss_readiness to authenticated, service_
 create or replace function bayes_remote.bayes_fallback_check(
     p_role text,
     p_claims text,
+    p_seed text,
     p_user_id uuid
 )
 returns jsonb
@@ -522,8 +547,8 @@ stable
 -- Definer: so that no API role may execute bayes_remote, where the role and
 -- the claims a partition acts with are arguments; the caller's role is read
 -- from the role setting (bayes_remote.caller_role), its claims from
--- request.jwt.claims, and EXECUTE on this function is granted as on a
--- single node.
+-- request.jwt.claims, its seed from bayes.seed; EXECUTE on this function
+-- is granted as on a single node.
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -537,7 +562,10 @@ begin
     v_checked := bayes.check_not_null(p_user_id, 'p_user_id');
     begin
         return bayes_remote.bayes_fallback_check(
-            bayes_remote.caller_role(), current_setting('request.jwt.claims', true), p_user_id
+            bayes_remote.caller_role(),
+            current_setting('request.jwt.claims', true),
+            current_setting('bayes.seed', true),
+            p_user_id
         );
     exception when others then
         get stacked diagnostics
