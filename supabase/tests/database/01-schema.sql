@@ -1,6 +1,6 @@
 -- The schema of MODEL.md sections 2 and 9, as the migrations create it.
 begin;
-select plan(55);
+select plan(58);
 
 select has_extension('plpython3u', 'plpython3u is installed');
 select has_extension('pg_cron', 'pg_cron is installed');
@@ -97,6 +97,9 @@ select is(
     'the windows, the agreement''s sample and the snapshots'' retention are parameters'
 );
 select has_view('bayes', 'player_summary', 'the analytics view');
+select has_table('bayes', 'partition', 'which partition of the partitioned mode this database is (issue 17)');
+select is_empty('select 1 from bayes.partition', 'a single node is no partition');
+select has_schema('bayes_partition', 'the partitioned mode''s entry points (issue 17)');
 select is(
     (select count(*)::integer from cron.job where jobname = 'bayes-run-decay' and command = bayes.run_decay_command()),
     1,

@@ -1,7 +1,7 @@
 -- The privilege matrix: who may execute each function of the engine, and who
 -- may do what on each table. Any new function or grant must be added here.
 begin;
-select plan(6);
+select plan(8);
 
 create temporary view engine_function as
 select p.oid, p.oid::regprocedure::text as signature
@@ -118,7 +118,8 @@ select set_eq(
                    ('bayes.params_revision'), ('bayes.decay_run'), ('bayes.decay_skipped'), ('bayes.player_summary'),
                    ('bayes.py_module'), ('bayes.rollout'), ('bayes.player_checkpoint'),
                    ('bayes.retention_run'), ('bayes.retention_skipped'), ('bayes.event_result'),
-                   ('bayes.health_threshold'), ('bayes.health_snapshot'), ('bayes.health_change')) as t0 (rel)
+                   ('bayes.health_threshold'), ('bayes.health_snapshot'), ('bayes.health_change'),
+                   ('bayes.partition')) as t0 (rel)
       cross join lateral (select t0.rel::text as relname) as t
       cross join (values ('anon'), ('authenticated'), ('service_role')) as r (role)
       cross join (values ('select'), ('insert'), ('update'), ('delete'), ('truncate'), ('references'), ('trigger')) as priv (name)
@@ -146,7 +147,8 @@ select set_eq(
       ('bayes.retention_skipped', 'service_role', 'select'),
       ('bayes.health_threshold', 'service_role', 'select'),
       ('bayes.health_snapshot', 'service_role', 'select'),
-      ('bayes.health_change', 'service_role', 'select')$$,
+      ('bayes.health_change', 'service_role', 'select'),
+      ('bayes.partition', 'service_role', 'select')$$,
     'table privileges per API role'
 );
 
@@ -176,6 +178,25 @@ select set_eq(
       from (values ('anon'), ('authenticated'), ('service_role')) as r (role)$$,
     $$values ('anon', false), ('authenticated', true), ('service_role', true)$$,
     'usage of schema bayes'
+);
+
+-- The partitioned mode (issue 17): its entry points are the proxy's login's
+-- (bayes_proxy) and nobody else's; bayes.become_partition is the owner's.
+select set_eq(
+    $$select p.oid::regprocedure::text, r.role
+      from pg_proc as p
+      cross join (values ('anon'), ('authenticated'), ('service_role'), ('bayes_proxy')) as r (role)
+      where p.pronamespace = 'bayes_partition'::regnamespace and has_function_privilege(r.role, p.oid, 'execute')$$,
+    $$select p.oid::regprocedure::text, 'bayes_proxy'
+      from pg_proc as p where p.pronamespace = 'bayes_partition'::regnamespace$$,
+    'the functions of schema bayes_partition: executable by bayes_proxy only'
+);
+select is_empty(
+    $$select r.role
+      from (values ('anon'), ('authenticated'), ('service_role'), ('bayes_proxy')) as r (role)
+      where has_function_privilege(r.role, 'bayes.become_partition(integer,integer)', 'execute')
+         or has_schema_privilege(r.role, 'bayes_partition', 'usage') and r.role <> 'bayes_proxy'$$,
+    'bayes.become_partition: the owner only; schema bayes_partition: bayes_proxy only'
 );
 
 select * from finish();

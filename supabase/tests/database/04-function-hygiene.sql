@@ -7,7 +7,7 @@ select plan(5);
 create temporary view engine_function as
 select p.*, p.oid::regprocedure::text as signature
 from pg_proc as p
-where p.pronamespace = 'bayes'::regnamespace
+where p.pronamespace in ('bayes'::regnamespace, 'bayes_partition'::regnamespace)
    or (p.pronamespace = 'public'::regnamespace and p.proname like 'bayes\_%');
 
 select set_eq(
@@ -128,7 +128,16 @@ select set_eq(
       ('bayes.health_lock_key()', 'i'),
       ('bayes.record_health()', 'v'),
       ('bayes.schedule_health(text)', 'v'),
-      ('bayes.alerts()', 's')$$,
+      ('bayes.alerts()', 's'),
+      ('bayes.become_partition(integer,integer)', 'v'),
+      ('bayes_partition.caller_role(text)', 'i'),
+      ('bayes_partition.bayes_process_message(text,text,text,uuid,text,timestamp with time zone,text,double precision,boolean)', 'v'),
+      ('bayes_partition.bayes_apply_llm_scores(text,text,text,uuid,jsonb,text,jsonb,text)', 'v'),
+      ('bayes_partition.bayes_record_outcome(text,text,text,uuid,text,boolean)', 'v'),
+      ('bayes_partition.bayes_advance_chapter(text,text,text,uuid,integer)', 'v'),
+      ('bayes_partition.bayes_get_state(text,text,text,uuid)', 's'),
+      ('bayes_partition.bayes_boss_readiness(text,text,text,uuid,text)', 's'),
+      ('bayes_partition.bayes_fallback_check(text,text,text,uuid)', 's')$$,
     'volatility of every engine function'
 );
 
