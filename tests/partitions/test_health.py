@@ -747,7 +747,7 @@ def snapshot_rows(conn) -> dict:
     )
 
 
-def test_a_partition_down_is_an_error_naming_it_and_a_critical_alert(own_stack):
+def test_a_partition_down_is_an_error_naming_it_and_a_critical_alert(own_stack, tmp_path):
     proxy_url = own_stack["DB_URL"]
     port = int(own_stack["PARTITION_URLS"].split(",")[1].rsplit(":", 1)[1].split("/")[0])
     service = Client(own_stack["API_URL"], own_stack["SERVICE_ROLE_KEY"])
@@ -799,6 +799,15 @@ def test_a_partition_down_is_an_error_naming_it_and_a_critical_alert(own_stack):
             assert samples[("bayes_partition_up", frozenset({("partition", "1")}))] == 0
             assert samples[("bayes_health_status", frozenset({("signal", "partition_up"), ("partition", "1")}))] == 2
             assert not any(family == "bayes_messages_per_second" for family, _ in samples)
+            # and scripts/health says it, the right way round (partition_up fires below its threshold)
+            out = str(tmp_path / "health.png")
+            picture = subprocess.run(
+                [str(ROOT / "scripts" / "health"), "--db-url", proxy_url, "--hours", "1", "--out", out],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            assert "CRITICAL partition_up{1} (instant): 0 answered < critical 1 answered;" in picture.stdout
         finally:
             pg_ctl(own_stack, 1, "start")
         # back: every signal again, partition_up ok
