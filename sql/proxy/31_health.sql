@@ -329,8 +329,9 @@ returns table (
     unit text
 )
 language plpgsql
--- volatile: it runs PL/Proxy functions (volatile, a remote call each)
-volatile
+-- stable, as on a single node: it writes nothing (the PL/Proxy functions it
+-- calls are volatile, as PL/Proxy requires, but only read the partitions)
+stable
 -- Definer: so that no API role may execute bayes_remote (the proxy's calls
 -- of the partitions, executable by none); EXECUTE on this function is
 -- granted as on a single node (service_role).
