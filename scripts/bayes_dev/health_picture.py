@@ -201,11 +201,15 @@ def series_name(signal: str, window_s: int | None, label: str | None) -> str:
     return f"{labelled} ({window_name(window_s)})"
 
 
-def alert_line(alert: Alert, unit: str) -> str:
+def alert_line(alert: Alert, unit: str, direction: str | None = None) -> str:
     """One line per firing alert: its status, series, value against the threshold it crossed, samples, and
-    since when it fires. tests/e2e/test_health_picture.py reads these lines back."""
+    since when it fires. tests/e2e/test_health_picture.py reads these lines back. The threshold's direction
+    (above, below), when not given, is read from the thresholds' order (below: critical under warn)."""
     crossed = alert.critical if alert.status == "critical" else alert.warn
-    sign = "<" if alert.critical is not None and alert.warn is not None and alert.critical < alert.warn else ">"
+    if direction is None:
+        below = alert.critical is not None and alert.warn is not None and alert.critical < alert.warn
+        direction = "below" if below else "above"
+    sign = "<" if direction == "below" else ">"
     samples = "" if alert.samples is None else f", {alert.samples} samples"
     since = f"firing since {alert.firing_since:%Y-%m-%d %H:%M:%S} UTC"
     if alert.status_since != alert.firing_since:
@@ -222,7 +226,12 @@ def alert_lines(history_or_alerts, thresholds: dict[str, Threshold] | None = Non
         alerts, thresholds = history_or_alerts.alerts, history_or_alerts.thresholds
     else:
         alerts = history_or_alerts
-    return [alert_line(a, thresholds[a.signal].unit if a.signal in thresholds else "") for a in alerts]
+    return [
+        alert_line(a, thresholds[a.signal].unit, thresholds[a.signal].direction)
+        if a.signal in thresholds
+        else alert_line(a, "")
+        for a in alerts
+    ]
 
 
 def health_table(conn) -> list[str]:

@@ -70,6 +70,7 @@ select set_eq(
       ('bayes.shadow_report(timestamp with time zone,timestamp with time zone)', 's'),
       ('bayes.evaluate_policy(jsonb,uuid[],timestamp with time zone,timestamp with time zone)', 's'),
       ('bayes.calibrate_evidence(timestamp with time zone,timestamp with time zone,double precision,double precision,jsonb,boolean)', 'v'),
+      ('bayes.become_partition(integer,integer)', 'v'),
       ('bayes.check_chapter(integer)', 'i'),
       ('bayes.check_decision(text)', 'i'),
       ('bayes.check_readiness_method(text)', 'i'),
