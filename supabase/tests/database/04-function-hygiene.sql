@@ -70,7 +70,6 @@ select set_eq(
       ('bayes.shadow_report(timestamp with time zone,timestamp with time zone)', 's'),
       ('bayes.evaluate_policy(jsonb,uuid[],timestamp with time zone,timestamp with time zone)', 's'),
       ('bayes.calibrate_evidence(timestamp with time zone,timestamp with time zone,double precision,double precision,jsonb,boolean)', 'v'),
-      ('bayes.become_partition(integer,integer)', 'v'),
       ('bayes.check_chapter(integer)', 'i'),
       ('bayes.check_decision(text)', 'i'),
       ('bayes.check_readiness_method(text)', 'i'),
@@ -138,7 +137,9 @@ select set_eq(
       ('bayes_partition.bayes_advance_chapter(text,text,text,uuid,integer)', 'v'),
       ('bayes_partition.bayes_get_state(text,text,text,uuid)', 's'),
       ('bayes_partition.bayes_boss_readiness(text,text,text,uuid,text)', 's'),
-      ('bayes_partition.bayes_fallback_check(text,text,text,uuid)', 's')$$,
+      ('bayes_partition.bayes_fallback_check(text,text,text,uuid)', 's'),
+      ('bayes_partition.health_parts(timestamp with time zone,integer[],timestamp with time zone,bigint)', 's'),
+      ('bayes_partition.partition_index()', 's')$$,
     'volatility of every engine function'
 );
 
