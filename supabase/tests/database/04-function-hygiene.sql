@@ -41,6 +41,7 @@ select set_eq(
     'select signature, provolatile::text from engine_function',
     $$values
       ('bayes.assert_may_read(uuid)', 's'),
+      ('bayes.become_partition(integer,integer)', 'v'),
       ('bayes.bump_params_revision()', 'v'),
       ('bayes.check_params()', 'v'),
       ('bayes.refuse_invalid_state()', 'v'),
