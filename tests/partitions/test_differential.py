@@ -237,7 +237,9 @@ def test_seeded_conversations_give_identical_results_states_and_logs(
                 )
 
 
-def test_a_conversation_through_the_api_is_the_same(db, service, pservice, proxy_db, partition_dbs, twins, corpus):
+def test_a_conversation_through_the_api_is_the_same(
+    db, service, pservice, proxy_db, partition_dbs, twins, corpus, standin
+):
     """The same calls through supabase-py, at each side's gateway (the API cannot set bayes.seed: both draw
     with the player's own seeding)."""
     players = twins(4)
@@ -245,7 +247,7 @@ def test_a_conversation_through_the_api_is_the_same(db, service, pservice, proxy
     start = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=50)
     for i, p in enumerate(players):
         home = partition_dbs[partition_of(proxy_db, p, n)]
-        for fn, args in conversation(p, 100 + i, corpus, lifetime.StandIn(), start):
+        for fn, args in conversation(p, 100 + i, corpus, standin, start):
             single = service.rpc(fn, api_args(args)).data
             assert service.status == 200
             partitioned = pservice.rpc(fn, api_args(args)).data

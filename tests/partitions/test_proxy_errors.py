@@ -430,14 +430,21 @@ def test_errors_leave_no_notice_and_the_next_call_works(sides, player):
 
 
 def test_a_null_player_is_refused_before_any_partition_is_contacted(pstack, sides):
-    """A fresh proxy session: each RPC with a NULL player is 22004 and no partition sees a connection of the
-    proxy's login (bayes_proxy) that was not there before. The control: one valid call of the same session
-    opens exactly one, on the player's partition (PL/Proxy connects on a session's first call to a
-    partition and keeps the connection)."""
+    """A fresh proxy session: each RPC with a NULL player is 22004, and no partition sees a new connection of
+    the proxy's login (bayes_proxy) that ran an RPC's entry point. The control: one valid call of the same
+    session opens exactly one, on the player's partition (PL/Proxy connects on a session's first call to a
+    partition and keeps the connection). Connections that ran something else (the proxy's own jobs: its
+    health snapshot, its parameters) are not this session's."""
+    entry = r"bayes_partition\.(" + "|".join((*WRITERS, *READERS)) + r")\("
 
     def proxy_backends() -> list[set[int]]:
         return [
-            {pid for (pid,) in conn.execute("select pid from pg_stat_activity where usename = 'bayes_proxy'")}
+            {
+                pid
+                for (pid,) in conn.execute(
+                    "select pid from pg_stat_activity where usename = 'bayes_proxy' and query ~ %s", (entry,)
+                )
+            }
             for conn in sides.partitions
         ]
 
