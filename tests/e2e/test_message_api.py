@@ -31,15 +31,12 @@ def signed_up(signup) -> uuid.UUID:
 
 
 def row(home, user_id):
-    return (
-        home(user_id)
-        .execute(
-            "select state, version, (select count(*) from bayes.player_event where user_id = %s)"
-            " from public.user_bayesian_state where user_id = %s",
-            (user_id, user_id),
-        )
-        .fetchone()
-    )
+    db = home(user_id)
+    return db.execute(
+        "select state, version, (select count(*) from bayes.player_event where user_id = %s)"
+        " from public.user_bayesian_state where user_id = %s",
+        (user_id, user_id),
+    ).fetchone()
 
 
 # An hour ago: well inside every chapter's decay grace, so that the stack's
@@ -86,13 +83,10 @@ def test_a_conversation_through_supabase_py(service, signed_up, home):
     assert service.status == 200 and chapter.data["chapter"] == 2 and chapter.data["boss"]["threshold"] == 60
     state = service.rpc("bayes_get_state", {"p_user_id": str(signed_up)}).data
     assert state["n"] == 5 and state["chapter"] == 2 and state["version"] == 9
-    assert (
-        home(signed_up)
-        .execute(
-            "select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s", (signed_up, signed_up)
-        )
-        .fetchone()[0]
-    )
+    db = home(signed_up)
+    assert db.execute(
+        "select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s", (signed_up, signed_up)
+    ).fetchone()[0]
 
 
 def test_a_duplicate_returns_the_first_result(service, signed_up, home):

@@ -51,11 +51,8 @@ def signed_up(signup) -> uuid.UUID:
 
 
 def stored(home, user_id):
-    state = (
-        home(user_id)
-        .execute("select state::text from public.user_bayesian_state where user_id = %s", (user_id,))
-        .fetchone()
-    )
+    db = home(user_id)
+    state = db.execute("select state::text from public.user_bayesian_state where user_id = %s", (user_id,)).fetchone()
     return json.loads(state[0])
 
 
