@@ -25,6 +25,9 @@ from supabase import ClientOptions, create_client
 ROOT = Path(__file__).resolve().parents[2]  # scripts/bayes_dev/support.py
 MIGRATIONS = ROOT / "supabase" / "migrations"
 BOOTSTRAP = ROOT / "scripts" / "local_supabase_bootstrap.sql"
+# The deployments an end-to-end test may run on (tests/conftest.py): the single
+# node, and the partitioned mode of issue 17 (a PL/Proxy proxy and its partitions).
+MODES = ("single", "partitioned")
 
 
 def psql(dsn: str, *args: str) -> subprocess.CompletedProcess:

@@ -6,6 +6,16 @@
 --
 -- Applied by scripts/stack to the proxy after supabase/migrations (whose
 -- public.bayes_* it replaces), in one transaction, again after every migration.
+--
+-- The settings of every PL/Proxy function (bayes_remote.bayes_*): arguments
+-- travel as text, written by the proxy's session, so it writes them in ISO
+-- and UTC whatever the caller's session says (another DateStyle swaps day
+-- and month: 03/11/2026 is read as March 11), and a double precision with
+-- all its digits (at a caller's extra_float_digits 0 or below, 1/3 would
+-- reach the partition as 0.333333333333333). PL/Proxy's own notices stay in
+-- the proxy (client_min_messages warning; a single node sends none): the
+-- NOTICE "PL/Proxy: dropping stale conn" of the call after a partition's
+-- error (PL/Proxy leaves that connection mid-query and opens a new one).
 
 create schema if not exists bayes_remote;
 comment on schema bayes_remote is
@@ -73,6 +83,7 @@ create or replace function bayes_remote.bayes_process_message(
     p_role text,
     p_claims text,
     p_seed text,
+    p_timezone text,
     p_user_id uuid,
     p_message text,
     p_sent_at timestamptz,
@@ -84,11 +95,12 @@ returns jsonb
 language plproxy
 volatile
 security invoker
--- Arguments travel as text: the proxy writes them in ISO and UTC whatever
--- the caller's session says (another DateStyle swaps day and month).
+-- The settings of every PL/Proxy function (see the head of this file).
 set search_path = pg_catalog, pg_temp
 set datestyle = 'ISO'
 set timezone = 'UTC'
+set extra_float_digits = 3
+set client_min_messages = 'warning'
 as $$
     cluster 'bayes_partitions';
     run on hashtext(p_user_id::text);
@@ -113,8 +125,9 @@ volatile
 -- Definer: so that no API role may execute bayes_remote, where the role and
 -- the claims a partition acts with are arguments; the caller's role is read
 -- from the role setting (bayes_remote.caller_role), its claims from
--- request.jwt.claims, its seed from bayes.seed; EXECUTE on this function
--- is granted as on a single node.
+-- request.jwt.claims, its seed from bayes.seed, its TimeZone (the answer's
+-- instants are written with its offset, as on a single node) from timezone;
+-- EXECUTE on this function is granted as on a single node.
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -131,6 +144,7 @@ begin
             bayes_remote.caller_role(),
             current_setting('request.jwt.claims', true),
             current_setting('bayes.seed', true),
+            current_setting('timezone'),
             p_user_id, p_message, p_sent_at, p_message_id, p_reply_gap_s, p_topic_changed
         );
     exception when others then
@@ -152,6 +166,7 @@ create or replace function bayes_remote.bayes_apply_llm_scores(
     p_role text,
     p_claims text,
     p_seed text,
+    p_timezone text,
     p_user_id uuid,
     p_deltas jsonb,
     p_message_id text,
@@ -162,11 +177,12 @@ returns jsonb
 language plproxy
 volatile
 security invoker
--- Arguments travel as text: the proxy writes them in ISO and UTC whatever
--- the caller's session says (another DateStyle swaps day and month).
+-- The settings of every PL/Proxy function (see the head of this file).
 set search_path = pg_catalog, pg_temp
 set datestyle = 'ISO'
 set timezone = 'UTC'
+set extra_float_digits = 3
+set client_min_messages = 'warning'
 as $$
     cluster 'bayes_partitions';
     run on hashtext(p_user_id::text);
@@ -190,8 +206,9 @@ volatile
 -- Definer: so that no API role may execute bayes_remote, where the role and
 -- the claims a partition acts with are arguments; the caller's role is read
 -- from the role setting (bayes_remote.caller_role), its claims from
--- request.jwt.claims, its seed from bayes.seed; EXECUTE on this function
--- is granted as on a single node.
+-- request.jwt.claims, its seed from bayes.seed, its TimeZone (the answer's
+-- instants are written with its offset, as on a single node) from timezone;
+-- EXECUTE on this function is granted as on a single node.
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -208,6 +225,7 @@ begin
             bayes_remote.caller_role(),
             current_setting('request.jwt.claims', true),
             current_setting('bayes.seed', true),
+            current_setting('timezone'),
             p_user_id, p_deltas, p_message_id, p_vices, p_mood
         );
     exception when others then
@@ -229,6 +247,7 @@ create or replace function bayes_remote.bayes_record_outcome(
     p_role text,
     p_claims text,
     p_seed text,
+    p_timezone text,
     p_user_id uuid,
     p_decision text,
     p_engaged boolean
@@ -237,11 +256,12 @@ returns jsonb
 language plproxy
 volatile
 security invoker
--- Arguments travel as text: the proxy writes them in ISO and UTC whatever
--- the caller's session says (another DateStyle swaps day and month).
+-- The settings of every PL/Proxy function (see the head of this file).
 set search_path = pg_catalog, pg_temp
 set datestyle = 'ISO'
 set timezone = 'UTC'
+set extra_float_digits = 3
+set client_min_messages = 'warning'
 as $$
     cluster 'bayes_partitions';
     run on hashtext(p_user_id::text);
@@ -263,8 +283,9 @@ volatile
 -- Definer: so that no API role may execute bayes_remote, where the role and
 -- the claims a partition acts with are arguments; the caller's role is read
 -- from the role setting (bayes_remote.caller_role), its claims from
--- request.jwt.claims, its seed from bayes.seed; EXECUTE on this function
--- is granted as on a single node.
+-- request.jwt.claims, its seed from bayes.seed, its TimeZone (the answer's
+-- instants are written with its offset, as on a single node) from timezone;
+-- EXECUTE on this function is granted as on a single node.
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -281,6 +302,7 @@ begin
             bayes_remote.caller_role(),
             current_setting('request.jwt.claims', true),
             current_setting('bayes.seed', true),
+            current_setting('timezone'),
             p_user_id, p_decision, p_engaged
         );
     exception when others then
@@ -302,6 +324,7 @@ create or replace function bayes_remote.bayes_advance_chapter(
     p_role text,
     p_claims text,
     p_seed text,
+    p_timezone text,
     p_user_id uuid,
     p_chapter integer
 )
@@ -309,11 +332,12 @@ returns jsonb
 language plproxy
 volatile
 security invoker
--- Arguments travel as text: the proxy writes them in ISO and UTC whatever
--- the caller's session says (another DateStyle swaps day and month).
+-- The settings of every PL/Proxy function (see the head of this file).
 set search_path = pg_catalog, pg_temp
 set datestyle = 'ISO'
 set timezone = 'UTC'
+set extra_float_digits = 3
+set client_min_messages = 'warning'
 as $$
     cluster 'bayes_partitions';
     run on hashtext(p_user_id::text);
@@ -334,8 +358,9 @@ volatile
 -- Definer: so that no API role may execute bayes_remote, where the role and
 -- the claims a partition acts with are arguments; the caller's role is read
 -- from the role setting (bayes_remote.caller_role), its claims from
--- request.jwt.claims, its seed from bayes.seed; EXECUTE on this function
--- is granted as on a single node.
+-- request.jwt.claims, its seed from bayes.seed, its TimeZone (the answer's
+-- instants are written with its offset, as on a single node) from timezone;
+-- EXECUTE on this function is granted as on a single node.
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -352,6 +377,7 @@ begin
             bayes_remote.caller_role(),
             current_setting('request.jwt.claims', true),
             current_setting('bayes.seed', true),
+            current_setting('timezone'),
             p_user_id, p_chapter
         );
     exception when others then
@@ -373,6 +399,7 @@ create or replace function bayes_remote.bayes_get_state(
     p_role text,
     p_claims text,
     p_seed text,
+    p_timezone text,
     p_user_id uuid
 )
 returns jsonb
@@ -380,11 +407,12 @@ language plproxy
 -- PL/Proxy functions must be volatile; the public RPC says what it is.
 volatile
 security invoker
--- Arguments travel as text: the proxy writes them in ISO and UTC whatever
--- the caller's session says (another DateStyle swaps day and month).
+-- The settings of every PL/Proxy function (see the head of this file).
 set search_path = pg_catalog, pg_temp
 set datestyle = 'ISO'
 set timezone = 'UTC'
+set extra_float_digits = 3
+set client_min_messages = 'warning'
 as $$
     cluster 'bayes_partitions';
     run on hashtext(p_user_id::text);
@@ -404,8 +432,9 @@ stable
 -- Definer: so that no API role may execute bayes_remote, where the role and
 -- the claims a partition acts with are arguments; the caller's role is read
 -- from the role setting (bayes_remote.caller_role), its claims from
--- request.jwt.claims, its seed from bayes.seed; EXECUTE on this function
--- is granted as on a single node.
+-- request.jwt.claims, its seed from bayes.seed, its TimeZone (the answer's
+-- instants are written with its offset, as on a single node) from timezone;
+-- EXECUTE on this function is granted as on a single node.
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -422,6 +451,7 @@ begin
             bayes_remote.caller_role(),
             current_setting('request.jwt.claims', true),
             current_setting('bayes.seed', true),
+            current_setting('timezone'),
             p_user_id
         );
     exception when others then
@@ -443,6 +473,7 @@ create or replace function bayes_remote.bayes_boss_readiness(
     p_role text,
     p_claims text,
     p_seed text,
+    p_timezone text,
     p_user_id uuid,
     p_method text
 )
@@ -451,11 +482,12 @@ language plproxy
 -- PL/Proxy functions must be volatile; the public RPC says what it is.
 volatile
 security invoker
--- Arguments travel as text: the proxy writes them in ISO and UTC whatever
--- the caller's session says (another DateStyle swaps day and month).
+-- The settings of every PL/Proxy function (see the head of this file).
 set search_path = pg_catalog, pg_temp
 set datestyle = 'ISO'
 set timezone = 'UTC'
+set extra_float_digits = 3
+set client_min_messages = 'warning'
 as $$
     cluster 'bayes_partitions';
     run on hashtext(p_user_id::text);
@@ -476,8 +508,9 @@ stable
 -- Definer: so that no API role may execute bayes_remote, where the role and
 -- the claims a partition acts with are arguments; the caller's role is read
 -- from the role setting (bayes_remote.caller_role), its claims from
--- request.jwt.claims, its seed from bayes.seed; EXECUTE on this function
--- is granted as on a single node.
+-- request.jwt.claims, its seed from bayes.seed, its TimeZone (the answer's
+-- instants are written with its offset, as on a single node) from timezone;
+-- EXECUTE on this function is granted as on a single node.
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -495,6 +528,7 @@ begin
             bayes_remote.caller_role(),
             current_setting('request.jwt.claims', true),
             current_setting('bayes.seed', true),
+            current_setting('timezone'),
             p_user_id, p_method
         );
     exception when others then
@@ -516,6 +550,7 @@ create or replace function bayes_remote.bayes_fallback_check(
     p_role text,
     p_claims text,
     p_seed text,
+    p_timezone text,
     p_user_id uuid
 )
 returns jsonb
@@ -523,11 +558,12 @@ language plproxy
 -- PL/Proxy functions must be volatile; the public RPC says what it is.
 volatile
 security invoker
--- Arguments travel as text: the proxy writes them in ISO and UTC whatever
--- the caller's session says (another DateStyle swaps day and month).
+-- The settings of every PL/Proxy function (see the head of this file).
 set search_path = pg_catalog, pg_temp
 set datestyle = 'ISO'
 set timezone = 'UTC'
+set extra_float_digits = 3
+set client_min_messages = 'warning'
 as $$
     cluster 'bayes_partitions';
     run on hashtext(p_user_id::text);
@@ -547,8 +583,9 @@ stable
 -- Definer: so that no API role may execute bayes_remote, where the role and
 -- the claims a partition acts with are arguments; the caller's role is read
 -- from the role setting (bayes_remote.caller_role), its claims from
--- request.jwt.claims, its seed from bayes.seed; EXECUTE on this function
--- is granted as on a single node.
+-- request.jwt.claims, its seed from bayes.seed, its TimeZone (the answer's
+-- instants are written with its offset, as on a single node) from timezone;
+-- EXECUTE on this function is granted as on a single node.
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
@@ -565,6 +602,7 @@ begin
             bayes_remote.caller_role(),
             current_setting('request.jwt.claims', true),
             current_setting('bayes.seed', true),
+            current_setting('timezone'),
             p_user_id
         );
     exception when others then

@@ -1,6 +1,8 @@
 """The writer RPCs through the gateway with supabase-py: a conversation, a
 duplicate, every kind of bad input (HTTP status and SQLSTATE, never a 500,
-nothing written), and the API keys that may not call them."""
+nothing written), and the API keys that may not call them; on a single node
+and through the proxy of the partitioned mode (issue 17), where the player's
+rows are read on his partition."""
 
 from __future__ import annotations
 
@@ -8,10 +10,10 @@ import datetime as dt
 import uuid
 
 import pytest
-from bayes_dev.support import new_player
+from bayes_dev.support import MODES
 from postgrest.exceptions import APIError
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("mode", MODES, indirect=True)]
 
 CONVERSATION = [
     ("hey! how was your day?", None),
@@ -23,12 +25,13 @@ CONVERSATION = [
 
 
 @pytest.fixture
-def signed_up(db) -> uuid.UUID:
-    """A player who exists in auth.users and has sent nothing yet."""
-    return new_player(db)
+def signed_up(signup) -> uuid.UUID:
+    """A player who has sent nothing yet (on a single node: a row of auth.users)."""
+    return signup()
 
 
-def row(db, user_id):
+def row(home, user_id):
+    db = home(user_id)
     return db.execute(
         "select state, version, (select count(*) from bayes.player_event where user_id = %s)"
         " from public.user_bayesian_state where user_id = %s",
@@ -52,7 +55,7 @@ def message(user_id, text, i, gap=None, **extra):
     }
 
 
-def test_a_conversation_through_supabase_py(service, signed_up, db):
+def test_a_conversation_through_supabase_py(service, signed_up, home):
     results = []
     for i, (text, gap) in enumerate(CONVERSATION):
         res = service.rpc("bayes_process_message", message(signed_up, text, i, gap, p_topic_changed=i % 2 == 0))
@@ -80,18 +83,19 @@ def test_a_conversation_through_supabase_py(service, signed_up, db):
     assert service.status == 200 and chapter.data["chapter"] == 2 and chapter.data["boss"]["threshold"] == 60
     state = service.rpc("bayes_get_state", {"p_user_id": str(signed_up)}).data
     assert state["n"] == 5 and state["chapter"] == 2 and state["version"] == 9
+    db = home(signed_up)
     assert db.execute(
         "select bayes.replay(%s) = state from public.user_bayesian_state where user_id = %s", (signed_up, signed_up)
     ).fetchone()[0]
 
 
-def test_a_duplicate_returns_the_first_result(service, signed_up, db):
+def test_a_duplicate_returns_the_first_result(service, signed_up, home):
     first = service.rpc("bayes_process_message", message(signed_up, "hello there, how are you?", 1, 30.0)).data
-    before = row(db, signed_up)
+    before = row(home, signed_up)
     again = service.rpc("bayes_process_message", message(signed_up, "hello there, how are you?", 1, 30.0))
     assert service.status == 200
     assert again.data == {**first, "duplicate": True}
-    assert row(db, signed_up) == before
+    assert row(home, signed_up) == before
 
 
 class in_:  # noqa: N801 - reads as "in 6 minutes"
@@ -143,22 +147,28 @@ BAD = [
 
 @pytest.mark.parametrize("fn, args, status, sqlstate, what", BAD, ids=[b[4] for b in BAD])
 def test_bad_input_is_a_4xx_with_its_sqlstate_and_writes_nothing(
-    service, signed_up, db, fn, args, status, sqlstate, what
+    service, signed_up, home, fn, args, status, sqlstate, what
 ):
     service.rpc("bayes_process_message", message(signed_up, "hello there", 0))
     service.rpc("bayes_advance_chapter", {"p_user_id": str(signed_up), "p_chapter": 2})
-    before = row(db, signed_up)
+    before = row(home, signed_up)
     args = {key: str(value) if isinstance(value, in_) else value for key, value in args.items()}
     with pytest.raises(APIError) as err:
         service.rpc(fn, {"p_user_id": str(signed_up), **args})
     assert (service.status, err.value.code) == (status, sqlstate), err.value.message
-    assert row(db, signed_up) == before
+    assert row(home, signed_up) == before
 
 
-def test_an_unknown_player_is_404(service):
-    with pytest.raises(APIError) as err:
-        service.rpc("bayes_process_message", {"p_user_id": str(uuid.uuid4()), "p_message": "hi"})
-    assert (service.status, err.value.code) == (404, "P0002")
+def test_an_unknown_player_is_404(service, mode):
+    """A single node knows its players from auth.users; a partition has none: there a player exists when he
+    first writes (issue 17), and only the writers that need a state refuse an unknown one."""
+    if mode == "single":
+        with pytest.raises(APIError) as err:
+            service.rpc("bayes_process_message", {"p_user_id": str(uuid.uuid4()), "p_message": "hi"})
+        assert (service.status, err.value.code) == (404, "P0002")
+    else:
+        first = service.rpc("bayes_process_message", {"p_user_id": str(uuid.uuid4()), "p_message": "hi"})
+        assert service.status == 200 and first.data["n"] == 1
     with pytest.raises(APIError) as err:
         service.rpc("bayes_record_outcome", {"p_user_id": str(uuid.uuid4()), "p_decision": "skip", "p_engaged": True})
     assert (service.status, err.value.code) == (404, "P0002")
@@ -173,8 +183,8 @@ WRITERS = [
 
 
 @pytest.mark.parametrize("fn, args", WRITERS, ids=[w[0] for w in WRITERS])
-def test_anon_and_player_keys_are_refused(anon, player_client, player, db, fn, args):
-    before = row(db, player)
+def test_anon_and_player_keys_are_refused(anon, player_client, player, home, fn, args):
+    before = row(home, player)
     with pytest.raises(APIError) as err:
         anon.rpc(fn, {"p_user_id": str(player), **args})
     assert (anon.status, err.value.code) == (401, "42501")
@@ -182,10 +192,10 @@ def test_anon_and_player_keys_are_refused(anon, player_client, player, db, fn, a
     with pytest.raises(APIError) as err:
         own.rpc(fn, {"p_user_id": str(player), **args})
     assert (own.status, err.value.code) == (403, "42501")
-    assert row(db, player) == before
+    assert row(home, player) == before
 
 
-def test_a_send_time_at_the_edge_of_the_window_is_applied(service, signed_up, db):
+def test_a_send_time_at_the_edge_of_the_window_is_applied(service, signed_up):
     """Inside the window by a margin: 4 minutes ahead (skew 300 s) and 719 hours back (720 h)."""
     ahead = service.rpc("bayes_process_message", {**message(signed_up, "hello", 0), "p_sent_at": str(in_(minutes=4))})
     assert service.status == 200 and ahead.data["n"] == 1

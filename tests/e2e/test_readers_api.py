@@ -1,6 +1,8 @@
 """bayes_boss_readiness and bayes_fallback_check through the gateway with
 supabase-py: the numbers against an independent computation from the stored
-state (scipy), who may call them, and every bad input as a 4xx."""
+state (scipy), who may call them, and every bad input as a 4xx; on a single
+node and through the proxy of the partitioned mode (issue 17), where the
+stored state is read on the player's partition."""
 
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ import uuid
 
 import pytest
 from bayes_dev import reference
-from bayes_dev.support import new_player
+from bayes_dev.support import MODES
 from postgrest.exceptions import APIError
 from scipy.stats import norm
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("mode", MODES, indirect=True)]
 
 WEIGHTS = {"i": 0.30, "p": 0.25, "t": 0.25, "s": 0.20}
 START = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(hours=1)
@@ -44,11 +46,12 @@ def talked(service, signed_up):
 
 
 @pytest.fixture
-def signed_up(db) -> uuid.UUID:
-    return new_player(db)
+def signed_up(signup) -> uuid.UUID:
+    return signup()
 
 
-def stored(db, user_id):
+def stored(home, user_id):
+    db = home(user_id)
     state = db.execute("select state::text from public.user_bayesian_state where user_id = %s", (user_id,)).fetchone()
     return json.loads(state[0])
 
@@ -61,11 +64,11 @@ def closed_form(state):
     return mean, var**0.5
 
 
-def test_readiness_is_the_edgeworth_probability_of_the_stored_state(service, talked, db):
+def test_readiness_is_the_edgeworth_probability_of_the_stored_state(service, talked, home):
     res = service.rpc("bayes_boss_readiness", {"p_user_id": str(talked)})
     assert service.status == 200
     r = res.data
-    state = stored(db, talked)
+    state = stored(home, talked)
     mean, sd = closed_form(state)
     assert r["threshold"] == 55 and r["chapter"] == 1 and r["n"] == 12 and r["method"] == "edgeworth"
     assert r["composite"] == pytest.approx(mean, rel=1e-12) and r["composite_sd"] == pytest.approx(sd, rel=1e-12)
@@ -89,13 +92,14 @@ def test_monte_carlo_readiness_agrees_and_repeats(service, talked):
     assert again["p_ready"] == mc["p_ready"]  # seeded by (player, n)
 
 
-def test_fallback_check_applies_rules_1_and_3_and_consumes_nothing(service, talked, db):
-    newcomer = new_player(db)
+def test_fallback_check_applies_rules_1_and_3_and_consumes_nothing(service, talked, home, signup):
+    newcomer = signup()
+    db = home(talked)
     cold = service.rpc("bayes_process_message", {"p_user_id": str(newcomer), "p_message": "hi"}).data
     check = service.rpc("bayes_fallback_check", {"p_user_id": str(newcomer)}).data
     assert check == {**check, "needed": True, "reason": "cold_start", "n": 1, "cold_start_messages": 10}
     assert cold["fallback"] == {"needed": True, "reason": "cold_start", "budget_left": 3}
-    state = stored(db, talked)
+    state = stored(home, talked)
     before = db.execute("select version from public.user_bayesian_state where user_id = %s", (talked,)).fetchone()
     check = service.rpc("bayes_fallback_check", {"p_user_id": str(talked)}).data
     again = service.rpc("bayes_fallback_check", {"p_user_id": str(talked)}).data
@@ -113,11 +117,11 @@ def test_fallback_check_applies_rules_1_and_3_and_consumes_nothing(service, talk
 
 
 @pytest.mark.parametrize("fn", ["bayes_boss_readiness", "bayes_fallback_check"])
-def test_the_player_reads_his_own_and_no_one_else(fn, player_client, talked, db):
+def test_the_player_reads_his_own_and_no_one_else(fn, player_client, talked, signup):
     own = player_client(talked)
     assert own.rpc(fn, {"p_user_id": str(talked)}).data["user_id"] == str(talked)
     assert own.status == 200
-    stranger = player_client(new_player(db))
+    stranger = player_client(signup())
     with pytest.raises(APIError) as err:
         stranger.rpc(fn, {"p_user_id": str(talked)})
     assert stranger.status == 403 and err.value.code == "42501"

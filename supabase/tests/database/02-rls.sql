@@ -1,13 +1,37 @@
 -- Row level security and table privileges as anon, player A, player B and service_role.
+--
+-- Run on a single node and at the proxy of the partitioned mode (issue 17),
+-- where the players' states live on their partitions: there the two states
+-- are written through the proxy's RPC (a partition has no auth.users: a
+-- player exists when he first writes), and they commit on the partitions at
+-- once (a remote call is a transaction of its own, which the rollback at the
+-- end of this file does not undo; tests/e2e/test_pgtap.py deletes them).
+-- Which mode: the proxy has the foreign server of the partitions.
 begin;
 select plan(27);
 
+select exists (select from pg_catalog.pg_foreign_server where srvname = 'bayes_partitions') as partitioned \gset
+-- Until the proxy reads the partitions' states through its own
+-- public.user_bayesian_state (issue 17, the analytics part), that table is
+-- the proxy's own, which holds no player: its reads are TODO there.
+select :'partitioned'::boolean and (select c.relkind = 'r' from pg_catalog.pg_class as c
+    where c.oid = 'public.user_bayesian_state'::regclass) as states_elsewhere \gset
+
+\if :partitioned
+do $$
+begin
+    perform public.bayes_advance_chapter('00000000-0000-4000-8000-00000000000a', 1);
+    perform public.bayes_advance_chapter('00000000-0000-4000-8000-00000000000b', 2);
+end
+$$;
+\else
 insert into auth.users (id, email) values
 ('00000000-0000-4000-8000-00000000000a', 'a@players.test'),
 ('00000000-0000-4000-8000-00000000000b', 'b@players.test');
 insert into public.user_bayesian_state (user_id, state) values
 ('00000000-0000-4000-8000-00000000000a', bayes.default_state(1)),
 ('00000000-0000-4000-8000-00000000000b', bayes.default_state(2));
+\endif
 
 -- anon: nothing at all.
 set local role anon;
@@ -25,6 +49,9 @@ reset role;
 -- player A: his own row, read only.
 set local role authenticated;
 select set_config('request.jwt.claims', '{"role": "authenticated", "sub": "00000000-0000-4000-8000-00000000000a"}', true);
+\if :states_elsewhere
+select todo('the proxy''s public.user_bayesian_state is not yet the partitions'' states', 1);
+\endif
 select results_eq(
     'select user_id from public.user_bayesian_state',
     $$values ('00000000-0000-4000-8000-00000000000a'::uuid)$$,
@@ -64,6 +91,9 @@ reset role;
 -- player B: likewise, only B.
 set local role authenticated;
 select set_config('request.jwt.claims', '{"role": "authenticated", "sub": "00000000-0000-4000-8000-00000000000b"}', true);
+\if :states_elsewhere
+select todo('the proxy''s public.user_bayesian_state is not yet the partitions'' states', 1);
+\endif
 select results_eq(
     'select user_id from public.user_bayesian_state',
     $$values ('00000000-0000-4000-8000-00000000000b'::uuid)$$,
@@ -82,6 +112,9 @@ reset role;
 -- service_role: the backend, everything through RLS.
 set local role service_role;
 select set_config('request.jwt.claims', '{"role": "service_role"}', true);
+\if :states_elsewhere
+select todo('the proxy''s public.user_bayesian_state is not yet the partitions'' states', 1);
+\endif
 select is(
     (select count(*)::int from public.user_bayesian_state
      where user_id in ('00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-00000000000b')),

@@ -3965,7 +3965,7 @@ comment on function public.bayes_metrics is
 revoke all on function public.bayes_metrics from public, anon, authenticated, service_role;
 grant execute on function public.bayes_metrics to service_role;
 
--- file sql/functions/95_partition.sql sha256 ab0552f7be2ccd8446fd17c8952744febbb9e18e2ee757e3bd3c0f02a889128e
+-- file sql/functions/95_partition.sql sha256 311d3fce95ee102f5d53181eb817ff52143c2db624ec2d42cdb5b38e2d9441ab
 -- The partition's side of the partitioned mode (issue 17, migration 0019):
 -- bayes.become_partition, and the entry points the proxy calls as role
 -- bayes_proxy (sql/proxy/ defines the proxy's side).
@@ -4057,13 +4057,17 @@ comment on function bayes.become_partition is
 'Makes this database partition p_index of p_count (a power of two) of the partitioned mode, once (issue 17): drops the foreign key to auth.users, adds checks that refuse the rows of other partitions (hashtext(user_id::text) & (p_count - 1) = p_index), numbers events so that their ids are unique across partitions, lets bayes_proxy act as the API roles. 23514 when the database holds players of other partitions, 55000 when it is already another partition. Superuser only.';
 revoke all on function bayes.become_partition from public, anon, authenticated, service_role;
 
--- The entry points: bayes_partition.<rpc>(p_role, p_claims, p_seed, <the
--- RPC's arguments>) runs public.<rpc> as API role p_role with JWT claims
--- p_claims, as the proxy decided them from its caller (sql/proxy/10_rpc.sql),
--- and the caller's session seed of the random draws (setting bayes.seed,
--- MODEL.md section 4.4). They last until the function returns (its SET
--- clause reverts them): the connection, which the proxy keeps, goes back to
--- bayes_proxy.
+-- The entry points: bayes_partition.<rpc>(p_role, p_claims, p_seed,
+-- p_timezone, <the RPC's arguments>) runs public.<rpc> as API role p_role with
+-- JWT claims p_claims, as the proxy decided them from its caller
+-- (sql/proxy/10_rpc.sql), the caller's session seed of the random draws
+-- (setting bayes.seed, MODEL.md section 4.4) and the caller's TimeZone. The
+-- TimeZone is set after the arguments were read (in UTC, the connection's):
+-- it only writes the instants of the answer (jsonb: last_message_at,
+-- decayed_at, updated_at) with the caller's offset, as a single node writes
+-- them in its caller's session. They last until the function returns (its
+-- SET clause reverts them): the connection, which the proxy keeps, goes back
+-- to bayes_proxy.
 
 create or replace function bayes_partition.caller_role(p_role text)
 returns text
@@ -4089,6 +4093,7 @@ create or replace function bayes_partition.bayes_process_message(
     p_role text,
     p_claims text,
     p_seed text,
+    p_timezone text,
     p_user_id uuid,
     p_message text,
     p_sent_at timestamptz,
@@ -4106,6 +4111,7 @@ begin
     perform set_config('role', bayes_partition.caller_role(p_role), true);
     perform set_config('request.jwt.claims', coalesce(p_claims, ''), true);
     perform set_config('bayes.seed', coalesce(p_seed, ''), true);
+    perform set_config('timezone', coalesce(p_timezone, 'UTC'), true);
     return public.bayes_process_message(
         p_user_id, p_message, p_sent_at, p_message_id, p_reply_gap_s, p_topic_changed
     );
@@ -4113,7 +4119,7 @@ end
 $$;
 
 comment on function bayes_partition.bayes_process_message is
-'public.bayes_process_message as API role p_role with JWT claims p_claims and session seed p_seed (setting bayes.seed): the proxy''s call (issue 17).';
+'public.bayes_process_message as API role p_role with JWT claims p_claims, session seed p_seed (setting bayes.seed) and the caller''s TimeZone p_timezone: the proxy''s call (issue 17).';
 revoke all on function bayes_partition.bayes_process_message from public;
 grant execute on function bayes_partition.bayes_process_message to bayes_proxy;
 
@@ -4121,6 +4127,7 @@ create or replace function bayes_partition.bayes_apply_llm_scores(
     p_role text,
     p_claims text,
     p_seed text,
+    p_timezone text,
     p_user_id uuid,
     p_deltas jsonb,
     p_message_id text,
@@ -4137,12 +4144,13 @@ begin
     perform set_config('role', bayes_partition.caller_role(p_role), true);
     perform set_config('request.jwt.claims', coalesce(p_claims, ''), true);
     perform set_config('bayes.seed', coalesce(p_seed, ''), true);
+    perform set_config('timezone', coalesce(p_timezone, 'UTC'), true);
     return public.bayes_apply_llm_scores(p_user_id, p_deltas, p_message_id, p_vices, p_mood);
 end
 $$;
 
 comment on function bayes_partition.bayes_apply_llm_scores is
-'public.bayes_apply_llm_scores as API role p_role with JWT claims p_claims and session seed p_seed (setting bayes.seed): the proxy''s call (issue 17).';
+'public.bayes_apply_llm_scores as API role p_role with JWT claims p_claims, session seed p_seed (setting bayes.seed) and the caller''s TimeZone p_timezone: the proxy''s call (issue 17).';
 revoke all on function bayes_partition.bayes_apply_llm_scores from public;
 grant execute on function bayes_partition.bayes_apply_llm_scores to bayes_proxy;
 
@@ -4150,6 +4158,7 @@ create or replace function bayes_partition.bayes_record_outcome(
     p_role text,
     p_claims text,
     p_seed text,
+    p_timezone text,
     p_user_id uuid,
     p_decision text,
     p_engaged boolean
@@ -4164,12 +4173,13 @@ begin
     perform set_config('role', bayes_partition.caller_role(p_role), true);
     perform set_config('request.jwt.claims', coalesce(p_claims, ''), true);
     perform set_config('bayes.seed', coalesce(p_seed, ''), true);
+    perform set_config('timezone', coalesce(p_timezone, 'UTC'), true);
     return public.bayes_record_outcome(p_user_id, p_decision, p_engaged);
 end
 $$;
 
 comment on function bayes_partition.bayes_record_outcome is
-'public.bayes_record_outcome as API role p_role with JWT claims p_claims and session seed p_seed (setting bayes.seed): the proxy''s call (issue 17).';
+'public.bayes_record_outcome as API role p_role with JWT claims p_claims, session seed p_seed (setting bayes.seed) and the caller''s TimeZone p_timezone: the proxy''s call (issue 17).';
 revoke all on function bayes_partition.bayes_record_outcome from public;
 grant execute on function bayes_partition.bayes_record_outcome to bayes_proxy;
 
@@ -4177,6 +4187,7 @@ create or replace function bayes_partition.bayes_advance_chapter(
     p_role text,
     p_claims text,
     p_seed text,
+    p_timezone text,
     p_user_id uuid,
     p_chapter integer
 )
@@ -4190,16 +4201,19 @@ begin
     perform set_config('role', bayes_partition.caller_role(p_role), true);
     perform set_config('request.jwt.claims', coalesce(p_claims, ''), true);
     perform set_config('bayes.seed', coalesce(p_seed, ''), true);
+    perform set_config('timezone', coalesce(p_timezone, 'UTC'), true);
     return public.bayes_advance_chapter(p_user_id, p_chapter);
 end
 $$;
 
 comment on function bayes_partition.bayes_advance_chapter is
-'public.bayes_advance_chapter as API role p_role with JWT claims p_claims and session seed p_seed (setting bayes.seed): the proxy''s call (issue 17).';
+'public.bayes_advance_chapter as API role p_role with JWT claims p_claims, session seed p_seed (setting bayes.seed) and the caller''s TimeZone p_timezone: the proxy''s call (issue 17).';
 revoke all on function bayes_partition.bayes_advance_chapter from public;
 grant execute on function bayes_partition.bayes_advance_chapter to bayes_proxy;
 
-create or replace function bayes_partition.bayes_get_state(p_role text, p_claims text, p_seed text, p_user_id uuid)
+create or replace function bayes_partition.bayes_get_state(
+    p_role text, p_claims text, p_seed text, p_timezone text, p_user_id uuid
+)
 returns jsonb
 language plpgsql
 stable
@@ -4210,12 +4224,13 @@ begin
     perform set_config('role', bayes_partition.caller_role(p_role), true);
     perform set_config('request.jwt.claims', coalesce(p_claims, ''), true);
     perform set_config('bayes.seed', coalesce(p_seed, ''), true);
+    perform set_config('timezone', coalesce(p_timezone, 'UTC'), true);
     return public.bayes_get_state(p_user_id);
 end
 $$;
 
 comment on function bayes_partition.bayes_get_state is
-'public.bayes_get_state as API role p_role with JWT claims p_claims and session seed p_seed (setting bayes.seed): the proxy''s call (issue 17).';
+'public.bayes_get_state as API role p_role with JWT claims p_claims, session seed p_seed (setting bayes.seed) and the caller''s TimeZone p_timezone: the proxy''s call (issue 17).';
 revoke all on function bayes_partition.bayes_get_state from public;
 grant execute on function bayes_partition.bayes_get_state to bayes_proxy;
 
@@ -4223,6 +4238,7 @@ create or replace function bayes_partition.bayes_boss_readiness(
     p_role text,
     p_claims text,
     p_seed text,
+    p_timezone text,
     p_user_id uuid,
     p_method text
 )
@@ -4236,16 +4252,19 @@ begin
     perform set_config('role', bayes_partition.caller_role(p_role), true);
     perform set_config('request.jwt.claims', coalesce(p_claims, ''), true);
     perform set_config('bayes.seed', coalesce(p_seed, ''), true);
+    perform set_config('timezone', coalesce(p_timezone, 'UTC'), true);
     return public.bayes_boss_readiness(p_user_id, p_method);
 end
 $$;
 
 comment on function bayes_partition.bayes_boss_readiness is
-'public.bayes_boss_readiness as API role p_role with JWT claims p_claims and session seed p_seed (setting bayes.seed): the proxy''s call (issue 17).';
+'public.bayes_boss_readiness as API role p_role with JWT claims p_claims, session seed p_seed (setting bayes.seed) and the caller''s TimeZone p_timezone: the proxy''s call (issue 17).';
 revoke all on function bayes_partition.bayes_boss_readiness from public;
 grant execute on function bayes_partition.bayes_boss_readiness to bayes_proxy;
 
-create or replace function bayes_partition.bayes_fallback_check(p_role text, p_claims text, p_seed text, p_user_id uuid)
+create or replace function bayes_partition.bayes_fallback_check(
+    p_role text, p_claims text, p_seed text, p_timezone text, p_user_id uuid
+)
 returns jsonb
 language plpgsql
 stable
@@ -4256,12 +4275,13 @@ begin
     perform set_config('role', bayes_partition.caller_role(p_role), true);
     perform set_config('request.jwt.claims', coalesce(p_claims, ''), true);
     perform set_config('bayes.seed', coalesce(p_seed, ''), true);
+    perform set_config('timezone', coalesce(p_timezone, 'UTC'), true);
     return public.bayes_fallback_check(p_user_id);
 end
 $$;
 
 comment on function bayes_partition.bayes_fallback_check is
-'public.bayes_fallback_check as API role p_role with JWT claims p_claims and session seed p_seed (setting bayes.seed): the proxy''s call (issue 17).';
+'public.bayes_fallback_check as API role p_role with JWT claims p_claims, session seed p_seed (setting bayes.seed) and the caller''s TimeZone p_timezone: the proxy''s call (issue 17).';
 revoke all on function bayes_partition.bayes_fallback_check from public;
 grant execute on function bayes_partition.bayes_fallback_check to bayes_proxy;
 
