@@ -85,6 +85,8 @@ select set_eq(
       ('bayes.describe_state(jsonb)', 's'),
       ('bayes.loaded_build()', 'v'),
       ('bayes.params_snapshot()', 's'),
+      ('bayes.params_document()', 's'),
+      ('bayes.apply_params_document(jsonb)', 'v'),
       ('bayes.py_load()', 'v'),
       ('bayes.raise_error(text,text,text)', 's'),
       ('bayes.state_composite(jsonb)', 'i'),
