@@ -24,7 +24,8 @@ row at the proxy is a partition's row, the counts per day are the sums of
 the partitions'. The queries that read now() see the same rows on both
 sides because no row's time lies within 20 minutes of a boundary they test
 (such players, few and of other modules, are removed from both sides first),
-and the partitions' decay and retention jobs are paused during the module.
+and the partitions' decay and retention jobs, and the proxy's health
+snapshot, are paused during the module.
 """
 
 from __future__ import annotations
@@ -453,6 +454,34 @@ def test_percentiles_are_those_of_all_players_not_an_average_of_the_partitions(w
         assert float(row[9]) == pytest.approx(round(float(np.percentile(values, 90)), 1), abs=0.051)
         differs += abs(float(np.mean(medians[chapter])) - float(np.percentile(values, 50))) > 0.05
     assert differs > 0
+
+
+PROXY_QUERIES = doc_blocks("sql proxy")
+
+
+def test_the_documents_queries_of_the_partitioned_mode(world, pstack, partition_dbs):
+    """The `sql proxy` blocks of the section on the partitioned mode, at the proxy: the runs per partition
+    are each partition's own, the partition of a player is where he lives, and the drift is empty."""
+    assert len(PROXY_QUERIES) == 3
+    (_, runs), (_, where), (_, drift) = PROXY_QUERIES
+    got = run(pstack["DB_URL"], runs)
+    assert [r[0] for r in got] == list(range(len(partition_dbs)))
+    for partition, count, *_ in got:
+        (want,) = (
+            partition_dbs[partition]
+            .execute("select count(*) from bayes.decay_run where started_at >= now() - interval '1 day'")
+            .fetchone()
+        )
+        assert count == want
+    located = run(pstack["DB_URL"], where)
+    assert len(located) == 5
+    for user_id, partition in located:
+        assert (
+            partition_dbs[partition]
+            .execute("select 1 from public.user_bayesian_state where user_id = %s", (user_id,))
+            .fetchone()
+        )
+    assert run(pstack["DB_URL"], drift) == []
 
 
 # --------------------------------------------------------------------------
