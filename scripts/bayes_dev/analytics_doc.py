@@ -1,6 +1,6 @@
 """The queries of docs/analytics.md, as the tests run them: on a single node
 (tests/db/test_analytics.py) and at the proxy of the partitioned mode
-(tests/partitions/test_analytics.py)."""
+(tests/partitions/test_partition_analytics.py)."""
 
 from __future__ import annotations
 
