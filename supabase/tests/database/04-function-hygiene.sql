@@ -87,6 +87,7 @@ select set_eq(
       ('bayes.params_snapshot()', 's'),
       ('bayes.params_document()', 's'),
       ('bayes.apply_params_document(jsonb)', 'v'),
+      ('bayes.become_partition(integer,integer)', 'v'),
       ('bayes.py_load()', 'v'),
       ('bayes.raise_error(text,text,text)', 's'),
       ('bayes.state_composite(jsonb)', 'i'),
