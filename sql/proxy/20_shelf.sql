@@ -29,6 +29,8 @@
 -- Applied by scripts/stack after the migrations and sql/proxy/10_rpc.sql, in
 -- the same transaction, on every `up`: idempotent.
 
+set local client_min_messages = warning;
+
 create schema if not exists bayes_shelf;
 comment on schema bayes_shelf is
 'The proxy''s own (empty) tables of the player data, moved out of the way of the views of the same names that gather the partitions'' rows (issue 17, sql/proxy/20_shelf.sql). Nobody reads them.';
