@@ -208,7 +208,6 @@ CREATE FUNCTION bayes.apply_params_document(p_document jsonb) RETURNS text[]
 declare
     v_changed text[] := '{}';
     v_columns text;
-    v_n bigint;
 begin
     if p_document is null then
         perform bayes.raise_error('22004', 'p_document must not be null');
@@ -236,7 +235,7 @@ begin
     end if;
     if exists (select from bayes.params as p where not p_document -> 'params' ? p.name) then
         delete from bayes.params as p where not p_document -> 'params' ? p.name;
-        v_changed := array_append(array_remove(v_changed, 'params'), 'params');
+        v_changed := array_remove(v_changed, 'params') || 'params'::text;
     end if;
 
     if exists (
@@ -262,12 +261,9 @@ begin
         );
         v_changed := v_changed || 'chapter_params'::text;
     end if;
-    select count(*) into v_n
-    from bayes.chapter_params as c
-    where not p_document -> 'chapter_params' ? c.chapter::text;
-    if v_n > 0 then
+    if exists (select from bayes.chapter_params as c where not p_document -> 'chapter_params' ? c.chapter::text) then
         delete from bayes.chapter_params as c where not p_document -> 'chapter_params' ? c.chapter::text;
-        v_changed := array_append(array_remove(v_changed, 'chapter_params'), 'chapter_params');
+        v_changed := array_remove(v_changed, 'chapter_params') || 'chapter_params'::text;
     end if;
 
     if (select to_jsonb(r) from bayes.rollout as r limit 1) is distinct from p_document -> 'rollout' then

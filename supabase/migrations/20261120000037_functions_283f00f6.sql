@@ -4265,7 +4265,7 @@ comment on function bayes_partition.bayes_fallback_check is
 revoke all on function bayes_partition.bayes_fallback_check from public;
 grant execute on function bayes_partition.bayes_fallback_check to bayes_proxy;
 
--- file sql/functions/96_partition_analytics.sql sha256 da1da63264ab4cad924f89d0258cd437019f2b93a8443b7e7ebc6dcfd2dc260d
+-- file sql/functions/96_partition_analytics.sql sha256 58a4f860ae27f30b53d349d790f21292b41151c49867200f90e7b94bce2d1980
 -- The partition's side of the analytics across partitions (issue 17,
 -- docs/analytics.md, "The partitioned mode"), and the parameter set as one
 -- document that the proxy pushes to every partition.
@@ -4331,7 +4331,6 @@ as $$
 declare
     v_changed text[] := '{}';
     v_columns text;
-    v_n bigint;
 begin
     if p_document is null then
         perform bayes.raise_error('22004', 'p_document must not be null');
@@ -4359,7 +4358,7 @@ begin
     end if;
     if exists (select from bayes.params as p where not p_document -> 'params' ? p.name) then
         delete from bayes.params as p where not p_document -> 'params' ? p.name;
-        v_changed := array_append(array_remove(v_changed, 'params'), 'params');
+        v_changed := array_remove(v_changed, 'params') || 'params'::text;
     end if;
 
     if exists (
@@ -4385,12 +4384,9 @@ begin
         );
         v_changed := v_changed || 'chapter_params'::text;
     end if;
-    select count(*) into v_n
-    from bayes.chapter_params as c
-    where not p_document -> 'chapter_params' ? c.chapter::text;
-    if v_n > 0 then
+    if exists (select from bayes.chapter_params as c where not p_document -> 'chapter_params' ? c.chapter::text) then
         delete from bayes.chapter_params as c where not p_document -> 'chapter_params' ? c.chapter::text;
-        v_changed := array_append(array_remove(v_changed, 'chapter_params'), 'chapter_params');
+        v_changed := array_remove(v_changed, 'chapter_params') || 'chapter_params'::text;
     end if;
 
     if (select to_jsonb(r) from bayes.rollout as r limit 1) is distinct from p_document -> 'rollout' then
