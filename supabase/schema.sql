@@ -200,6 +200,84 @@ $$;
 -- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone, p_started_at timestamp with time zone); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone, p_started_at timestamp with time zone) IS 'The shared sequence of the writer RPCs: lock (or create) the row, answer a repeated (player, kind, message id) (bayes.previous_result: its first result within the idempotency window, else the current summary), apply p_input with bayes.step, write the state and its event (occurred at p_occurred_at; p_message_at advances last_message_at and decayed_at; p_started_at, the start of the calling RPC, gives the event''s db_time_us).';
 
+-- Name: apply_params_document(jsonb); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.apply_params_document(p_document jsonb) RETURNS text[]
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    v_changed text[] := '{}';
+    v_columns text;
+begin
+    if p_document is null then
+        perform bayes.raise_error('22004', 'p_document must not be null');
+    end if;
+    if jsonb_typeof(p_document -> 'params') is distinct from 'object'
+        or jsonb_typeof(p_document -> 'chapter_params') is distinct from 'object'
+        or jsonb_typeof(p_document -> 'rollout') is distinct from 'object' then
+        perform bayes.raise_error(
+            '22023', 'p_document is not a parameter document', 'bayes.params_document() gives one'
+        );
+    end if;
+
+    if exists (
+        select from jsonb_each(p_document -> 'params') as d (name, item)
+        left join bayes.params as p on d.name = p.name
+        where (p.value, p.description) is distinct from (d.item -> 'value', d.item ->> 'description')
+    ) then
+        insert into bayes.params as p (name, value, description)
+        select d.name, d.item -> 'value', d.item ->> 'description'
+        from jsonb_each(p_document -> 'params') as d (name, item)
+        on conflict (name) do update
+            set value = excluded.value, description = excluded.description
+            where (p.value, p.description) is distinct from (excluded.value, excluded.description);
+        v_changed := v_changed || 'params'::text;
+    end if;
+    if exists (select from bayes.params as p where not p_document -> 'params' ? p.name) then
+        delete from bayes.params as p where not p_document -> 'params' ? p.name;
+        v_changed := array_remove(v_changed, 'params') || 'params'::text;
+    end if;
+
+    if exists (
+        select from jsonb_each(p_document -> 'chapter_params') as d (chapter, item)
+        left join bayes.chapter_params as c on c.chapter = d.chapter::smallint
+        where c.chapter is null or to_jsonb(c) - 'chapter' is distinct from d.item
+    ) then
+        -- Every column but the key, from the catalog: the document carries them all.
+        select string_agg(format('%1$I = excluded.%1$I', a.attname), ', ' order by a.attnum)
+        into v_columns
+        from pg_catalog.pg_attribute as a
+        where a.attrelid = 'bayes.chapter_params'::regclass and a.attnum > 0 and not a.attisdropped
+            and a.attname <> 'chapter';
+        execute format(
+            'insert into bayes.chapter_params as c '
+            'select * from jsonb_populate_recordset(null::bayes.chapter_params, $1) '
+            'on conflict (chapter) do update set %s '
+            'where to_jsonb(c) is distinct from to_jsonb(excluded)',
+            v_columns
+        ) using (
+            select jsonb_agg(d.item || jsonb_build_object('chapter', d.chapter::smallint))
+            from jsonb_each(p_document -> 'chapter_params') as d (chapter, item)
+        );
+        v_changed := v_changed || 'chapter_params'::text;
+    end if;
+    if exists (select from bayes.chapter_params as c where not p_document -> 'chapter_params' ? c.chapter::text) then
+        delete from bayes.chapter_params as c where not p_document -> 'chapter_params' ? c.chapter::text;
+        v_changed := array_remove(v_changed, 'chapter_params') || 'chapter_params'::text;
+    end if;
+
+    if (select to_jsonb(r) from bayes.rollout as r limit 1) is distinct from p_document -> 'rollout' then
+        delete from bayes.rollout;
+        insert into bayes.rollout select * from jsonb_populate_record(null::bayes.rollout, p_document -> 'rollout');
+        v_changed := v_changed || 'rollout'::text;
+    end if;
+    return v_changed;
+end
+$_$;
+
+-- Name: FUNCTION apply_params_document(p_document jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.apply_params_document(p_document jsonb) IS 'Makes this database''s parameters (bayes.params, bayes.chapter_params, bayes.rollout) those of p_document (bayes.params_document''s shape): differing rows updated, missing ones inserted, others deleted, checked by the tables'' triggers (22023 as for any change). Returns the tables it changed. The owner''s: it writes the parameters.';
+
 -- Name: assert_may_read(uuid); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.assert_may_read(p_user_id uuid) RETURNS void
     LANGUAGE plpgsql STABLE
@@ -1687,6 +1765,33 @@ $$;
 -- Name: FUNCTION pack_event_input(p_kind bayes.event_kind, p_input jsonb); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.pack_event_input(p_kind bayes.event_kind, p_input jsonb) IS 'The inverse of bayes.event_input: an input in the engine''s JSON packed as bayes.player_event.input stores it (the conversion of old events uses it). Owner only: the log is written by the engine alone.';
 
+-- Name: params_document(); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.params_document() RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select jsonb_build_object(
+        'params',
+        coalesce(
+            (
+                select jsonb_object_agg(p.name, jsonb_build_object('value', p.value, 'description', p.description))
+                from bayes.params as p
+            ),
+            '{}'
+        ),
+        'chapter_params',
+        coalesce(
+            (select jsonb_object_agg(c.chapter::text, to_jsonb(c) - 'chapter') from bayes.chapter_params as c),
+            '{}'
+        ),
+        'rollout',
+        coalesce((select to_jsonb(r) from bayes.rollout as r limit 1), 'null')
+    )
+$$;
+
+-- Name: FUNCTION params_document(); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.params_document() IS 'The parameter set as one JSON document: {params: {name: {value, description}}, chapter_params: {chapter: {column: value}}, rollout: {column: value}}. What the proxy of the partitioned mode pushes to every partition (issue 17).';
+
 -- Name: params_snapshot(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.params_snapshot() RETURNS jsonb
     LANGUAGE sql STABLE
@@ -2904,6 +3009,265 @@ $$;
 -- Name: FUNCTION user_bucket(p_user_id uuid, p_salt text); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.user_bucket(p_user_id uuid, p_salt text) IS 'A stable bucket 0..9999 of player p_user_id: the first 32 bits of md5(p_salt || '':'' || p_user_id) mod 10000. Salt ''rollout'' places players in cohorts (bayes.player_mode), ''calibration'' holds players out of bayes.calibrate_evidence''s fit.';
 
+-- Name: decay_run; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.decay_run (
+    run_id bigint NOT NULL,
+    decay_to timestamp with time zone NOT NULL,
+    batch_size integer NOT NULL,
+    status text DEFAULT 'running'::text NOT NULL,
+    players bigint DEFAULT 0 NOT NULL,
+    batches integer DEFAULT 0 NOT NULL,
+    started_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    finished_at timestamp with time zone,
+    skipped bigint DEFAULT 0 NOT NULL,
+    sqlstate text,
+    error text,
+    CONSTRAINT decay_run_error_when_failed CHECK ((((status = 'failed'::text) = (error IS NOT NULL)) AND ((error IS NULL) = (sqlstate IS NULL)))),
+    CONSTRAINT decay_run_finished_when_not_running CHECK (((status = 'running'::text) = (finished_at IS NULL))),
+    CONSTRAINT decay_run_status_known CHECK ((status = ANY (ARRAY['running'::text, 'done'::text, 'interrupted'::text, 'overlapped'::text, 'failed'::text])))
+);
+
+-- Name: TABLE decay_run; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.decay_run IS 'Log of bayes.run_decay: one row per call, updated after every batch. status: running (in progress, or its server died: the next run marks it interrupted), done, failed (sqlstate and error say why; its lock was released), interrupted, overlapped (another run held the lock; it did nothing).';
+
+-- Name: COLUMN decay_run.decay_to; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_run.decay_to IS 'The p_now of the run: every decayed player was decayed up to this instant.';
+
+-- Name: COLUMN decay_run.status; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_run.status IS 'running, done, failed, interrupted (the server or the session died during the run; set by the next run) or overlapped.';
+
+-- Name: COLUMN decay_run.players; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_run.players IS 'Players decayed so far (committed batches).';
+
+-- Name: COLUMN decay_run.skipped; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_run.skipped IS 'Rows skipped so far because their state could not be decayed (corrupt): one row each in bayes.decay_skipped.';
+
+-- Name: COLUMN decay_run.sqlstate; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_run.sqlstate IS 'SQLSTATE of the error that ended a failed run; null unless status is failed.';
+
+-- Name: COLUMN decay_run.error; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_run.error IS 'Message of the error that ended a failed run (the caller got the same error); null unless status is failed.';
+
+-- Name: decay_skipped; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.decay_skipped (
+    run_id bigint NOT NULL,
+    user_id uuid NOT NULL,
+    sqlstate text NOT NULL,
+    error text NOT NULL,
+    skipped_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+-- Name: TABLE decay_skipped; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.decay_skipped IS 'Rows that bayes.run_decay skipped because their state could not be decayed: one row per run and player. Deleting a run deletes its rows; a deleted player keeps his (it is a log).';
+
+-- Name: COLUMN decay_skipped.run_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_skipped.run_id IS 'The run (bayes.decay_run) that skipped the row.';
+
+-- Name: COLUMN decay_skipped.user_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_skipped.user_id IS 'The player whose row of public.user_bayesian_state was skipped and left as it was.';
+
+-- Name: COLUMN decay_skipped.sqlstate; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_skipped.sqlstate IS 'What a read of the state raises: XX001 (corrupt), 0A000 (a schema newer than the code), XX000 (anything else).';
+
+-- Name: COLUMN decay_skipped.error; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_skipped.error IS 'The codec''s error message, naming the JSON path of the first problem; bayes.state_problem(state) says the same of the row now.';
+
+-- Name: COLUMN decay_skipped.skipped_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.decay_skipped.skipped_at IS 'When the run skipped the row (its batch).';
+
+-- Name: event_result; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.event_result (
+    event_id bigint NOT NULL,
+    written_at timestamp with time zone NOT NULL,
+    result json NOT NULL
+);
+
+-- Name: TABLE event_result; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.event_result IS 'The result first returned for an input with a message id (bayes.player_event.event_id), kept for the idempotency window (idempotency_window_h) and then deleted by bayes.expire_event_results.';
+
+-- Name: COLUMN event_result.written_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.event_result.written_at IS 'When the result was first returned: a duplicate after written_at + idempotency_window_h gets "result_expired" and the current summary, whether or not the row is deleted yet.';
+
+-- Name: player_checkpoint; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.player_checkpoint (
+    user_id uuid NOT NULL,
+    state jsonb,
+    last_message_epoch double precision,
+    decayed_epoch double precision,
+    last_event_id bigint DEFAULT 0 NOT NULL,
+    events_folded bigint DEFAULT 0 NOT NULL,
+    retained_since timestamp with time zone NOT NULL,
+    params_revision bigint NOT NULL,
+    run_id bigint,
+    made_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT player_checkpoint_state_when_folded CHECK ((((state IS NULL) = (events_folded = 0)) AND ((events_folded = 0) = (last_event_id = 0))))
+);
+
+-- Name: TABLE player_checkpoint; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.player_checkpoint IS 'Where each player''s event log starts since retention (bayes.run_retention_command): the state after the events it folded and deleted. bayes.replay = this state + the events after last_event_id. Deleting a state deletes its row (trigger user_bayesian_state_delete_events).';
+
+-- Name: COLUMN player_checkpoint.state; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.state IS 'The encoded state after the folded events, replayed with the parameters of the run that folded them (params_revision); null when no event was folded yet (a replay starts from a new player''s state).';
+
+-- Name: COLUMN player_checkpoint.last_message_epoch; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.last_message_epoch IS 'The row clock after the folded events as a replay tracks it: the last message''s send time, epoch seconds (null: no message).';
+
+-- Name: COLUMN player_checkpoint.decayed_epoch; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.decayed_epoch IS 'The row clock after the folded events as a replay tracks it: decayed up to, epoch seconds (null: no message).';
+
+-- Name: COLUMN player_checkpoint.last_event_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.last_event_id IS 'The last event folded and deleted (0: none); the player''s log is his events after it.';
+
+-- Name: COLUMN player_checkpoint.events_folded; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.events_folded IS 'How many events were folded into state, in all runs.';
+
+-- Name: COLUMN player_checkpoint.retained_since; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.retained_since IS 'No event of the player after last_event_id occurred before this (a lower bound, as of the last run that looked at him): runs look at the player again only once their horizon has passed it.';
+
+-- Name: COLUMN player_checkpoint.params_revision; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.params_revision IS 'bayes.params_revision when the row was written: the parameters state was replayed with.';
+
+-- Name: COLUMN player_checkpoint.run_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.run_id IS 'The run of bayes.retention_run that wrote the row.';
+
+-- Name: COLUMN player_checkpoint.made_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_checkpoint.made_at IS 'When the row was written.';
+
+-- Name: player_event; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.player_event (
+    event_id bigint NOT NULL,
+    user_id uuid NOT NULL,
+    occurred_at timestamp with time zone NOT NULL,
+    message_key uuid,
+    kind bayes.event_kind NOT NULL,
+    player_mode bayes.rollout_mode,
+    n integer,
+    mood bayes.mood,
+    fallback_reason bayes.fallback_reason,
+    fallback_needed boolean,
+    message_id text,
+    input bytea NOT NULL,
+    recorded_at timestamp with time zone,
+    db_time_us integer,
+    observations smallint,
+    CONSTRAINT player_event_message_key_with_id CHECK (((message_key IS NULL) = (message_id IS NULL)))
+);
+
+-- Name: TABLE player_event; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.player_event IS 'Append-only log of every input applied to a player state (issue 15''s compact layout); replaying it rebuilds the state. The result returned is kept for the idempotency window only, in bayes.event_result.';
+
+-- Name: COLUMN player_event.event_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.event_id IS 'Log order: replay applies a player''s events by increasing event_id.';
+
+-- Name: COLUMN player_event.occurred_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.occurred_at IS 'A message''s send time (p_sent_at); for the other kinds when the engine applied the input.';
+
+-- Name: COLUMN player_event.message_key; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.message_key IS 'bayes.message_key(user_id, kind, message_id): md5 of the three as a uuid, unique: a (player, kind, message id) is applied at most once.';
+
+-- Name: COLUMN player_event.kind; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.kind IS 'The writer: message, llm_scores, outcome or chapter.';
+
+-- Name: COLUMN player_event.player_mode; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.player_mode IS 'The player''s mode when the input was applied (the result''s "mode"; null in events older than issue 14).';
+
+-- Name: COLUMN player_event.n; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.n IS 'A message''s number in the player''s life (the result''s "n"); null for the other kinds.';
+
+-- Name: COLUMN player_event.mood; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.mood IS 'The mood after a message (the result''s mood.state); null for the other kinds.';
+
+-- Name: COLUMN player_event.fallback_reason; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.fallback_reason IS 'A message''s fallback reason (the result''s fallback.reason); null for the other kinds.';
+
+-- Name: COLUMN player_event.fallback_needed; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.fallback_needed IS 'Whether the message needed the LLM (the result''s fallback.needed); null for the other kinds.';
+
+-- Name: COLUMN player_event.message_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.message_id IS 'The caller''s id of the message, as given (in no index: message_key is its identity).';
+
+-- Name: COLUMN player_event.input; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.input IS 'The input as bayes_engine.eventlog packs it (a few dozen bytes); bayes.event_input(kind, input) gives its JSON.';
+
+-- Name: COLUMN player_event.recorded_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.recorded_at IS 'When the engine wrote the event (clock_timestamp() at the write; null before issue 16). Increases with event_id up to the jitter of concurrent writes: bayes.event_id_at finds a window''s first event by it.';
+
+-- Name: COLUMN player_event.db_time_us; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.db_time_us IS 'A message''s time inside the database in microseconds: from the start of bayes_process_message to just before its write (clock_timestamp()); null for the other kinds and before issue 16.';
+
+-- Name: COLUMN player_event.observations; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.player_event.observations IS 'A message''s number of metric features that fired (the result''s "observations"; 0: no_signals); null for the other kinds and before issue 16.';
+
+-- Name: retention_run; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.retention_run (
+    run_id bigint NOT NULL,
+    horizon timestamp with time zone NOT NULL,
+    batch_size integer NOT NULL,
+    status text DEFAULT 'running'::text NOT NULL,
+    players bigint DEFAULT 0 NOT NULL,
+    events_deleted bigint DEFAULT 0 NOT NULL,
+    results_expired bigint DEFAULT 0 NOT NULL,
+    skipped bigint DEFAULT 0 NOT NULL,
+    batches integer DEFAULT 0 NOT NULL,
+    started_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    finished_at timestamp with time zone,
+    sqlstate text,
+    error text,
+    CONSTRAINT retention_run_error_when_failed CHECK ((((status = 'failed'::text) = (error IS NOT NULL)) AND ((error IS NULL) = (sqlstate IS NULL)))),
+    CONSTRAINT retention_run_finished_when_not_running CHECK (((status = 'running'::text) = (finished_at IS NULL))),
+    CONSTRAINT retention_run_status_known CHECK ((status = ANY (ARRAY['running'::text, 'done'::text, 'interrupted'::text, 'overlapped'::text, 'failed'::text])))
+);
+
+-- Name: TABLE retention_run; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.retention_run IS 'Log of the retention runs (bayes.run_retention_command): one row per run, updated after every batch. status: running (in progress, or its server died: the next run marks it interrupted), done, failed (sqlstate and error say why; its lock was released), interrupted, overlapped (another run held the lock; it did nothing).';
+
+-- Name: COLUMN retention_run.horizon; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.horizon IS 'p_now - event_retention_days: the run folded and deleted events that occurred before this instant.';
+
+-- Name: COLUMN retention_run.status; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.status IS 'running, done, failed, interrupted (the server or the session died during the run; set by the next run) or overlapped.';
+
+-- Name: COLUMN retention_run.players; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.players IS 'Players whose checkpoint moved (committed batches).';
+
+-- Name: COLUMN retention_run.events_deleted; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.events_deleted IS 'Events folded into checkpoints and deleted (committed batches).';
+
+-- Name: COLUMN retention_run.results_expired; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.results_expired IS 'Stored first results removed by bayes.expire_event_results, when the database has it.';
+
+-- Name: COLUMN retention_run.skipped; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.skipped IS 'Players whose log could not be replayed (DATA_CORRUPTED): nothing of theirs was deleted; the run''s WARNINGs name them.';
+
+-- Name: COLUMN retention_run.sqlstate; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.sqlstate IS 'SQLSTATE of the error that ended a failed run; null unless status is failed.';
+
+-- Name: COLUMN retention_run.error; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_run.error IS 'Message of the error that ended a failed run (the caller got the same error); null unless status is failed.';
+
+-- Name: retention_skipped; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.retention_skipped (
+    run_id bigint NOT NULL,
+    user_id uuid NOT NULL,
+    error text NOT NULL,
+    skipped_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+-- Name: TABLE retention_skipped; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.retention_skipped IS 'Players whose events a retention run could not fold into a checkpoint because their log cannot be replayed (their events stay): one row per run and player. Deleting a run deletes its rows; a deleted player keeps his (it is a log).';
+
+-- Name: COLUMN retention_skipped.run_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_skipped.run_id IS 'The run (bayes.retention_run) that skipped the player.';
+
+-- Name: COLUMN retention_skipped.user_id; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_skipped.user_id IS 'The player whose old events were left in bayes.player_event.';
+
+-- Name: COLUMN retention_skipped.error; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_skipped.error IS 'Why his log cannot be replayed: the engine''s message, naming the event (bayes.replay(user_id) raises the same).';
+
+-- Name: COLUMN retention_skipped.skipped_at; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON COLUMN bayes.retention_skipped.skipped_at IS 'When the run skipped the player (its batch).';
+
 -- Name: bayes_advance_chapter(uuid, integer); Type: FUNCTION; Schema: public; Owner: postgres
 CREATE FUNCTION public.bayes_advance_chapter(p_user_id uuid, p_chapter integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
@@ -3261,45 +3625,6 @@ CREATE TABLE bayes.chapter_params (
 -- Name: TABLE chapter_params; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON TABLE bayes.chapter_params IS 'Per-chapter model parameters (MODEL.md sections 1-5). Priors are stored as Beta (alpha0, beta0).';
 
--- Name: decay_run; Type: TABLE; Schema: bayes; Owner: postgres
-CREATE TABLE bayes.decay_run (
-    run_id bigint NOT NULL,
-    decay_to timestamp with time zone NOT NULL,
-    batch_size integer NOT NULL,
-    status text DEFAULT 'running'::text NOT NULL,
-    players bigint DEFAULT 0 NOT NULL,
-    batches integer DEFAULT 0 NOT NULL,
-    started_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
-    finished_at timestamp with time zone,
-    skipped bigint DEFAULT 0 NOT NULL,
-    sqlstate text,
-    error text,
-    CONSTRAINT decay_run_error_when_failed CHECK ((((status = 'failed'::text) = (error IS NOT NULL)) AND ((error IS NULL) = (sqlstate IS NULL)))),
-    CONSTRAINT decay_run_finished_when_not_running CHECK (((status = 'running'::text) = (finished_at IS NULL))),
-    CONSTRAINT decay_run_status_known CHECK ((status = ANY (ARRAY['running'::text, 'done'::text, 'interrupted'::text, 'overlapped'::text, 'failed'::text])))
-);
-
--- Name: TABLE decay_run; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.decay_run IS 'Log of bayes.run_decay: one row per call, updated after every batch. status: running (in progress, or its server died: the next run marks it interrupted), done, failed (sqlstate and error say why; its lock was released), interrupted, overlapped (another run held the lock; it did nothing).';
-
--- Name: COLUMN decay_run.decay_to; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.decay_run.decay_to IS 'The p_now of the run: every decayed player was decayed up to this instant.';
-
--- Name: COLUMN decay_run.status; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.decay_run.status IS 'running, done, failed, interrupted (the server or the session died during the run; set by the next run) or overlapped.';
-
--- Name: COLUMN decay_run.players; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.decay_run.players IS 'Players decayed so far (committed batches).';
-
--- Name: COLUMN decay_run.skipped; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.decay_run.skipped IS 'Rows skipped so far because their state could not be decayed (corrupt): one row each in bayes.decay_skipped.';
-
--- Name: COLUMN decay_run.sqlstate; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.decay_run.sqlstate IS 'SQLSTATE of the error that ended a failed run; null unless status is failed.';
-
--- Name: COLUMN decay_run.error; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.decay_run.error IS 'Message of the error that ended a failed run (the caller got the same error); null unless status is failed.';
-
 -- Name: decay_run_run_id_seq; Type: SEQUENCE; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.decay_run ALTER COLUMN run_id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME bayes.decay_run_run_id_seq
@@ -3309,46 +3634,6 @@ ALTER TABLE bayes.decay_run ALTER COLUMN run_id ADD GENERATED ALWAYS AS IDENTITY
     NO MAXVALUE
     CACHE 1
 );
-
--- Name: decay_skipped; Type: TABLE; Schema: bayes; Owner: postgres
-CREATE TABLE bayes.decay_skipped (
-    run_id bigint NOT NULL,
-    user_id uuid NOT NULL,
-    sqlstate text NOT NULL,
-    error text NOT NULL,
-    skipped_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
-);
-
--- Name: TABLE decay_skipped; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.decay_skipped IS 'Rows that bayes.run_decay skipped because their state could not be decayed: one row per run and player. Deleting a run deletes its rows; a deleted player keeps his (it is a log).';
-
--- Name: COLUMN decay_skipped.run_id; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.decay_skipped.run_id IS 'The run (bayes.decay_run) that skipped the row.';
-
--- Name: COLUMN decay_skipped.user_id; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.decay_skipped.user_id IS 'The player whose row of public.user_bayesian_state was skipped and left as it was.';
-
--- Name: COLUMN decay_skipped.sqlstate; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.decay_skipped.sqlstate IS 'What a read of the state raises: XX001 (corrupt), 0A000 (a schema newer than the code), XX000 (anything else).';
-
--- Name: COLUMN decay_skipped.error; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.decay_skipped.error IS 'The codec''s error message, naming the JSON path of the first problem; bayes.state_problem(state) says the same of the row now.';
-
--- Name: COLUMN decay_skipped.skipped_at; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.decay_skipped.skipped_at IS 'When the run skipped the row (its batch).';
-
--- Name: event_result; Type: TABLE; Schema: bayes; Owner: postgres
-CREATE TABLE bayes.event_result (
-    event_id bigint NOT NULL,
-    written_at timestamp with time zone NOT NULL,
-    result json NOT NULL
-);
-
--- Name: TABLE event_result; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.event_result IS 'The result first returned for an input with a message id (bayes.player_event.event_id), kept for the idempotency window (idempotency_window_h) and then deleted by bayes.expire_event_results.';
-
--- Name: COLUMN event_result.written_at; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.event_result.written_at IS 'When the result was first returned: a duplicate after written_at + idempotency_window_h gets "result_expired" and the current summary, whether or not the row is deleted yet.';
 
 -- Name: health_change; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.health_change (
@@ -3473,116 +3758,6 @@ CREATE TABLE bayes.partition (
 -- Name: TABLE partition; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON TABLE bayes.partition IS 'Which partition of the partitioned mode this database is (issue 17): one row (partition_index, partition_count) written by bayes.become_partition, none on a single node. Its players are those with hashtext(user_id::text) & (partition_count - 1) = partition_index.';
 
--- Name: player_checkpoint; Type: TABLE; Schema: bayes; Owner: postgres
-CREATE TABLE bayes.player_checkpoint (
-    user_id uuid NOT NULL,
-    state jsonb,
-    last_message_epoch double precision,
-    decayed_epoch double precision,
-    last_event_id bigint DEFAULT 0 NOT NULL,
-    events_folded bigint DEFAULT 0 NOT NULL,
-    retained_since timestamp with time zone NOT NULL,
-    params_revision bigint NOT NULL,
-    run_id bigint,
-    made_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT player_checkpoint_state_when_folded CHECK ((((state IS NULL) = (events_folded = 0)) AND ((events_folded = 0) = (last_event_id = 0))))
-);
-
--- Name: TABLE player_checkpoint; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.player_checkpoint IS 'Where each player''s event log starts since retention (bayes.run_retention_command): the state after the events it folded and deleted. bayes.replay = this state + the events after last_event_id. Deleting a state deletes its row (trigger user_bayesian_state_delete_events).';
-
--- Name: COLUMN player_checkpoint.state; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_checkpoint.state IS 'The encoded state after the folded events, replayed with the parameters of the run that folded them (params_revision); null when no event was folded yet (a replay starts from a new player''s state).';
-
--- Name: COLUMN player_checkpoint.last_message_epoch; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_checkpoint.last_message_epoch IS 'The row clock after the folded events as a replay tracks it: the last message''s send time, epoch seconds (null: no message).';
-
--- Name: COLUMN player_checkpoint.decayed_epoch; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_checkpoint.decayed_epoch IS 'The row clock after the folded events as a replay tracks it: decayed up to, epoch seconds (null: no message).';
-
--- Name: COLUMN player_checkpoint.last_event_id; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_checkpoint.last_event_id IS 'The last event folded and deleted (0: none); the player''s log is his events after it.';
-
--- Name: COLUMN player_checkpoint.events_folded; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_checkpoint.events_folded IS 'How many events were folded into state, in all runs.';
-
--- Name: COLUMN player_checkpoint.retained_since; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_checkpoint.retained_since IS 'No event of the player after last_event_id occurred before this (a lower bound, as of the last run that looked at him): runs look at the player again only once their horizon has passed it.';
-
--- Name: COLUMN player_checkpoint.params_revision; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_checkpoint.params_revision IS 'bayes.params_revision when the row was written: the parameters state was replayed with.';
-
--- Name: COLUMN player_checkpoint.run_id; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_checkpoint.run_id IS 'The run of bayes.retention_run that wrote the row.';
-
--- Name: COLUMN player_checkpoint.made_at; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_checkpoint.made_at IS 'When the row was written.';
-
--- Name: player_event; Type: TABLE; Schema: bayes; Owner: postgres
-CREATE TABLE bayes.player_event (
-    event_id bigint NOT NULL,
-    user_id uuid NOT NULL,
-    occurred_at timestamp with time zone NOT NULL,
-    message_key uuid,
-    kind bayes.event_kind NOT NULL,
-    player_mode bayes.rollout_mode,
-    n integer,
-    mood bayes.mood,
-    fallback_reason bayes.fallback_reason,
-    fallback_needed boolean,
-    message_id text,
-    input bytea NOT NULL,
-    recorded_at timestamp with time zone,
-    db_time_us integer,
-    observations smallint,
-    CONSTRAINT player_event_message_key_with_id CHECK (((message_key IS NULL) = (message_id IS NULL)))
-);
-
--- Name: TABLE player_event; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.player_event IS 'Append-only log of every input applied to a player state (issue 15''s compact layout); replaying it rebuilds the state. The result returned is kept for the idempotency window only, in bayes.event_result.';
-
--- Name: COLUMN player_event.event_id; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.event_id IS 'Log order: replay applies a player''s events by increasing event_id.';
-
--- Name: COLUMN player_event.occurred_at; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.occurred_at IS 'A message''s send time (p_sent_at); for the other kinds when the engine applied the input.';
-
--- Name: COLUMN player_event.message_key; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.message_key IS 'bayes.message_key(user_id, kind, message_id): md5 of the three as a uuid, unique: a (player, kind, message id) is applied at most once.';
-
--- Name: COLUMN player_event.kind; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.kind IS 'The writer: message, llm_scores, outcome or chapter.';
-
--- Name: COLUMN player_event.player_mode; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.player_mode IS 'The player''s mode when the input was applied (the result''s "mode"; null in events older than issue 14).';
-
--- Name: COLUMN player_event.n; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.n IS 'A message''s number in the player''s life (the result''s "n"); null for the other kinds.';
-
--- Name: COLUMN player_event.mood; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.mood IS 'The mood after a message (the result''s mood.state); null for the other kinds.';
-
--- Name: COLUMN player_event.fallback_reason; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.fallback_reason IS 'A message''s fallback reason (the result''s fallback.reason); null for the other kinds.';
-
--- Name: COLUMN player_event.fallback_needed; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.fallback_needed IS 'Whether the message needed the LLM (the result''s fallback.needed); null for the other kinds.';
-
--- Name: COLUMN player_event.message_id; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.message_id IS 'The caller''s id of the message, as given (in no index: message_key is its identity).';
-
--- Name: COLUMN player_event.input; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.input IS 'The input as bayes_engine.eventlog packs it (a few dozen bytes); bayes.event_input(kind, input) gives its JSON.';
-
--- Name: COLUMN player_event.recorded_at; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.recorded_at IS 'When the engine wrote the event (clock_timestamp() at the write; null before issue 16). Increases with event_id up to the jitter of concurrent writes: bayes.event_id_at finds a window''s first event by it.';
-
--- Name: COLUMN player_event.db_time_us; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.db_time_us IS 'A message''s time inside the database in microseconds: from the start of bayes_process_message to just before its write (clock_timestamp()); null for the other kinds and before issue 16.';
-
--- Name: COLUMN player_event.observations; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.player_event.observations IS 'A message''s number of metric features that fired (the result''s "observations"; 0: no_signals); null for the other kinds and before issue 16.';
-
 -- Name: player_event_event_id_seq; Type: SEQUENCE; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.player_event ALTER COLUMN event_id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME bayes.player_event_event_id_seq
@@ -3641,53 +3816,6 @@ COMMENT ON COLUMN bayes.py_module.code IS 'The module''s source compiled by the 
 -- Name: COLUMN py_module.code_magic; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON COLUMN bayes.py_module.code_magic IS 'The bytecode magic number of the Python that compiled code: bayes.py_load() uses code only when it equals its own.';
 
--- Name: retention_run; Type: TABLE; Schema: bayes; Owner: postgres
-CREATE TABLE bayes.retention_run (
-    run_id bigint NOT NULL,
-    horizon timestamp with time zone NOT NULL,
-    batch_size integer NOT NULL,
-    status text DEFAULT 'running'::text NOT NULL,
-    players bigint DEFAULT 0 NOT NULL,
-    events_deleted bigint DEFAULT 0 NOT NULL,
-    results_expired bigint DEFAULT 0 NOT NULL,
-    skipped bigint DEFAULT 0 NOT NULL,
-    batches integer DEFAULT 0 NOT NULL,
-    started_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
-    finished_at timestamp with time zone,
-    sqlstate text,
-    error text,
-    CONSTRAINT retention_run_error_when_failed CHECK ((((status = 'failed'::text) = (error IS NOT NULL)) AND ((error IS NULL) = (sqlstate IS NULL)))),
-    CONSTRAINT retention_run_finished_when_not_running CHECK (((status = 'running'::text) = (finished_at IS NULL))),
-    CONSTRAINT retention_run_status_known CHECK ((status = ANY (ARRAY['running'::text, 'done'::text, 'interrupted'::text, 'overlapped'::text, 'failed'::text])))
-);
-
--- Name: TABLE retention_run; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.retention_run IS 'Log of the retention runs (bayes.run_retention_command): one row per run, updated after every batch. status: running (in progress, or its server died: the next run marks it interrupted), done, failed (sqlstate and error say why; its lock was released), interrupted, overlapped (another run held the lock; it did nothing).';
-
--- Name: COLUMN retention_run.horizon; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.retention_run.horizon IS 'p_now - event_retention_days: the run folded and deleted events that occurred before this instant.';
-
--- Name: COLUMN retention_run.status; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.retention_run.status IS 'running, done, failed, interrupted (the server or the session died during the run; set by the next run) or overlapped.';
-
--- Name: COLUMN retention_run.players; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.retention_run.players IS 'Players whose checkpoint moved (committed batches).';
-
--- Name: COLUMN retention_run.events_deleted; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.retention_run.events_deleted IS 'Events folded into checkpoints and deleted (committed batches).';
-
--- Name: COLUMN retention_run.results_expired; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.retention_run.results_expired IS 'Stored first results removed by bayes.expire_event_results, when the database has it.';
-
--- Name: COLUMN retention_run.skipped; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.retention_run.skipped IS 'Players whose log could not be replayed (DATA_CORRUPTED): nothing of theirs was deleted; the run''s WARNINGs name them.';
-
--- Name: COLUMN retention_run.sqlstate; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.retention_run.sqlstate IS 'SQLSTATE of the error that ended a failed run; null unless status is failed.';
-
--- Name: COLUMN retention_run.error; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.retention_run.error IS 'Message of the error that ended a failed run (the caller got the same error); null unless status is failed.';
-
 -- Name: retention_run_run_id_seq; Type: SEQUENCE; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.retention_run ALTER COLUMN run_id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME bayes.retention_run_run_id_seq
@@ -3697,29 +3825,6 @@ ALTER TABLE bayes.retention_run ALTER COLUMN run_id ADD GENERATED ALWAYS AS IDEN
     NO MAXVALUE
     CACHE 1
 );
-
--- Name: retention_skipped; Type: TABLE; Schema: bayes; Owner: postgres
-CREATE TABLE bayes.retention_skipped (
-    run_id bigint NOT NULL,
-    user_id uuid NOT NULL,
-    error text NOT NULL,
-    skipped_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
-);
-
--- Name: TABLE retention_skipped; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON TABLE bayes.retention_skipped IS 'Players whose events a retention run could not fold into a checkpoint because their log cannot be replayed (their events stay): one row per run and player. Deleting a run deletes its rows; a deleted player keeps his (it is a log).';
-
--- Name: COLUMN retention_skipped.run_id; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.retention_skipped.run_id IS 'The run (bayes.retention_run) that skipped the player.';
-
--- Name: COLUMN retention_skipped.user_id; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.retention_skipped.user_id IS 'The player whose old events were left in bayes.player_event.';
-
--- Name: COLUMN retention_skipped.error; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.retention_skipped.error IS 'Why his log cannot be replayed: the engine''s message, naming the event (bayes.replay(user_id) raises the same).';
-
--- Name: COLUMN retention_skipped.skipped_at; Type: COMMENT; Schema: bayes; Owner: postgres
-COMMENT ON COLUMN bayes.retention_skipped.skipped_at IS 'When the run skipped the player (its batch).';
 
 -- Name: rollout; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.rollout (
@@ -3976,6 +4081,9 @@ GRANT ALL ON FUNCTION bayes.alerts() TO service_role;
 -- Name: FUNCTION apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone, p_started_at timestamp with time zone); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_id text, p_input json, p_occurred_at timestamp with time zone, p_message_at timestamp with time zone, p_started_at timestamp with time zone) FROM PUBLIC;
 
+-- Name: FUNCTION apply_params_document(p_document jsonb); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.apply_params_document(p_document jsonb) FROM PUBLIC;
+
 -- Name: FUNCTION assert_may_read(p_user_id uuid); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) TO authenticated;
@@ -4169,6 +4277,10 @@ GRANT ALL ON FUNCTION bayes.mood(p_state jsonb) TO service_role;
 -- Name: FUNCTION pack_event_input(p_kind bayes.event_kind, p_input jsonb); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.pack_event_input(p_kind bayes.event_kind, p_input jsonb) FROM PUBLIC;
 
+-- Name: FUNCTION params_document(); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.params_document() FROM PUBLIC;
+GRANT ALL ON FUNCTION bayes.params_document() TO service_role;
+
 -- Name: FUNCTION params_snapshot(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.params_snapshot() FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.params_snapshot() TO authenticated;
@@ -4295,6 +4407,27 @@ GRANT ALL ON FUNCTION bayes.top_vice(p_state jsonb) TO service_role;
 REVOKE ALL ON FUNCTION bayes.user_bucket(p_user_id uuid, p_salt text) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.user_bucket(p_user_id uuid, p_salt text) TO service_role;
 
+-- Name: TABLE decay_run; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.decay_run TO service_role;
+
+-- Name: TABLE decay_skipped; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.decay_skipped TO service_role;
+
+-- Name: TABLE event_result; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.event_result TO service_role;
+
+-- Name: TABLE player_checkpoint; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.player_checkpoint TO service_role;
+
+-- Name: TABLE player_event; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.player_event TO service_role;
+
+-- Name: TABLE retention_run; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.retention_run TO service_role;
+
+-- Name: TABLE retention_skipped; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.retention_skipped TO service_role;
+
 -- Name: FUNCTION bayes_advance_chapter(p_user_id uuid, p_chapter integer); Type: ACL; Schema: public; Owner: postgres
 REVOKE ALL ON FUNCTION public.bayes_advance_chapter(p_user_id uuid, p_chapter integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.bayes_advance_chapter(p_user_id uuid, p_chapter integer) TO service_role;
@@ -4334,15 +4467,6 @@ GRANT ALL ON FUNCTION public.bayes_record_outcome(p_user_id uuid, p_decision tex
 GRANT SELECT ON TABLE bayes.chapter_params TO authenticated;
 GRANT SELECT ON TABLE bayes.chapter_params TO service_role;
 
--- Name: TABLE decay_run; Type: ACL; Schema: bayes; Owner: postgres
-GRANT SELECT ON TABLE bayes.decay_run TO service_role;
-
--- Name: TABLE decay_skipped; Type: ACL; Schema: bayes; Owner: postgres
-GRANT SELECT ON TABLE bayes.decay_skipped TO service_role;
-
--- Name: TABLE event_result; Type: ACL; Schema: bayes; Owner: postgres
-GRANT SELECT ON TABLE bayes.event_result TO service_role;
-
 -- Name: TABLE health_change; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.health_change TO service_role;
 
@@ -4363,24 +4487,12 @@ GRANT SELECT ON TABLE bayes.params_revision TO service_role;
 -- Name: TABLE partition; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.partition TO service_role;
 
--- Name: TABLE player_checkpoint; Type: ACL; Schema: bayes; Owner: postgres
-GRANT SELECT ON TABLE bayes.player_checkpoint TO service_role;
-
--- Name: TABLE player_event; Type: ACL; Schema: bayes; Owner: postgres
-GRANT SELECT ON TABLE bayes.player_event TO service_role;
-
 -- Name: TABLE player_summary; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.player_summary TO service_role;
 
 -- Name: TABLE py_module; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.py_module TO authenticated;
 GRANT SELECT ON TABLE bayes.py_module TO service_role;
-
--- Name: TABLE retention_run; Type: ACL; Schema: bayes; Owner: postgres
-GRANT SELECT ON TABLE bayes.retention_run TO service_role;
-
--- Name: TABLE retention_skipped; Type: ACL; Schema: bayes; Owner: postgres
-GRANT SELECT ON TABLE bayes.retention_skipped TO service_role;
 
 -- Name: TABLE rollout; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.rollout TO service_role;

@@ -316,3 +316,26 @@ comment on function bayes_partition.bayes_fallback_check is
 'public.bayes_fallback_check as API role p_role with JWT claims p_claims, session seed p_seed (setting bayes.seed) and the caller''s TimeZone p_timezone: the proxy''s call (issue 17).';
 revoke all on function bayes_partition.bayes_fallback_check from public;
 grant execute on function bayes_partition.bayes_fallback_check to bayes_proxy;
+
+create or replace function bayes_partition.delete_player(p_role text, p_claims text, p_user_id uuid)
+returns bigint
+language plpgsql
+volatile
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    v_deleted bigint;
+begin
+    perform set_config('role', bayes_partition.caller_role(p_role), true);
+    perform set_config('request.jwt.claims', coalesce(p_claims, ''), true);
+    delete from public.user_bayesian_state as s where s.user_id = p_user_id;
+    get diagnostics v_deleted = row_count;
+    return v_deleted;
+end
+$$;
+
+comment on function bayes_partition.delete_player is
+'Deletes player p_user_id''s state (and, by its trigger, his events) as API role p_role with JWT claims p_claims, with that role''s privileges and row-level security: a DELETE of the proxy''s view public.user_bayesian_state (issue 17). Returns the rows deleted (0 or 1).';
+revoke all on function bayes_partition.delete_player from public;
+grant execute on function bayes_partition.delete_player to bayes_proxy;

@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import math
 import random
-import re
 import time
 import uuid
 
@@ -33,8 +32,8 @@ import numpy as np
 import psycopg
 import pytest
 from bayes_dev import decay_runs, lifetime, players, retention_runs
+from bayes_dev.analytics_doc import DOC, analyst_setup, doc_blocks
 from bayes_dev.reference import edgeworth
-from bayes_dev.support import ROOT
 from bayes_engine import model, vocab
 from bayes_engine.params import Params
 from psycopg import errors
@@ -43,7 +42,6 @@ from scipy import stats
 
 pytestmark = pytest.mark.db
 
-DOC = ROOT / "docs" / "analytics.md"
 POPULATION = 2000
 RPC_PLAYERS = 20
 DECAY_RUN_INSTANT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -52,23 +50,6 @@ DECAY_RUN_INSTANT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 # --------------------------------------------------------------------------
 # The document
 # --------------------------------------------------------------------------
-
-FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```\s*$", re.S | re.M)
-HEADING = re.compile(r"^#+ (.+)$", re.M)
-
-
-def doc_blocks(info: str) -> list[tuple[str, str]]:
-    """(id, text) of every fenced block of docs/analytics.md whose info string is exactly `info`."""
-    text = DOC.read_text()
-    out = []
-    for match in FENCE.finditer(text):
-        if match.group(1).strip() != info:
-            continue
-        headings = HEADING.findall(text[: match.start()])
-        section = re.sub(r"[^a-z0-9]+", "-", headings[-1].lower()).strip("-") if headings else "top"
-        out.append((f"{len(out) + 1:02d}-{section}", match.group(2)))
-    return out
-
 
 QUERIES = doc_blocks("sql")
 SETUP = doc_blocks("sql setup")
@@ -223,14 +204,6 @@ def test_doc_query_runs_as_service_role(population, dsn, sql):
         conn.execute("set local role service_role")
         run_query(conn, sql)
         conn.rollback()
-
-
-def analyst_setup(role: str, bypassrls: bool = True) -> str:
-    """The document's setup block for a role of another name (roles are cluster-wide)."""
-    sql = SETUP[0][1]
-    assert sql.count("create role analyst ") == 1 and "bypassrls" in sql
-    sql = re.sub(r"\banalyst\b", role, sql)
-    return sql if bypassrls else sql.replace(" bypassrls", " nobypassrls")
 
 
 @pytest.mark.parametrize("sql", [q for _, q in QUERIES], ids=[i for i, _ in QUERIES])

@@ -11,11 +11,6 @@ begin;
 select plan(27);
 
 select exists (select from pg_catalog.pg_foreign_server where srvname = 'bayes_partitions') as partitioned \gset
--- Until the proxy reads the partitions' states through its own
--- public.user_bayesian_state (issue 17, the analytics part), that table is
--- the proxy's own, which holds no player: its reads are TODO there.
-select :'partitioned'::boolean and (select c.relkind = 'r' from pg_catalog.pg_class as c
-    where c.oid = 'public.user_bayesian_state'::regclass) as states_elsewhere \gset
 
 \if :partitioned
 do $$
@@ -49,9 +44,6 @@ reset role;
 -- player A: his own row, read only.
 set local role authenticated;
 select set_config('request.jwt.claims', '{"role": "authenticated", "sub": "00000000-0000-4000-8000-00000000000a"}', true);
-\if :states_elsewhere
-select todo('the proxy''s public.user_bayesian_state is not yet the partitions'' states', 1);
-\endif
 select results_eq(
     'select user_id from public.user_bayesian_state',
     $$values ('00000000-0000-4000-8000-00000000000a'::uuid)$$,
@@ -91,9 +83,6 @@ reset role;
 -- player B: likewise, only B.
 set local role authenticated;
 select set_config('request.jwt.claims', '{"role": "authenticated", "sub": "00000000-0000-4000-8000-00000000000b"}', true);
-\if :states_elsewhere
-select todo('the proxy''s public.user_bayesian_state is not yet the partitions'' states', 1);
-\endif
 select results_eq(
     'select user_id from public.user_bayesian_state',
     $$values ('00000000-0000-4000-8000-00000000000b'::uuid)$$,
@@ -112,9 +101,6 @@ reset role;
 -- service_role: the backend, everything through RLS.
 set local role service_role;
 select set_config('request.jwt.claims', '{"role": "service_role"}', true);
-\if :states_elsewhere
-select todo('the proxy''s public.user_bayesian_state is not yet the partitions'' states', 1);
-\endif
 select is(
     (select count(*)::int from public.user_bayesian_state
      where user_id in ('00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-00000000000b')),

@@ -53,6 +53,7 @@ select set_eq(
       ('bayes.loaded_build()', 'service_role'),
       ('bayes.params_snapshot()', 'authenticated'),
       ('bayes.params_snapshot()', 'service_role'),
+      ('bayes.params_document()', 'service_role'),
       ('bayes.py_load()', 'authenticated'),
       ('bayes.raise_error(text,text,text)', 'authenticated'),
       ('bayes.raise_error(text,text,text)', 'service_role'),

@@ -1,4 +1,4 @@
--- Every function of the engine says what it is: security invoker (two are
+-- Every function of the engine says what it is: security invoker (a few are
 -- definer, for reasons their comments give), a pinned
 -- search_path, an explicit volatility, and a comment.
 begin;
@@ -17,8 +17,9 @@ select set_eq(
       ('bayes_process_message(uuid,text,timestamp with time zone,text,double precision,boolean)'),
       ('bayes_apply_llm_scores(uuid,jsonb,text,jsonb,text)'),
       ('bayes_record_outcome(uuid,text,boolean)'),
-      ('bayes_advance_chapter(uuid,integer)')$$,
-    'the security definer functions: the trigger that deletes a deleted state''s events, and the four writer RPCs'
+      ('bayes_advance_chapter(uuid,integer)'),
+      ('bayes_partition.set_params(jsonb)')$$,
+    'the security definer functions: the trigger that deletes a deleted state''s events, the four writer RPCs, and the partition''s parameter writer (issue 17)'
 );
 select is_empty(
     $$select signature from engine_function
@@ -85,6 +86,8 @@ select set_eq(
       ('bayes.describe_state(jsonb)', 's'),
       ('bayes.loaded_build()', 'v'),
       ('bayes.params_snapshot()', 's'),
+      ('bayes.params_document()', 's'),
+      ('bayes.apply_params_document(jsonb)', 'v'),
       ('bayes.py_load()', 'v'),
       ('bayes.raise_error(text,text,text)', 's'),
       ('bayes.state_composite(jsonb)', 'i'),
@@ -139,7 +142,20 @@ select set_eq(
       ('bayes_partition.bayes_boss_readiness(text,text,text,text,uuid,text)', 's'),
       ('bayes_partition.bayes_fallback_check(text,text,text,text,uuid)', 's'),
       ('bayes_partition.health_parts(timestamp with time zone,integer[],timestamp with time zone,bigint)', 's'),
-      ('bayes_partition.partition_index()', 's')$$,
+      ('bayes_partition.partition_index()', 's'),
+      ('bayes_partition.user_bayesian_state(text,text)', 's'),
+      ('bayes_partition.player_event(text,text)', 's'),
+      ('bayes_partition.event_result(text,text)', 's'),
+      ('bayes_partition.player_checkpoint(text,text)', 's'),
+      ('bayes_partition.decay_run(text,text)', 's'),
+      ('bayes_partition.decay_skipped(text,text)', 's'),
+      ('bayes_partition.retention_run(text,text)', 's'),
+      ('bayes_partition.retention_skipped(text,text)', 's'),
+      ('bayes_partition.shadow_pairs(text,text,timestamp with time zone,timestamp with time zone)', 's'),
+      ('bayes_partition.evaluate_policy(text,text,jsonb,uuid[],timestamp with time zone,timestamp with time zone)', 's'),
+      ('bayes_partition.params_document()', 's'),
+      ('bayes_partition.set_params(jsonb)', 'v'),
+      ('bayes_partition.delete_player(text,text,uuid)', 'v')$$,
     'volatility of every engine function'
 );
 
