@@ -16,9 +16,7 @@ def test_each_player_lives_on_the_partition_of_his_hash(pstack, proxy_db, partit
     n = len(partition_dbs)
     players = [uuid.uuid4() for _ in range(24)]
     for user_id in players:
-        proxy_db.execute(
-            "select public.bayes_process_message(%s, 'hello, how was your day?', now(), 'm1')", (user_id,)
-        )
+        proxy_db.execute("select public.bayes_process_message(%s, 'hello, how was your day?', now(), 'm1')", (user_id,))
     for user_id in players:
         (expected,) = proxy_db.execute("select hashtext(%s::text) & %s", (str(user_id), n - 1)).fetchone()
         found = [
