@@ -221,6 +221,90 @@ $$;
 -- Name: FUNCTION assert_may_read(p_user_id uuid); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.assert_may_read(p_user_id uuid) IS 'Raises 42501 unless the caller is the backend (not anon, not authenticated) or the authenticated player p_user_id.';
 
+-- Name: become_partition(integer, integer); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.become_partition(p_index integer, p_count integer) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_current bayes.partition;
+    v_foreign bigint;
+    v_next bigint;
+begin
+    if p_count is null or p_index is null then
+        perform bayes.raise_error('22004', 'p_index and p_count must not be null');
+    end if;
+    if p_count < 1 or p_count & (p_count - 1) <> 0 or p_index < 0 or p_index >= p_count then
+        perform bayes.raise_error(
+            '22023',
+            format('no partition %s of %s', p_index, p_count),
+            'p_count is a power of two (PL/Proxy routes by hash & (p_count - 1)), 0 <= p_index < p_count.'
+        );
+    end if;
+    select p.* into v_current from bayes.partition as p;
+    if found then
+        if (v_current.partition_index, v_current.partition_count) = (p_index, p_count) then
+            return;  -- already this partition
+        end if;
+        perform bayes.raise_error(
+            '55000',
+            format(
+                'this database is already partition %s of %s',
+                v_current.partition_index, v_current.partition_count
+            ),
+            'A partition is moved whole (docs/partitions.md); the number of partitions is fixed.'
+        );
+    end if;
+    select count(*) into v_foreign
+    from public.user_bayesian_state as s
+    where (hashtext(s.user_id::text) & (p_count - 1)) <> p_index;
+    if v_foreign > 0 then
+        perform bayes.raise_error(
+            '23514',
+            format('%s players of this database belong to other partitions than %s of %s', v_foreign, p_index, p_count)
+        );
+    end if;
+
+    -- No auth.users: a player exists when he first writes.
+    alter table public.user_bayesian_state drop constraint if exists user_bayesian_state_user_id_fkey;
+    -- Each partition refuses the rows of the others.
+    execute format(
+        'alter table public.user_bayesian_state add constraint user_bayesian_state_partition '
+        'check ((hashtext(user_id::text) & %s) = %s)',
+        p_count - 1, p_index
+    );
+    execute format(
+        'alter table bayes.player_event add constraint player_event_partition '
+        'check ((hashtext(user_id::text) & %s) = %s)',
+        p_count - 1, p_index
+    );
+    execute format(
+        'alter table bayes.player_checkpoint add constraint player_checkpoint_partition '
+        'check ((hashtext(user_id::text) & %s) = %s)',
+        p_count - 1, p_index
+    );
+    -- Event ids unique across partitions (the proxy's views join on them):
+    -- partition i numbers its events i + 1, i + 1 + n, i + 1 + 2n, ... in its
+    -- log order.
+    select greatest(coalesce(max(e.event_id), 0), 0) + 1 into v_next from bayes.player_event as e;
+    v_next := v_next + ((p_index + 1 - v_next) % p_count + p_count) % p_count;
+    execute format(
+        'alter table bayes.player_event alter column event_id set increment by %s restart with %s',
+        p_count, v_next
+    );
+
+    -- The proxy's login may act as an API role (only through bayes_partition).
+    grant anon, authenticated, service_role to bayes_proxy;
+    alter role bayes_proxy set datestyle = 'ISO';
+    alter role bayes_proxy set timezone = 'UTC';
+
+    insert into bayes.partition (partition_index, partition_count) values (p_index, p_count);
+end
+$$;
+
+-- Name: FUNCTION become_partition(p_index integer, p_count integer); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.become_partition(p_index integer, p_count integer) IS 'Makes this database partition p_index of p_count (a power of two) of the partitioned mode, once (issue 17): drops the foreign key to auth.users, adds checks that refuse the rows of other partitions (hashtext(user_id::text) & (p_count - 1) = p_index), numbers events so that their ids are unique across partitions, lets bayes_proxy act as the API roles. 23514 when the database holds players of other partitions, 55000 when it is already another partition. Superuser only.';
+
 -- Name: begin_decay_run(timestamp with time zone, integer); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.begin_decay_run(p_now timestamp with time zone, p_batch integer) RETURNS bigint
     LANGUAGE plpgsql
@@ -3375,6 +3459,20 @@ CREATE TABLE bayes.params_revision (
 -- Name: TABLE params_revision; Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON TABLE bayes.params_revision IS 'One row: revision of the parameters (bayes.chapter_params, bayes.params) and of the code (bayes.py_module), bumped by a statement trigger on any change to them.';
 
+-- Name: partition; Type: TABLE; Schema: bayes; Owner: postgres
+CREATE TABLE bayes.partition (
+    singleton boolean DEFAULT true NOT NULL,
+    partition_index integer NOT NULL,
+    partition_count integer NOT NULL,
+    became_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT partition_count_power_of_two CHECK (((partition_count >= 1) AND ((partition_count & (partition_count - 1)) = 0))),
+    CONSTRAINT partition_index_in_range CHECK (((partition_index >= 0) AND (partition_index < partition_count))),
+    CONSTRAINT partition_singleton_check CHECK (singleton)
+);
+
+-- Name: TABLE partition; Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON TABLE bayes.partition IS 'Which partition of the partitioned mode this database is (issue 17): one row (partition_index, partition_count) written by bayes.become_partition, none on a single node. Its players are those with hashtext(user_id::text) & (partition_count - 1) = partition_index.';
+
 -- Name: player_checkpoint; Type: TABLE; Schema: bayes; Owner: postgres
 CREATE TABLE bayes.player_checkpoint (
     user_id uuid NOT NULL,
@@ -3673,6 +3771,10 @@ ALTER TABLE ONLY bayes.params
 ALTER TABLE ONLY bayes.params_revision
     ADD CONSTRAINT params_revision_pkey PRIMARY KEY (singleton);
 
+-- Name: partition partition_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
+ALTER TABLE ONLY bayes.partition
+    ADD CONSTRAINT partition_pkey PRIMARY KEY (singleton);
+
 -- Name: player_checkpoint player_checkpoint_pkey; Type: CONSTRAINT; Schema: bayes; Owner: postgres
 ALTER TABLE ONLY bayes.player_checkpoint
     ADD CONSTRAINT player_checkpoint_pkey PRIMARY KEY (user_id);
@@ -3818,6 +3920,12 @@ ALTER TABLE bayes.params_revision ENABLE ROW LEVEL SECURITY;
 -- Name: params_revision params_revision_readable; Type: POLICY; Schema: bayes; Owner: postgres
 CREATE POLICY params_revision_readable ON bayes.params_revision FOR SELECT TO authenticated, service_role USING (true);
 
+-- Name: partition; Type: ROW SECURITY; Schema: bayes; Owner: postgres
+ALTER TABLE bayes.partition ENABLE ROW LEVEL SECURITY;
+
+-- Name: partition partition_readable; Type: POLICY; Schema: bayes; Owner: postgres
+CREATE POLICY partition_readable ON bayes.partition FOR SELECT TO service_role USING (true);
+
 -- Name: player_checkpoint; Type: ROW SECURITY; Schema: bayes; Owner: postgres
 ALTER TABLE bayes.player_checkpoint ENABLE ROW LEVEL SECURITY;
 
@@ -3872,6 +3980,9 @@ REVOKE ALL ON FUNCTION bayes.apply_input(p_kind text, p_user_id uuid, p_message_
 REVOKE ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION bayes.assert_may_read(p_user_id uuid) TO service_role;
+
+-- Name: FUNCTION become_partition(p_index integer, p_count integer); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.become_partition(p_index integer, p_count integer) FROM PUBLIC;
 
 -- Name: FUNCTION begin_decay_run(p_now timestamp with time zone, p_batch integer); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.begin_decay_run(p_now timestamp with time zone, p_batch integer) FROM PUBLIC;
@@ -4248,6 +4359,9 @@ GRANT SELECT ON TABLE bayes.params TO service_role;
 -- Name: TABLE params_revision; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.params_revision TO authenticated;
 GRANT SELECT ON TABLE bayes.params_revision TO service_role;
+
+-- Name: TABLE partition; Type: ACL; Schema: bayes; Owner: postgres
+GRANT SELECT ON TABLE bayes.partition TO service_role;
 
 -- Name: TABLE player_checkpoint; Type: ACL; Schema: bayes; Owner: postgres
 GRANT SELECT ON TABLE bayes.player_checkpoint TO service_role;

@@ -128,7 +128,8 @@ select set_eq(
       ('bayes.health_lock_key()', 'i'),
       ('bayes.record_health()', 'v'),
       ('bayes.schedule_health(text)', 'v'),
-      ('bayes.alerts()', 's')$$,
+      ('bayes.alerts()', 's'),
+      ('bayes.become_partition(integer,integer)', 'v')$$,
     'volatility of every engine function'
 );
 
