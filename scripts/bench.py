@@ -71,6 +71,12 @@ variants made from their own text without them, in alternating blocks), and
 one bayes.health(), bayes.record_health() and bayes.event_id_at on a log of a
 million events against a scan of that log: scripts/bench_health.py (it starts
 by emptying auth.users and the event log of the bench's stack).
+
+The partitioned mode (--only partitions, issue 17): per-call latency through
+the PL/Proxy proxy against a direct call on the player's partition, step by
+step, and the throughput of the whole at 1, 2 and 4 clients against the single
+node: scripts/bench_partitions.py, on a partitioned stack (4 partitions) that
+scripts/bench starts beside the single node when the section runs.
 """
 
 from __future__ import annotations
@@ -94,10 +100,11 @@ import bench_api
 import bench_eventlog
 import bench_fallback
 import bench_health
+import bench_partitions
 import bench_shadow
 import psycopg
 from bayes_dev import players as population
-from bayes_dev.support import stack_env
+from bayes_dev.support import partitioned_stack_env, stack_env
 from bayes_engine import codec, cohort, decay_due, eventlog, events
 from bayes_engine.model import Message, RowTimes
 from bayes_engine.params import Params
@@ -617,7 +624,7 @@ def live_bench(dsn: str, args) -> list[Target]:
 
 # --- main ------------------------------------------------------------------
 
-SECTIONS = ("message", "api", "decay", "live", "absence", "fallback", "shadow", "eventlog", "health")
+SECTIONS = ("message", "api", "decay", "live", "absence", "fallback", "shadow", "eventlog", "health", "partitions")
 
 
 def main() -> int:
@@ -641,6 +648,7 @@ def main() -> int:
     bench_shadow.add_arguments(parser)
     bench_eventlog.add_arguments(parser)
     bench_health.add_arguments(parser)
+    bench_partitions.add_arguments(parser)
     args = parser.parse_args()
     sections = [name for name in SECTIONS if name in (args.only or SECTIONS)]
 
@@ -682,6 +690,8 @@ def main() -> int:
         targets.setdefault("issue 15", []).extend(bench_eventlog.run(dsn, args))
     if "health" in sections:
         targets["issue 16"] = bench_health.run(dsn, args)
+    if "partitions" in sections:
+        targets["issue 17"] = bench_partitions.run(stack_env(), partitioned_stack_env(), args)
     for issue, checks in targets.items():
         print(f"\ntargets ({issue}):")
         width = max(len(label) for label, _, _ in checks) + 1

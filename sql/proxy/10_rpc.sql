@@ -28,18 +28,24 @@ revoke all on schema bayes_remote from public;
 -- login that set none. A caller that is neither anon nor authenticated and
 -- may execute the RPC here (service_role, postgres, a role granted EXECUTE)
 -- is the backend, as on a single node: service_role on the partition.
+-- PL/pgSQL, not SQL: a SQL function with a SET clause is not inlined and is
+-- parsed and planned again in every transaction that calls it (45-60 us a
+-- call, measured by scripts/bench --only partitions); PL/pgSQL keeps its
+-- plan for the session.
 create or replace function bayes_remote.caller_role()
 returns text
-language sql
+language plpgsql
 stable
 security invoker
 set search_path = pg_catalog, pg_temp
 as $$
-    select case current_setting('role')
+begin
+    return case current_setting('role')
         when 'anon' then 'anon'
         when 'authenticated' then 'authenticated'
         else 'service_role'
-    end
+    end;
+end
 $$;
 
 comment on function bayes_remote.caller_role is
