@@ -92,8 +92,9 @@ revoke all on function bayes.become_partition from public, anon, authenticated, 
 -- The entry points: bayes_partition.<rpc>(p_role, p_claims, p_seed,
 -- p_timezone, <the RPC's arguments>) runs public.<rpc> as API role p_role with
 -- JWT claims p_claims, as the proxy decided them from its caller
--- (sql/proxy/10_rpc.sql), the caller's session seed of the random draws
--- (setting bayes.seed, MODEL.md section 4.4) and the caller's TimeZone. The
+-- (sql/proxy/11_rpc_writers.sql and 12_rpc_readers.sql), the caller's
+-- session seed of the random draws (setting bayes.seed, MODEL.md section
+-- 4.4) and the caller's TimeZone. The
 -- TimeZone is set after the arguments were read (in UTC, the connection's):
 -- it only writes the instants of the answer (jsonb: last_message_at,
 -- decayed_at, updated_at) with the caller's offset, as a single node writes

@@ -3965,7 +3965,7 @@ comment on function public.bayes_metrics is
 revoke all on function public.bayes_metrics from public, anon, authenticated, service_role;
 grant execute on function public.bayes_metrics to service_role;
 
--- file sql/functions/95_partition.sql sha256 266d8a8481e88979919a801f8606d267938382b3f6178610d18e97235fd4f8b4
+-- file sql/functions/95_partition.sql sha256 5c3598becf585c9335f610bdb947e33400e8e1c5e49291f849bf77dd3ee25193
 -- The partition's side of the partitioned mode (issue 17, migration 0019):
 -- bayes.become_partition, and the entry points the proxy calls as role
 -- bayes_proxy (sql/proxy/ defines the proxy's side).
@@ -4060,8 +4060,9 @@ revoke all on function bayes.become_partition from public, anon, authenticated, 
 -- The entry points: bayes_partition.<rpc>(p_role, p_claims, p_seed,
 -- p_timezone, <the RPC's arguments>) runs public.<rpc> as API role p_role with
 -- JWT claims p_claims, as the proxy decided them from its caller
--- (sql/proxy/10_rpc.sql), the caller's session seed of the random draws
--- (setting bayes.seed, MODEL.md section 4.4) and the caller's TimeZone. The
+-- (sql/proxy/11_rpc_writers.sql and 12_rpc_readers.sql), the caller's
+-- session seed of the random draws (setting bayes.seed, MODEL.md section
+-- 4.4) and the caller's TimeZone. The
 -- TimeZone is set after the arguments were read (in UTC, the connection's):
 -- it only writes the instants of the answer (jsonb: last_message_at,
 -- decayed_at, updated_at) with the caller's offset, as a single node writes
