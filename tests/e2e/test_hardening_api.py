@@ -8,7 +8,7 @@ import json
 
 import psycopg
 import pytest
-from bayes_dev.support import new_player
+from bayes_dev.support import MODES, new_player
 from postgrest.exceptions import APIError
 
 pytestmark = pytest.mark.e2e
@@ -31,17 +31,23 @@ GARBAGE = [
 ]
 
 
+# The partitioned mode (issue 17): at the proxy the table is a view over the
+# partitions, whose writes answer as the single node's table does (a state's
+# DELETE is routed to the player's partition); the rows are read where they
+# live (home).
+@pytest.mark.parametrize("mode", MODES, indirect=True)
 @pytest.mark.parametrize("state", GARBAGE, ids=["chapter only", "unknown key", "a string"])
-def test_service_role_cannot_update_the_state_table(service, player, db, state):
-    before = state_row(db, player)
+def test_service_role_cannot_update_the_state_table(service, player, home, state):
+    before = state_row(home(player), player)
     with pytest.raises(APIError) as err:
         service.table("user_bayesian_state").update({"state": state}).eq("user_id", str(player)).execute()
     assert (service.status, err.value.code) == (403, "42501")
-    assert state_row(db, player) == before
+    assert state_row(home(player), player) == before
 
 
-def test_service_role_cannot_insert_or_upsert_a_state(service, db):
-    user_id = new_player(db)
+@pytest.mark.parametrize("mode", MODES, indirect=True)
+def test_service_role_cannot_insert_or_upsert_a_state(service, db, signup, home):
+    user_id = signup()
     valid = db.execute("select bayes.default_state(1)").fetchone()[0]
     for attempt in (
         lambda: service.table("user_bayesian_state").insert({"user_id": str(user_id), "state": valid}).execute(),
@@ -50,17 +56,38 @@ def test_service_role_cannot_insert_or_upsert_a_state(service, db):
         with pytest.raises(APIError) as err:
             attempt()
         assert (service.status, err.value.code) == (403, "42501")
-    assert db.execute("select count(*) from public.user_bayesian_state where user_id = %s", (user_id,)).fetchone() == (
-        0,
-    )
+    assert home(user_id).execute(
+        "select count(*) from public.user_bayesian_state where user_id = %s", (user_id,)
+    ).fetchone() == (0,)
 
 
-def test_service_role_may_still_read_and_delete_a_state(service, player, db):
+@pytest.mark.parametrize("mode", MODES, indirect=True)
+def test_service_role_may_still_read_and_delete_a_state(service, player, home):
     rows = service.table("user_bayesian_state").select("user_id, chapter").eq("user_id", str(player)).execute().data
     assert rows == [{"user_id": str(player), "chapter": 1}]
     service.table("user_bayesian_state").delete().eq("user_id", str(player)).execute()
     assert service.status in (200, 204)
-    assert state_row(db, player) is None
+    assert state_row(home(player), player) is None
+
+
+@pytest.mark.parametrize("mode", MODES, indirect=True)
+def test_deleting_a_state_deletes_its_events_and_a_player_may_not(service, player_client, signup, home):
+    user_id = signup()
+    for i in range(3):
+        service.rpc("bayes_process_message", {"p_user_id": str(user_id), "p_message": f"hi {i}"})
+    assert state_row(home(user_id), user_id)[2] == 3
+    with pytest.raises(APIError) as err:
+        player_client(user_id).table("user_bayesian_state").delete().eq("user_id", str(user_id)).execute()
+    assert err.value.code == "42501"
+    assert state_row(home(user_id), user_id)[2] == 3
+    service.table("user_bayesian_state").delete().eq("user_id", str(user_id)).execute()
+    assert state_row(home(user_id), user_id) is None
+    assert home(user_id).execute(
+        "select count(*) from bayes.player_event where user_id = %s", (user_id,)
+    ).fetchone() == (0,)
+    with pytest.raises(APIError) as err:
+        service.rpc("bayes_get_state", {"p_user_id": str(user_id)})
+    assert (service.status, err.value.code) == (404, "P0002")
 
 
 def mutated(db, user_id, path: list, value) -> str:
