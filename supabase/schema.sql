@@ -1478,6 +1478,19 @@ $$;
 -- Name: FUNCTION health(p_windows_s integer[]); Type: COMMENT; Schema: bayes; Owner: postgres
 COMMENT ON FUNCTION bayes.health(p_windows_s integer[]) IS 'The engine''s health now: one row per signal of bayes.health_threshold (and label: a fallback reason, a sample) over each window of p_windows_s (seconds, each in [10, 604800], 22023 otherwise; default health_window_short_s and health_window_long_s, 5 minutes and 1 hour), or of the instant (window_s null: lags, sizes), or of the last health_agreement_window_h hours (shadow_agreement): its value (null: no data), the samples it rests on, its thresholds and its status (ok, warn, critical). Reads the messages of the window by primary key range (bayes.event_id_at) and the states of the players who sent them.';
 
+-- Name: health_for_snapshot(); Type: FUNCTION; Schema: bayes; Owner: postgres
+CREATE FUNCTION bayes.health_for_snapshot() RETURNS TABLE(signal text, window_s integer, label text, value double precision, samples bigint, warn double precision, critical double precision, status bayes.health_status, unit text)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    return query select * from bayes.health();
+end
+$$;
+
+-- Name: FUNCTION health_for_snapshot(); Type: COMMENT; Schema: bayes; Owner: postgres
+COMMENT ON FUNCTION bayes.health_for_snapshot() IS 'The rows a snapshot of the health signals records (bayes.record_health): bayes.health() at its default windows. The partitioned mode''s proxy replaces it (issue 17).';
+
 -- Name: health_lock_key(); Type: FUNCTION; Schema: bayes; Owner: postgres
 CREATE FUNCTION bayes.health_lock_key() RETURNS bigint
     LANGUAGE sql IMMUTABLE
@@ -2140,7 +2153,7 @@ begin
 
     insert into bayes.health_snapshot (taken_at, signal, window_s, label, value, samples, status)
     select now(), h.signal, h.window_s, h.label, h.value, h.samples, h.status
-    from bayes.health() as h
+    from bayes.health_for_snapshot() as h
     on conflict on constraint health_snapshot_key do nothing;
 
     -- every change of status since the previous snapshot (a signal never
@@ -4219,6 +4232,9 @@ REVOKE ALL ON FUNCTION bayes.fold_events(p_users uuid[], p_after bigint[], p_sta
 -- Name: FUNCTION health(p_windows_s integer[]); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.health(p_windows_s integer[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION bayes.health(p_windows_s integer[]) TO service_role;
+
+-- Name: FUNCTION health_for_snapshot(); Type: ACL; Schema: bayes; Owner: postgres
+REVOKE ALL ON FUNCTION bayes.health_for_snapshot() FROM PUBLIC;
 
 -- Name: FUNCTION health_lock_key(); Type: ACL; Schema: bayes; Owner: postgres
 REVOKE ALL ON FUNCTION bayes.health_lock_key() FROM PUBLIC;

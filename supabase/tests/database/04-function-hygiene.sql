@@ -132,6 +132,7 @@ select set_eq(
       ('bayes.record_health()', 'v'),
       ('bayes.schedule_health(text)', 'v'),
       ('bayes.alerts()', 's'),
+      ('bayes.health_for_snapshot()', 's'),
       ('bayes.become_partition(integer,integer)', 'v'),
       ('bayes_partition.caller_role(text)', 'i'),
       ('bayes_partition.bayes_process_message(text,text,text,text,uuid,text,timestamp with time zone,text,double precision,boolean)', 'v'),

@@ -3578,7 +3578,7 @@ comment on function bayes.health is
 revoke all on function bayes.health from public;
 grant execute on function bayes.health to service_role;
 
--- file sql/functions/92_health_alerts.sql sha256 cebaba5c9d70a4641d12a54e9eff0af9e8c8400524340994952d002ddfa5887a
+-- file sql/functions/92_health_alerts.sql sha256 5ea6afe099ea07d9236a468136c8bc786d1f1352d1791094cffeedd57eeb4dff
 -- Alerts on the health signals (issue 16): bayes.record_health, the pg_cron
 -- job bayes-record-health, keeps a snapshot of bayes.health a minute in
 -- bayes.health_snapshot, records every change of status in
@@ -3598,6 +3598,36 @@ return 7300215847719049218;
 comment on function bayes.health_lock_key is
 'The advisory lock key a snapshot of the health signals (bayes.record_health) holds for its transaction: two snapshots never run at once.';
 revoke all on function bayes.health_lock_key from public;
+
+-- What a snapshot records: bayes.health() at its defaults. A function of
+-- its own so that the proxy of the partitioned mode (issue 17) can replace
+-- it (sql/proxy/32_health_snapshot.sql: with a partition down, the rows of
+-- partition_up alone), and bayes.record_health stays one.
+create or replace function bayes.health_for_snapshot()
+returns table (
+    signal text,
+    window_s integer,
+    label text,
+    value double precision,
+    samples bigint,
+    warn double precision,
+    critical double precision,
+    status bayes.health_status,
+    unit text
+)
+language plpgsql
+stable
+security invoker
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    return query select * from bayes.health();
+end
+$$;
+
+comment on function bayes.health_for_snapshot is
+'The rows a snapshot of the health signals records (bayes.record_health): bayes.health() at its default windows. The partitioned mode''s proxy replaces it (issue 17).';
+revoke all on function bayes.health_for_snapshot from public;
 
 create or replace function bayes.record_health()
 returns integer
@@ -3626,7 +3656,7 @@ begin
 
     insert into bayes.health_snapshot (taken_at, signal, window_s, label, value, samples, status)
     select now(), h.signal, h.window_s, h.label, h.value, h.samples, h.status
-    from bayes.health() as h
+    from bayes.health_for_snapshot() as h
     on conflict on constraint health_snapshot_key do nothing;
 
     -- every change of status since the previous snapshot (a signal never
