@@ -264,7 +264,8 @@ def cut_wrapper(text: str, rpc: str, variant: str) -> str:
         if found != 1:
             raise RuntimeError(
                 f"bench partitions: {old!r} was found {found} times in public.{rpc} (expected once):"
-                " the wrappers of sql/proxy/11_rpc_writers.sql and 12_rpc_readers.sql changed; update cut_wrapper in scripts/bench_partitions.py"
+                " the wrappers of sql/proxy/11_rpc_writers.sql and 12_rpc_readers.sql changed;"
+                " update cut_wrapper in scripts/bench_partitions.py"
             )
         text = text.replace(old, new)
     if variant == "no_block":

@@ -143,7 +143,9 @@ def send_messages(proxy, user_ids: list) -> None:
             proxy.execute("select public.bayes_advance_chapter(%s, %s)", (user_id, 1 + p % 5))
         # players 1, 11, 21, ... write past the cold start: in mode bayes, their audits are pairs too
         gaps = [rnd.choice((20.0, 90.0, 400.0, 3000.0)) for _ in range(25 if p % 10 == 1 else 3 + p % 8)]
-        t = now - dt.timedelta(minutes=2 + 30 * (p % 40))
+        # p seconds apart: players p, p + 40 and p + 80 would otherwise write last at the same instant,
+        # and a query's ORDER BY last_message_at ... LIMIT would cut their tie either way on each side
+        t = now - dt.timedelta(minutes=2 + 30 * (p % 40), seconds=p)
         times = []
         for gap in reversed(gaps):
             times.append(t)
