@@ -173,12 +173,18 @@ def assert_same_result(fn: str, single: dict, partitioned: dict, homes) -> None:
 
 
 @pytest.fixture
-def twins(db, proxy_db):
+def twins(db, proxy_db, partition_dbs):
     """twins(k): k new player ids, the same on both sides: each an auth.users row on the single node; the
-    partitioned mode needs none."""
+    partitioned mode needs none. Player i lives on partition i mod N (ids drawn until one hashes there), so
+    that k >= N covers every partition whatever the draw."""
+    n = len(partition_dbs)
 
     def make(k: int) -> list[uuid.UUID]:
-        ids = [uuid.uuid4() for _ in range(k)]
+        ids = []
+        while len(ids) < k:
+            user_id = uuid.uuid4()
+            if partition_of(proxy_db, user_id, n) == len(ids) % n:
+                ids.append(user_id)
         for user_id in ids:
             db.execute("insert into auth.users (id, email) values (%s, %s)", (user_id, f"{user_id}@players.test"))
         return ids
