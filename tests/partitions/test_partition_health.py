@@ -768,7 +768,12 @@ def test_a_partition_down_is_an_error_naming_it_and_a_critical_alert(own_stack, 
                 proxy.execute("select * from bayes.health()")
             diag = failure.value.diag
             assert diag.message_primary == "bayes.health: partition 1 of 2 does not answer"
-            assert diag.message_detail.startswith(f"partition 1 (host=127.0.0.1 port={port} dbname=postgres): ")
+            (connstr,) = proxy.execute(
+                "select substr(o, strpos(o, '=') + 1) from pg_foreign_server as s, unnest(s.srvoptions) as o"
+                " where s.srvname = 'bayes_partitions' and o like 'partition\\_1=%'"
+            ).fetchone()
+            assert f"port={port} " in connstr
+            assert diag.message_detail.startswith(f"partition 1 ({connstr}): ")
             assert "Connection refused" in diag.message_detail
             assert "partition_up" in diag.message_hint
             # the snapshot: partition_up alone, 0 and critical for the partition down
