@@ -31,13 +31,9 @@ def mode(request) -> str:
 def stack(mode) -> dict[str, str]:
     """`scripts/stack env` of the mode's stack; the partitioned one's also has PARTITIONS, its partitions' URLs."""
     try:
-        if mode == "single":
-            return stack_env()
-        env = partitioned_stack_env()
+        return stack_env() if mode == "single" else partitioned_stack_env()
     except Exception as exc:  # noqa: BLE001 - say what to do instead
         pytest.fail(f"the local {mode} stack is not up ({exc}): run scripts/stack up, or scripts/test")
-    env["PARTITIONS"] = env["PARTITION_URLS"].split(",")
-    return env
 
 
 @pytest.fixture(scope="session")

@@ -108,8 +108,8 @@ def stack_env() -> dict[str, str]:
 
 def partitioned_stack_env() -> dict[str, str]:
     """`scripts/stack env` of the partitioned test stack that scripts/test starts
-    (BAYES_PARTITIONED_STACK_DIR and ports), with PARTITION_URLS split into a list
-    under the key PARTITIONS (comma-separated in the env output)."""
+    (BAYES_PARTITIONED_STACK_DIR and ports), and under the key PARTITIONS the list of
+    the partitions' URLs (PARTITION_URLS, comma-separated in the env output)."""
     names = ("STACK_DIR", "API_PORT", "DB_PORT", "REST_PORT")
     missing = [f"BAYES_PARTITIONED_{n}" for n in names if not os.environ.get(f"BAYES_PARTITIONED_{n}")]
     if missing:
@@ -123,6 +123,7 @@ def partitioned_stack_env() -> dict[str, str]:
     values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     if not values.get("PARTITION_URLS"):
         raise RuntimeError(f"the stack in {env['BAYES_STACK_DIR']} is not partitioned")
+    values["PARTITIONS"] = values["PARTITION_URLS"].split(",")
     return values
 
 

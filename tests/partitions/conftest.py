@@ -15,11 +15,9 @@ from bayes_dev.support import Client, partitioned_stack_env, player_jwt
 @pytest.fixture(scope="session")
 def pstack() -> dict[str, str]:
     try:
-        env = partitioned_stack_env()
+        return partitioned_stack_env()
     except Exception as exc:  # noqa: BLE001 - say what to do instead
         pytest.fail(f"the partitioned stack is not up ({exc}): run scripts/test")
-    env["PARTITIONS"] = env["PARTITION_URLS"].split(",")
-    return env
 
 
 @pytest.fixture(scope="session")
